@@ -1,0 +1,467 @@
+"""The catalog: what exists, what is published, and where each version came from.
+
+Every state change is one transaction, so a crash at any point leaves the catalog
+consistent: a version is either staged (invisible to readers), published, quarantined
+or superseded. Readers resolve datasets only through :meth:`Catalog.resolve`, which
+returns published versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from resistomics.catalog._models import (
+    Base,
+    Contrast,
+    Dataset,
+    Sample,
+    Study,
+    Subject,
+    Version,
+    VersionStatus,
+)
+from resistomics.catalog._samplesheet import SampleRow
+from resistomics.errors import CatalogError, DatasetNotFoundError
+
+__all__ = ["Catalog", "ContrastInfo", "RegistrationSummary", "VersionInfo"]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A dataset version as the rest of the platform sees it."""
+
+    id: int
+    study: str
+    dataset: str
+    modality: str
+    dataset_type: str
+    number: int
+    uri: str
+    format: str
+    digest: str
+    schema_version: str
+    shape: tuple[int, ...]
+    status: VersionStatus
+    source_uri: str | None
+    run_id: str | None
+    code_version: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    validation_report: dict[str, Any] = field(default_factory=dict)
+    parent_ids: tuple[int, ...] = ()
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """``study/dataset@vN``, the name users type."""
+        return f"{self.study}/{self.dataset}@v{self.number}"
+
+
+@dataclass(frozen=True)
+class RegistrationSummary:
+    study: str
+    added: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class ContrastInfo:
+    study: str
+    name: str
+    column: str
+    group_a: str
+    group_b: str
+    where: dict[str, Any]
+    paired_by: str | None
+
+
+def _info(v: Version) -> VersionInfo:
+    return VersionInfo(
+        id=v.id,
+        study=v.dataset.study.name,
+        dataset=v.dataset.name,
+        modality=v.dataset.modality,
+        dataset_type=v.dataset.dataset_type,
+        number=v.number,
+        uri=v.uri,
+        format=v.format,
+        digest=v.digest,
+        schema_version=v.schema_version,
+        shape=tuple(v.shape or ()),
+        status=VersionStatus(v.status),
+        source_uri=v.source_uri,
+        run_id=v.run_id,
+        code_version=v.code_version,
+        parameters=dict(v.parameters or {}),
+        validation_report=dict(v.validation_report or {}),
+        parent_ids=tuple(p.id for p in v.parents),
+        created_at=v.created_at,
+    )
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets flows read while another process publishes; a busy timeout instead
+        # of "database is locked" when two processes write at once.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+class Catalog:
+    """SQL catalog (SQLite by default, PostgreSQL by URL).
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL, e.g. ``sqlite:///data/catalog.sqlite`` or
+        ``postgresql+psycopg://user@host/resistomics``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            _sqlite_pragmas(self.engine)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- studies and samples ---------------------------------------------------------
+
+    def _study(self, s: Session, name: str) -> Study:
+        study = s.scalar(select(Study).where(Study.name == name))
+        if study is None:
+            raise DatasetNotFoundError(f"no study named {name!r}; register it with a sample sheet")
+        return study
+
+    def studies(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Study.name).order_by(Study.name)))
+
+    def register_study(
+        self, name: str, rows: Sequence[SampleRow], *, description: str = ""
+    ) -> RegistrationSummary:
+        """Create or extend a study from validated sample-sheet rows, in one transaction.
+
+        A sample registered again with the same values is left alone; with different
+        values it is updated (corrections to a design are normal). A sample cannot move
+        to another subject once data references it.
+        """
+        added = updated = unchanged = 0
+        with self.session() as s:
+            study = s.scalar(select(Study).where(Study.name == name))
+            if study is None:
+                study = Study(name=name, description=description)
+                s.add(study)
+                s.flush()
+            subjects = {sub.name: sub for sub in study.subjects}
+            samples = {smp.name: smp for smp in study.samples}
+            for row in rows:
+                subject = subjects.get(row.subject_id)
+                if subject is None:
+                    subject = Subject(study=study, name=row.subject_id, kind=row.subject_kind)
+                    s.add(subject)
+                    subjects[row.subject_id] = subject
+                values = {
+                    "timepoint": row.timepoint,
+                    "phase": row.phase,
+                    "treatment": row.treatment,
+                    "response": row.response,
+                    "batch": row.batch,
+                    "site": row.site,
+                    "annotations": dict(row.annotations),
+                }
+                existing = samples.get(row.sample_id)
+                if existing is None:
+                    s.add(Sample(study=study, subject=subject, name=row.sample_id, **values))
+                    added += 1
+                    continue
+                current = {k: getattr(existing, k) for k in values}
+                if current == values and existing.subject.name == row.subject_id:
+                    unchanged += 1
+                    continue
+                for k, v in values.items():
+                    setattr(existing, k, v)
+                existing.subject = subject
+                updated += 1
+        return RegistrationSummary(name, added, updated, unchanged)
+
+    def samples(self, study: str) -> pd.DataFrame:
+        """The study design as a table, one row per sample, indexed by ``sample_id``.
+
+        Columns: ``subject_id``, ``subject_kind``, ``timepoint``, ``phase``,
+        ``treatment``, ``response``, ``batch``, ``site``, then every annotation.
+        """
+        with self.session() as s:
+            st = self._study(s, study)
+            records = []
+            for smp in sorted(st.samples, key=lambda x: x.name):
+                rec: dict[str, Any] = {
+                    "sample_id": smp.name,
+                    "subject_id": smp.subject.name,
+                    "subject_kind": smp.subject.kind,
+                    "timepoint": smp.timepoint,
+                    "phase": smp.phase.value if smp.phase else None,
+                    "treatment": smp.treatment,
+                    "response": smp.response.value if smp.response else None,
+                    "batch": smp.batch,
+                    "site": smp.site,
+                }
+                for k, v in (smp.annotations or {}).items():
+                    rec.setdefault(k, v)
+                records.append(rec)
+        frame = pd.DataFrame.from_records(records)
+        if frame.empty:
+            return frame
+        return frame.set_index("sample_id", drop=False)
+
+    # -- contrasts -----------------------------------------------------------------
+
+    def save_contrast(
+        self,
+        study: str,
+        *,
+        column: str,
+        group_a: str,
+        group_b: str,
+        where: dict[str, Any] | None = None,
+        paired_by: str | None = None,
+        name: str | None = None,
+    ) -> ContrastInfo:
+        where = dict(where or {})
+        cond = ",".join(f"{k}={v}" for k, v in sorted(where.items()))
+        name = name or f"{column}:{group_a} vs {group_b}" + (f" [{cond}]" if cond else "")
+        with self.session() as s:
+            st = self._study(s, study)
+            c = s.scalar(select(Contrast).where(Contrast.study_id == st.id, Contrast.name == name))
+            if c is None:
+                c = Contrast(study_id=st.id, name=name)
+                s.add(c)
+            c.column, c.group_a, c.group_b, c.where, c.paired_by = (
+                column,
+                group_a,
+                group_b,
+                where,
+                paired_by,
+            )
+        return ContrastInfo(study, name, column, group_a, group_b, where, paired_by)
+
+    def contrasts(self, study: str) -> list[ContrastInfo]:
+        with self.session() as s:
+            st = self._study(s, study)
+            rows = s.scalars(select(Contrast).where(Contrast.study_id == st.id))
+            return [
+                ContrastInfo(study, c.name, c.column, c.group_a, c.group_b, c.where, c.paired_by)
+                for c in rows
+            ]
+
+    # -- datasets and versions -------------------------------------------------------
+
+    def stage_version(
+        self,
+        *,
+        study: str,
+        dataset: str,
+        modality: str,
+        dataset_type: str,
+        uri: str,
+        format: str,
+        digest: str,
+        schema_version: str,
+        shape: Sequence[int],
+        code_version: str,
+        source_uri: str | None = None,
+        run_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        parents: Sequence[int] = (),
+    ) -> VersionInfo:
+        """Record a new version in state *staged* (invisible to readers)."""
+        with self.session() as s:
+            st = self._study(s, study)
+            ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == dataset))
+            if ds is None:
+                ds = Dataset(study=st, name=dataset, modality=modality, dataset_type=dataset_type)
+                s.add(ds)
+                s.flush()
+            elif ds.dataset_type != dataset_type:
+                raise CatalogError(
+                    f"dataset {study}/{dataset} holds {ds.dataset_type!r}, not {dataset_type!r}"
+                )
+            number = (
+                s.scalar(select(func.max(Version.number)).where(Version.dataset_id == ds.id)) or 0
+            ) + 1
+            v = Version(
+                dataset=ds,
+                number=number,
+                uri=uri,
+                format=format,
+                digest=digest,
+                schema_version=schema_version,
+                shape=list(shape),
+                status=VersionStatus.STAGED,
+                source_uri=source_uri,
+                run_id=run_id,
+                code_version=code_version,
+                parameters=dict(parameters or {}),
+            )
+            if parents:
+                v.parents = list(s.scalars(select(Version).where(Version.id.in_(parents))))
+            s.add(v)
+            s.flush()
+            return _info(v)
+
+    def set_uri(self, version_id: int, uri: str) -> None:
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is None or v.status != VersionStatus.STAGED:
+                raise CatalogError(f"version {version_id} is not staged")
+            v.uri = uri
+
+    def publish_version(self, version_id: int, report: dict[str, Any]) -> VersionInfo:
+        """Publish a staged version and supersede the previous one, atomically."""
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is None:
+                raise DatasetNotFoundError(f"no version with id {version_id}")
+            if v.status != VersionStatus.STAGED:
+                raise CatalogError(f"version {v.id} is {v.status.value}, not staged")
+            for old in s.scalars(
+                select(Version).where(
+                    Version.dataset_id == v.dataset_id,
+                    Version.status == VersionStatus.PUBLISHED,
+                )
+            ):
+                old.status = VersionStatus.SUPERSEDED
+            v.status = VersionStatus.PUBLISHED
+            v.validation_report = report
+            v.published_at = datetime.now(UTC)
+            s.flush()
+            return _info(v)
+
+    def quarantine_version(self, version_id: int, report: dict[str, Any], uri: str) -> VersionInfo:
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is None:
+                raise DatasetNotFoundError(f"no version with id {version_id}")
+            v.status = VersionStatus.QUARANTINED
+            v.validation_report = report
+            v.uri = uri
+            s.flush()
+            return _info(v)
+
+    def delete_staged(self, version_id: int) -> None:
+        """Forget a staged version (its files are gone); published data is never touched."""
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is not None and v.status == VersionStatus.STAGED:
+                v.parents = []
+                s.delete(v)
+
+    def find_published_by_digest(self, study: str, digest: str) -> VersionInfo | None:
+        """A published (or superseded) version with these content bytes, if any."""
+        with self.session() as s:
+            st = self._study(s, study)
+            v = s.scalar(
+                select(Version)
+                .join(Dataset)
+                .where(
+                    Dataset.study_id == st.id,
+                    Version.digest == digest,
+                    Version.status.in_([VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED]),
+                )
+                .order_by(Version.id.desc())
+            )
+            return _info(v) if v is not None else None
+
+    def resolve(self, ref: str, *, study: str | None = None) -> VersionInfo:
+        """Resolve ``[study/]dataset[@vN]`` to a published (or superseded, if pinned) version."""
+        name, _, pin = ref.partition("@")
+        if "/" in name:
+            study, name = name.split("/", 1)
+        if study is None:
+            raise DatasetNotFoundError(f"{ref!r}: give the study as study/dataset or --study")
+        with self.session() as s:
+            st = self._study(s, study)
+            ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == name))
+            if ds is None:
+                known = (
+                    ", ".join(
+                        sorted(
+                            d.name
+                            for d in s.scalars(select(Dataset).where(Dataset.study_id == st.id))
+                        )
+                    )
+                    or "none"
+                )
+                raise DatasetNotFoundError(
+                    f"no dataset {name!r} in study {study!r} (datasets: {known})"
+                )
+            if pin:
+                try:
+                    number = int(pin.lstrip("v"))
+                except ValueError:
+                    raise DatasetNotFoundError(f"{ref!r}: version must look like @v3") from None
+                v = s.scalar(
+                    select(Version).where(Version.dataset_id == ds.id, Version.number == number)
+                )
+                if v is None or v.status not in (
+                    VersionStatus.PUBLISHED,
+                    VersionStatus.SUPERSEDED,
+                ):
+                    raise DatasetNotFoundError(f"{ref!r}: no published version {pin}")
+            else:
+                v = s.scalar(
+                    select(Version).where(
+                        Version.dataset_id == ds.id, Version.status == VersionStatus.PUBLISHED
+                    )
+                )
+                if v is None:
+                    raise DatasetNotFoundError(f"{ref!r}: no published version")
+            return _info(v)
+
+    def get_version(self, version_id: int) -> VersionInfo:
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is None:
+                raise DatasetNotFoundError(f"no version with id {version_id}")
+            return _info(v)
+
+    def versions(
+        self, *, study: str | None = None, status: VersionStatus | None = None
+    ) -> list[VersionInfo]:
+        with self.session() as s:
+            q = select(Version).join(Dataset).join(Study)
+            if study is not None:
+                q = q.where(Study.name == study)
+            if status is not None:
+                q = q.where(Version.status == status)
+            q = q.order_by(Study.name, Dataset.name, Version.number)
+            return [_info(v) for v in s.scalars(q)]
+
+    def snapshot(self) -> list[tuple[Any, ...]]:
+        """Every version's identity and state, for tests that prove nothing changed."""
+        return [
+            (v.id, v.study, v.dataset, v.number, v.status.value, v.digest, v.uri)
+            for v in self.versions()
+        ]

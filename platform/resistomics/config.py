@@ -1,0 +1,106 @@
+"""Settings for every entry point (CLI, flows, tests).
+
+Built once at an entry point with :func:`load_settings` and passed down; library code
+never reads the environment itself. Environment variables use the ``RESISTOMICS_``
+prefix and ``__`` for nested sections, e.g. ``RESISTOMICS_CLUSTER__N_WORKERS=4``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ClusterSettings", "Settings", "ValidationSettings", "load_settings"]
+
+
+class ClusterSettings(BaseModel):
+    """Where Dask computations run."""
+
+    kind: Literal["local", "address", "kubernetes", "slurm"] = "local"
+    address: str | None = Field(
+        default=None, description="Scheduler address (tcp://host:8786) when kind=address."
+    )
+    n_workers: int = Field(default=2, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: str = Field(default="4GiB", description="Per-worker memory limit.")
+    processes: bool = True
+    dashboard: bool = False
+    # kubernetes / slurm
+    kubernetes_cluster_spec: str | None = Field(
+        default=None, description="Path to a DaskCluster YAML (dask-kubernetes)."
+    )
+    slurm_queue: str | None = None
+    slurm_account: str | None = None
+    slurm_walltime: str = "02:00:00"
+
+    @model_validator(mode="after")
+    def _address_needed(self) -> ClusterSettings:
+        if self.kind == "address" and not self.address:
+            raise ValueError("cluster.kind=address needs cluster.address (tcp://host:8786)")
+        return self
+
+
+class ValidationSettings(BaseModel):
+    """Bounds used by expression expectations (configurable per deployment)."""
+
+    min_library_size: float = Field(default=0.0, ge=0)
+    max_library_size: float | None = None
+    min_detected_genes: int = Field(default=0, ge=0)
+    max_detected_genes: int | None = None
+
+
+class Settings(BaseSettings):
+    """All settings of the platform.
+
+    ``data_root`` is an fsspec URL (a plain path means a local folder). The catalog
+    defaults to a SQLite file inside a local data root; give a PostgreSQL URL in
+    production. The landing zone defaults to ``<data_root>/landing``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="RESISTOMICS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_root: str = Field(default_factory=lambda: str(Path(".resistomics").absolute()))
+    catalog_url: str | None = None
+    landing_zone: str | None = None
+    storage_options: dict[str, object] = Field(default_factory=dict)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    rows_per_chunk: int = Field(
+        default=8192, ge=16, description="Cells (rows) per Zarr chunk of an expression store."
+    )
+    genes_per_block: int = Field(
+        default=1024, ge=1, description="Genes per block of the gene-major copy."
+    )
+    normalize_target_sum: float = Field(default=1e4, gt=0)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.data_root or self.data_root.startswith("file://")
+
+    @property
+    def local_root(self) -> Path:
+        return Path(self.data_root.removeprefix("file://"))
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        if self.catalog_url:
+            return self.catalog_url
+        if not self.is_local:
+            raise ValueError("a remote data_root needs an explicit catalog_url (e.g. PostgreSQL)")
+        return f"sqlite:///{self.local_root / 'catalog.sqlite'}"
+
+    @property
+    def resolved_landing_zone(self) -> str:
+        if self.landing_zone:
+            return self.landing_zone
+        return self.data_root.rstrip("/") + "/landing"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, then apply explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,135 @@
+"""One error hierarchy for the whole platform.
+
+Every error the platform raises on purpose derives from :class:`ResistomicsError`;
+subclasses also inherit the matching builtin so callers can catch either. Input errors
+carry the file, the place in it and the rule that was broken, so the message a user sees
+is one line that says exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CatalogError",
+    "ClusterConfigError",
+    "ConfigError",
+    "DatasetNotFoundError",
+    "InputError",
+    "MethodInputError",
+    "ResistomicsError",
+    "SampleSheetError",
+    "StorageError",
+    "UnregisteredSampleError",
+    "ValidationFailedError",
+]
+
+
+class ResistomicsError(Exception):
+    """Root of every error the platform raises on purpose."""
+
+
+class ConfigError(ResistomicsError, ValueError):
+    """The configuration is invalid."""
+
+
+class ClusterConfigError(ConfigError):
+    """The Dask cluster section of the configuration cannot be honoured."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a file a problem is: any of line, column, row/column names."""
+
+    line: int | None = None
+    column: str | None = None
+    row: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.row is not None:
+            parts.append(f"row {self.row!r}")
+        if self.column is not None:
+            parts.append(f"column {self.column!r}")
+        return ", ".join(parts)
+
+
+class InputError(ResistomicsError, ValueError):
+    """A user-supplied file breaks a rule.
+
+    Parameters
+    ----------
+    file
+        The file (or directory) that is wrong.
+    rule
+        The short name of the rule that was broken, e.g. ``"non-negative-integer-counts"``.
+    message
+        What is wrong and, where possible, how to fix it.
+    line, column, row
+        Where in the file, when known.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        rule: str,
+        message: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        row: str | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.rule = rule
+        self.detail = message
+        self.location = Location(line=line, column=column, row=row)
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = str(self.location)
+        at = f" ({where})" if where else ""
+        return f"{self.file}{at}: [{self.rule}] {self.detail}"
+
+
+class SampleSheetError(InputError):
+    """A sample sheet breaks a design rule (duplicate IDs, bad phase, misspelt column)."""
+
+
+class UnregisteredSampleError(InputError, KeyError):
+    """A data file names samples that are not registered in the study."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.one_line()
+
+
+class MethodInputError(ResistomicsError, ValueError):
+    """A computation was asked to run on data it cannot use (e.g. counts required)."""
+
+
+class ValidationFailedError(ResistomicsError):
+    """A staged dataset failed its expectations and was quarantined."""
+
+    def __init__(self, file: str, failures: list[str], report_uri: str) -> None:
+        self.file = file
+        self.failures = failures
+        self.report_uri = report_uri
+        first = failures[0] if failures else "unknown failure"
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(f"{file}: [validation] {first}{more}; quarantined, report at {report_uri}")
+
+
+class CatalogError(ResistomicsError):
+    """The catalog refused an operation (e.g. a conflicting registration)."""
+
+
+class DatasetNotFoundError(CatalogError, KeyError):
+    """No dataset, version or study by that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "dataset not found"
+
+
+class StorageError(ResistomicsError, OSError):
+    """The data root could not be read or written."""

@@ -1,0 +1,623 @@
+"""Readers of expression source formats into streamed matrix blocks.
+
+Each reader parses its format in blocks (never the whole file at once) and raises
+:class:`~resistomics.errors.InputError` naming the file, the place and the rule on
+anything it cannot parse. Value checks (NaN, negative or fractional counts, library
+sizes) are not the readers' job: validation runs them on the staged store with Dask
+and Great Expectations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import io
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from resistomics.errors import InputError, UnregisteredSampleError
+from resistomics.modalities._registry import register_reader
+from resistomics.modalities.expression._source import MatrixSource, ReadContext
+
+__all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ANNOTATION_COLUMNS = {
+    "gene_id",
+    "geneid",
+    "gene",
+    "id",
+    "ensembl_id",
+    "gene_name",
+    "gene_symbol",
+    "symbol",
+    "name",
+    "chr",
+    "start",
+    "end",
+    "strand",
+    "length",
+    "description",
+    "gene_type",
+    "gene_biotype",
+    "biotype",
+}
+_SYMBOL_COLUMNS = ("gene_name", "gene_symbol", "symbol", "name")
+
+
+def _is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def _open_text(path: str | Path) -> IO[str]:
+    if _is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
+    if str(path).endswith(".gz"):
+        raise InputError(
+            str(path), "gzip", "the name ends in .gz but the file is not gzip-compressed"
+        )
+    return open(path, encoding="utf-8", newline=None)
+
+
+def _gzip_error(path: str | Path, exc: BaseException, line: int | None = None) -> InputError:
+    return InputError(
+        str(path),
+        "gzip-integrity",
+        f"the gzip stream is damaged or truncated ({exc}); re-export or re-copy the file",
+        line=line,
+    )
+
+
+def _check_samples(
+    path: str | Path, names: list[str], ctx: ReadContext, *, column_kind: str
+) -> None:
+    unknown = [n for n in names if n not in ctx.registered_samples]
+    if not unknown:
+        return
+    first = unknown[0]
+    guess = difflib.get_close_matches(first, sorted(ctx.registered_samples), n=1)
+    hint = f"; did you mean {guess[0]!r}?" if guess else "; register it in the sample sheet first"
+    more = (
+        f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])}{'...' if len(unknown) > 4 else ''})"
+        if len(unknown) > 1
+        else ""
+    )
+    raise UnregisteredSampleError(
+        str(path),
+        "registered-samples",
+        f"{column_kind} {first!r} is not a registered sample of this study{more}{hint}",
+        column=first if column_kind == "column" else None,
+    )
+
+
+def _sample_name(column: str) -> str:
+    """featureCounts writes BAM paths as column names: keep the sample part."""
+    base = os.path.basename(column.strip())
+    for suffix in (".sorted.bam", ".bam", ".sam", ".cram"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+# -- bulk count tables -------------------------------------------------------------------
+
+
+def _detect_table(path: str) -> bool:
+    p = path.lower()
+    return os.path.isfile(path) and any(
+        p.endswith(s)
+        for s in (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv", ".csv.gz", ".tab", ".counts")
+    )
+
+
+@register_reader("expression", "bulk-table", _detect_table)
+def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
+    """Bulk expression table, genes x samples (TSV/CSV, optionally gzip).
+
+    The first column holds gene IDs; known annotation columns (``gene_name``, and
+    featureCounts' ``Chr``, ``Start``, ``End``, ``Strand``, ``Length``) become gene
+    annotations; every other column must be a registered sample (featureCounts BAM
+    paths are reduced to the sample name). Values default to counts.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise InputError(str(path), "not-empty", "the file is empty")
+    delimiter = "," if ".csv" in path.name.lower() else "\t"
+    try:
+        handle = _open_text(path)
+        header_line = handle.readline()
+        # featureCounts writes a '# Program:...' comment line first
+        line_offset = 1
+        while header_line.startswith("#"):
+            header_line = handle.readline()
+            line_offset += 1
+    except (EOFError, OSError, zlib.error) as exc:
+        raise _gzip_error(path, exc, line=1) from None
+    if not header_line.strip():
+        raise InputError(str(path), "not-empty", "the file has no header line")
+    header = [h.strip() for h in header_line.rstrip("\r\n").split(delimiter)]
+    if len(header) < 2:
+        other = "comma" if delimiter == "\t" else "tab"
+        seen = "," if delimiter == "\t" else "\t"
+        why = f"; it looks {other}-separated" if seen in header_line else ""
+        raise InputError(
+            str(path),
+            "delimiter",
+            f"expected a {'tab' if delimiter == chr(9) else 'comma'}-separated header with gene IDs and samples, found one column{why}",
+            line=line_offset,
+        )
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise InputError(
+            str(path),
+            "unique-columns",
+            f"column {dup!r} appears twice",
+            line=line_offset,
+            column=dup,
+        )
+    annotation = [h for h in header[1:] if h.lower() in _ANNOTATION_COLUMNS]
+    sample_columns = [h for h in header[1:] if h.lower() not in _ANNOTATION_COLUMNS]
+    if not sample_columns:
+        raise InputError(str(path), "sample-columns", "no sample columns found", line=line_offset)
+    sample_ids = [_sample_name(h) for h in sample_columns]
+    if len(set(sample_ids)) != len(sample_ids):
+        dup = next(s for s in sample_ids if sample_ids.count(s) > 1)
+        raise InputError(
+            str(path), "unique-sample-ids", f"sample {dup!r} has two columns", line=line_offset
+        )
+    _check_samples(path, sample_ids, ctx, column_kind="column")
+    obs = pd.DataFrame({"sample_id": sample_ids}, index=pd.Index(sample_ids, dtype=str))
+    symbol_col = next((h for h in annotation if h.lower() in _SYMBOL_COLUMNS), None)
+    source = MatrixSource(
+        fmt="bulk-table",
+        orientation="genes",
+        fixed=obs,
+        blocks=iter(()),
+        values_mode=ctx.values or "counts",
+        details={
+            "delimiter": "tab" if delimiter == "\t" else "comma",
+            "gene_id_column": header[0],
+            "symbol_column": symbol_col,
+        },
+    )
+
+    def blocks() -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        first_line = line_offset + 1
+        done = 0
+        try:
+            reader = pd.read_csv(
+                handle,
+                sep=delimiter,
+                header=None,
+                names=header,
+                dtype=str,
+                chunksize=max(256, ctx.genes_per_block),
+                na_filter=False,
+                engine="c",
+                skip_blank_lines=True,
+                quoting=3,
+            )
+            for chunk in reader:
+                values = np.empty((len(chunk), len(sample_columns)), dtype=np.float64)
+                for j, col in enumerate(sample_columns):
+                    raw = chunk[col]
+                    if (raw == "").any():
+                        i = int(np.flatnonzero((raw == "").to_numpy())[0])
+                        raise InputError(
+                            str(path),
+                            "field-count",
+                            f"missing value (expected {len(header)} fields)",
+                            line=first_line + done + i,
+                            column=col,
+                        )
+                    num = pd.to_numeric(raw.str.strip(), errors="coerce")
+                    bad = num.isna() & ~raw.str.strip().str.upper().isin(["NA", "NAN"])
+                    if bad.any():
+                        i = int(np.flatnonzero(bad.to_numpy())[0])
+                        raise InputError(
+                            str(path),
+                            "numeric-values",
+                            f"value {raw.iloc[i]!r} is not a number",
+                            line=first_line + done + i,
+                            column=col,
+                        )
+                    values[:, j] = num.to_numpy(dtype=np.float64)
+                source.tracker.see(values)
+                var = pd.DataFrame(
+                    index=pd.Index(chunk[header[0]].str.strip().to_numpy(dtype=str), dtype=str)
+                )
+                for a in annotation:
+                    if a != symbol_col:
+                        var[a] = chunk[a].to_numpy(dtype=str)
+                if symbol_col:
+                    var["gene_symbol"] = chunk[symbol_col].to_numpy(dtype=str)
+                done += len(chunk)
+                yield values, var
+        except pd.errors.ParserError as exc:
+            raise InputError(
+                str(path), "field-count", _parser_message(exc, first_line - 1)
+            ) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _gzip_error(path, exc, line=first_line + done) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                str(path), "utf-8", f"not UTF-8 text ({exc.reason})", line=first_line + done
+            ) from None
+        finally:
+            handle.close()
+        if done == 0:
+            raise InputError(str(path), "not-empty", "the table has a header but no genes")
+
+    source.blocks = blocks()
+    return source
+
+
+def _parser_message(exc: Exception, offset: int) -> str:
+    import re
+
+    text = str(exc).strip()
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if m:
+        return f"line {int(m.group(2)) + offset}: expected {m.group(1)} fields, saw {m.group(3)} (wrong delimiter or a broken row?)"
+    return text.splitlines()[-1]
+
+
+# -- 10x Matrix Market directory -----------------------------------------------------------
+
+
+def _detect_mtx(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() and any((p / n).exists() for n in ("matrix.mtx", "matrix.mtx.gz"))
+
+
+def _find(directory: Path, *names: str) -> Path | None:
+    for n in names:
+        for cand in (directory / n, directory / f"{n}.gz"):
+            if cand.exists():
+                return cand
+    return None
+
+
+def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
+    try:
+        with _open_text(path) as f:
+            frame = pd.read_csv(f, sep="\t", header=None, dtype=str, na_filter=False, quoting=3)
+    except pd.errors.EmptyDataError:
+        raise InputError(str(path), "not-empty", "the file is empty") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise _gzip_error(path, exc) from None
+    if frame.shape[1] < min_cols:
+        raise InputError(
+            str(path),
+            "delimiter",
+            f"expected at least {min_cols} tab-separated columns, found {frame.shape[1]}",
+            line=1,
+        )
+    return frame
+
+
+@register_reader("expression", "10x-mtx", _detect_mtx)
+def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
+    """10x Genomics Matrix Market directory (Cell Ranger v2 or v3 layout).
+
+    ``matrix.mtx[.gz]`` (genes x cells, coordinate format), ``features.tsv[.gz]`` or
+    ``genes.tsv[.gz]`` and ``barcodes.tsv[.gz]``. Only "Gene Expression" features are
+    kept when a feature-type column exists. Cells map to a sample from a second column
+    of ``barcodes.tsv``, else from ``ctx.sample``, else from the directory name.
+    Entries are streamed and bucketed into cell blocks on local scratch, so files in
+    any entry order are read with bounded memory.
+    """
+    directory = Path(path)
+    matrix = _find(directory, "matrix.mtx")
+    features = _find(directory, "features.tsv", "genes.tsv")
+    barcodes = _find(directory, "barcodes.tsv")
+    for name, p in (
+        ("matrix.mtx", matrix),
+        ("features.tsv or genes.tsv", features),
+        ("barcodes.tsv", barcodes),
+    ):
+        if p is None:
+            raise InputError(str(directory), "10x-layout", f"{name} (optionally .gz) is missing")
+    assert matrix is not None and features is not None and barcodes is not None
+    feat = _read_small_tsv(features, 1)
+    bc = _read_small_tsv(barcodes, 1)
+    if feat.shape[1] >= 3:
+        keep = (feat[2] == "Gene Expression").to_numpy()
+    else:
+        keep = np.ones(len(feat), dtype=bool)
+    var = pd.DataFrame(index=pd.Index(feat[0].to_numpy(dtype=str), dtype=str))[keep]
+    if feat.shape[1] >= 2:
+        var["gene_symbol"] = feat[1].to_numpy(dtype=str)[keep]
+    if bc.shape[1] >= 2:
+        samples = bc[1].to_numpy(dtype=str)
+    else:
+        sample = ctx.sample or (
+            directory.name if directory.name in ctx.registered_samples else None
+        )
+        if sample is None:
+            raise InputError(
+                str(barcodes),
+                "sample-mapping",
+                "cannot tell which registered sample these cells belong to: pass --sample, "
+                "name the directory after the sample, or add a second column to barcodes.tsv",
+            )
+        samples = np.full(len(bc), sample)
+    _check_samples(barcodes, sorted(set(samples.tolist())), ctx, column_kind="sample")
+    obs_all = pd.DataFrame(
+        {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=str), dtype=str)
+    )
+
+    try:
+        handle = _open_text(matrix)
+        banner = handle.readline()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise _gzip_error(matrix, exc, line=1) from None
+    if not banner.lower().startswith("%%matrixmarket matrix coordinate"):
+        raise InputError(
+            str(matrix),
+            "mtx-header",
+            "first line must be '%%MatrixMarket matrix coordinate <field> general'",
+            line=1,
+        )
+    field = banner.split()[3].lower() if len(banner.split()) > 3 else "real"
+    if field == "pattern":
+        raise InputError(str(matrix), "mtx-field", "pattern matrices hold no values", line=1)
+    lineno = 1
+    size_line = handle.readline()
+    lineno += 1
+    while size_line.startswith("%"):
+        size_line = handle.readline()
+        lineno += 1
+    try:
+        n_rows, n_cols, nnz = (int(x) for x in size_line.split())
+    except ValueError:
+        raise InputError(
+            str(matrix),
+            "mtx-header",
+            f"size line must be 'rows cols entries', found {size_line.strip()!r}",
+            line=lineno,
+        ) from None
+    if n_rows != len(feat) or n_cols != len(bc):
+        raise InputError(
+            str(matrix),
+            "dimensions",
+            f"matrix is {n_rows} features x {n_cols} barcodes but features file has {len(feat)} rows and barcodes file {len(bc)}",
+            line=lineno,
+        )
+    header_lines = lineno
+    rows_per_block = ctx.rows_per_block
+    gene_map = np.full(n_rows, -1, dtype=np.int64)
+    gene_map[keep] = np.arange(int(keep.sum()))
+    source = MatrixSource(
+        fmt="10x-mtx",
+        orientation="cells",
+        fixed=var,
+        blocks=iter(()),
+        values_mode=ctx.values or "counts",
+        details={"mtx_field": field, "features": features.name},
+    )
+
+    def blocks() -> Iterator[tuple[sp.csr_matrix, pd.DataFrame]]:
+        scratch = Path(tempfile.mkdtemp(prefix="resistomics-mtx-", dir=ctx.scratch))
+        pieces: dict[int, list[Path]] = {}
+        seen = 0
+        try:
+            reader = pd.read_csv(
+                handle,
+                sep=r"\s+",
+                header=None,
+                names=["r", "c", "v"],
+                comment="%",
+                chunksize=2_000_000,
+                engine="c",
+                dtype={"r": np.int64, "c": np.int64, "v": np.float64},
+            )
+            for k, chunk in enumerate(reader):
+                if chunk["v"].isna().any() and not chunk["v"].isna().all():
+                    pass  # NaN values are left for validation
+                r = chunk["r"].to_numpy()
+                c = chunk["c"].to_numpy()
+                bad = (r < 1) | (r > n_rows) | (c < 1) | (c > n_cols)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise InputError(
+                        str(matrix),
+                        "index-range",
+                        f"entry ({r[i]}, {c[i]}) is outside the {n_rows} x {n_cols} matrix",
+                        line=header_lines + seen + i + 1,
+                    )
+                v = chunk["v"].to_numpy()
+                source.tracker.see(v)
+                g = gene_map[r - 1]
+                sel = g >= 0
+                cells = c[sel] - 1
+                block_ids = cells // rows_per_block
+                order = np.argsort(block_ids, kind="stable")
+                bids, starts = np.unique(block_ids[order], return_index=True)
+                ends = [*starts[1:].tolist(), len(order)]
+                for b, s0, e0 in zip(bids, starts, ends, strict=True):
+                    idx = order[s0:e0]
+                    p = scratch / f"b{int(b):06d}_{k:06d}.npz"
+                    np.savez(p, c=cells[idx], g=g[sel][idx], v=v[sel][idx])
+                    pieces.setdefault(int(b), []).append(p)
+                seen += len(chunk)
+        except ValueError as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                str(matrix),
+                "mtx-entries",
+                f"entries must be 'row col value' numbers ({str(exc).splitlines()[0]})",
+            ) from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _gzip_error(matrix, exc, line=header_lines + seen) from None
+        finally:
+            handle.close()
+        if seen != nnz:
+            raise InputError(
+                str(matrix),
+                "entry-count",
+                f"header promises {nnz} entries but the file holds {seen} (truncated?)",
+                line=header_lines + seen,
+            )
+        n_genes = int(keep.sum())
+        try:
+            for b in range((n_cols + rows_per_block - 1) // rows_per_block):
+                lo, hi = b * rows_per_block, min((b + 1) * rows_per_block, n_cols)
+                cs, gs, vs = [], [], []
+                for p in pieces.get(b, []):
+                    with np.load(p) as z:
+                        cs.append(z["c"])
+                        gs.append(z["g"])
+                        vs.append(z["v"])
+                if cs:
+                    cc, gg, vv = np.concatenate(cs) - lo, np.concatenate(gs), np.concatenate(vs)
+                else:
+                    cc = gg = np.zeros(0, dtype=np.int64)
+                    vv = np.zeros(0)
+                keys = cc * n_genes + gg
+                if np.unique(keys).size != keys.size:
+                    raise InputError(
+                        str(matrix),
+                        "unique-entries",
+                        f"an entry appears twice for a cell in barcodes {lo + 1}-{hi}",
+                    )
+                m = sp.csr_matrix((vv, (cc, gg)), shape=(hi - lo, n_genes))
+                yield m, obs_all.iloc[lo:hi]
+        finally:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    source.blocks = blocks()
+    return source
+
+
+# -- h5ad ---------------------------------------------------------------------------------------
+
+
+def _detect_h5ad(path: str) -> bool:
+    return path.lower().endswith(".h5ad")
+
+
+@register_reader("expression", "h5ad", _detect_h5ad)
+def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
+    """AnnData ``.h5ad``: counts from ``layers["counts"]``, else ``raw.X``, else ``X``.
+
+    Read in row blocks straight from the HDF5 file (CSR, CSC or dense), never loaded
+    whole. With ``values="auto"`` (the default for h5ad) a matrix taken from ``X`` or
+    ``raw`` is stored as counts only if every value is a whole number >= 0; a
+    log-normalised ``X`` becomes the normalised-expression type.
+    """
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise InputError(str(path), "not-empty", "the file is empty")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(
+            str(path), "h5ad-format", f"not a readable HDF5/h5ad file ({exc})"
+        ) from None
+    try:
+        obs = read_elem(f["obs"])
+        if "layers" in f and "counts" in f["layers"]:
+            elem, where, var = f["layers/counts"], "layers/counts", read_elem(f["var"])
+            default_mode = "counts"
+        elif "raw" in f and "X" in f["raw"]:
+            elem, where, var = f["raw/X"], "raw/X", read_elem(f["raw/var"])
+            default_mode = "auto"
+        elif "X" in f:
+            elem, where, var = f["X"], "X", read_elem(f["var"])
+            default_mode = "auto"
+        else:
+            raise InputError(str(path), "h5ad-layout", "no X, raw or layers['counts'] matrix")
+    except KeyError as exc:
+        f.close()
+        raise InputError(str(path), "h5ad-layout", f"missing element {exc}") from None
+    sample_col = next((c for c in ("sample_id", "sample", "orig.ident") if c in obs.columns), None)
+    if sample_col is not None:
+        samples = obs[sample_col].astype(str).to_numpy()
+    elif ctx.sample is not None:
+        samples = np.full(len(obs), ctx.sample)
+    else:
+        f.close()
+        raise InputError(
+            str(path),
+            "sample-mapping",
+            "obs has no 'sample_id' (or 'sample') column; add one or pass --sample",
+            column="obs",
+        )
+    try:
+        _check_samples(path, sorted(set(samples.tolist())), ctx, column_kind="sample")
+    except InputError:
+        f.close()
+        raise
+    obs_out = pd.DataFrame({"sample_id": samples}, index=pd.Index(obs.index.astype(str), dtype=str))
+    for c in obs.columns:
+        if c not in ("sample_id",) and c != sample_col:
+            obs_out[c] = obs[c].to_numpy()
+    var_out = pd.DataFrame(index=pd.Index(var.index.astype(str), dtype=str))
+    sym = next(
+        (
+            c
+            for c in ("gene_symbols", "gene_symbol", "gene_name", "feature_name")
+            if c in var.columns
+        ),
+        None,
+    )
+    if sym is not None:
+        var_out["gene_symbol"] = var[sym].astype(str).to_numpy()
+    n_obs = len(obs_out)
+    encoding = elem.attrs.get("encoding-type", "array") if isinstance(elem, h5py.Group) else "array"
+    orientation = "genes" if encoding == "csc_matrix" else "cells"
+    source = MatrixSource(
+        fmt="h5ad",
+        orientation=orientation,
+        fixed=var_out if orientation == "cells" else obs_out,
+        blocks=iter(()),
+        values_mode=ctx.values or default_mode,
+        details={"matrix": where, "encoding": encoding},
+    )
+
+    def blocks() -> Iterator[tuple[Any, pd.DataFrame]]:
+        try:
+            if isinstance(elem, h5py.Group):
+                ds = sparse_dataset(elem)
+                if orientation == "cells":
+                    for a in range(0, n_obs, ctx.rows_per_block):
+                        b = min(a + ctx.rows_per_block, n_obs)
+                        m = sp.csr_matrix(ds[a:b])
+                        source.tracker.see(m.data)
+                        yield m, obs_out.iloc[a:b]
+                else:
+                    n_vars = len(var_out)
+                    for a in range(0, n_vars, ctx.genes_per_block):
+                        b = min(a + ctx.genes_per_block, n_vars)
+                        m = sp.csc_matrix(ds[:, a:b])
+                        source.tracker.see(m.data)
+                        yield m.T, var_out.iloc[a:b]
+            else:
+                for a in range(0, n_obs, ctx.rows_per_block):
+                    b = min(a + ctx.rows_per_block, n_obs)
+                    block = np.asarray(elem[a:b], dtype=np.float64)
+                    source.tracker.see(block)
+                    yield block, obs_out.iloc[a:b]
+        except OSError as exc:
+            raise InputError(str(path), "h5ad-read", f"could not read {where} ({exc})") from None
+        finally:
+            f.close()
+
+    source.blocks = blocks()
+    return source

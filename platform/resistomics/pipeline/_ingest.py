@@ -1,0 +1,334 @@
+"""Ingest: landed file -> staged version -> validated -> published or quarantined.
+
+Write-then-publish: the version directory is new and never reused; the catalog records
+the version as *staged* before any byte is written, and publishes it in one transaction
+after validation passes. A crash at any point leaves at most a staged record and an
+unpublished directory, which :func:`collect_garbage` removes; readers never see them.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from resistomics import __version__
+from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.errors import InputError, ValidationFailedError
+from resistomics.modalities import dataset_type, reader_for
+from resistomics.modalities.expression import MatrixSource, ReadContext
+from resistomics.pipeline._workspace import Workspace
+from resistomics.storage import ExpressionStoreWriter, open_expression_store
+from resistomics.validation import ValidationReport, run_expectations, summarize_matrix
+
+__all__ = ["IngestOutcome", "dataset_name_for", "ingest", "validate_version"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What happened to one landed file."""
+
+    status: Literal["published", "unchanged", "quarantined"]
+    path: str
+    study: str
+    dataset: str
+    version: VersionInfo | None
+    message: str
+    report: dict[str, Any] = field(default_factory=dict)
+    quarantine_uri: str | None = None
+
+
+_EXTENSIONS = (
+    ".tsv.gz",
+    ".csv.gz",
+    ".txt.gz",
+    ".mtx.gz",
+    ".tsv",
+    ".csv",
+    ".txt",
+    ".h5ad",
+    ".tab",
+    ".counts",
+)
+
+
+def dataset_name_for(path: str) -> str:
+    """Default dataset name: the file or directory name without format extensions."""
+    name = posixpath.basename(path.rstrip("/"))
+    for ext in _EXTENSIONS:
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "dataset"
+
+
+def _inside(path: str, zone: str) -> bool:
+    if "://" in zone or "://" in path:
+        return path.rstrip("/").startswith(zone.rstrip("/") + "/")
+    real, base = os.path.realpath(path), os.path.realpath(zone)
+    return real == base or real.startswith(base + os.sep)
+
+
+def _check_landing(ws: Workspace, path: str) -> None:
+    zone = ws.settings.resolved_landing_zone
+    if not _inside(path, zone):
+        raise InputError(
+            path,
+            "landing-zone",
+            f"only files inside the landing zone {zone} are ingested; copy the file there first "
+            "(`resistomics ingest` does this for you)",
+        )
+    fs = ws.landing.fs
+    if not fs.exists(ws.landing.to_path(path) if "://" in path else path):
+        raise InputError(path, "file-exists", "no such file or directory")
+
+
+def _localize(ws: Workspace, path: str, scratch: Path) -> Path:
+    """A local copy of a remote landed file (local files are used in place)."""
+    if "://" not in path:
+        return Path(path)
+    fs = ws.landing.fs
+    remote = ws.landing.to_path(path)
+    target = scratch / posixpath.basename(remote.rstrip("/"))
+    fs.get(remote, str(target), recursive=fs.isdir(remote))
+    return target
+
+
+def _quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], markdown: str) -> str:
+    """Move the landed file into quarantine with its report; return the quarantine URI."""
+    qdir = ws.root.quarantine_path(study)
+    ws.root.fs.makedirs(qdir, exist_ok=True)
+    name = posixpath.basename(path.rstrip("/"))
+    src_fs = ws.landing.fs
+    src = ws.landing.to_path(path) if "://" in path else path
+    if src_fs.exists(src):
+        if src_fs is ws.root.fs or type(src_fs) is type(ws.root.fs):
+            src_fs.mv(src, posixpath.join(qdir, name), recursive=True)
+        else:  # pragma: no cover - landing and root on different backends
+            with tempfile.TemporaryDirectory() as tmp:
+                src_fs.get(src, tmp, recursive=True)
+                ws.root.fs.put(tmp + "/", posixpath.join(qdir, name), recursive=True)
+            src_fs.rm(src, recursive=True)
+    ws.root.write_json(posixpath.join(qdir, "report.json"), report)
+    with ws.root.fs.open(posixpath.join(qdir, "report.md"), "w") as f:
+        f.write(markdown)
+    return ws.root.to_url(qdir)
+
+
+def validate_version(ws: Workspace, version: VersionInfo) -> ValidationReport:
+    """Run the dataset type's expectations on a (staged) expression version."""
+    store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+    summaries = summarize_matrix(store.cells(), store.obs, store.var)
+    registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+    v = ws.settings.validation
+    dtype = dataset_type(version.dataset_type)
+    return run_expectations(
+        dataset_type=dtype.name,
+        dataset_type_version=dtype.version,
+        suites=dtype.expectations,
+        tables={"chunks": summaries.chunks, "cells": summaries.cells, "genes": summaries.genes},
+        params={
+            "registered_samples": registered,
+            "min_library_size": v.min_library_size,
+            "max_library_size": v.max_library_size,
+            "min_detected_genes": v.min_detected_genes,
+            "max_detected_genes": v.max_detected_genes,
+        },
+    )
+
+
+def ingest(
+    ws: Workspace,
+    path: str,
+    *,
+    study: str,
+    modality: str = "expression",
+    dataset: str | None = None,
+    fmt: str | None = None,
+    sample: str | None = None,
+    values: Literal["auto", "counts", "normalized"] | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> IngestOutcome:
+    """Ingest one landed file or directory into the study.
+
+    Returns an outcome for published, unchanged (same bytes already published) and
+    quarantined files alike; raises :class:`InputError` only when the file cannot be
+    taken at all (outside the landing zone, missing, unknown study), in which case
+    nothing is moved or recorded.
+
+    Dask work (validation summaries) runs on the current Dask client if one is active,
+    else on the local threaded scheduler.
+    """
+    _check_landing(ws, path)
+    samples = ws.catalog.samples(study)
+    dataset = dataset or dataset_name_for(path)
+    landed_fs_path = ws.landing.to_path(path) if "://" in path else path
+    digest = _digest(ws, landed_fs_path)
+    existing = ws.catalog.find_published_by_digest(study, digest)
+    if existing is not None:
+        _archive(ws, study, path)
+        return IngestOutcome(
+            status="unchanged",
+            path=path,
+            study=study,
+            dataset=existing.dataset,
+            version=existing,
+            message=f"{path}: identical bytes already published as {existing.ref}; no new version",
+        )
+    scratch = Path(tempfile.mkdtemp(prefix="resistomics-ingest-"))
+    staged: VersionInfo | None = None
+    version_dir: str | None = None
+    try:
+        local = _localize(ws, path, scratch)
+        try:
+            fmt_name, reader = reader_for(modality, str(local), fmt)
+        except KeyError as exc:
+            raise InputError(path, "format", str(exc).strip("'\"")) from None
+        ctx = ReadContext(
+            registered_samples=frozenset(samples.index.astype(str))
+            if len(samples)
+            else frozenset(),
+            sample=sample,
+            values=values,
+            rows_per_block=ws.settings.rows_per_chunk,
+            genes_per_block=ws.settings.genes_per_block,
+            scratch=scratch,
+        )
+        try:
+            source: MatrixSource = reader(local, ctx)
+            version_dir = ws.root.new_version_path(study, dataset)
+            writer = ExpressionStoreWriter(
+                ws.root,
+                version_dir,
+                orientation=source.orientation,
+                obs=source.fixed if source.orientation == "genes" else None,
+                var=source.fixed if source.orientation == "cells" else None,
+                value_kind="counts",  # provisional; fixed below once the stream is read
+                rows_per_block=ws.settings.rows_per_chunk,
+                genes_per_block=ws.settings.genes_per_block,
+                scratch=scratch,
+                metadata={"source": path, "format": fmt_name, "digest": digest, **source.details},
+            )
+            for block, labels in source.blocks:
+                writer.add(block, labels)
+                if progress is not None:
+                    progress(1)
+            writer.value_kind = source.value_kind
+            dtype_name = f"expression.{source.value_kind}"
+            dtype = dataset_type(dtype_name)
+            staged = ws.catalog.stage_version(
+                study=study,
+                dataset=dataset,
+                modality=modality,
+                dataset_type=dtype_name,
+                uri=ws.root.to_url(version_dir),
+                format="zarr-anndata",
+                digest=digest,
+                schema_version=dtype.version,
+                shape=[],
+                code_version=__version__,
+                source_uri=path,
+                run_id=run_id,
+                parameters={"format": fmt_name, "values": source.values_mode, **source.details},
+            )
+            summary = writer.close()
+        except InputError as exc:
+            if version_dir is not None:
+                ws.root.remove(version_dir)
+            if staged is not None:
+                ws.catalog.delete_staged(staged.id)
+            report = {
+                "success": False,
+                "stage": "read",
+                "file": path,
+                "rule": exc.rule,
+                "location": str(exc.location),
+                "message": exc.one_line(),
+            }
+            md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {exc.one_line()}\n"
+            quri = _quarantine(ws, study, path, report, md)
+            return IngestOutcome(
+                status="quarantined",
+                path=path,
+                study=study,
+                dataset=dataset,
+                version=None,
+                message=exc.one_line(),
+                report=report,
+                quarantine_uri=quri,
+            )
+        _set_shape(ws, staged, [summary.n_obs, summary.n_vars])
+        staged = ws.catalog.get_version(staged.id)
+        report_obj = validate_version(ws, staged)
+        report = {
+            "stage": "validate",
+            **report_obj.as_dict(),
+            "nnz": summary.nnz,
+            "dtype": summary.dtype,
+        }
+        if not report_obj.success:
+            md = f"# Quarantined: {path}\n\nDataset type `{staged.dataset_type}`.\n\n{report_obj.markdown()}\n"
+            quri = _quarantine(ws, study, path, report, md)
+            report["quarantine_uri"] = quri
+            version = ws.catalog.quarantine_version(staged.id, report, staged.uri)
+            err = ValidationFailedError(path, [o.line() for o in report_obj.failures], quri)
+            return IngestOutcome(
+                status="quarantined",
+                path=path,
+                study=study,
+                dataset=dataset,
+                version=version,
+                message=str(err),
+                report=report,
+                quarantine_uri=quri,
+            )
+        version = ws.catalog.publish_version(staged.id, report)
+        _archive(ws, study, path)
+        return IngestOutcome(
+            status="published",
+            path=path,
+            study=study,
+            dataset=dataset,
+            version=version,
+            message=f"{path}: published {version.ref} ({summary.n_obs} x {summary.n_vars}, "
+            f"{version.dataset_type})",
+            report=report,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _archive(ws: Workspace, study: str, path: str) -> None:
+    """Move a processed landed file out of the landing zone (kept under archive/)."""
+    src = ws.landing.to_path(path) if "://" in path else path
+    if not ws.landing.fs.exists(src):
+        return
+    dst = ws.root.path(
+        "archive", study, Path(tempfile.mktemp(dir="")).name, posixpath.basename(src.rstrip("/"))
+    )
+    if type(ws.landing.fs) is type(ws.root.fs):
+        ws.root.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+        ws.landing.fs.mv(src, dst, recursive=True)
+
+
+def _digest(ws: Workspace, fs_path: str) -> str:
+    from resistomics.storage import digest_path
+
+    return digest_path(ws.landing.fs, fs_path)
+
+
+def _set_shape(ws: Workspace, version: VersionInfo, shape: list[int]) -> None:
+    from resistomics.catalog._models import Version
+
+    with ws.catalog.session() as s:
+        v = s.get(Version, version.id)
+        if v is not None and v.status == VersionStatus.STAGED:
+            v.shape = shape

@@ -1,0 +1,481 @@
+"""Expression stores: sparse matrices in Zarr v3 in the AnnData on-disk layout.
+
+One version directory holds two Zarr v3 groups::
+
+    expression.zarr/        AnnData on-disk layout: ``anndata.read_zarr`` opens it
+        X                   csr_matrix (cell-major): data, indices, indptr
+        obs, var            AnnData dataframes (cells/samples, genes)
+        uns/resistomics     value kind (counts | normalized), source, code version
+    by_gene.zarr/           csc_matrix: the gene-major copy of X (data, indices, indptr)
+
+Both orientations are written once at ingest, so cell-wise computations (library
+sizes, gene-set scores) stream row blocks and gene-wise ones (differential expression,
+per-gene QC) stream column blocks, each out of core (BPCells-style, see
+ARCHITECTURE.md). The copy lives beside the AnnData group because AnnData refuses
+unknown top-level keys.
+
+Writing streams: readers hand the writer blocks of rows (cells) or of columns (genes);
+the writer spools them as tiles in local scratch and then composes each layout one row
+block or one gene block at a time, so peak memory is one block, never the matrix. The
+1-D Zarr arrays are written by one process in whole chunks (a buffered appender), so no
+two writers ever touch the same chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import zarr
+from zarr.codecs import BloscCodec
+
+from resistomics.storage._root import DataRoot
+
+__all__ = [
+    "ExpressionStore",
+    "ExpressionStoreWriter",
+    "StoreSummary",
+    "open_expression_store",
+]
+
+ValueKind = Literal["counts", "normalized"]
+
+ADATA = "expression.zarr"
+BY_GENE = "by_gene.zarr"
+NNZ_PER_CHUNK = 1 << 20  # 1 Mi values: 4 MiB of float32 per chunk before compression
+_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+def _encoding(kind: str, version: str = "0.1.0") -> dict[str, Any]:
+    return {"encoding-type": kind, "encoding-version": version}
+
+
+class _Appender:
+    """Append to a 1-D Zarr array in whole chunks (partial chunks stay in memory)."""
+
+    def __init__(self, group: zarr.Group, name: str, dtype: np.dtype[Any], chunk: int) -> None:
+        self.array = group.create_array(
+            name, shape=(0,), dtype=dtype, chunks=(chunk,), compressors=[_COMPRESSOR]
+        )
+        self.chunk = chunk
+        self.dtype = dtype
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.written = 0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        self.buffer.append(np.asarray(values, dtype=self.dtype))
+        self.buffered += values.size
+        if self.buffered >= self.chunk:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        if not self.buffer:
+            return
+        joined = np.concatenate(self.buffer)
+        n = joined.size if final else (joined.size // self.chunk) * self.chunk
+        if n:
+            self.array.resize((self.written + n,))
+            self.array[self.written : self.written + n] = joined[:n]
+            self.written += n
+        rest = joined[n:]
+        self.buffer = [rest] if rest.size else []
+        self.buffered = rest.size
+
+    def close(self) -> int:
+        self._flush(final=True)
+        return self.written
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What the writer saw while composing (advisory; validation recomputes with Dask)."""
+
+    n_obs: int
+    n_vars: int
+    nnz: int
+    dtype: str
+
+
+def _sparse(block: sp.spmatrix | sp.sparray | np.ndarray) -> sp.csr_matrix:
+    if isinstance(block, np.ndarray):
+        return sp.csr_matrix(block)
+    return sp.csr_matrix(block)
+
+
+class ExpressionStoreWriter:
+    """Stream a matrix into a new expression store.
+
+    Parameters
+    ----------
+    root
+        The data root.
+    path
+        The (new, empty) version directory path on the root's file system.
+    orientation
+        ``"cells"`` when the reader yields blocks of rows (cells/samples) and knows the
+        genes up front; ``"genes"`` when it yields blocks of genes (bulk count tables)
+        and knows the samples up front.
+    obs, var
+        The axis known up front (``var`` for ``cells``, ``obs`` for ``genes``).
+    value_kind
+        ``counts`` or ``normalized``.
+    rows_per_block, genes_per_block
+        Tile size for the axis the reader does not block.
+    scratch
+        Local directory for tiles (default: a temporary directory, removed on close).
+    """
+
+    def __init__(
+        self,
+        root: DataRoot,
+        path: str,
+        *,
+        orientation: Literal["cells", "genes"],
+        obs: pd.DataFrame | None = None,
+        var: pd.DataFrame | None = None,
+        value_kind: ValueKind,
+        rows_per_block: int = 8192,
+        genes_per_block: int = 1024,
+        scratch: str | Path | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = root
+        self.path = path
+        self.orientation = orientation
+        self.value_kind = value_kind
+        self.rows_per_block = rows_per_block
+        self.genes_per_block = genes_per_block
+        self.metadata = dict(metadata or {})
+        self._scratch = Path(tempfile.mkdtemp(prefix="resistomics-tiles-", dir=scratch))
+        self._obs_parts: list[pd.DataFrame] = [] if obs is None else [obs]
+        self._var_parts: list[pd.DataFrame] = [] if var is None else [var]
+        if orientation == "cells" and var is None:
+            raise ValueError("orientation='cells' needs var up front")
+        if orientation == "genes" and obs is None:
+            raise ValueError("orientation='genes' needs obs up front")
+        fixed = var if orientation == "cells" else obs
+        assert fixed is not None
+        n_fixed = len(fixed)
+        step = genes_per_block if orientation == "cells" else rows_per_block
+        self._fixed_bounds = [(s, min(s + step, n_fixed)) for s in range(0, n_fixed, step)] or [
+            (0, 0)
+        ]
+        self._n_streamed = 0
+        self._n_blocks = 0
+        self._float32_exact = True
+        self._closed = False
+
+    # -- streaming ---------------------------------------------------------------------
+
+    def _tile_path(self, r: int, g: int) -> Path:
+        return self._scratch / f"r{r:06d}_g{g:06d}.npz"
+
+    def add(self, block: sp.spmatrix | sp.sparray | np.ndarray, labels: pd.DataFrame) -> None:
+        """Add the next block along the streamed axis with its rows of obs (or var).
+
+        For ``orientation="cells"`` the block is cells x genes; for ``"genes"`` it is
+        genes x samples, as count tables hold it.
+        """
+        m = _sparse(block)
+        if m.data.size and self._float32_exact:
+            with np.errstate(invalid="ignore", over="ignore"):
+                self._float32_exact = bool(
+                    np.array_equal(m.data.astype(np.float32), m.data, equal_nan=True)
+                )
+        if self.orientation == "cells":
+            expected = sum(b - a for a, b in self._fixed_bounds)
+            if m.shape != (len(labels), expected):
+                raise ValueError(f"block shape {m.shape} != ({len(labels)}, {expected})")
+            m = m.tocsc()
+            for g, (a, b) in enumerate(self._fixed_bounds):
+                sp.save_npz(self._tile_path(self._n_blocks, g), m[:, a:b].tocsr(), compressed=False)
+            self._obs_parts.append(labels)
+        else:
+            # gene blocks arrive as the file holds them: genes x samples
+            m = m.T.tocsr()
+            expected = sum(b - a for a, b in self._fixed_bounds)
+            if m.shape != (expected, len(labels)):
+                raise ValueError(f"block shape {m.shape} != ({expected}, {len(labels)})")
+            for r, (a, b) in enumerate(self._fixed_bounds):
+                sp.save_npz(self._tile_path(r, self._n_blocks), m[a:b, :].tocsr(), compressed=False)
+            self._var_parts.append(labels)
+        self._n_streamed += m.shape[0] if self.orientation == "cells" else m.shape[1]
+        self._n_blocks += 1
+
+    # -- composing ---------------------------------------------------------------------
+
+    def close(self) -> StoreSummary:
+        """Compose both layouts and write obs/var; the store is complete on return."""
+        try:
+            return self._compose()
+        finally:
+            self.abort_scratch()
+
+    def abort_scratch(self) -> None:
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _compose(self) -> StoreSummary:
+        if self._closed:
+            raise RuntimeError("writer already closed")
+        self._closed = True
+        obs = pd.concat(self._obs_parts) if self._obs_parts else pd.DataFrame(index=[])
+        var = pd.concat(self._var_parts) if self._var_parts else pd.DataFrame(index=[])
+        n_obs, n_vars = len(obs), len(var)
+        if self.orientation == "cells":
+            n_rb, n_gb = self._n_blocks, len(self._fixed_bounds)
+        else:
+            n_rb, n_gb = len(self._fixed_bounds), self._n_blocks
+        dtype = np.dtype(np.float32 if self._float32_exact else np.float64)
+        index_dtype = np.dtype(np.int32 if max(n_obs, n_vars) < 2**31 - 1 else np.int64)
+
+        group = zarr.open_group(self.root.mapper(self.path + "/" + ADATA), mode="w-", zarr_format=3)
+        group.attrs.update(_encoding("anndata"))
+
+        totals = np.zeros(n_obs, dtype=np.float64)
+        detected = np.zeros(n_obs, dtype=np.int64)
+        gene_totals = np.zeros(n_vars, dtype=np.float64)
+        gene_cells = np.zeros(n_vars, dtype=np.int64)
+
+        # cell-major X
+        x = group.create_group(
+            "X", attributes={**_encoding("csr_matrix"), "shape": [n_obs, n_vars]}
+        )
+        data = _Appender(x, "data", dtype, NNZ_PER_CHUNK)
+        indices = _Appender(x, "indices", index_dtype, NNZ_PER_CHUNK)
+        indptr_parts = [np.zeros(1, dtype=np.int64)]
+        offset = row = 0
+        for r in range(n_rb):
+            tiles = [sp.load_npz(self._tile_path(r, g)) for g in range(n_gb)]
+            block = sp.hstack(tiles, format="csr") if tiles else sp.csr_matrix((0, 0))
+            block.sort_indices()
+            data.add(block.data)
+            indices.add(block.indices)
+            indptr_parts.append(block.indptr[1:].astype(np.int64) + offset)
+            offset += block.nnz
+            n = block.shape[0]
+            totals[row : row + n] = np.asarray(block.sum(axis=1)).ravel()
+            detected[row : row + n] = np.diff(block.indptr)
+            row += n
+        nnz = data.close()
+        indices.close()
+        indptr = np.concatenate(indptr_parts)
+        x.create_array(
+            "indptr",
+            data=indptr,
+            chunks=(min(max(len(indptr), 1), 1 << 20),),
+            compressors=[_COMPRESSOR],
+        )
+
+        # gene-major copy
+        bg = zarr.open_group(self.root.mapper(self.path + "/" + BY_GENE), mode="w-", zarr_format=3)
+        bg.attrs.update({**_encoding("csc_matrix"), "shape": [n_obs, n_vars]})
+        gdata = _Appender(bg, "data", dtype, NNZ_PER_CHUNK)
+        gindices = _Appender(bg, "indices", index_dtype, NNZ_PER_CHUNK)
+        gptr_parts = [np.zeros(1, dtype=np.int64)]
+        offset = col = 0
+        for g in range(n_gb):
+            tiles = [sp.load_npz(self._tile_path(r, g)) for r in range(n_rb)]
+            block = sp.vstack(tiles, format="csc") if tiles else sp.csc_matrix((0, 0))
+            block.sort_indices()
+            gdata.add(block.data)
+            gindices.add(block.indices)
+            gptr_parts.append(block.indptr[1:].astype(np.int64) + offset)
+            offset += block.nnz
+            n = block.shape[1]
+            gene_totals[col : col + n] = np.asarray(block.sum(axis=0)).ravel()
+            gene_cells[col : col + n] = np.diff(block.indptr)
+            col += n
+        gdata.close()
+        gindices.close()
+        gptr = np.concatenate(gptr_parts)
+        bg.create_array(
+            "indptr",
+            data=gptr,
+            chunks=(min(max(len(gptr), 1), 1 << 20),),
+            compressors=[_COMPRESSOR],
+        )
+
+        obs = obs.copy()
+        var = var.copy()
+        obs["total_counts"] = totals
+        obs["n_genes_by_counts"] = detected
+        var["total_counts"] = gene_totals
+        var["n_cells_by_counts"] = gene_cells
+        var["mean"] = gene_totals / max(n_obs, 1)
+        _write_frame(group, "obs", obs)
+        _write_frame(group, "var", var)
+        for empty in ("layers", "obsm", "obsp", "varm", "varp"):
+            group.create_group(empty, attributes=_encoding("dict"))
+        meta = {"value_kind": self.value_kind, "dtype": str(dtype), **self.metadata}
+        from anndata.io import write_elem
+
+        write_elem(group, "uns", {"resistomics": {k: str(v) for k, v in meta.items()}})
+        bg.attrs.update({"value_kind": self.value_kind, "metadata": meta, "layout_version": "1"})
+        return StoreSummary(n_obs=n_obs, n_vars=n_vars, nnz=int(nnz), dtype=str(dtype))
+
+
+def _write_frame(group: zarr.Group, key: str, frame: pd.DataFrame) -> None:
+    from anndata.io import write_elem
+
+    frame = frame.copy()
+    frame.index = frame.index.astype(str)
+    frame.index.name = None
+    for c in frame.columns:
+        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]):
+            frame[c] = frame[c].astype(str).astype("category")
+    write_elem(group, key, frame)
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _open_array(url: str, options_json: str, name: str) -> zarr.Array:
+    options = json.loads(options_json)
+    group, _, array = name.rpartition("/")
+    full = f"{url}/{group}"
+    if "://" in url:
+        store: Any = zarr.storage.FsspecStore.from_url(
+            full, storage_options=options, read_only=True
+        )
+    else:
+        store = zarr.storage.LocalStore(full, read_only=True)
+    return zarr.open_array(store, path=array, mode="r")
+
+
+def _load_rows(
+    url: str, options_json: str, prefix: str, start: int, stop: int, n_other: int, fmt: str
+) -> sp.csr_matrix | sp.csc_matrix:
+    indptr = _open_array(url, options_json, f"{prefix}/indptr")[start : stop + 1]
+    lo, hi = int(indptr[0]), int(indptr[-1])
+    data = _open_array(url, options_json, f"{prefix}/data")[lo:hi]
+    indices = _open_array(url, options_json, f"{prefix}/indices")[lo:hi]
+    ptr = (indptr - lo).astype(np.int64)
+    n = stop - start
+    if fmt == "csr":
+        return sp.csr_matrix((data, indices, ptr), shape=(n, n_other))
+    return sp.csc_matrix((data, indices, ptr), shape=(n_other, n))
+
+
+def _partition(indptr: np.ndarray, target_nnz: int, max_len: int) -> list[tuple[int, int]]:
+    """Split rows (or columns) into contiguous blocks of about ``target_nnz`` values."""
+    n = len(indptr) - 1
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        goal = indptr[start] + target_nnz
+        stop = int(np.searchsorted(indptr, goal, side="right")) - 1
+        stop = max(start + 1, min(stop, start + max_len, n))
+        bounds.append((start, stop))
+        start = stop
+    return bounds or [(0, 0)]
+
+
+@dataclass(frozen=True)
+class ExpressionStore:
+    """A published (or staged) expression store, opened lazily.
+
+    ``cells()`` and ``genes()`` return dask arrays of shape (n_obs, n_vars) whose
+    blocks are ``scipy.sparse`` CSR row blocks and CSC column blocks respectively; each
+    block is read by the task that needs it, so nothing is loaded up front.
+    """
+
+    url: str
+    storage_options: dict[str, Any]
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    dtype: np.dtype[Any]
+    value_kind: ValueKind
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.obs), len(self.var))
+
+    def _opts(self) -> str:
+        return json.dumps(self.storage_options, sort_keys=True)
+
+    def _indptr(self, prefix: str) -> np.ndarray:
+        return np.asarray(_open_array(self.url, self._opts(), f"{prefix}/indptr")[:])
+
+    def cells(self, *, target_nnz: int = 8 << 20, max_rows: int = 65536) -> da.Array:
+        """Cell-major dask array: CSR row blocks of about ``target_nnz`` values."""
+        bounds = _partition(self._indptr(f"{ADATA}/X"), target_nnz, max_rows)
+        n_vars = self.shape[1]
+        opts = self._opts()
+        meta = sp.csr_matrix((0, n_vars), dtype=self.dtype)
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_load_rows, pure=True)(
+                    self.url, opts, f"{ADATA}/X", a, b, n_vars, "csr"
+                ),
+                shape=(b - a, n_vars),
+                dtype=self.dtype,
+                meta=meta,
+            )
+            for a, b in bounds
+        ]
+        return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+
+    def genes(self, *, target_nnz: int = 8 << 20, max_genes: int = 4096) -> da.Array:
+        """Gene-major dask array: CSC column blocks of about ``target_nnz`` values."""
+        prefix = BY_GENE
+        bounds = _partition(self._indptr(prefix), target_nnz, max_genes)
+        n_obs = self.shape[0]
+        opts = self._opts()
+        meta = sp.csc_matrix((n_obs, 0), dtype=self.dtype)
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_load_rows, pure=True)(self.url, opts, prefix, a, b, n_obs, "csc"),
+                shape=(n_obs, b - a),
+                dtype=self.dtype,
+                meta=meta,
+            )
+            for a, b in bounds
+        ]
+        return da.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+
+    def iter_row_blocks(self, *, target_nnz: int = 8 << 20) -> Iterator[sp.csr_matrix]:
+        """Row blocks in order, for single-process consumers."""
+        opts = self._opts()
+        for a, b in _partition(self._indptr(f"{ADATA}/X"), target_nnz, 65536):
+            yield _load_rows(self.url, opts, f"{ADATA}/X", a, b, self.shape[1], "csr")
+
+
+def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
+    """Open the expression store in the version directory ``path``, lazily."""
+    from anndata.io import read_elem
+
+    group = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
+    obs = read_elem(group["obs"])
+    var = read_elem(group["var"])
+    meta = dict(zarr.open_group(root.mapper(f"{path}/{BY_GENE}"), mode="r").attrs["metadata"])
+    dtype = (
+        np.dtype(group["X/data"].dtype.to_native_dtype())
+        if hasattr(group["X/data"].dtype, "to_native_dtype")
+        else np.dtype(group["X/data"].dtype)
+    )
+    url = root.to_url(path)
+    return ExpressionStore(
+        url=url,
+        storage_options=dict(root.storage_options),
+        obs=obs,
+        var=var,
+        dtype=dtype,
+        value_kind=meta.get("value_kind", "counts"),
+        metadata=meta,
+    )

@@ -1,0 +1,12 @@
+"""Validation: Dask-computed summaries checked by Great Expectations suites."""
+
+from resistomics.validation._gx import ExpectationOutcome, ValidationReport, run_expectations
+from resistomics.validation._summaries import MatrixSummaries, summarize_matrix
+
+__all__ = [
+    "ExpectationOutcome",
+    "MatrixSummaries",
+    "ValidationReport",
+    "run_expectations",
+    "summarize_matrix",
+]
