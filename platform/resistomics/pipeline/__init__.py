@@ -4,6 +4,24 @@ Flows (``flows/``) and the CLI call these; they hold no Prefect code.
 """
 
 from resistomics.pipeline._ingest import IngestOutcome, dataset_name_for, ingest, validate_version
+from resistomics.pipeline._results import ResultOutcome
+from resistomics.pipeline._signatures import (
+    Contrast,
+    differential_expression,
+    parse_contrast,
+    score_signatures,
+)
 from resistomics.pipeline._workspace import Workspace
 
-__all__ = ["IngestOutcome", "Workspace", "dataset_name_for", "ingest", "validate_version"]
+__all__ = [
+    "Contrast",
+    "IngestOutcome",
+    "ResultOutcome",
+    "Workspace",
+    "dataset_name_for",
+    "differential_expression",
+    "ingest",
+    "parse_contrast",
+    "score_signatures",
+    "validate_version",
+]

@@ -1,0 +1,355 @@
+"""The ``resistomics`` command line (library commands).
+
+``flows/cli.py`` adds the commands that need Prefect (``serve``, ``demo``) and is what
+the installed ``resistomics`` script runs; every command here works without Prefect.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from resistomics.config import Settings, load_settings
+from resistomics.errors import ResistomicsError
+
+__all__ = ["app", "fail", "run_cli"]
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="resistomics",
+    help="Multiomic cancer treatment-resistance platform: ingest, validate, store, and compute resistance signatures.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+study_app = typer.Typer(help="Register and inspect study designs (sample sheets).", no_args_is_help=True)
+signatures_app = typer.Typer(help="Resistance signatures: gene-program scores and differential expression.", no_args_is_help=True)
+catalog_app = typer.Typer(help="What the catalog holds: datasets, versions, lineage.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+app.add_typer(signatures_app, name="signatures")
+app.add_typer(catalog_app, name="catalog")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one clear line to stderr and exit non-zero."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handled(fn: F) -> F:
+    """Turn platform errors into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ResistomicsError as exc:
+            fail(str(exc))
+        except KeyError as exc:  # dataset-type / reader look-ups
+            fail(str(exc).strip("'\""))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _workspace(settings: Settings | None = None) -> Any:
+    from resistomics.pipeline import Workspace
+
+    return Workspace.open(settings or load_settings())
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+        MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+    )
+
+
+@app.command()
+@handled
+def init() -> None:
+    """Create the data root, catalog and landing zone of the configured workspace.
+
+    Example: RESISTOMICS_DATA_ROOT=/data/resistomics resistomics init
+    """
+    ws = _workspace()
+    console.print(f"data root     {ws.settings.data_root}")
+    console.print(f"catalog       {ws.settings.resolved_catalog_url}")
+    console.print(f"landing zone  {ws.settings.resolved_landing_zone}")
+
+
+@study_app.command("register")
+@handled
+def study_register(
+    samplesheet: Annotated[Path, typer.Argument(help="CSV/TSV sample sheet, one row per sample.")],
+    study: Annotated[str, typer.Option("--study", "-s", help="Study name.")],
+    description: Annotated[str, typer.Option(help="Free-text description.")] = "",
+) -> None:
+    """Register (or extend) a study from a sample sheet.
+
+    Reserved columns: sample_id (required), subject_id, timepoint, phase
+    (baseline/on-treatment/progression/relapse), treatment, response
+    (sensitive/resistant/partial/unknown), batch, site, subject_kind; any other column is
+    kept as a sample annotation.
+
+    Example: resistomics study register samples.tsv --study t47d
+    """
+    from resistomics.catalog import parse_sample_sheet
+
+    rows = parse_sample_sheet(samplesheet)
+    summary = _workspace().catalog.register_study(study, rows, description=description)
+    console.print(
+        f"study {summary.study}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged"
+    )
+
+
+@study_app.command("show")
+@handled
+def study_show(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
+    """Show a study's samples and their design attributes."""
+    frame = _workspace().catalog.samples(study)
+    table = Table(title=f"study {study}: {len(frame)} samples")
+    for c in frame.columns:
+        table.add_column(str(c))
+    for _, row in frame.iterrows():
+        table.add_row(*["" if v is None or v != v else str(v) for v in row.to_list()])
+    console.print(table)
+
+
+@app.command()
+@handled
+def ingest(
+    path: Annotated[Path, typer.Argument(help="File or 10x directory to ingest.")],
+    study: Annotated[str, typer.Option("--study", "-s", help="Study the data belongs to.")],
+    modality: Annotated[str, typer.Option(help="Data modality.")] = "expression",
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: from the file name).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="bulk-table, 10x-mtx or h5ad (default: detected).")] = None,
+    sample: Annotated[str | None, typer.Option(help="Sample of every cell (10x directory of one sample).")] = None,
+    values: Annotated[str | None, typer.Option(help="counts, normalized or auto (default per format).")] = None,
+) -> None:
+    """Land a file in the landing zone, validate it and publish it (or quarantine it).
+
+    A file outside the landing zone is copied to <landing>/<study>/<modality>/ first.
+    Exits non-zero with one line naming the file, place and rule when the file is bad.
+
+    Example: resistomics ingest counts.tsv.gz --study t47d --modality expression
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import ingest as run_ingest
+    from resistomics.pipeline._ingest import _inside
+
+    ws = _workspace()
+    if values not in (None, "auto", "counts", "normalized"):
+        fail(f"--values {values!r}: choose counts, normalized or auto")
+    src = str(path.absolute())
+    if not path.exists():
+        fail(f"{path}: [file-exists] no such file or directory")
+    zone = ws.settings.resolved_landing_zone
+    if not _inside(src, zone):
+        target = Path(zone) / study / modality / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            shutil.copytree(path, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, target)
+        console.print(f"landed {path} -> {target}")
+        src = str(target)
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        task = bar.add_task(f"ingest {path.name}", total=None)
+        outcome = run_ingest(
+            ws, src, study=study, modality=modality, dataset=dataset, fmt=fmt, sample=sample,
+            values=values,  # type: ignore[arg-type]
+            progress=lambda n: bar.advance(task, n),
+        )
+    if outcome.status == "quarantined":
+        fail(outcome.message)
+    console.print(outcome.message)
+
+
+@app.command()
+@handled
+def validate(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN]")],
+) -> None:
+    """Re-run a published dataset's expectations and print the report.
+
+    Example: resistomics validate t47d/counts
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import validate_version
+
+    ws = _workspace()
+    version = ws.catalog.resolve(dataset)
+    with dask_client(ws.settings.cluster):
+        report = validate_version(ws, version)
+    table = Table(title=f"{version.ref} ({version.dataset_type})")
+    for c in ("table", "rule", "result", "failing", "examples"):
+        table.add_column(c)
+    for o in report.outcomes:
+        table.add_row(o.table, o.rule, "pass" if o.success else ("error" if o.errored else "FAIL"),
+                      str(o.unexpected_count), ", ".join(o.examples[:3]))
+    console.print(table)
+    if not report.success:
+        fail(f"{version.ref}: {len(report.failures)} expectation(s) failed")
+
+
+@signatures_app.command("score")
+@handled
+def signatures_score(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
+    gene_sets: Annotated[str, typer.Option("--gene-sets", help="'builtin' (curated resistance programs) or a GMT file.")] = "builtin",
+    method: Annotated[list[str] | None, typer.Option(help="score_genes and/or singscore (repeatable).")] = None,
+    random_state: Annotated[int, typer.Option(help="Seed of score_genes' control-gene draw.")] = 0,
+) -> None:
+    """Score gene programs in every cell/sample; publishes <dataset>.signatures.
+
+    Example: resistomics signatures score t47d/counts --gene-sets h.all.v7.0.symbols.gmt
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import score_signatures
+
+    ws = _workspace()
+    methods = tuple(method or ("score_genes", "singscore"))
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(f"scoring {dataset}", total=None)
+        outcome = score_signatures(ws, dataset, gene_sets=gene_sets, methods=methods,  # type: ignore[arg-type]
+                                   random_state=random_state)
+    console.print(outcome.message)
+    if outcome.tables:
+        _print_top(outcome.tables["sample_scores"], "mean_score", ["sample_id", "method", "gene_set", "mean_score"], 15)
+
+
+@signatures_app.command("de")
+@handled
+def signatures_de(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
+    contrast: Annotated[str, typer.Option(help="'COLUMN:A vs B' over sample (or cell) attributes.")],
+    where: Annotated[list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")] = None,
+    method: Annotated[str, typer.Option(help="welch, wilcoxon or deseq2 (counts only).")] = "welch",
+    tie_correct: Annotated[bool, typer.Option(help="Tie-corrected Wilcoxon variance.")] = False,
+) -> None:
+    """Differential expression between two arms; publishes <dataset>.de.<method>.<contrast>.
+
+    Example: resistomics signatures de t47d/counts --contrast "esr1_genotype:Y537S vs WT" --where treatment=veh
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import differential_expression, parse_contrast
+
+    methods = {"welch": "t-test", "t-test": "t-test", "wilcoxon": "wilcoxon", "deseq2": "deseq2"}
+    if method not in methods:
+        fail(f"--method {method!r}: choose welch, wilcoxon or deseq2")
+    ws = _workspace()
+    c = parse_contrast(contrast, where or [])
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(f"DE {dataset}", total=None)
+        outcome = differential_expression(ws, dataset, c, method=methods[method], tie_correct=tie_correct)  # type: ignore[arg-type]
+    console.print(outcome.message)
+    if outcome.tables:
+        _print_top(outcome.tables["de"], None, ["gene_id", "gene_symbol", "log2_fold_change", "pval", "pval_adj"], 15)
+
+
+def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None:
+    top = frame.sort_values(sort, ascending=False) if sort else frame
+    table = Table()
+    for c in columns:
+        table.add_column(c)
+    for _, row in top.head(n).iterrows():
+        table.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns])
+    console.print(table)
+
+
+@catalog_app.command("ls")
+@handled
+def catalog_ls(
+    study: Annotated[str | None, typer.Option("--study", "-s", help="Only this study.")] = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="Also staged, quarantined and superseded versions.")] = False,
+) -> None:
+    """List datasets and versions.
+
+    Example: resistomics catalog ls --study t47d --all
+    """
+    from resistomics.catalog import VersionStatus
+
+    ws = _workspace()
+    versions = ws.catalog.versions(study=study, status=None if all_versions else VersionStatus.PUBLISHED)
+    table = Table(title="catalog")
+    for c in ("dataset", "type", "status", "shape", "parents", "uri"):
+        table.add_column(c, overflow="fold")
+    by_id = {v.id: v for v in ws.catalog.versions()}
+    for v in versions:
+        parents = ", ".join(by_id[p].ref for p in v.parent_ids if p in by_id)
+        table.add_row(v.ref, v.dataset_type, v.status.value, "x".join(map(str, v.shape)), parents, v.uri)
+    console.print(table)
+
+
+@app.command()
+@handled
+def export(
+    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a result (or any Parquet dataset).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="tsv or parquet.")] = "tsv",
+    table: Annotated[str | None, typer.Option(help="Which table of the result (default: the first).")] = None,
+) -> None:
+    """Export a result table as TSV or Parquet.
+
+    Example: resistomics export t47d/counts.signatures --table sample_scores --format tsv -o scores.tsv
+    """
+    from resistomics.storage import read_table
+
+    ws = _workspace()
+    version = ws.catalog.resolve(result)
+    base = ws.root.to_path(version.uri)
+    names = sorted(p.rsplit("/", 1)[-1][: -len(".parquet")] for p in ws.root.fs.ls(base) if str(p).endswith(".parquet"))
+    if not names:
+        fail(f"{version.ref} has no tables to export (it is a {version.dataset_type} store; open {version.uri} with anndata.read_zarr)")
+    name = table or names[0]
+    if name not in names:
+        fail(f"{version.ref} has no table {name!r} (tables: {', '.join(names)})")
+    frame = read_table(ws.root, f"{base}/{name}.parquet")
+    if fmt == "tsv":
+        frame.to_csv(output, sep="\t", index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(output, index=False)
+    else:
+        fail(f"--format {fmt!r}: choose tsv or parquet")
+    console.print(f"wrote {len(frame)} rows of {version.ref}:{name} to {output}")
+
+
+@app.command()
+@handled
+def plot(
+    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a signatures or DE result.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
+    gene_set: Annotated[str | None, typer.Option(help="Program to plot (signatures; default: all).")] = None,
+) -> None:
+    """Plot a result: program scores by sample and phase, or a volcano plot for DE.
+
+    Example: resistomics plot t47d/counts.signatures -o scores.png
+    """
+    from resistomics.plots import plot_result
+
+    ws = _workspace()
+    version = ws.catalog.resolve(result)
+    plot_result(ws, version, output, gene_set=gene_set)
+    console.print(f"wrote {output}")
+
+
+def run_cli() -> None:
+    """Entry point used when Prefect-backed commands are not needed."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,110 @@
+"""Publishing computed results as catalog datasets with lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from resistomics import __version__
+from resistomics.catalog import VersionInfo
+from resistomics.modalities import dataset_type
+from resistomics.pipeline._workspace import Workspace
+from resistomics.storage import write_table
+from resistomics.validation import run_expectations
+
+__all__ = ["ResultOutcome", "publish_result", "result_digest"]
+
+
+@dataclass(frozen=True)
+class ResultOutcome:
+    status: str  # "published" | "unchanged"
+    version: VersionInfo
+    tables: dict[str, pd.DataFrame]
+    message: str
+
+
+def result_digest(parents: list[VersionInfo], dtype: str, parameters: Mapping[str, Any]) -> str:
+    """Identity of a result: its inputs' digests, type, parameters and code version.
+
+    The same computation on the same data gives the same digest, so a re-triggered
+    flow finds the published result instead of making a duplicate version.
+    """
+    doc = {
+        "parents": sorted(p.digest for p in parents),
+        "type": dtype,
+        "type_version": dataset_type(dtype).version,
+        "parameters": parameters,
+        "code": __version__,
+    }
+    raw = json.dumps(doc, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def publish_result(
+    ws: Workspace,
+    *,
+    parents: list[VersionInfo],
+    study: str,
+    dataset: str,
+    dtype: str,
+    parameters: dict[str, Any],
+    digest: str,
+    tables: Mapping[str, pd.DataFrame],
+    write_extra: Callable[[str], None] | None = None,
+    run_id: str | None = None,
+) -> ResultOutcome:
+    """Stage, write, validate and publish a result dataset (Parquet tables + extras)."""
+    version_dir = ws.root.new_version_path(study, dataset)
+    first = tables[next(iter(tables))]
+    dt = dataset_type(dtype)
+    staged = ws.catalog.stage_version(
+        study=study,
+        dataset=dataset,
+        modality="signatures",
+        dataset_type=dtype,
+        uri=ws.root.to_url(version_dir),
+        format="parquet",
+        digest=digest,
+        schema_version=dt.version,
+        shape=list(first.shape),
+        code_version=__version__,
+        run_id=run_id,
+        parameters=parameters,
+        parents=[p.id for p in parents],
+    )
+    lineage = {
+        "resistomics.parents": json.dumps([p.ref for p in parents]),
+        "resistomics.parameters": json.dumps(parameters, default=str),
+        "resistomics.code_version": __version__,
+        "resistomics.dataset_type": f"{dtype}@{dt.version}",
+    }
+    for name, frame in tables.items():
+        write_table(ws.root, posixpath.join(version_dir, f"{name}.parquet"), frame, metadata=lineage)
+    if write_extra is not None:
+        write_extra(version_dir)
+    report = run_expectations(
+        dataset_type=dt.name,
+        dataset_type_version=dt.version,
+        suites=dt.expectations,
+        tables=dict(tables),
+        params={},
+    )
+    if not report.success:
+        ws.catalog.quarantine_version(staged.id, report.as_dict(), staged.uri)
+        raise RuntimeError(
+            f"result {study}/{dataset} failed its own expectations: "
+            + "; ".join(o.line() for o in report.failures)
+        )
+    version = ws.catalog.publish_version(staged.id, report.as_dict())
+    return ResultOutcome(
+        status="published",
+        version=version,
+        tables=dict(tables),
+        message=f"published {version.ref}",
+    )

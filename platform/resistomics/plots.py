@@ -1,0 +1,100 @@
+"""Plots of results, for people who would rather look than read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from resistomics.catalog import VersionInfo
+from resistomics.storage import read_table
+
+__all__ = ["plot_de_volcano", "plot_result", "plot_sample_scores"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_sample_scores(sample_scores: pd.DataFrame, output: str | Path, *, gene_set: str | None = None,
+                       group_by: str | None = None) -> Path:
+    """One panel per program: each sample's mean score, grouped by phase (or a column),
+    with lines joining a subject's samples so expansion under therapy is visible."""
+    plt = _pyplot()
+    frame = sample_scores.copy()
+    method = "score_genes" if "score_genes" in set(frame["method"]) else frame["method"].iloc[0]
+    frame = frame[frame["method"] == method]
+    if gene_set is not None:
+        frame = frame[frame["gene_set"] == gene_set]
+    if group_by is None:
+        group_by = next((c for c in ("phase", "esr1_genotype", "treatment") if c in frame.columns and frame[c].notna().any()), "sample_id")
+    sets = list(dict.fromkeys(frame["gene_set"]))
+    n = len(sets)
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), sets, strict=False):
+        sub = frame[frame["gene_set"] == name]
+        groups = list(dict.fromkeys(sub[group_by].astype(str)))
+        pos = {g: i for i, g in enumerate(groups)}
+        ax.boxplot([sub.loc[sub[group_by].astype(str) == g, "mean_score"] for g in groups], positions=range(len(groups)), widths=0.5, showfliers=False)
+        x = sub[group_by].astype(str).map(pos).to_numpy(dtype=float)
+        ax.scatter(x, sub["mean_score"], s=14, alpha=0.8, zorder=3)
+        if "subject_id" in sub.columns and group_by == "phase":
+            for _, g in sub.groupby("subject_id"):
+                if len(g) > 1:
+                    ax.plot(g[group_by].astype(str).map(pos), g["mean_score"], color="grey", lw=0.6, alpha=0.6)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(f"Program scores per sample ({method}), by {group_by}", fontsize=10)
+    fig.tight_layout()
+    out = Path(output)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_de_volcano(de: pd.DataFrame, output: str | Path, *, title: str = "", n_labels: int = 15) -> Path:
+    """Volcano plot: log2 fold change against -log10 adjusted p-value, top genes named."""
+    plt = _pyplot()
+    frame = de.dropna(subset=["pval_adj"]).copy()
+    y = -np.log10(np.clip(frame["pval_adj"].to_numpy(dtype=float), 1e-300, 1))
+    x = frame["log2_fold_change"].to_numpy(dtype=float)
+    sig = frame["pval_adj"].to_numpy() < 0.05
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(x[~sig], y[~sig], s=4, color="lightgrey")
+    ax.scatter(x[sig], y[sig], s=6, color="firebrick")
+    top = np.argsort(-y)[:n_labels]
+    names = frame["gene_symbol"].astype(str).to_numpy() if "gene_symbol" in frame else frame["gene_id"].astype(str).to_numpy()
+    for i in top:
+        ax.annotate(names[i], (x[i], y[i]), fontsize=7)
+    ax.axhline(-np.log10(0.05), ls="--", lw=0.7, color="grey")
+    ax.set_xlabel("log2 fold change (A vs B)")
+    ax.set_ylabel("-log10 FDR")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(output)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_result(ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None) -> Path:
+    """Plot a published result by its type."""
+    base = ws.root.to_path(version.uri)
+    if version.dataset_type == "signatures.scores":
+        return plot_sample_scores(read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set)
+    if version.dataset_type == "signatures.de":
+        return plot_de_volcano(read_table(ws.root, f"{base}/de.parquet"), output, title=version.ref)
+    raise ValueError(f"no plot for {version.dataset_type}")
