@@ -325,9 +325,9 @@ class Catalog:
                 code_version=code_version,
                 parameters=dict(parameters or {}),
             )
+            s.add(v)
             if parents:
                 v.parents = list(s.scalars(select(Version).where(Version.id.in_(parents))))
-            s.add(v)
             s.flush()
             return _info(v)
 

@@ -1,0 +1,64 @@
+"""Catalog: registration, versions, publish/supersede, lineage, digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resistomics.catalog import Catalog, SampleRow, VersionStatus
+from resistomics.errors import CatalogError, DatasetNotFoundError
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    c = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    c.register_study("s", [SampleRow("A", "P1", annotations={"arm": "x"}), SampleRow("B", "P1")])
+    return c
+
+
+def _stage(c: Catalog, digest: str, parents: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
+    return c.stage_version(
+        study="s", dataset="d", modality="expression", dataset_type="expression.counts", uri=f"/x/{digest}",
+        format="zarr", digest=digest, schema_version="1", shape=[2, 3], code_version="t", parents=parents,
+    )
+
+
+def test_register_is_idempotent_and_updates(catalog: Catalog) -> None:
+    again = catalog.register_study("s", [SampleRow("A", "P1", annotations={"arm": "x"})])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+    changed = catalog.register_study("s", [SampleRow("A", "P1", annotations={"arm": "y"})])
+    assert changed.updated == 1
+    assert catalog.samples("s").loc["A", "arm"] == "y"
+
+
+def test_staged_versions_are_invisible_until_published(catalog: Catalog) -> None:
+    v1 = _stage(catalog, "sha256:1")
+    with pytest.raises(DatasetNotFoundError):
+        catalog.resolve("s/d")
+    catalog.publish_version(v1.id, {"success": True})
+    assert catalog.resolve("s/d").number == 1
+    v2 = _stage(catalog, "sha256:2", parents=(v1.id,))
+    catalog.publish_version(v2.id, {})
+    assert catalog.resolve("s/d").number == 2
+    assert catalog.get_version(v1.id).status is VersionStatus.SUPERSEDED
+    assert catalog.resolve("s/d@v1").id == v1.id
+    assert catalog.get_version(v2.id).parent_ids == (v1.id,)
+    assert catalog.find_published_by_digest("s", "sha256:2").id == v2.id
+    with pytest.raises(CatalogError):
+        catalog.publish_version(v2.id, {})
+
+
+def test_quarantined_never_resolves(catalog: Catalog) -> None:
+    v = _stage(catalog, "sha256:q")
+    catalog.quarantine_version(v.id, {"success": False}, "/q")
+    with pytest.raises(DatasetNotFoundError, match="no published version"):
+        catalog.resolve("s/d")
+    assert catalog.find_published_by_digest("s", "sha256:q") is None
+
+
+def test_unknown_names_are_clear(catalog: Catalog) -> None:
+    with pytest.raises(DatasetNotFoundError, match="no study named 'nope'"):
+        catalog.samples("nope")
+    with pytest.raises(DatasetNotFoundError, match="no dataset 'zzz'"):
+        catalog.resolve("s/zzz")
