@@ -53,7 +53,7 @@ class Contrast:
     def slug(self) -> str:
         parts = [self.column, self.group_a, "vs", self.group_b]
         parts += [f"{k}-{v}" for k, v in sorted(self.where.items())]
-        return "_".join("".join(c if c.isalnum() else "-" for c in p) for p in parts)
+        return "_".join("".join(c if c.isalnum() or c == "_" else "-" for c in p) for p in parts)
 
 
 def parse_contrast(text: str, where: Sequence[str] = ()) -> Contrast:

@@ -1,0 +1,89 @@
+"""The installed ``resistomics`` command: the library CLI plus the Prefect-backed
+commands ``serve`` and ``demo`` (the library itself never imports Prefect)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resistomics.cli import app, fail
+
+__all__ = ["app", "main"]
+
+
+@app.command()
+def demo(
+    root: Annotated[Path, typer.Option(help="Folder for the demo's data, Prefect database and plots (wiped first).")] = Path(".resistomics-demo"),
+    cells_per_sample: Annotated[int, typer.Option(help="Cells per generated sample.")] = 500,
+    keep_serving: Annotated[bool, typer.Option(help="Keep the Prefect server and deployments up until Ctrl-C.")] = False,
+) -> None:
+    """Run the main job on the embedded default: Prefect server, local Dask cluster,
+    landing-zone events driving ingest -> validation -> signatures.
+
+    Example: resistomics demo --keep-serving
+    """
+    from flows.demo import run_demo
+
+    code = run_demo(root, cells_per_sample=cells_per_sample, keep_serving=keep_serving)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    prefect_home: Annotated[Path | None, typer.Option(help="PREFECT_HOME for a server started here (default: <data root>/prefect).")] = None,
+    port: Annotated[int, typer.Option(help="Port of a server started here.")] = 4200,
+    limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 2,
+) -> None:
+    """Serve the deployments (triggers + schedules) with a local Dask cluster.
+
+    Uses the Prefect server in PREFECT_API_URL if set; otherwise starts one on
+    127.0.0.1:PORT with its database under --prefect-home. Blocks until Ctrl-C.
+
+    Example: resistomics serve --port 4200
+    """
+    from distributed import LocalCluster
+
+    from flows._server import prefect_server
+    from resistomics.config import load_settings
+
+    settings = load_settings()
+    home = prefect_home or (settings.local_root / "prefect")
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    with LocalCluster(n_workers=settings.cluster.n_workers, threads_per_worker=settings.cluster.threads_per_worker,
+                      memory_limit=settings.cluster.memory_limit, processes=True, dashboard_address=":0") as cluster:
+        os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
+        os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
+        typer.echo(f"Dask dashboard: {cluster.dashboard_link}")
+        if os.environ.get("PREFECT_API_URL"):
+            _serve(limit)
+            return
+        try:
+            with prefect_server(Path(home), port=port) as server:
+                os.environ["PREFECT_API_URL"] = server.api_url
+                typer.echo(f"Prefect UI: {server.ui_url}")
+                _serve(limit)
+        except (RuntimeError, TimeoutError) as exc:
+            fail(str(exc))
+
+
+def _serve(limit: int) -> None:
+    from flows.serve import serve_all
+
+    try:
+        serve_all(limit=limit)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""The main job on the embedded default: ``resistomics demo``.
+
+Starts a Prefect server, a local Dask cluster (scheduler + 2 worker processes) and the
+deployments; registers two studies; drops files into the landing zone and announces
+them with ``resistomics.file.landed``. From there the events drive everything: ingest
+-> validation -> publish (or quarantine) -> ``dataset.published`` -> signatures ->
+``signature.published`` -> report. The demo only watches the catalog, then runs two
+differential-expression contrasts, draws plots and prints where to look.
+
+Data:
+* a generated single-cell cohort (6 subjects x baseline/progression) whose
+  drug-tolerant-persister subpopulation expands under therapy (planted truth);
+* the real T47D ESR1-mutant bulk RNA-seq counts (../shared/data/t47d_esr1), copied at
+  run time;
+* one deliberately bad 10x directory (fractional "counts") that must be quarantined.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["DemoLayout", "run_demo"]
+
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+T47D_DIR = REPO.parent / "shared" / "data" / "t47d_esr1"
+
+
+@dataclass(frozen=True)
+class DemoLayout:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def _write_10x(directory: Path, counts: sp.csr_matrix, genes: list[str], barcodes: list[str], sample: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    scipy.io.mmwrite(directory / "matrix.mtx", counts.T.tocoo(), field="real")
+    pd.DataFrame({"id": genes, "name": genes, "type": "Gene Expression"}).to_csv(
+        directory / "features.tsv", sep="\t", header=False, index=False)
+    pd.DataFrame({"barcode": barcodes, "sample": sample}).to_csv(
+        directory / "barcodes.tsv", sep="\t", header=False, index=False)
+
+
+def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -> dict[str, Any]:
+    """Generate the cohort, the bad file and the sample sheets; copy T47D."""
+    from resistomics.simulate import simulate_cohort
+
+    layout.inputs.mkdir(parents=True, exist_ok=True)
+    cohort = simulate_cohort(n_subjects=6, cells_per_sample=cells_per_sample, n_genes=n_genes, seed=7)
+    cohort.samples.to_csv(layout.inputs / "demo_samples.tsv", sep="\t", index=False)
+    cohort.to_anndata().write_h5ad(layout.inputs / "cohort.h5ad")
+    # The bad file: a 10x run whose "counts" were rescaled (fractional values).
+    rng = np.random.default_rng(3)
+    bad = sp.random(50, n_genes, density=0.05, format="csr", random_state=rng, dtype=np.float64)
+    bad.data = np.round(bad.data * 7.3, 2) + 0.5
+    genes = cohort.var.index.tolist()
+    _write_10x(layout.inputs / "P01_BL_rescaled", bad, genes, [f"bad{i:03d}" for i in range(50)], "P01_BL")
+    if not T47D_DIR.exists():
+        raise FileNotFoundError(f"the T47D data was not found at {T47D_DIR}")
+    shutil.copy(T47D_DIR / "counts.tsv.gz", layout.inputs / "t47d_counts.tsv.gz")
+    shutil.copy(T47D_DIR / "samples.tsv", layout.inputs / "t47d_samples.tsv")
+    return {"cohort": cohort}
+
+
+def _wait_for_deployments(expected: int, timeout: float = 120.0) -> None:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            if len(client.read_deployments()) >= expected:
+                return
+        time.sleep(1)
+    raise TimeoutError("the deployments did not register with the Prefect server in time")
+
+
+def _published(ws: Any, study: str, dataset: str) -> Any:
+    from resistomics.errors import DatasetNotFoundError
+
+    try:
+        return ws.catalog.resolve(f"{study}/{dataset}")
+    except DatasetNotFoundError:
+        return None
+
+
+def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, timeout: float = 540.0,
+             keep_serving: bool = False) -> int:
+    """Run the demo; returns a process exit code."""
+    started = time.monotonic()
+    layout = DemoLayout(root.absolute())
+    if layout.root.exists():
+        shutil.rmtree(layout.root)
+    layout.root.mkdir(parents=True)
+    os.environ.update({
+        "PREFECT_HOME": str(layout.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "RESISTOMICS_DATA_ROOT": str(layout.data),
+    })
+    console.rule("[bold]resistomics demo")
+    console.print(f"workspace: {layout.root}")
+    with console.status("generating the single-cell cohort and the bad file; copying T47D"):
+        made = prepare_inputs(layout, cells_per_sample=cells_per_sample, n_genes=n_genes)
+    cohort = made["cohort"]
+
+    from distributed import LocalCluster
+
+    from flows._server import prefect_server, stop_process
+
+    with console.status("starting the Prefect server and a local Dask cluster (2 worker processes)"):
+        server_cm = prefect_server(layout.prefect_home)
+        server = server_cm.__enter__()
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB",
+                               dashboard_address=":0")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
+    os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
+    console.print(f"Prefect UI:      {server.ui_url}")
+    console.print(f"Dask dashboard:  {cluster.dashboard_link}")
+    serve_log = layout.prefect_home / "serve.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    with open(serve_log, "ab") as out:
+        serving = subprocess.Popen([sys.executable, "-m", "flows.serve", "--limit", "2"], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
+    code = 1
+    try:
+        from flows.events import emit_file_landed
+        from resistomics.catalog import VersionStatus, parse_sample_sheet
+        from resistomics.config import load_settings
+        from resistomics.pipeline import Workspace
+
+        with console.status("registering deployments, triggers and schedules"):
+            _wait_for_deployments(6)
+        ws = Workspace.open(load_settings())
+        ws.catalog.register_study("demo-sc", parse_sample_sheet(layout.inputs / "demo_samples.tsv"),
+                                  description="generated cohort with planted persister expansion")
+        ws.catalog.register_study("t47d", parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
+                                  description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)")
+        landing = Path(ws.settings.resolved_landing_zone)
+        drops = [
+            ("demo-sc", layout.inputs / "cohort.h5ad"),
+            ("demo-sc", layout.inputs / "P01_BL_rescaled"),
+            ("t47d", layout.inputs / "t47d_counts.tsv.gz"),
+        ]
+        for study, src in drops:
+            target = landing / study / "expression" / src.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
+            emit_file_landed(str(target), study=study, modality="expression", detected_by="demo")
+            console.print(f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed")
+
+        goals = {
+            "demo-sc/cohort published": lambda: _published(ws, "demo-sc", "cohort"),
+            "demo-sc/cohort.signatures published": lambda: _published(ws, "demo-sc", "cohort.signatures"),
+            "t47d/t47d_counts published": lambda: _published(ws, "t47d", "t47d_counts"),
+            "t47d/t47d_counts.signatures published": lambda: _published(ws, "t47d", "t47d_counts.signatures"),
+            "bad 10x run quarantined": lambda: [v for v in ws.catalog.versions(status=VersionStatus.QUARANTINED)]
+            or list((layout.data / "quarantine").glob("*/*/report.json")),
+        }
+        done: dict[str, float] = {}
+        with console.status("waiting for the events to drive ingest -> validation -> signatures") as status:
+            while len(done) < len(goals):
+                for name, check in goals.items():
+                    if name not in done and check():
+                        done[name] = time.monotonic() - started
+                        console.print(f"  [green]done[/] {name}  (t = {done[name]:.0f} s)")
+                if time.monotonic() - started > timeout:
+                    missing = ", ".join(n for n in goals if n not in done)
+                    console.print(f"[red]timed out waiting for: {missing}[/]; logs: {serve_log}, {server.log}")
+                    return 1
+                status.update(f"waiting for: {', '.join(n for n in goals if n not in done)}")
+                time.sleep(2)
+        code = _finish(ws, layout, cohort, cluster, server.ui_url, started)
+        if keep_serving:
+            console.print("serving until Ctrl-C ...")
+            try:
+                while serving.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        return code
+    finally:
+        stop_process(serving)
+        cluster.close()
+        server_cm.__exit__(None, None, None)
+
+
+def _finish(ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str, started: float) -> int:
+    from distributed import Client
+
+    from resistomics.pipeline import differential_expression, parse_contrast
+    from resistomics.plots import plot_de_volcano, plot_sample_scores
+    from resistomics.storage import read_table
+
+    layout.plots.mkdir(exist_ok=True)
+    with Client(cluster.scheduler_address), console.status("differential expression on the cluster"):
+        t47d_de = differential_expression(ws, "t47d/t47d_counts", parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"]),
+                                          method="t-test")
+        sc_de = differential_expression(ws, "demo-sc/cohort", parse_contrast("phase:progression vs baseline"),
+                                        method="wilcoxon")
+    sig = ws.catalog.resolve("demo-sc/cohort.signatures")
+    base = ws.root.to_path(sig.uri)
+    sample_scores = read_table(ws.root, f"{base}/sample_scores.parquet")
+    plot_sample_scores(sample_scores, layout.plots / "cohort_program_scores.png")
+    t47d_sig = ws.catalog.resolve("t47d/t47d_counts.signatures")
+    plot_sample_scores(read_table(ws.root, f"{ws.root.to_path(t47d_sig.uri)}/sample_scores.parquet"),
+                       layout.plots / "t47d_program_scores.png", group_by="esr1_genotype")
+    plot_de_volcano(t47d_de.tables["de"], layout.plots / "t47d_y537s_vs_wt_volcano.png",
+                    title="T47D vehicle: ESR1 Y537S vs WT (Welch)")
+    plot_de_volcano(sc_de.tables["de"], layout.plots / "cohort_progression_vs_baseline_volcano.png",
+                    title="cohort: progression vs baseline (Wilcoxon)")
+
+    console.rule("[bold]what happened")
+    table = Table(title="catalog")
+    for c in ("dataset", "type", "status", "shape"):
+        table.add_column(c)
+    for v in ws.catalog.versions():
+        table.add_row(v.ref, v.dataset_type, v.status.value, "x".join(map(str, v.shape)))
+    console.print(table)
+
+    shift = read_table(ws.root, f"{base}/fraction_shift.parquet")
+    planted = shift[(shift["gene_set"] == cohort.program) & (shift["phase"] == "progression")]
+    console.print(f"[bold]{cohort.program}[/] (planted): resistant fraction baseline -> progression per subject")
+    for _, r in planted.iterrows():
+        console.print(f"  {r['subject_id']}: {r['baseline_fraction']:.2f} -> {r['fraction']:.2f}")
+    cohort_test = read_table(ws.root, f"{base}/fraction_cohort.parquet")
+    row = cohort_test[(cohort_test["gene_set"] == cohort.program)].iloc[0]
+    console.print(f"  cohort: median change {row['median_change']:+.2f}, Wilcoxon signed-rank p = {row['pvalue']:.3g}")
+    de = t47d_de.tables["de"].set_index("gene_symbol")
+    console.print("[bold]T47D vehicle, ESR1 Y537S vs WT[/] (Welch t-test, BH FDR):")
+    for g in ("GREB1", "PGR", "TFF1"):
+        console.print(f"  {g}: log2FC {de.loc[g, 'log2_fold_change']:+.2f}, FDR {de.loc[g, 'pval_adj']:.2g}")
+    top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
+    console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")
+    for q in sorted((layout.data / "quarantine").glob("*/*/report.md")):
+        console.print(f"[bold]quarantined[/]: {q.parent} (report: {q})")
+    console.rule("[bold]where to look")
+    console.print(f"Prefect UI (while serving): {ui_url}  — flow runs, events, artifacts")
+    console.print(f"  browse later: resistomics serve --prefect-home {layout.prefect_home} (same database)")
+    console.print(f"data root: {layout.data}   catalog: {ws.settings.resolved_catalog_url}")
+    console.print(f"plots: {layout.plots}")
+    console.print(f"try: RESISTOMICS_DATA_ROOT={layout.data} resistomics catalog ls --all")
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s")
+    return 0

@@ -1,0 +1,111 @@
+"""The command line: --help everywhere, one clear line and a non-zero exit on bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flows.cli import app
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from shared_data import T47D
+
+runner = CliRunner()
+
+
+def _all_commands() -> list[list[str]]:
+    root = get_command(app)
+    out: list[list[str]] = [[]]
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                out.append([*path, name])
+                walk(sub, [*path, name])
+
+    walk(root, [])
+    return out
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=lambda c: " ".join(c) or "resistomics")
+def test_help_everywhere(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_expected_commands_exist() -> None:
+    names = {" ".join(c) for c in _all_commands()}
+    for expected in ("init", "study register", "ingest", "validate", "signatures score", "signatures de",
+                     "catalog ls", "export", "serve", "demo", "plot"):
+        assert expected in names
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "root"
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(root))
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv("COLUMNS", "250")
+    return root
+
+
+def test_t47d_through_the_cli(env: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    r = runner.invoke(app, ["study", "register", str(T47D / "samples.tsv"), "--study", "t47d"])
+    assert r.exit_code == 0 and "24 added" in r.output, r.output
+    r = runner.invoke(app, ["ingest", str(T47D / "counts.tsv.gz"), "--study", "t47d"])
+    assert r.exit_code == 0, r.output
+    assert "published t47d/counts@v1" in r.output
+    # the source outside the landing zone was copied, never moved
+    assert (T47D / "counts.tsv.gz").exists()
+    r = runner.invoke(app, ["signatures", "de", "t47d/counts", "--contrast", "esr1_genotype:Y537S vs WT",
+                            "--where", "treatment=veh", "--method", "welch"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "de.tsv"
+    r = runner.invoke(app, ["export", "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh",
+                            "--format", "tsv", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    header = out.read_text().splitlines()[0].split("\t")
+    assert header[:3] == ["gene_id", "gene_symbol", "rank"]
+    png = tmp_path / "volcano.png"
+    r = runner.invoke(app, ["plot", "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh", "-o", str(png)])
+    assert r.exit_code == 0 and png.stat().st_size > 10_000, r.output
+    r = runner.invoke(app, ["catalog", "ls", "--study", "t47d"])
+    assert r.exit_code == 0 and "t47d/counts@v1" in r.output
+    r = runner.invoke(app, ["validate", "t47d/counts"])
+    assert r.exit_code == 0 and "integer-counts" in r.output
+
+
+def test_bad_file_one_line_and_nonzero_exit(env: Path, tmp_path: Path) -> None:
+    runner.invoke(app, ["study", "register", str(T47D / "samples.tsv"), "--study", "t47d"])
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("gene_id\tveh_WT_rep1\tveh_WT_rep2\nG1\t3\t-1\nG2\t4\t5\n")
+    r = runner.invoke(app, ["ingest", str(bad), "--study", "t47d"])
+    assert r.exit_code == 1
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "bad.tsv" in lines[0] and "non-negative-counts" in lines[0] and "veh_WT_rep2/G1=-1" in lines[0]
+
+
+def test_bad_sample_sheet_exit(env: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text("sample_id\tphase\nA\tbasline\n")
+    r = runner.invoke(app, ["study", "register", str(sheet), "--study", "x"])
+    assert r.exit_code == 1
+    assert "did you mean 'baseline'" in r.stderr and "\n" not in r.stderr.strip()
+
+
+def test_unknown_dataset_is_one_line(env: Path) -> None:
+    runner.invoke(app, ["init"])
+    r = runner.invoke(app, ["signatures", "score", "nope/nothing"])
+    assert r.exit_code == 1 and "no study named 'nope'" in r.stderr
+
+
+def test_copy_keeps_source(tmp_path: Path) -> None:
+    # sanity for the helper used above: the shared data folder is read-only input
+    assert shutil.disk_usage(T47D).total > 0
