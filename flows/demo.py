@@ -139,13 +139,15 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
     with console.status("starting the Prefect server and a local Dask cluster (2 worker processes)"):
         server_cm = prefect_server(layout.prefect_home)
         server = server_cm.__enter__()
+        # No dashboard: bokeh's server cannot be stopped cleanly from LocalCluster.close()
+        # in this process (it logs a RuntimeError at exit); `resistomics serve` has one.
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB",
-                               dashboard_address=":0")
+                               dashboard_address=None)
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
     os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
     console.print(f"Prefect UI:      {server.ui_url}")
-    console.print(f"Dask dashboard:  {cluster.dashboard_link}")
+    console.print(f"Dask scheduler:  {cluster.scheduler_address}")
     serve_log = layout.prefect_home / "serve.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
