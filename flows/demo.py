@@ -186,8 +186,8 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
             "demo-sc/cohort.signatures published": lambda: _published(ws, "demo-sc", "cohort.signatures"),
             "t47d/t47d_counts published": lambda: _published(ws, "t47d", "t47d_counts"),
             "t47d/t47d_counts.signatures published": lambda: _published(ws, "t47d", "t47d_counts.signatures"),
-            "bad 10x run quarantined": lambda: [v for v in ws.catalog.versions(status=VersionStatus.QUARANTINED)]
-            or list((layout.data / "quarantine").glob("*/*/report.json")),
+            "bad 10x run quarantined": lambda: bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
+            or any((layout.data / "quarantine").glob("*/*/report.json")),
         }
         done: dict[str, float] = {}
         with console.status("waiting for the events to drive ingest -> validation -> signatures") as status:

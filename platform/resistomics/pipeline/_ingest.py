@@ -101,6 +101,32 @@ def _localize(ws: Workspace, path: str, scratch: Path) -> Path:
     return target
 
 
+def _move(src_fs: Any, src: str, dst_fs: Any, dst: str) -> None:
+    """Move a file or directory tree to ``dst``, possibly on another file system.
+
+    fsspec's recursive ``mv`` cannot cross backends, and on object stores it tries to
+    copy the directory "key" itself (s3fs: NoSuchKey), so outside the local case files
+    are copied one by one and the source is removed only after every copy succeeded.
+    """
+    from fsspec.implementations.local import LocalFileSystem
+
+    src = src.rstrip("/")
+    if isinstance(src_fs, LocalFileSystem) and isinstance(dst_fs, LocalFileSystem):
+        dst_fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+        src_fs.mv(src, dst, recursive=True)
+        return
+    files = sorted(src_fs.find(src)) if src_fs.isdir(src) else [src]
+    for f in files:
+        target = dst if f == src else posixpath.join(dst, posixpath.relpath(f, src))
+        dst_fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if src_fs is dst_fs:
+            src_fs.copy(f, target)
+        else:
+            with src_fs.open(f, "rb") as r, dst_fs.open(target, "wb") as w:
+                shutil.copyfileobj(r, w, 8 << 20)
+    src_fs.rm(src, recursive=True)
+
+
 def _quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], markdown: str) -> str:
     """Move the landed file into quarantine with its report; return the quarantine URI."""
     qdir = ws.root.quarantine_path(study)
@@ -109,13 +135,7 @@ def _quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], ma
     src_fs = ws.landing.fs
     src = ws.landing.to_path(path) if "://" in path else path
     if src_fs.exists(src):
-        if src_fs is ws.root.fs or type(src_fs) is type(ws.root.fs):
-            src_fs.mv(src, posixpath.join(qdir, name), recursive=True)
-        else:  # pragma: no cover - landing and root on different backends
-            with tempfile.TemporaryDirectory() as tmp:
-                src_fs.get(src, tmp, recursive=True)
-                ws.root.fs.put(tmp + "/", posixpath.join(qdir, name), recursive=True)
-            src_fs.rm(src, recursive=True)
+        _move(src_fs, src, ws.root.fs, posixpath.join(qdir, name))
     ws.root.write_json(posixpath.join(qdir, "report.json"), report)
     with ws.root.fs.open(posixpath.join(qdir, "report.md"), "w") as f:
         f.write(markdown)
@@ -245,15 +265,18 @@ def ingest(
                 ws.root.remove(version_dir)
             if staged is not None:
                 ws.catalog.delete_staged(staged.id)
+            line = exc.one_line()
+            if str(local) != path:  # a remote file was read from a local copy: name the original
+                line = line.replace(str(local), path.rstrip("/"))
             report = {
                 "success": False,
                 "stage": "read",
                 "file": path,
                 "rule": exc.rule,
                 "location": str(exc.location),
-                "message": exc.one_line(),
+                "message": line,
             }
-            md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {exc.one_line()}\n"
+            md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {line}\n"
             quri = _quarantine(ws, study, path, report, md)
             return IngestOutcome(
                 status="quarantined",
@@ -261,7 +284,7 @@ def ingest(
                 study=study,
                 dataset=dataset,
                 version=None,
-                message=exc.one_line(),
+                message=line,
                 report=report,
                 quarantine_uri=quri,
             )
@@ -270,6 +293,7 @@ def ingest(
         report_obj = validate_version(ws, staged)
         report = {
             "stage": "validate",
+            "file": path,
             **report_obj.as_dict(),
             "nnz": summary.nnz,
             "dtype": summary.dtype,
@@ -314,9 +338,7 @@ def _archive(ws: Workspace, study: str, path: str) -> None:
     dst = ws.root.path(
         "archive", study, Path(tempfile.mktemp(dir="")).name, posixpath.basename(src.rstrip("/"))
     )
-    if type(ws.landing.fs) is type(ws.root.fs):
-        ws.root.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        ws.landing.fs.mv(src, dst, recursive=True)
+    _move(ws.landing.fs, src, ws.root.fs, dst)
 
 
 def _digest(ws: Workspace, fs_path: str) -> str:

@@ -205,7 +205,8 @@ def score_signatures(
     if single_cell and "phase" in cells.columns and cells["phase"].notna().any():
         primary = results[0]
         scores_primary = cell_scores[cell_scores["method"] == primary.method]
-        shifts, cohort = [], []
+        shifts: list[pd.DataFrame] = []
+        cohort: list[pd.DataFrame] = []
         for s in primary.set_names:
             series = pd.Series(scores_primary[s].to_numpy(), index=cells.index)
             shift = resistant_fraction_shift(series, cells, threshold=threshold)
