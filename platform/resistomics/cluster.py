@@ -8,9 +8,12 @@ Kubernetes ``DaskCluster`` (dask-kubernetes operator) or a SLURM allocation
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from distributed import Client, LocalCluster
 
@@ -27,6 +30,26 @@ def _existing_client() -> Client | None:
         return get_client()
     except ValueError:
         return None
+
+
+def _unique_cluster_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a ``DaskCluster`` spec renamed ``<name>-<random>``, selectors included.
+
+    Each run gets its own cluster: two runs sharing one name would share one cluster,
+    and the first to finish would delete it under the other.
+    """
+    old = spec["metadata"]["name"]
+    new = f"{old}-{uuid.uuid4().hex[:8]}"
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: rename(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rename(v) for v in node]
+        return new if node == old else node
+
+    out: dict[str, Any] = rename(copy.deepcopy(spec))
+    return out
 
 
 @contextlib.contextmanager
@@ -71,7 +94,7 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
             raise ClusterConfigError(
                 "cluster.kind=kubernetes needs cluster.kubernetes_cluster_spec"
             )
-        spec = yaml.safe_load(Path(settings.kubernetes_cluster_spec).read_text())
+        spec = _unique_cluster_spec(yaml.safe_load(Path(settings.kubernetes_cluster_spec).read_text()))
         with KubeCluster(custom_cluster_spec=spec) as cluster:
             cluster.scale(settings.n_workers)
             with Client(cluster) as client:
