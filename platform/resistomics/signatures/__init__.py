@@ -1,0 +1,46 @@
+"""Resistance-signature computations on dask collections.
+
+Pure computation: functions take dask arrays (and small pandas metadata) and return lazy
+results; they never read or write storage, never import Prefect and never call
+``.compute()``. A flow task builds the graph with these functions and computes once.
+
+Layouts (both ``(n_cells, n_genes)``):
+
+* cell-major, chunked by rows, CSR or dense blocks: :func:`log_normalize`,
+  :func:`library_sizes`, :func:`gene_means`, :func:`score_genes`, :func:`singscore`,
+  :func:`pseudobulk`;
+* gene-major, chunked by columns, CSC or dense blocks: :func:`rank_genes_two_groups`
+  (and :func:`log_normalize`, :func:`library_sizes`, :func:`gene_means`).
+
+Eager on small tables: :func:`deseq2_test` (bulk samples x genes) and
+:func:`resistant_fraction_shift` (one score per cell).
+"""
+
+from resistomics.signatures._de import (
+    DifferentialExpression,
+    Pseudobulk,
+    benjamini_hochberg,
+    deseq2_test,
+    pseudobulk,
+    rank_genes_two_groups,
+)
+from resistomics.signatures._fraction import FractionShift, resistant_fraction_shift
+from resistomics.signatures._normalize import library_sizes, log_normalize
+from resistomics.signatures._scoring import GeneSetScores, gene_means, score_genes, singscore
+
+__all__ = [
+    "DifferentialExpression",
+    "FractionShift",
+    "GeneSetScores",
+    "Pseudobulk",
+    "benjamini_hochberg",
+    "deseq2_test",
+    "gene_means",
+    "library_sizes",
+    "log_normalize",
+    "pseudobulk",
+    "rank_genes_two_groups",
+    "resistant_fraction_shift",
+    "score_genes",
+    "singscore",
+]
