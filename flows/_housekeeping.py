@@ -1,0 +1,249 @@
+"""Garbage collection and integrity checks of the data root (no Prefect here).
+
+These are orchestration-free steps like :mod:`resistomics.pipeline`'s and belong there
+(``pipeline.collect_garbage`` / ``pipeline.check_integrity``); they live next to the
+maintenance flows until the library takes them over, and import nothing from Prefect
+so the move is a rename.
+
+Rules (ARCHITECTURE.md, "Storage"): a staged version older than the cutoff is a crashed
+or abandoned write; a ``datasets/<study>/<dataset>/<version>`` directory that no
+catalog version references is an unpublished write that never reached the catalog.
+Both go. Published, superseded and quarantined versions, quarantine folders and the
+archive are never touched.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import pyarrow.parquet as pq
+
+from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.pipeline import Workspace
+from resistomics.storage import digest_path, open_expression_store
+
+__all__ = ["Finding", "IntegrityCheck", "check_integrity", "collect_garbage"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing garbage collection removed (or would remove, in a dry run)."""
+
+    kind: Literal["staged-version", "unreferenced-directory"]
+    path: str
+    ref: str | None
+    age_hours: float
+    removed: bool
+
+
+@dataclass(frozen=True)
+class IntegrityCheck:
+    """One check of one version (or archived source)."""
+
+    ref: str
+    status: str
+    check: Literal["exists", "opens", "shape", "source-digest"]
+    result: Literal["ok", "warning", "problem"]
+    detail: str
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes for timezone-aware columns; they were written in UTC.
+    if t is None:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _dir_mtime(ws: Workspace, path: str) -> datetime | None:
+    """Newest modification time inside ``path`` (a write in progress keeps it fresh)."""
+    fs = ws.root.fs
+    infos = list(fs.find(path, withdirs=True, detail=True).values()) or [fs.info(path)]
+    times = []
+    for info in infos:
+        value = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+        if value is None:
+            continue
+        times.append(
+            value if isinstance(value, datetime) else datetime.fromtimestamp(float(value), UTC)
+        )
+    return max((_aware(t) for t in times if t is not None), default=None)  # type: ignore[type-var]
+
+
+def collect_garbage(
+    ws: Workspace, *, older_than: timedelta, dry_run: bool = False, now: datetime | None = None
+) -> list[Finding]:
+    """Remove staged versions and unreferenced version directories older than ``older_than``.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    older_than
+        Only what has not changed for this long goes: a younger staged version may be
+        an ingest still running.
+    dry_run
+        Report without removing.
+    now
+        The current time (tests).
+    """
+    now = now or datetime.now(UTC)
+    cutoff = now - older_than
+    found: list[Finding] = []
+    for v in ws.catalog.versions(status=VersionStatus.STAGED):
+        created = _aware(v.created_at)
+        if created is None or created > cutoff:
+            continue
+        path = ws.root.to_path(v.uri)
+        if not dry_run:
+            ws.root.remove(path)
+            ws.catalog.delete_staged(v.id)
+        age = (now - created).total_seconds() / 3600
+        found.append(Finding("staged-version", path, v.ref, round(age, 2), not dry_run))
+
+    referenced = {posixpath.normpath(ws.root.to_path(v.uri)) for v in ws.catalog.versions()}
+    fs = ws.root.fs
+    base = ws.root.path("datasets")
+    if not fs.exists(base):
+        return found
+    for study_dir in fs.ls(base, detail=False):
+        if not fs.isdir(study_dir):
+            continue
+        for dataset_dir in fs.ls(study_dir, detail=False):
+            if not fs.isdir(dataset_dir):
+                continue
+            for version_dir in fs.ls(dataset_dir, detail=False):
+                if posixpath.normpath(version_dir) in referenced:
+                    continue
+                mtime = _dir_mtime(ws, version_dir)
+                if mtime is not None and mtime > cutoff:
+                    continue
+                if not dry_run:
+                    ws.root.remove(version_dir)
+                age = (now - mtime).total_seconds() / 3600 if mtime is not None else float("nan")
+                found.append(
+                    Finding("unreferenced-directory", version_dir, None, round(age, 2), not dry_run)
+                )
+    return found
+
+
+def _open_check(ws: Workspace, v: VersionInfo, path: str) -> list[IntegrityCheck]:
+    status = v.status.value
+    if v.format == "zarr-anndata":
+        store = open_expression_store(ws.root, path)
+        # Building both lazy views reads both index arrays (cell- and gene-major).
+        store.cells()
+        store.genes()
+        checks = [IntegrityCheck(v.ref, status, "opens", "ok", "expression store opens")]
+        if v.shape and tuple(store.shape) != tuple(v.shape):
+            checks.append(
+                IntegrityCheck(
+                    v.ref,
+                    status,
+                    "shape",
+                    "problem",
+                    f"store holds {store.shape[0]} x {store.shape[1]}, catalog says "
+                    f"{' x '.join(map(str, v.shape))}",
+                )
+            )
+        return checks
+    if v.format == "parquet":
+        files = [p for p in ws.root.fs.find(path) if p.endswith(".parquet")]
+        if not files:
+            return [
+                IntegrityCheck(v.ref, status, "opens", "problem", "no Parquet files in the version")
+            ]
+        for p in files:
+            with ws.root.fs.open(p, "rb") as f:
+                pq.read_metadata(f)
+        return [IntegrityCheck(v.ref, status, "opens", "ok", f"{len(files)} Parquet file(s) open")]
+    return []
+
+
+def _archived_sources(ws: Workspace, study: str) -> list[str]:
+    """Archived landed files of a study: ``archive/<study>/<uid>/<name>``."""
+    fs = ws.root.fs
+    base = ws.root.path("archive", study)
+    if not fs.exists(base):
+        return []
+    return [e for d in fs.ls(base, detail=False) if fs.isdir(d) for e in fs.ls(d, detail=False)]
+
+
+def check_integrity(ws: Workspace, *, verify_sources: bool = True) -> list[IntegrityCheck]:
+    """Check every published or superseded version, and the archive's digests.
+
+    Each version's location must exist and open (expression stores through the
+    reader, Parquet files through their footers) with the shape the catalog records.
+    With ``verify_sources``, every archived landed file is re-hashed: its digest must
+    be that of a version of its study (the content digest of ingested data is the
+    digest of its source file), and every ingested version should find its source.
+    """
+    checks: list[IntegrityCheck] = []
+    live = [
+        v
+        for v in ws.catalog.versions()
+        if v.status in (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+    ]
+    for v in live:
+        path = ws.root.to_path(v.uri)
+        if not ws.root.fs.exists(path):
+            checks.append(
+                IntegrityCheck(v.ref, v.status.value, "exists", "problem", f"{v.uri} is missing")
+            )
+            continue
+        checks.append(IntegrityCheck(v.ref, v.status.value, "exists", "ok", v.uri))
+        try:
+            checks += _open_check(ws, v, path)
+        except (OSError, ValueError, KeyError) as exc:
+            # zarr, anndata and pyarrow report damaged data as one of these
+            checks.append(
+                IntegrityCheck(
+                    v.ref, v.status.value, "opens", "problem", f"{type(exc).__name__}: {exc}"
+                )
+            )
+    if not verify_sources:
+        return checks
+    by_study: dict[str, list[VersionInfo]] = defaultdict(list)
+    for v in live:
+        by_study[v.study].append(v)
+    for study in sorted(by_study):
+        digests = {v.digest: v for v in by_study[study]}
+        matched: set[str] = set()
+        for src in _archived_sources(ws, study):
+            digest = digest_path(ws.root.fs, src)
+            owner = digests.get(digest)
+            if owner is None:
+                checks.append(
+                    IntegrityCheck(
+                        f"{study}:archive",
+                        "archived",
+                        "source-digest",
+                        "problem",
+                        f"{ws.root.to_url(src)} ({digest}) matches no version of {study}: "
+                        "the archived copy changed or its version was removed",
+                    )
+                )
+            else:
+                matched.add(digest)
+                checks.append(
+                    IntegrityCheck(
+                        owner.ref, owner.status.value, "source-digest", "ok", ws.root.to_url(src)
+                    )
+                )
+        for v in by_study[study]:
+            if v.source_uri and v.digest not in matched:
+                checks.append(
+                    # A warning, not a problem: a landing zone on another backend
+                    # than the data root is not archived (pipeline._archive).
+                    IntegrityCheck(
+                        v.ref,
+                        v.status.value,
+                        "source-digest",
+                        "warning",
+                        f"no archived source with digest {v.digest} (source was {v.source_uri})",
+                    )
+                )
+    return checks

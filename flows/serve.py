@@ -1,0 +1,194 @@
+"""Deployments, triggers and schedules; ``python -m flows.serve`` runs them all.
+
+=====================  ===========================================  ========================
+deployment             runs on                                      parameters
+=====================  ===========================================  ========================
+ingest/on-file-landed  ``resistomics.file.landed``                  path, study, modality
+signatures/on-publish  ``resistomics.dataset.published``,           dataset_ref, study
+                       label ``resistomics.modality=expression``
+report/on-signature    ``resistomics.signature.published``          result_ref, study
+landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seconds
+15-minutes
+garbage-collection/    cron ``30 2 * * *`` (UTC)                    older_than_hours
+nightly
+integrity-check/       cron ``0 3 * * *`` (UTC)                     verify_sources
+nightly
+=====================  ===========================================  ========================
+
+Triggers render flow parameters from the event's resource labels (see
+:mod:`flows.events`). The Prefect server's triggers and automations do the matching;
+nothing needs Prefect Cloud. ``serve`` polls the server for runs of these deployments
+and starts each in a subprocess (``python -m prefect.engine``) with this process's
+environment, so ``RESISTOMICS_*`` settings given to the server process reach every run.
+
+Ingest runs one at a time (deployment concurrency limit 1, further runs wait in
+``AwaitingConcurrencySlot``): a sweep can announce a file whose triggered ingest is
+still running, and two concurrent ingests of the same bytes would both pass the
+"already published?" check. Throughput inside one ingest comes from the Dask cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow, serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.types.entrypoint import EntrypointType
+
+from flows.events import (
+    DATASET_PUBLISHED,
+    FILE_LANDED,
+    LABEL_DATASET,
+    LABEL_MODALITY,
+    LABEL_PATH,
+    LABEL_STUDY,
+    SIGNATURE_PUBLISHED,
+)
+from flows.ingest import ingest_flow
+from flows.maintenance import gc_flow, integrity_flow
+from flows.report import report_flow
+from flows.signatures import signatures_flow
+from flows.sweep import sweep_flow
+
+__all__ = ["build_deployments", "main", "serve_all"]
+
+SWEEP_CRON = "*/15 * * * *"
+GC_CRON = "30 2 * * *"
+INTEGRITY_CRON = "0 3 * * *"
+TAGS = ["resistomics"]
+
+
+def _label(name: str) -> str:
+    """A Jinja template that renders one label of the triggering event's resource."""
+    return "{{ event.resource['" + name + "'] }}"
+
+
+def _deployment(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
+    # Module-path entrypoints (flows.ingest.ingest_flow): a run imports the flows
+    # package, so its intra-package imports work wherever the runner starts it.
+    deployment = flow.to_deployment(
+        entrypoint_type=EntrypointType.MODULE_PATH, tags=TAGS, **options
+    )
+    if not isinstance(deployment, RunnerDeployment):  # only in an async caller
+        raise TypeError("build_deployments() must be called from synchronous code")
+    return deployment
+
+
+def build_deployments() -> list[RunnerDeployment]:
+    """Every deployment of the platform, with its trigger or schedule."""
+    return [
+        _deployment(
+            ingest_flow,
+            name="on-file-landed",
+            description="Ingest a file announced in the landing zone.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="ingest on resistomics.file.landed",
+                    expect={FILE_LANDED},
+                    match={"prefect.resource.id": "resistomics.file.*"},
+                    parameters={
+                        "path": _label(LABEL_PATH),
+                        "study": _label(LABEL_STUDY),
+                        "modality": _label(LABEL_MODALITY),
+                    },
+                )
+            ],
+            concurrency_limit=1,
+        ),
+        _deployment(
+            signatures_flow,
+            name="on-publish",
+            description="Score resistance programs in a newly published expression dataset.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="signatures on resistomics.dataset.published (expression)",
+                    expect={DATASET_PUBLISHED},
+                    match={
+                        "prefect.resource.id": "resistomics.dataset.*",
+                        LABEL_MODALITY: "expression",
+                    },
+                    parameters={
+                        "dataset_ref": _label(LABEL_DATASET),
+                        "study": _label(LABEL_STUDY),
+                    },
+                )
+            ],
+        ),
+        _deployment(
+            report_flow,
+            name="on-signature",
+            description="Refresh the study report after a new signature result.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="report on resistomics.signature.published",
+                    expect={SIGNATURE_PUBLISHED},
+                    match={"prefect.resource.id": "resistomics.dataset.*"},
+                    parameters={
+                        "result_ref": _label(LABEL_DATASET),
+                        "study": _label(LABEL_STUDY),
+                    },
+                )
+            ],
+        ),
+        _deployment(
+            sweep_flow,
+            name="every-15-minutes",
+            description="Announce files in the landing zone that no event announced.",
+            cron=SWEEP_CRON,
+        ),
+        _deployment(
+            gc_flow,
+            name="nightly",
+            description="Remove abandoned staged versions and unreferenced directories.",
+            cron=GC_CRON,
+        ),
+        _deployment(
+            integrity_flow,
+            name="nightly",
+            description="Check that published data exists, opens and matches its digests.",
+            cron=INTEGRITY_CRON,
+        ),
+    ]
+
+
+def _make_flows_importable() -> None:
+    """Put the folder holding ``flows/`` on the runs' PYTHONPATH.
+
+    Runs start as ``python -m prefect.engine`` in the serving process's working
+    directory; this makes ``import flows`` work there whatever that directory is.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
+
+
+def serve_all(*, limit: int | None = None) -> None:
+    """Serve every deployment until interrupted (blocking).
+
+    Parameters
+    ----------
+    limit
+        Most flow runs at once in this process (Prefect's default is 5). Each run may
+        start its own local Dask cluster, so size this to the machine.
+    """
+    _make_flows_importable()
+    serve(*build_deployments(), limit=limit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.serve",
+        description="Serve the resistomics deployments against the Prefect server in PREFECT_API_URL.",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="most flow runs at once")
+    args = parser.parse_args(argv)
+    serve_all(limit=args.limit)
+
+
+if __name__ == "__main__":
+    main()
