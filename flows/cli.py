@@ -3,6 +3,7 @@ commands ``serve`` and ``demo`` (the library itself never imports Prefect)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -74,10 +75,8 @@ def serve(
 def _serve(limit: int) -> None:
     from flows.serve import serve_all
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve_all(limit=limit)
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
-from flows._housekeeping import IntegrityCheck, check_integrity, collect_garbage
 from flows._runtime import artifact_key, open_workspace, retry_on_transient_errors
 from resistomics.errors import ResistomicsError
+from resistomics.pipeline import IntegrityCheck, check_integrity, collect_garbage
 
 __all__ = ["IntegrityProblemsError", "gc_flow", "integrity_flow"]
 

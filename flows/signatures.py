@@ -30,7 +30,7 @@ from flows._runtime import (
 from flows.events import emit_signature_published
 from resistomics.cluster import dask_client
 from resistomics.errors import InputError, MethodInputError
-from resistomics.pipeline._signatures import score_signatures
+from resistomics.pipeline import score_signatures
 from resistomics.storage import read_table
 
 __all__ = ["signatures_flow", "top_programs"]

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.cli import app
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from flows.cli import app
 from shared_data import T47D
 
 runner = CliRunner()

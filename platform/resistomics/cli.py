@@ -11,11 +11,18 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from resistomics.config import Settings, load_settings
@@ -40,16 +47,13 @@ app.add_typer(study_app, name="study")
 app.add_typer(signatures_app, name="signatures")
 app.add_typer(catalog_app, name="catalog")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def fail(message: str, code: int = 1) -> None:
     """Print one clear line to stderr and exit non-zero."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def handled(fn: F) -> F:
+def handled[F: Callable[..., Any]](fn: F) -> F:
     """Turn platform errors into one line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)

@@ -25,7 +25,7 @@ def test_local_cluster_runs_worker_processes() -> None:
 
 
 def test_address_kind_needs_address() -> None:
-    with pytest.raises(ValueError, match="cluster.address"):
+    with pytest.raises(ValueError, match=r"cluster\.address"):
         ClusterSettings(kind="address")
 
 

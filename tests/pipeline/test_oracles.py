@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_data import GENESETS
 
 from resistomics.pipeline import differential_expression, parse_contrast, score_signatures
+from shared_data import GENESETS
 
 ER_GENES = ["GREB1", "PGR", "TFF1"]
 

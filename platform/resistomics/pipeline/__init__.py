@@ -3,6 +3,12 @@
 Flows (``flows/``) and the CLI call these; they hold no Prefect code.
 """
 
+from resistomics.pipeline._housekeeping import (
+    Finding,
+    IntegrityCheck,
+    check_integrity,
+    collect_garbage,
+)
 from resistomics.pipeline._ingest import IngestOutcome, dataset_name_for, ingest, validate_version
 from resistomics.pipeline._results import ResultOutcome
 from resistomics.pipeline._signatures import (
@@ -15,9 +21,13 @@ from resistomics.pipeline._workspace import Workspace
 
 __all__ = [
     "Contrast",
+    "Finding",
     "IngestOutcome",
+    "IntegrityCheck",
     "ResultOutcome",
     "Workspace",
+    "check_integrity",
+    "collect_garbage",
     "dataset_name_for",
     "differential_expression",
     "ingest",

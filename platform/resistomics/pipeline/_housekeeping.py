@@ -1,9 +1,4 @@
-"""Garbage collection and integrity checks of the data root (no Prefect here).
-
-These are orchestration-free steps like :mod:`resistomics.pipeline`'s and belong there
-(``pipeline.collect_garbage`` / ``pipeline.check_integrity``); they live next to the
-maintenance flows until the library takes them over, and import nothing from Prefect
-so the move is a rename.
+"""Garbage collection and integrity checks of the data root.
 
 Rules (ARCHITECTURE.md, "Storage"): a staged version older than the cutoff is a crashed
 or abandoned write; a ``datasets/<study>/<dataset>/<version>`` directory that no
@@ -23,7 +18,7 @@ from typing import Literal
 import pyarrow.parquet as pq
 
 from resistomics.catalog import VersionInfo, VersionStatus
-from resistomics.pipeline import Workspace
+from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import digest_path, open_expression_store
 
 __all__ = ["Finding", "IntegrityCheck", "check_integrity", "collect_garbage"]
