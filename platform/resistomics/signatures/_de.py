@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Literal
 
 import dask
 import dask.array as da
-import dask.dataframe as dd
 import numba
 import numpy as np
 import pandas as pd
@@ -84,7 +83,7 @@ class DifferentialExpression:
         """One column of :attr:`table` as a lazy ``(n_genes,)`` array."""
         return self.table[:, self.columns.index(name)]
 
-    def to_dask_dataframe(self) -> dd.DataFrame:
+    def to_dask_dataframe(self) -> Any:
         """The table as a lazy dask DataFrame, one partition per gene chunk, indexed by
         gene name (or by position when names were not given)."""
         names = (
@@ -100,6 +99,8 @@ class DifferentialExpression:
             )
         ]
         meta = _frame(np.empty((0, len(self.columns))), names[:0], self.columns)
+        import dask.dataframe as dd  # ~80 MB per process: only when asked for
+
         return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 

@@ -235,7 +235,7 @@ def score_genes(
         "jk",
         da.from_array(ctrl_counts, chunks=gene_chunks),
         "jk",
-        concatenate=True,
+        concatenate=False,
         dtype=np.float64,
         meta=np.empty((0, 0), dtype=np.float64),
         n_set=n_set,
@@ -282,6 +282,22 @@ def _draw_control_genes(
     return control
 
 
+def _joined(parts: Any, axis: int) -> Any:
+    """The blocks blockwise hands over along a contracted axis, as one block.
+
+    Cell-major matrices have one chunk along genes, so this is nearly always a list of
+    one block, returned as is: ``concatenate=True`` would copy every CSR block through
+    ``sparse.hstack`` even then, which costs as much as the product itself.
+    """
+    if not isinstance(parts, list):
+        return parts
+    if len(parts) == 1:
+        return parts[0]
+    if sparse.issparse(parts[0]):
+        return (sparse.hstack if axis == 1 else sparse.vstack)(parts, format="csr")
+    return np.concatenate([np.asarray(p) for p in parts], axis=axis)
+
+
 def _score_block(
     block: Any,
     weights: np.ndarray,
@@ -291,6 +307,8 @@ def _score_block(
     n_set: np.ndarray,
     n_ctrl: np.ndarray,
 ) -> np.ndarray:
+    block = _joined(block, 1)
+    weights, set_counts, ctrl_counts = (_joined(w, 0) for w in (weights, set_counts, ctrl_counts))
     values = block.data if sparse.issparse(block) else np.asarray(block)
     if not np.isnan(values).any():
         return np.asarray(block @ weights, dtype=np.float64)
@@ -398,7 +416,7 @@ def singscore(
         "ij",
         da.from_array(membership, chunks=(X.chunks[1], (len(set_names),))),
         "jk",
-        concatenate=True,
+        concatenate=False,
         dtype=np.float64,
         meta=np.empty((0, 0), dtype=np.float64),
         set_sizes=set_sizes,
@@ -418,6 +436,8 @@ def singscore(
 def _singscore_block(
     block: Any, membership: np.ndarray, *, set_sizes: np.ndarray, use_min: bool, center: bool
 ) -> np.ndarray:
+    block = _joined(block, 1)
+    membership = _joined(membership, 0)
     n_genes = block.shape[1]
     if sparse.issparse(block):
         csr = block.tocsr()

@@ -177,6 +177,7 @@ class ExpressionStoreWriter:
         self._n_streamed = 0
         self._n_blocks = 0
         self._float32_exact = True
+        self._nnz = 0
         self._closed = False
 
     # -- streaming ---------------------------------------------------------------------
@@ -215,6 +216,7 @@ class ExpressionStoreWriter:
             self._var_parts.append(labels)
         self._n_streamed += m.shape[0] if self.orientation == "cells" else m.shape[1]
         self._n_blocks += 1
+        self._nnz += m.nnz
 
     # -- composing ---------------------------------------------------------------------
 
@@ -240,7 +242,10 @@ class ExpressionStoreWriter:
         else:
             n_rb, n_gb = len(self._fixed_bounds), self._n_blocks
         dtype = np.dtype(np.float32 if self._float32_exact else np.float64)
-        index_dtype = np.dtype(np.int32 if max(n_obs, n_vars) < 2**31 - 1 else np.int64)
+        # indices and indptr share one dtype (scipy and scanpy refuse mixed ones): int32
+        # while every index and offset fits, else int64.
+        small = max(n_obs, n_vars, self._nnz) < 2**31 - 1
+        index_dtype = np.dtype(np.int32 if small else np.int64)
 
         group = zarr.open_group(self.root.mapper(self.path + "/" + ADATA), mode="w-", zarr_format=3)
         group.attrs.update(_encoding("anndata"))
@@ -272,7 +277,7 @@ class ExpressionStoreWriter:
             row += n
         nnz = data.close()
         indices.close()
-        indptr = np.concatenate(indptr_parts)
+        indptr = np.concatenate(indptr_parts).astype(index_dtype)
         x.create_array(
             "indptr",
             data=indptr,
@@ -301,7 +306,7 @@ class ExpressionStoreWriter:
             col += n
         gdata.close()
         gindices.close()
-        gptr = np.concatenate(gptr_parts)
+        gptr = np.concatenate(gptr_parts).astype(index_dtype)
         bg.create_array(
             "indptr",
             data=gptr,
