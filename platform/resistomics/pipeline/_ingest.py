@@ -235,6 +235,7 @@ def ingest(
                 rows_per_block=ws.settings.rows_per_chunk,
                 genes_per_block=ws.settings.genes_per_block,
                 scratch=scratch,
+                lognorm_target_sum=ws.settings.normalize_target_sum,
                 metadata={"source": path, "format": fmt_name, "digest": digest, **source.details},
             )
             for block, labels in source.blocks:

@@ -159,7 +159,13 @@ def score_signatures(
     sets = collection.as_mapping()
     results = []
     if "score_genes" in methods:
-        (means,) = dask.compute(gene_means(x))
+        stored = store.metadata.get("lognorm_target_sum")
+        if store.value_kind == "counts" and "mean_lognorm" in store.var.columns and stored is not None \
+                and float(stored) == ws.settings.normalize_target_sum:
+            # computed at ingest during the gene-major pass: saves a full pass over X
+            means = store.var["mean_lognorm"].to_numpy(dtype=np.float64)
+        else:
+            (means,) = dask.compute(gene_means(x))
         results.append(
             score_genes(x, names, sets, gene_means=np.asarray(means), ctrl_size=ctrl_size,
                         n_bins=n_bins, random_state=random_state)

@@ -137,6 +137,10 @@ class ExpressionStoreWriter:
         Tile size for the axis the reader does not block.
     scratch
         Local directory for tiles (default: a temporary directory, removed on close).
+    lognorm_target_sum
+        For counts, ``var["mean_lognorm"]`` gets each gene's mean of the counts
+        normalised to this total per cell and ``log1p``-transformed (what gene-set
+        scoring bins genes by), computed during the gene-major pass.
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class ExpressionStoreWriter:
         genes_per_block: int = 1024,
         scratch: str | Path | None = None,
         metadata: dict[str, Any] | None = None,
+        lognorm_target_sum: float = 1e4,
     ) -> None:
         self.root = root
         self.path = path
@@ -160,6 +165,7 @@ class ExpressionStoreWriter:
         self.rows_per_block = rows_per_block
         self.genes_per_block = genes_per_block
         self.metadata = dict(metadata or {})
+        self.lognorm_target_sum = float(lognorm_target_sum)
         self._scratch = Path(tempfile.mkdtemp(prefix="resistomics-tiles-", dir=scratch))
         self._obs_parts: list[pd.DataFrame] = [] if obs is None else [obs]
         self._var_parts: list[pd.DataFrame] = [] if var is None else [var]
@@ -250,68 +256,24 @@ class ExpressionStoreWriter:
         group = zarr.open_group(self.root.mapper(self.path + "/" + ADATA), mode="w-", zarr_format=3)
         group.attrs.update(_encoding("anndata"))
 
-        totals = np.zeros(n_obs, dtype=np.float64)
-        detected = np.zeros(n_obs, dtype=np.int64)
-        gene_totals = np.zeros(n_vars, dtype=np.float64)
-        gene_cells = np.zeros(n_vars, dtype=np.int64)
-
-        # cell-major X
+        # cell-major X, then the gene-major copy, each composed one block at a time
         x = group.create_group(
             "X", attributes={**_encoding("csr_matrix"), "shape": [n_obs, n_vars]}
         )
-        data = _Appender(x, "data", dtype, NNZ_PER_CHUNK)
-        indices = _Appender(x, "indices", index_dtype, NNZ_PER_CHUNK)
-        indptr_parts = [np.zeros(1, dtype=np.int64)]
-        offset = row = 0
-        for r in range(n_rb):
-            tiles = [sp.load_npz(self._tile_path(r, g)) for g in range(n_gb)]
-            block = sp.hstack(tiles, format="csr") if tiles else sp.csr_matrix((0, 0))
-            block.sort_indices()
-            data.add(block.data)
-            indices.add(block.indices)
-            indptr_parts.append(block.indptr[1:].astype(np.int64) + offset)
-            offset += block.nnz
-            n = block.shape[0]
-            totals[row : row + n] = np.asarray(block.sum(axis=1)).ravel()
-            detected[row : row + n] = np.diff(block.indptr)
-            row += n
-        nnz = data.close()
-        indices.close()
-        indptr = np.concatenate(indptr_parts).astype(index_dtype)
-        x.create_array(
-            "indptr",
-            data=indptr,
-            chunks=(min(max(len(indptr), 1), 1 << 20),),
-            compressors=[_COMPRESSOR],
+        rows = (
+            sp.hstack([sp.load_npz(self._tile_path(r, g)) for g in range(n_gb)], format="csr")
+            for r in range(n_rb)
         )
-
-        # gene-major copy
+        nnz, totals, detected, _ = _write_compressed(x, rows, dtype=dtype, index_dtype=index_dtype)
         bg = zarr.open_group(self.root.mapper(self.path + "/" + BY_GENE), mode="w-", zarr_format=3)
         bg.attrs.update({**_encoding("csc_matrix"), "shape": [n_obs, n_vars]})
-        gdata = _Appender(bg, "data", dtype, NNZ_PER_CHUNK)
-        gindices = _Appender(bg, "indices", index_dtype, NNZ_PER_CHUNK)
-        gptr_parts = [np.zeros(1, dtype=np.int64)]
-        offset = col = 0
-        for g in range(n_gb):
-            tiles = [sp.load_npz(self._tile_path(r, g)) for r in range(n_rb)]
-            block = sp.vstack(tiles, format="csc") if tiles else sp.csc_matrix((0, 0))
-            block.sort_indices()
-            gdata.add(block.data)
-            gindices.add(block.indices)
-            gptr_parts.append(block.indptr[1:].astype(np.int64) + offset)
-            offset += block.nnz
-            n = block.shape[1]
-            gene_totals[col : col + n] = np.asarray(block.sum(axis=0)).ravel()
-            gene_cells[col : col + n] = np.diff(block.indptr)
-            col += n
-        gdata.close()
-        gindices.close()
-        gptr = np.concatenate(gptr_parts).astype(index_dtype)
-        bg.create_array(
-            "indptr",
-            data=gptr,
-            chunks=(min(max(len(gptr), 1), 1 << 20),),
-            compressors=[_COMPRESSOR],
+        lognorm = (totals, self.lognorm_target_sum) if self.value_kind == "counts" else None
+        cols = (
+            sp.vstack([sp.load_npz(self._tile_path(r, g)) for r in range(n_rb)], format="csc")
+            for g in range(n_gb)
+        )
+        _, gene_totals, gene_cells, lognorm_sums = _write_compressed(
+            bg, cols, dtype=dtype, index_dtype=index_dtype, lognorm=lognorm
         )
 
         obs = obs.copy()
@@ -321,6 +283,9 @@ class ExpressionStoreWriter:
         var["total_counts"] = gene_totals
         var["n_cells_by_counts"] = gene_cells
         var["mean"] = gene_totals / max(n_obs, 1)
+        if lognorm_sums is not None:
+            var["mean_lognorm"] = lognorm_sums / max(n_obs, 1)
+            self.metadata["lognorm_target_sum"] = self.lognorm_target_sum
         _write_frame(group, "obs", obs)
         _write_frame(group, "var", var)
         for empty in ("layers", "obsm", "obsp", "varm", "varp"):
@@ -331,6 +296,64 @@ class ExpressionStoreWriter:
         write_elem(group, "uns", {"resistomics": {k: str(v) for k, v in meta.items()}})
         bg.attrs.update({"value_kind": self.value_kind, "metadata": meta, "layout_version": "1"})
         return StoreSummary(n_obs=n_obs, n_vars=n_vars, nnz=int(nnz), dtype=str(dtype))
+
+
+def _write_compressed(
+    group: zarr.Group,
+    blocks: Iterator[sp.csr_matrix | sp.csc_matrix],
+    *,
+    dtype: np.dtype[Any],
+    index_dtype: np.dtype[Any],
+    lognorm: tuple[np.ndarray, float] | None = None,
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Append compressed blocks (all CSR rows or all CSC columns) as data/indices/indptr.
+
+    Returns the number of stored values and, per major-axis element (row of CSR, column
+    of CSC), its sum and its count of stored non-zeros. With ``lognorm=(library_sizes,
+    target_sum)`` (CSC only) also each gene's sum of ``log1p(x / (L / target_sum))``,
+    computed as :func:`resistomics.signatures.log_normalize` does, so gene means of the
+    normalised matrix are known without another pass.
+    """
+    data = _Appender(group, "data", dtype, NNZ_PER_CHUNK)
+    indices = _Appender(group, "indices", index_dtype, NNZ_PER_CHUNK)
+    ptr_parts = [np.zeros(1, dtype=np.int64)]
+    sums: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    norm_sums: list[np.ndarray] = []
+    offset = 0
+    for block in blocks:
+        block.sort_indices()
+        data.add(block.data)
+        indices.add(block.indices)
+        ptr_parts.append(block.indptr[1:].astype(np.int64) + offset)
+        offset += block.nnz
+        axis = 1 if block.format == "csr" else 0
+        sums.append(np.asarray(block.sum(axis=axis), dtype=np.float64).ravel())
+        counts.append(np.diff(block.indptr).astype(np.int64))
+        if lognorm is not None:
+            libs, target = lognorm
+            out = np.float64 if dtype == np.float64 else np.float32
+            scale = libs.astype(out) / target
+            scale = scale + (scale == 0)
+            values = np.log1p(block.data.astype(out) / scale[block.indices]).astype(np.float64)
+            norm = sp.csc_matrix((values, block.indices, block.indptr), shape=block.shape)
+            norm_sums.append(np.asarray(norm.sum(axis=0), dtype=np.float64).ravel())
+    nnz = data.close()
+    indices.close()
+    indptr = np.concatenate(ptr_parts).astype(index_dtype)
+    group.create_array(
+        "indptr", data=indptr, chunks=(min(max(len(indptr), 1), 1 << 20),), compressors=[_COMPRESSOR]
+    )
+
+    def joined(parts: list[np.ndarray], kind: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=kind)
+
+    return (
+        nnz,
+        joined(sums, np.float64),
+        joined(counts, np.int64),
+        joined(norm_sums, np.float64) if lognorm is not None else None,
+    )
 
 
 def _write_frame(group: zarr.Group, key: str, frame: pd.DataFrame) -> None:
