@@ -74,7 +74,7 @@ def write_dense_array(
     del target
     store = root.mapper(path)
     out = zarr.open_array(store, path=name, mode="r+")
-    stored = da.store(array, out, lock=False, compute=compute, return_stored=False)
+    stored = da.store(array, out, lock=False, compute=compute, return_stored=False)  # type: ignore[arg-type]
     return stored
 
 

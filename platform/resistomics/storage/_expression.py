@@ -40,6 +40,7 @@ import scipy.sparse as sp
 import zarr
 from zarr.codecs import BloscCodec
 
+from resistomics.errors import StorageError
 from resistomics.storage._root import DataRoot
 
 __all__ = [
@@ -332,8 +333,8 @@ def _write_compressed(
         counts.append(np.diff(block.indptr).astype(np.int64))
         if lognorm is not None:
             libs, target = lognorm
-            out = np.float64 if dtype == np.float64 else np.float32
-            scale = libs.astype(out) / target
+            out = np.dtype(np.float64 if dtype == np.float64 else np.float32)
+            scale = np.asarray(libs, dtype=out) / out.type(target)
             scale = scale + (scale == 0)
             values = np.log1p(block.data.astype(out) / scale[block.indices]).astype(np.float64)
             norm = sp.csc_matrix((values, block.indices, block.indptr), shape=block.shape)
@@ -388,10 +389,10 @@ def _open_array(url: str, options_json: str, name: str) -> zarr.Array:
 def _load_rows(
     url: str, options_json: str, prefix: str, start: int, stop: int, n_other: int, fmt: str
 ) -> sp.csr_matrix | sp.csc_matrix:
-    indptr = _open_array(url, options_json, f"{prefix}/indptr")[start : stop + 1]
+    indptr = np.asarray(_open_array(url, options_json, f"{prefix}/indptr")[start : stop + 1])
     lo, hi = int(indptr[0]), int(indptr[-1])
-    data = _open_array(url, options_json, f"{prefix}/data")[lo:hi]
-    indices = _open_array(url, options_json, f"{prefix}/indices")[lo:hi]
+    data = np.asarray(_open_array(url, options_json, f"{prefix}/data")[lo:hi])
+    indices = np.asarray(_open_array(url, options_json, f"{prefix}/indices")[lo:hi])
     ptr = (indptr - lo).astype(np.int64)
     n = stop - start
     if fmt == "csr":
@@ -491,12 +492,13 @@ def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
     group = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
     obs = read_elem(group["obs"])
     var = read_elem(group["var"])
-    meta = dict(zarr.open_group(root.mapper(f"{path}/{BY_GENE}"), mode="r").attrs["metadata"])
-    dtype = (
-        np.dtype(group["X/data"].dtype.to_native_dtype())
-        if hasattr(group["X/data"].dtype, "to_native_dtype")
-        else np.dtype(group["X/data"].dtype)
+    if not isinstance(obs, pd.DataFrame) or not isinstance(var, pd.DataFrame):
+        raise StorageError(f"{path}: obs/var are not AnnData dataframes")
+    meta: dict[str, Any] = dict(
+        zarr.open_group(root.mapper(f"{path}/{BY_GENE}"), mode="r").attrs["metadata"]  # type: ignore[arg-type]
     )
+    data = zarr.open_array(root.mapper(f"{path}/{ADATA}"), path="X/data", mode="r")
+    dtype = np.dtype(data.dtype)
     url = root.to_url(path)
     return ExpressionStore(
         url=url,
@@ -504,6 +506,6 @@ def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
         obs=obs,
         var=var,
         dtype=dtype,
-        value_kind=meta.get("value_kind", "counts"),
+        value_kind="normalized" if meta.get("value_kind") == "normalized" else "counts",
         metadata=meta,
     )
