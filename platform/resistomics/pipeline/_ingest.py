@@ -30,6 +30,12 @@ __all__ = ["IngestOutcome", "dataset_name_for", "ingest", "validate_version"]
 
 Progress = Callable[[int], None]
 
+# Values per task of the validation summaries. A summary task holds its block a few
+# times over (values, row index, masks), so 1 Mi values (one Zarr chunk, ~8 MiB as CSR)
+# keep a task under ~50 MiB: workers with a few hundred MiB validate any dataset without
+# pausing. The extra tasks cost nothing next to the decompression.
+VALIDATION_BLOCK_NNZ = 1 << 20
+
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -145,7 +151,7 @@ def _quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], ma
 def validate_version(ws: Workspace, version: VersionInfo) -> ValidationReport:
     """Run the dataset type's expectations on a (staged) expression version."""
     store = open_expression_store(ws.root, ws.root.to_path(version.uri))
-    summaries = summarize_matrix(store.cells(), store.obs, store.var)
+    summaries = summarize_matrix(store.cells(target_nnz=VALIDATION_BLOCK_NNZ), store.obs, store.var)
     registered = sorted(ws.catalog.samples(version.study).index.astype(str))
     v = ws.settings.validation
     dtype = dataset_type(version.dataset_type)
@@ -240,6 +246,7 @@ def ingest(
             )
             for block, labels in source.blocks:
                 writer.add(block, labels)
+                del block  # not alive while the reader makes the next one: one block at a time
                 if progress is not None:
                     progress(1)
             writer.value_kind = source.value_kind

@@ -86,13 +86,14 @@ class _Appender:
     def _flush(self, *, final: bool) -> None:
         if not self.buffer:
             return
-        joined = np.concatenate(self.buffer)
+        # one piece (a whole block handed over) is written as is, not copied first
+        joined = self.buffer[0] if len(self.buffer) == 1 else np.concatenate(self.buffer)
         n = joined.size if final else (joined.size // self.chunk) * self.chunk
         if n:
             self.array.resize((self.written + n,))
             self.array[self.written : self.written + n] = joined[:n]
             self.written += n
-        rest = joined[n:]
+        rest = joined[n:].copy()  # a view would keep the whole previous block alive
         self.buffer = [rest] if rest.size else []
         self.buffered = rest.size
 
@@ -262,7 +263,7 @@ class ExpressionStoreWriter:
             "X", attributes={**_encoding("csr_matrix"), "shape": [n_obs, n_vars]}
         )
         rows = (
-            sp.hstack([sp.load_npz(self._tile_path(r, g)) for g in range(n_gb)], format="csr")
+            _join_minor([sp.load_npz(self._tile_path(r, g)) for g in range(n_gb)])
             for r in range(n_rb)
         )
         nnz, totals, detected, _ = _write_compressed(x, rows, dtype=dtype, index_dtype=index_dtype)
@@ -270,7 +271,7 @@ class ExpressionStoreWriter:
         bg.attrs.update({**_encoding("csc_matrix"), "shape": [n_obs, n_vars]})
         lognorm = (totals, self.lognorm_target_sum) if self.value_kind == "counts" else None
         cols = (
-            sp.vstack([sp.load_npz(self._tile_path(r, g)) for r in range(n_rb)], format="csc")
+            _join_minor([sp.load_npz(self._tile_path(r, g)).tocsc() for r in range(n_rb)])
             for g in range(n_gb)
         )
         _, gene_totals, gene_cells, lognorm_sums = _write_compressed(
@@ -297,6 +298,38 @@ class ExpressionStoreWriter:
         write_elem(group, "uns", {"resistomics": {k: str(v) for k, v in meta.items()}})
         bg.attrs.update({"value_kind": self.value_kind, "metadata": meta, "layout_version": "1"})
         return StoreSummary(n_obs=n_obs, n_vars=n_vars, nnz=int(nnz), dtype=str(dtype))
+
+
+def _join_minor(parts: list[Any]) -> sp.csr_matrix | sp.csc_matrix:
+    """Join CSR tiles side by side (or CSC tiles top to bottom) into one block.
+
+    scipy's ``hstack`` of CSR (``vstack`` of CSC) goes through COO with int64
+    coordinates, about five times the block in memory; placing each tile's values
+    straight into the joined arrays costs the block twice (tiles + result), which is
+    what bounds the writer's peak memory.
+    """
+    fmt = parts[0].format
+    major = parts[0].shape[0] if fmt == "csr" else parts[0].shape[1]
+    widths = [p.shape[1] if fmt == "csr" else p.shape[0] for p in parts]
+    counts = [np.diff(p.indptr) for p in parts]
+    indptr = np.zeros(major + 1, dtype=np.int64)
+    np.cumsum(np.sum(counts, axis=0, dtype=np.int64), out=indptr[1:])
+    nnz = int(indptr[-1])
+    idx = np.dtype(np.int32 if max(nnz, sum(widths)) < 2**31 - 1 else np.int64)
+    data = np.empty(nnz, dtype=np.result_type(*(p.dtype for p in parts)))
+    indices = np.empty(nnz, dtype=idx)
+    fill = indptr[:-1].copy()  # where the next value of each major element goes
+    offset = 0
+    for part, count, width in zip(parts, counts, widths, strict=True):
+        if part.nnz:
+            dest = np.repeat(fill - part.indptr[:-1], count) + np.arange(part.nnz)
+            data[dest] = part.data
+            indices[dest] = part.indices + offset
+        fill += count
+        offset += width
+    shape = (major, offset) if fmt == "csr" else (offset, major)
+    cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
+    return cls((data, indices, indptr.astype(idx)), shape=shape)
 
 
 def _write_compressed(
@@ -336,9 +369,13 @@ def _write_compressed(
             out = np.dtype(np.float64 if dtype == np.float64 else np.float32)
             scale = np.asarray(libs, dtype=out) / out.type(target)
             scale = scale + (scale == 0)
-            values = np.log1p(block.data.astype(out) / scale[block.indices]).astype(np.float64)
+            # bad input (negative counts) gives NaN here; validation quarantines it later
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.log1p(block.data.astype(out) / scale[block.indices]).astype(np.float64)
             norm = sp.csc_matrix((values, block.indices, block.indptr), shape=block.shape)
             norm_sums.append(np.asarray(norm.sum(axis=0), dtype=np.float64).ravel())
+            del values, norm
+        del block  # free it before the generator composes the next one
     nnz = data.close()
     indices.close()
     indptr = np.concatenate(ptr_parts).astype(index_dtype)

@@ -302,7 +302,35 @@ def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
             f"expected at least {min_cols} tab-separated columns, found {frame.shape[1]}",
             line=1,
         )
+    if frame.shape[1] == 1:
+        # A comma-separated features/barcodes file parses as one column of IDs
+        # like "ENSG...,TP53,Gene Expression": refuse it rather than store bad IDs.
+        commas = frame[0].str.contains(",", regex=False).to_numpy()
+        if commas.any():
+            i = int(np.flatnonzero(commas)[0])
+            raise InputError(
+                str(path),
+                "delimiter",
+                f"expected tab-separated columns, found {frame.iat[i, 0]!r}; it looks comma-separated",
+                line=i + 1,
+            )
     return frame
+
+
+def _first_bad_entry(path: Path, start: int) -> tuple[int, str] | None:
+    """The first line from ``start`` on that is not ``row col value`` (error path only)."""
+    with _open_text(path) as f:
+        for lineno, text in enumerate(f, start=1):
+            if lineno < start or text.startswith("%"):
+                continue
+            parts = text.split()
+            try:
+                if len(parts) != 3:
+                    raise ValueError(text)
+                int(parts[0]), int(parts[1]), float(parts[2])
+            except ValueError:
+                return lineno, text.strip()
+    return None
 
 
 @register_reader("expression", "10x-mtx", _detect_mtx)
@@ -356,11 +384,16 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=str), dtype=str)
     )
 
+    if matrix.stat().st_size == 0:
+        raise InputError(str(matrix), "not-empty", "the file is empty")
     try:
         handle = _open_text(matrix)
         banner = handle.readline()
     except (EOFError, OSError, zlib.error) as exc:
         raise _gzip_error(matrix, exc, line=1) from None
+    if not banner:
+        handle.close()
+        raise InputError(str(matrix), "not-empty", "the file is empty")
     if not banner.lower().startswith("%%matrixmarket matrix coordinate"):
         raise InputError(
             str(matrix),
@@ -453,10 +486,15 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         except ValueError as exc:
             if isinstance(exc, InputError):
                 raise
+            # pandas does not say which line failed: find it (error path only)
+            bad = _first_bad_entry(matrix, header_lines + seen + 1)
+            found = f", found {bad[1]!r}" if bad else f" ({str(exc).splitlines()[0]})"
+            hint = " (wrong delimiter?)" if bad and ("," in bad[1] or ";" in bad[1]) else ""
             raise InputError(
                 str(matrix),
                 "mtx-entries",
-                f"entries must be 'row col value' numbers ({str(exc).splitlines()[0]})",
+                f"entries must be whitespace-separated 'row col value' numbers{found}{hint}",
+                line=bad[0] if bad else None,
             ) from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise _gzip_error(matrix, exc, line=header_lines + seen) from None
@@ -601,6 +639,7 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
                         m = sp.csr_matrix(ds[a:b])
                         source.tracker.see(m.data)
                         yield m, obs_out.iloc[a:b]
+                        del m  # one block in memory at a time
                 else:
                     n_vars = len(var_out)
                     for a in range(0, n_vars, ctx.genes_per_block):
@@ -608,12 +647,14 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
                         m = sp.csc_matrix(ds[:, a:b])
                         source.tracker.see(m.data)
                         yield m.T, var_out.iloc[a:b]
+                        del m  # one block in memory at a time
             else:
                 for a in range(0, n_obs, ctx.rows_per_block):
                     b = min(a + ctx.rows_per_block, n_obs)
                     block = np.asarray(elem[a:b], dtype=np.float64)
                     source.tracker.see(block)
                     yield block, obs_out.iloc[a:b]
+                    del block
         except OSError as exc:
             raise InputError(str(path), "h5ad-read", f"could not read {where} ({exc})") from None
         finally:

@@ -1,0 +1,135 @@
+"""kill -9 in the middle of an ingest: nothing half-written is ever visible.
+
+A child process ingests a bulk table of a few tens of MB; as soon as its version
+directory appears under ``<data_root>/datasets/`` (the store is being composed) it gets
+SIGKILL, with no chance to clean up. Afterwards the SQLite catalog must open and be
+consistent, no version may be published, resolving the dataset must fail, and ingesting
+the same file again must publish it. Leftovers (a staged row, the unpublished directory)
+are allowed, for the garbage collector, but must stay invisible to ``resolve``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from resistomics.catalog import Catalog, SampleRow
+from resistomics.errors import DatasetNotFoundError
+from resistomics.pipeline import ingest
+from resistomics.storage import open_expression_store
+
+pytestmark = pytest.mark.integration
+
+N_GENES, N_SAMPLES = 40_000, 96
+
+
+def write_big_table(path: Path) -> tuple[list[str], np.ndarray]:
+    """A genes x samples count table (~14 MB), written by Arrow's C++ CSV writer."""
+    rng = np.random.default_rng(0)
+    values = rng.negative_binomial(2, 0.02, size=(N_GENES, N_SAMPLES)).astype(np.int32)
+    samples = [f"S{j:03d}" for j in range(N_SAMPLES)]
+    columns = {"gene_id": pa.array([f"ENSG{i:011d}" for i in range(N_GENES)])}
+    columns.update({s: pa.array(values[:, j]) for j, s in enumerate(samples)})
+    with open(path, "wb") as f:
+        f.write(("\t".join(["gene_id", *samples]) + "\n").encode())
+        pacsv.write_csv(
+            pa.table(columns),
+            f,
+            write_options=pacsv.WriteOptions(
+                include_header=False, delimiter="\t", quoting_style="none"
+            ),
+        )
+    return samples, values
+
+
+CHILD = """
+import sys
+from resistomics.config import ClusterSettings, Settings
+from resistomics.pipeline import Workspace, ingest
+
+root, landed = sys.argv[1], sys.argv[2]
+ws = Workspace.open(Settings(data_root=root, cluster=ClusterSettings(n_workers=1, processes=False)))
+outcome = ingest(ws, landed, study="st")
+print(outcome.status, outcome.message, flush=True)
+"""
+
+
+def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
+    settings, workspace, land, tmp_path
+):  # type: ignore[no-untyped-def]
+    src = tmp_path / "big.tsv"
+    samples, values = write_big_table(src)
+    workspace.catalog.register_study("st", [SampleRow(sample_id=s, subject_id=s) for s in samples])
+    landed = land(workspace, src, "st")
+    datasets = Path(settings.data_root) / "datasets"
+
+    log = (tmp_path / "child.log").open("w")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, settings.data_root, landed], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 120
+        version_dirs: list[Path] = []
+        while child.poll() is None and time.monotonic() < deadline:
+            version_dirs = list(datasets.glob("st/*/v-*"))
+            if version_dirs:
+                break
+            time.sleep(0.005)
+        assert version_dirs, (
+            f"the child ended before writing (rc={child.poll()}): {(tmp_path / 'child.log').read_text()}"
+        )
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        log.close()
+
+    # the catalog opens in a fresh connection and SQLite finds it consistent
+    db = Path(settings.data_root) / "catalog.sqlite"
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    catalog = Catalog(settings.resolved_catalog_url)
+    try:
+        states = {v[4] for v in catalog.snapshot()}
+        assert states <= {"staged"}, states  # at most a staged leftover
+        with pytest.raises(DatasetNotFoundError):
+            catalog.resolve("st/big")
+        assert catalog.find_published_by_digest("st", _digest(landed)) is None
+    finally:
+        catalog.close()
+    assert version_dirs[0].exists()  # the unpublished directory is left for the collector
+    assert Path(landed).exists()  # the child never got to archive or quarantine it
+
+    # the same file again: published, and resolve never sees the leftover
+    outcome = ingest(workspace, landed, study="st")
+
+    assert outcome.status == "published", outcome.message
+    resolved = workspace.catalog.resolve("st/big")
+    assert resolved.id == outcome.version.id
+    assert Path(resolved.uri) not in version_dirs
+    leftovers = [v for v in workspace.catalog.snapshot() if v[4] == "staged"]
+    assert all(v[0] != resolved.id for v in leftovers)
+    store = open_expression_store(workspace.root, resolved.uri)
+    assert store.shape == (N_SAMPLES, N_GENES)
+    block = store.cells()[:, :500].compute().toarray()
+    np.testing.assert_array_equal(block, values[:500].T)
+
+
+def _digest(path: str) -> str:
+    import fsspec
+
+    from resistomics.storage import digest_path
+
+    return digest_path(fsspec.filesystem("file"), path)
