@@ -64,7 +64,9 @@ def _healthy(api_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, *, port: int | None = None, timeout: float = 120.0) -> Iterator[PrefectServer]:
+def prefect_server(
+    home: Path, *, port: int | None = None, timeout: float = 120.0
+) -> Iterator[PrefectServer]:
     """A Prefect server on 127.0.0.1 with its SQLite database under ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -74,16 +76,23 @@ def prefect_server(home: Path, *, port: int | None = None, timeout: float = 120.
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(home), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=server_env(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = PrefectServer(url=url, api_url=f"{url}/api", process=proc, log=log)
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(server.api_url):
             if proc.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited with code {proc.returncode}; see {log}")
+                raise RuntimeError(
+                    f"the Prefect server exited with code {proc.returncode}; see {log}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the Prefect server was not healthy after {timeout:.0f} s; see {log}")
+                raise TimeoutError(
+                    f"the Prefect server was not healthy after {timeout:.0f} s; see {log}"
+                )
             time.sleep(0.5)
         yield server
     finally:

@@ -18,9 +18,14 @@ __all__ = ["app", "main"]
 
 @app.command()
 def demo(
-    root: Annotated[Path, typer.Option(help="Folder for the demo's data, Prefect database and plots (wiped first).")] = Path(".resistomics-demo"),
+    root: Annotated[
+        Path,
+        typer.Option(help="Folder for the demo's data, Prefect database and plots (wiped first)."),
+    ] = Path(".resistomics-demo"),
     cells_per_sample: Annotated[int, typer.Option(help="Cells per generated sample.")] = 500,
-    keep_serving: Annotated[bool, typer.Option(help="Keep the Prefect server and deployments up until Ctrl-C.")] = False,
+    keep_serving: Annotated[
+        bool, typer.Option(help="Keep the Prefect server and deployments up until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Run the main job on the embedded default: Prefect server, local Dask cluster,
     landing-zone events driving ingest -> validation -> signatures.
@@ -36,7 +41,10 @@ def demo(
 
 @app.command()
 def serve(
-    prefect_home: Annotated[Path | None, typer.Option(help="PREFECT_HOME for a server started here (default: <data root>/prefect).")] = None,
+    prefect_home: Annotated[
+        Path | None,
+        typer.Option(help="PREFECT_HOME for a server started here (default: <data root>/prefect)."),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port of a server started here.")] = 4200,
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 2,
 ) -> None:
@@ -55,8 +63,13 @@ def serve(
     settings = load_settings()
     home = prefect_home or (settings.local_root / "prefect")
     os.environ.setdefault("PREFECT_HOME", str(home))
-    with LocalCluster(n_workers=settings.cluster.n_workers, threads_per_worker=settings.cluster.threads_per_worker,
-                      memory_limit=settings.cluster.memory_limit, processes=True, dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=settings.cluster.n_workers,
+        threads_per_worker=settings.cluster.threads_per_worker,
+        memory_limit=settings.cluster.memory_limit,
+        processes=True,
+        dashboard_address=":0",
+    ) as cluster:
         os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
         os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
         typer.echo(f"Dask dashboard: {cluster.dashboard_link}")

@@ -61,13 +61,17 @@ class DemoLayout:
         return self.root / "plots"
 
 
-def _write_10x(directory: Path, counts: sp.csr_matrix, genes: list[str], barcodes: list[str], sample: str) -> None:
+def _write_10x(
+    directory: Path, counts: sp.csr_matrix, genes: list[str], barcodes: list[str], sample: str
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     scipy.io.mmwrite(directory / "matrix.mtx", counts.T.tocoo(), field="real")
     pd.DataFrame({"id": genes, "name": genes, "type": "Gene Expression"}).to_csv(
-        directory / "features.tsv", sep="\t", header=False, index=False)
+        directory / "features.tsv", sep="\t", header=False, index=False
+    )
     pd.DataFrame({"barcode": barcodes, "sample": sample}).to_csv(
-        directory / "barcodes.tsv", sep="\t", header=False, index=False)
+        directory / "barcodes.tsv", sep="\t", header=False, index=False
+    )
 
 
 def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -> dict[str, Any]:
@@ -75,7 +79,9 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
     from resistomics.simulate import simulate_cohort
 
     layout.inputs.mkdir(parents=True, exist_ok=True)
-    cohort = simulate_cohort(n_subjects=6, cells_per_sample=cells_per_sample, n_genes=n_genes, seed=7)
+    cohort = simulate_cohort(
+        n_subjects=6, cells_per_sample=cells_per_sample, n_genes=n_genes, seed=7
+    )
     cohort.samples.to_csv(layout.inputs / "demo_samples.tsv", sep="\t", index=False)
     cohort.to_anndata().write_h5ad(layout.inputs / "cohort.h5ad")
     # The bad file: a 10x run whose "counts" were rescaled (fractional values).
@@ -83,7 +89,9 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
     bad = sp.random(50, n_genes, density=0.05, format="csr", random_state=rng, dtype=np.float64)
     bad.data = np.round(bad.data * 7.3, 2) + 0.5
     genes = cohort.var.index.tolist()
-    _write_10x(layout.inputs / "P01_BL_rescaled", bad, genes, [f"bad{i:03d}" for i in range(50)], "P01_BL")
+    _write_10x(
+        layout.inputs / "P01_BL_rescaled", bad, genes, [f"bad{i:03d}" for i in range(50)], "P01_BL"
+    )
     if not T47D_DIR.exists():
         raise FileNotFoundError(f"the T47D data was not found at {T47D_DIR}")
     shutil.copy(T47D_DIR / "counts.tsv.gz", layout.inputs / "t47d_counts.tsv.gz")
@@ -112,20 +120,28 @@ def _published(ws: Any, study: str, dataset: str) -> Any:
         return None
 
 
-def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, timeout: float = 540.0,
-             keep_serving: bool = False) -> int:
+def run_demo(
+    root: Path,
+    *,
+    cells_per_sample: int = 500,
+    n_genes: int = 3000,
+    timeout: float = 540.0,
+    keep_serving: bool = False,
+) -> int:
     """Run the demo; returns a process exit code."""
     started = time.monotonic()
     layout = DemoLayout(root.absolute())
     if layout.root.exists():
         shutil.rmtree(layout.root)
     layout.root.mkdir(parents=True)
-    os.environ.update({
-        "PREFECT_HOME": str(layout.prefect_home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "RESISTOMICS_DATA_ROOT": str(layout.data),
-    })
+    os.environ.update(
+        {
+            "PREFECT_HOME": str(layout.prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "RESISTOMICS_DATA_ROOT": str(layout.data),
+        }
+    )
     console.rule("[bold]resistomics demo")
     console.print(f"workspace: {layout.root}")
     with console.status("generating the single-cell cohort and the bad file; copying T47D"):
@@ -136,13 +152,20 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
 
     from flows._server import prefect_server, stop_process
 
-    with console.status("starting the Prefect server and a local Dask cluster (2 worker processes)"):
+    with console.status(
+        "starting the Prefect server and a local Dask cluster (2 worker processes)"
+    ):
         server_cm = prefect_server(layout.prefect_home)
         server = server_cm.__enter__()
         # No dashboard: bokeh's server cannot be stopped cleanly from LocalCluster.close()
         # in this process (it logs a RuntimeError at exit); `resistomics serve` has one.
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB",
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="4GiB",
+            dashboard_address=None,
+        )
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
     os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
@@ -152,8 +175,14 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with open(serve_log, "ab") as out:
-        serving = subprocess.Popen([sys.executable, "-m", "flows.serve", "--limit", "2"], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "flows.serve", "--limit", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(REPO),
+        )
     code = 1
     try:
         from flows.events import emit_file_landed
@@ -164,10 +193,16 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
         with console.status("registering deployments, triggers and schedules"):
             _wait_for_deployments(6)
         ws = Workspace.open(load_settings())
-        ws.catalog.register_study("demo-sc", parse_sample_sheet(layout.inputs / "demo_samples.tsv"),
-                                  description="generated cohort with planted persister expansion")
-        ws.catalog.register_study("t47d", parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
-                                  description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)")
+        ws.catalog.register_study(
+            "demo-sc",
+            parse_sample_sheet(layout.inputs / "demo_samples.tsv"),
+            description="generated cohort with planted persister expansion",
+        )
+        ws.catalog.register_study(
+            "t47d",
+            parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
+            description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)",
+        )
         landing = Path(ws.settings.resolved_landing_zone)
         drops = [
             ("demo-sc", layout.inputs / "cohort.h5ad"),
@@ -179,18 +214,28 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
             target.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
             emit_file_landed(str(target), study=study, modality="expression", detected_by="demo")
-            console.print(f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed")
+            console.print(
+                f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed"
+            )
 
         goals = {
             "demo-sc/cohort published": lambda: _published(ws, "demo-sc", "cohort"),
-            "demo-sc/cohort.signatures published": lambda: _published(ws, "demo-sc", "cohort.signatures"),
+            "demo-sc/cohort.signatures published": lambda: _published(
+                ws, "demo-sc", "cohort.signatures"
+            ),
             "t47d/t47d_counts published": lambda: _published(ws, "t47d", "t47d_counts"),
-            "t47d/t47d_counts.signatures published": lambda: _published(ws, "t47d", "t47d_counts.signatures"),
-            "bad 10x run quarantined": lambda: bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
-            or any((layout.data / "quarantine").glob("*/*/report.json")),
+            "t47d/t47d_counts.signatures published": lambda: _published(
+                ws, "t47d", "t47d_counts.signatures"
+            ),
+            "bad 10x run quarantined": lambda: (
+                bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
+                or any((layout.data / "quarantine").glob("*/*/report.json"))
+            ),
         }
         done: dict[str, float] = {}
-        with console.status("waiting for the events to drive ingest -> validation -> signatures") as status:
+        with console.status(
+            "waiting for the events to drive ingest -> validation -> signatures"
+        ) as status:
             while len(done) < len(goals):
                 for name, check in goals.items():
                     if name not in done and check():
@@ -198,7 +243,9 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
                         console.print(f"  [green]done[/] {name}  (t = {done[name]:.0f} s)")
                 if time.monotonic() - started > timeout:
                     missing = ", ".join(n for n in goals if n not in done)
-                    console.print(f"[red]timed out waiting for: {missing}[/]; logs: {serve_log}, {server.log}")
+                    console.print(
+                        f"[red]timed out waiting for: {missing}[/]; logs: {serve_log}, {server.log}"
+                    )
                     return 1
                 status.update(f"waiting for: {', '.join(n for n in goals if n not in done)}")
                 time.sleep(2)
@@ -217,7 +264,9 @@ def run_demo(root: Path, *, cells_per_sample: int = 500, n_genes: int = 3000, ti
         server_cm.__exit__(None, None, None)
 
 
-def _finish(ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str, started: float) -> int:
+def _finish(
+    ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str, started: float
+) -> int:
     from distributed import Client
 
     from resistomics.pipeline import differential_expression, parse_contrast
@@ -225,22 +274,39 @@ def _finish(ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str,
     from resistomics.storage import read_table
 
     layout.plots.mkdir(exist_ok=True)
-    with Client(cluster.scheduler_address), console.status("differential expression on the cluster"):
-        t47d_de = differential_expression(ws, "t47d/t47d_counts", parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"]),
-                                          method="t-test")
-        sc_de = differential_expression(ws, "demo-sc/cohort", parse_contrast("phase:progression vs baseline"),
-                                        method="wilcoxon")
+    with (
+        Client(cluster.scheduler_address),
+        console.status("differential expression on the cluster"),
+    ):
+        t47d_de = differential_expression(
+            ws,
+            "t47d/t47d_counts",
+            parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"]),
+            method="t-test",
+        )
+        sc_de = differential_expression(
+            ws, "demo-sc/cohort", parse_contrast("phase:progression vs baseline"), method="wilcoxon"
+        )
     sig = ws.catalog.resolve("demo-sc/cohort.signatures")
     base = ws.root.to_path(sig.uri)
     sample_scores = read_table(ws.root, f"{base}/sample_scores.parquet")
     plot_sample_scores(sample_scores, layout.plots / "cohort_program_scores.png")
     t47d_sig = ws.catalog.resolve("t47d/t47d_counts.signatures")
-    plot_sample_scores(read_table(ws.root, f"{ws.root.to_path(t47d_sig.uri)}/sample_scores.parquet"),
-                       layout.plots / "t47d_program_scores.png", group_by="esr1_genotype")
-    plot_de_volcano(t47d_de.tables["de"], layout.plots / "t47d_y537s_vs_wt_volcano.png",
-                    title="T47D vehicle: ESR1 Y537S vs WT (Welch)")
-    plot_de_volcano(sc_de.tables["de"], layout.plots / "cohort_progression_vs_baseline_volcano.png",
-                    title="cohort: progression vs baseline (Wilcoxon)")
+    plot_sample_scores(
+        read_table(ws.root, f"{ws.root.to_path(t47d_sig.uri)}/sample_scores.parquet"),
+        layout.plots / "t47d_program_scores.png",
+        group_by="esr1_genotype",
+    )
+    plot_de_volcano(
+        t47d_de.tables["de"],
+        layout.plots / "t47d_y537s_vs_wt_volcano.png",
+        title="T47D vehicle: ESR1 Y537S vs WT (Welch)",
+    )
+    plot_de_volcano(
+        sc_de.tables["de"],
+        layout.plots / "cohort_progression_vs_baseline_volcano.png",
+        title="cohort: progression vs baseline (Wilcoxon)",
+    )
 
     console.rule("[bold]what happened")
     table = Table(title="catalog")
@@ -252,23 +318,31 @@ def _finish(ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str,
 
     shift = read_table(ws.root, f"{base}/fraction_shift.parquet")
     planted = shift[(shift["gene_set"] == cohort.program) & (shift["phase"] == "progression")]
-    console.print(f"[bold]{cohort.program}[/] (planted): resistant fraction baseline -> progression per subject")
+    console.print(
+        f"[bold]{cohort.program}[/] (planted): resistant fraction baseline -> progression per subject"
+    )
     for _, r in planted.iterrows():
         console.print(f"  {r['subject_id']}: {r['baseline_fraction']:.2f} -> {r['fraction']:.2f}")
     cohort_test = read_table(ws.root, f"{base}/fraction_cohort.parquet")
     row = cohort_test[(cohort_test["gene_set"] == cohort.program)].iloc[0]
-    console.print(f"  cohort: median change {row['median_change']:+.2f}, Wilcoxon signed-rank p = {row['pvalue']:.3g}")
+    console.print(
+        f"  cohort: median change {row['median_change']:+.2f}, Wilcoxon signed-rank p = {row['pvalue']:.3g}"
+    )
     de = t47d_de.tables["de"].set_index("gene_symbol")
     console.print("[bold]T47D vehicle, ESR1 Y537S vs WT[/] (Welch t-test, BH FDR):")
     for g in ("GREB1", "PGR", "TFF1"):
-        console.print(f"  {g}: log2FC {de.loc[g, 'log2_fold_change']:+.2f}, FDR {de.loc[g, 'pval_adj']:.2g}")
+        console.print(
+            f"  {g}: log2FC {de.loc[g, 'log2_fold_change']:+.2f}, FDR {de.loc[g, 'pval_adj']:.2g}"
+        )
     top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
     console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")
     for q in sorted((layout.data / "quarantine").glob("*/*/report.md")):
         console.print(f"[bold]quarantined[/]: {q.parent} (report: {q})")
     console.rule("[bold]where to look")
     console.print(f"Prefect UI (while serving): {ui_url}  — flow runs, events, artifacts")
-    console.print(f"  browse later: resistomics serve --prefect-home {layout.prefect_home} (same database)")
+    console.print(
+        f"  browse later: resistomics serve --prefect-home {layout.prefect_home} (same database)"
+    )
     console.print(f"data root: {layout.data}   catalog: {ws.settings.resolved_catalog_url}")
     console.print(f"plots: {layout.plots}")
     console.print(f"try: RESISTOMICS_DATA_ROOT={layout.data} resistomics catalog ls --all")

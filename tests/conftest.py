@@ -45,7 +45,9 @@ def workspace(settings):  # type: ignore[no-untyped-def]
     ws.close()
 
 
-def land(ws, src: Path | str, study: str, name: str | None = None, modality: str = "expression") -> str:  # type: ignore[no-untyped-def]
+def land(
+    ws, src: Path | str, study: str, name: str | None = None, modality: str = "expression"
+) -> str:  # type: ignore[no-untyped-def]
     """Copy a file or directory into the workspace's landing zone; return its path."""
     src = Path(src)
     target = Path(ws.settings.resolved_landing_zone) / study / modality / (name or src.name)
@@ -80,7 +82,9 @@ def t47d_published(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     from resistomics.pipeline import Workspace, ingest
 
     root = tmp_path_factory.mktemp("t47d")
-    ws = Workspace.open(Settings(data_root=str(root), cluster=ClusterSettings(processes=False, n_workers=1)))
+    ws = Workspace.open(
+        Settings(data_root=str(root), cluster=ClusterSettings(processes=False, n_workers=1))
+    )
     ws.catalog.register_study("t47d", parse_sample_sheet(T47D / "samples.tsv"))
     path = land(ws, T47D / "counts.tsv.gz", "t47d")
     outcome = ingest(ws, path, study="t47d")
@@ -94,8 +98,13 @@ def dask_cluster() -> Iterator[object]:
     """A real Dask cluster: a scheduler and two worker processes."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="2GiB") as cluster:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit="2GiB",
+    ) as cluster:
         yield cluster
 
 

@@ -39,8 +39,19 @@ def test_help_everywhere(command: list[str]) -> None:
 
 def test_expected_commands_exist() -> None:
     names = {" ".join(c) for c in _all_commands()}
-    for expected in ("init", "study register", "ingest", "validate", "signatures score", "signatures de",
-                     "catalog ls", "export", "serve", "demo", "plot"):
+    for expected in (
+        "init",
+        "study register",
+        "ingest",
+        "validate",
+        "signatures score",
+        "signatures de",
+        "catalog ls",
+        "export",
+        "serve",
+        "demo",
+        "plot",
+    ):
         assert expected in names
 
 
@@ -63,17 +74,41 @@ def test_t47d_through_the_cli(env: Path, tmp_path: Path) -> None:
     assert "published t47d/counts@v1" in r.output
     # the source outside the landing zone was copied, never moved
     assert (T47D / "counts.tsv.gz").exists()
-    r = runner.invoke(app, ["signatures", "de", "t47d/counts", "--contrast", "esr1_genotype:Y537S vs WT",
-                            "--where", "treatment=veh", "--method", "welch"])
+    r = runner.invoke(
+        app,
+        [
+            "signatures",
+            "de",
+            "t47d/counts",
+            "--contrast",
+            "esr1_genotype:Y537S vs WT",
+            "--where",
+            "treatment=veh",
+            "--method",
+            "welch",
+        ],
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "de.tsv"
-    r = runner.invoke(app, ["export", "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh",
-                            "--format", "tsv", "-o", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "export",
+            "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh",
+            "--format",
+            "tsv",
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     header = out.read_text().splitlines()[0].split("\t")
     assert header[:3] == ["gene_id", "gene_symbol", "rank"]
     png = tmp_path / "volcano.png"
-    r = runner.invoke(app, ["plot", "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh", "-o", str(png)])
+    r = runner.invoke(
+        app,
+        ["plot", "t47d/counts.de.t-test.esr1_genotype_Y537S_vs_WT_treatment-veh", "-o", str(png)],
+    )
     assert r.exit_code == 0 and png.stat().st_size > 10_000, r.output
     r = runner.invoke(app, ["catalog", "ls", "--study", "t47d"])
     assert r.exit_code == 0 and "t47d/counts@v1" in r.output
@@ -89,7 +124,11 @@ def test_bad_file_one_line_and_nonzero_exit(env: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, r.stderr
-    assert "bad.tsv" in lines[0] and "non-negative-counts" in lines[0] and "veh_WT_rep2/G1=-1" in lines[0]
+    assert (
+        "bad.tsv" in lines[0]
+        and "non-negative-counts" in lines[0]
+        and "veh_WT_rep2/G1=-1" in lines[0]
+    )
 
 
 def test_bad_sample_sheet_exit(env: Path, tmp_path: Path) -> None:

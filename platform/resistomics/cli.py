@@ -40,12 +40,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-study_app = typer.Typer(help="Register and inspect study designs (sample sheets).", no_args_is_help=True)
-signatures_app = typer.Typer(help="Resistance signatures: gene-program scores and differential expression.", no_args_is_help=True)
-catalog_app = typer.Typer(help="What the catalog holds: datasets, versions, lineage.", no_args_is_help=True)
+study_app = typer.Typer(
+    help="Register and inspect study designs (sample sheets).", no_args_is_help=True
+)
+signatures_app = typer.Typer(
+    help="Resistance signatures: gene-program scores and differential expression.",
+    no_args_is_help=True,
+)
+catalog_app = typer.Typer(
+    help="What the catalog holds: datasets, versions, lineage.", no_args_is_help=True
+)
 app.add_typer(study_app, name="study")
 app.add_typer(signatures_app, name="signatures")
 app.add_typer(catalog_app, name="catalog")
+
 
 def fail(message: str, code: int = 1) -> None:
     """Print one clear line to stderr and exit non-zero."""
@@ -76,8 +84,13 @@ def _workspace(settings: Settings | None = None) -> Any:
 
 def progress_bar() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
 
 
@@ -138,10 +151,19 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="File or 10x directory to ingest.")],
     study: Annotated[str, typer.Option("--study", "-s", help="Study the data belongs to.")],
     modality: Annotated[str, typer.Option(help="Data modality.")] = "expression",
-    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: from the file name).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="bulk-table, 10x-mtx or h5ad (default: detected).")] = None,
-    sample: Annotated[str | None, typer.Option(help="Sample of every cell (10x directory of one sample).")] = None,
-    values: Annotated[str | None, typer.Option(help="counts, normalized or auto (default per format).")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name (default: from the file name).")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="bulk-table, 10x-mtx or h5ad (default: detected)."),
+    ] = None,
+    sample: Annotated[
+        str | None, typer.Option(help="Sample of every cell (10x directory of one sample).")
+    ] = None,
+    values: Annotated[
+        str | None, typer.Option(help="counts, normalized or auto (default per format).")
+    ] = None,
 ) -> None:
     """Land a file in the landing zone, validate it and publish it (or quarantine it).
 
@@ -173,7 +195,13 @@ def ingest(
     with dask_client(ws.settings.cluster), progress_bar() as bar:
         task = bar.add_task(f"ingest {path.name}", total=None)
         outcome = run_ingest(
-            ws, src, study=study, modality=modality, dataset=dataset, fmt=fmt, sample=sample,
+            ws,
+            src,
+            study=study,
+            modality=modality,
+            dataset=dataset,
+            fmt=fmt,
+            sample=sample,
             values=values,  # type: ignore[arg-type]
             progress=lambda n: bar.advance(task, n),
         )
@@ -202,8 +230,13 @@ def validate(
     for c in ("table", "rule", "result", "failing", "examples"):
         table.add_column(c)
     for o in report.outcomes:
-        table.add_row(o.table, o.rule, "pass" if o.success else ("error" if o.errored else "FAIL"),
-                      str(o.unexpected_count), ", ".join(o.examples[:3]))
+        table.add_row(
+            o.table,
+            o.rule,
+            "pass" if o.success else ("error" if o.errored else "FAIL"),
+            str(o.unexpected_count),
+            ", ".join(o.examples[:3]),
+        )
     console.print(table)
     if not report.success:
         fail(f"{version.ref}: {len(report.failures)} expectation(s) failed")
@@ -213,8 +246,13 @@ def validate(
 @handled
 def signatures_score(
     dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
-    gene_sets: Annotated[str, typer.Option("--gene-sets", help="'builtin' (curated resistance programs) or a GMT file.")] = "builtin",
-    method: Annotated[list[str] | None, typer.Option(help="score_genes and/or singscore (repeatable).")] = None,
+    gene_sets: Annotated[
+        str,
+        typer.Option("--gene-sets", help="'builtin' (curated resistance programs) or a GMT file."),
+    ] = "builtin",
+    method: Annotated[
+        list[str] | None, typer.Option(help="score_genes and/or singscore (repeatable).")
+    ] = None,
     random_state: Annotated[int, typer.Option(help="Seed of score_genes' control-gene draw.")] = 0,
 ) -> None:
     """Score gene programs in every cell/sample; publishes <dataset>.signatures.
@@ -228,19 +266,33 @@ def signatures_score(
     methods = tuple(method or ("score_genes", "singscore"))
     with dask_client(ws.settings.cluster), progress_bar() as bar:
         bar.add_task(f"scoring {dataset}", total=None)
-        outcome = score_signatures(ws, dataset, gene_sets=gene_sets, methods=methods,  # type: ignore[arg-type]
-                                   random_state=random_state)
+        outcome = score_signatures(
+            ws,
+            dataset,
+            gene_sets=gene_sets,
+            methods=methods,  # type: ignore[arg-type]
+            random_state=random_state,
+        )
     console.print(outcome.message)
     if outcome.tables:
-        _print_top(outcome.tables["sample_scores"], "mean_score", ["sample_id", "method", "gene_set", "mean_score"], 15)
+        _print_top(
+            outcome.tables["sample_scores"],
+            "mean_score",
+            ["sample_id", "method", "gene_set", "mean_score"],
+            15,
+        )
 
 
 @signatures_app.command("de")
 @handled
 def signatures_de(
     dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
-    contrast: Annotated[str, typer.Option(help="'COLUMN:A vs B' over sample (or cell) attributes.")],
-    where: Annotated[list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")] = None,
+    contrast: Annotated[
+        str, typer.Option(help="'COLUMN:A vs B' over sample (or cell) attributes.")
+    ],
+    where: Annotated[
+        list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
+    ] = None,
     method: Annotated[str, typer.Option(help="welch, wilcoxon or deseq2 (counts only).")] = "welch",
     tie_correct: Annotated[bool, typer.Option(help="Tie-corrected Wilcoxon variance.")] = False,
 ) -> None:
@@ -258,10 +310,17 @@ def signatures_de(
     c = parse_contrast(contrast, where or [])
     with dask_client(ws.settings.cluster), progress_bar() as bar:
         bar.add_task(f"DE {dataset}", total=None)
-        outcome = differential_expression(ws, dataset, c, method=methods[method], tie_correct=tie_correct)  # type: ignore[arg-type]
+        outcome = differential_expression(
+            ws, dataset, c, method=methods[method], tie_correct=tie_correct
+        )  # type: ignore[arg-type]
     console.print(outcome.message)
     if outcome.tables:
-        _print_top(outcome.tables["de"], None, ["gene_id", "gene_symbol", "log2_fold_change", "pval", "pval_adj"], 15)
+        _print_top(
+            outcome.tables["de"],
+            None,
+            ["gene_id", "gene_symbol", "log2_fold_change", "pval", "pval_adj"],
+            15,
+        )
 
 
 def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None:
@@ -270,7 +329,9 @@ def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None
     for c in columns:
         table.add_column(c)
     for _, row in top.head(n).iterrows():
-        table.add_row(*[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns])
+        table.add_row(
+            *[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        )
     console.print(table)
 
 
@@ -278,7 +339,9 @@ def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None
 @handled
 def catalog_ls(
     study: Annotated[str | None, typer.Option("--study", "-s", help="Only this study.")] = None,
-    all_versions: Annotated[bool, typer.Option("--all", help="Also staged, quarantined and superseded versions.")] = False,
+    all_versions: Annotated[
+        bool, typer.Option("--all", help="Also staged, quarantined and superseded versions.")
+    ] = False,
 ) -> None:
     """List datasets and versions.
 
@@ -287,24 +350,32 @@ def catalog_ls(
     from resistomics.catalog import VersionStatus
 
     ws = _workspace()
-    versions = ws.catalog.versions(study=study, status=None if all_versions else VersionStatus.PUBLISHED)
+    versions = ws.catalog.versions(
+        study=study, status=None if all_versions else VersionStatus.PUBLISHED
+    )
     table = Table(title="catalog")
     for c in ("dataset", "type", "status", "shape", "parents", "uri"):
         table.add_column(c, overflow="fold")
     by_id = {v.id: v for v in ws.catalog.versions()}
     for v in versions:
         parents = ", ".join(by_id[p].ref for p in v.parent_ids if p in by_id)
-        table.add_row(v.ref, v.dataset_type, v.status.value, "x".join(map(str, v.shape)), parents, v.uri)
+        table.add_row(
+            v.ref, v.dataset_type, v.status.value, "x".join(map(str, v.shape)), parents, v.uri
+        )
     console.print(table)
 
 
 @app.command()
 @handled
 def export(
-    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a result (or any Parquet dataset).")],
+    result: Annotated[
+        str, typer.Argument(help="study/dataset[@vN] of a result (or any Parquet dataset).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")],
     fmt: Annotated[str, typer.Option("--format", help="tsv or parquet.")] = "tsv",
-    table: Annotated[str | None, typer.Option(help="Which table of the result (default: the first).")] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Which table of the result (default: the first).")
+    ] = None,
 ) -> None:
     """Export a result table as TSV or Parquet.
 
@@ -315,9 +386,15 @@ def export(
     ws = _workspace()
     version = ws.catalog.resolve(result)
     base = ws.root.to_path(version.uri)
-    names = sorted(p.rsplit("/", 1)[-1][: -len(".parquet")] for p in ws.root.fs.ls(base) if str(p).endswith(".parquet"))
+    names = sorted(
+        p.rsplit("/", 1)[-1][: -len(".parquet")]
+        for p in ws.root.fs.ls(base)
+        if str(p).endswith(".parquet")
+    )
     if not names:
-        fail(f"{version.ref} has no tables to export (it is a {version.dataset_type} store; open {version.uri} with anndata.read_zarr)")
+        fail(
+            f"{version.ref} has no tables to export (it is a {version.dataset_type} store; open {version.uri} with anndata.read_zarr)"
+        )
     name = table or names[0]
     if name not in names:
         fail(f"{version.ref} has no table {name!r} (tables: {', '.join(names)})")
@@ -336,7 +413,9 @@ def export(
 def plot(
     result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a signatures or DE result.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
-    gene_set: Annotated[str | None, typer.Option(help="Program to plot (signatures; default: all).")] = None,
+    gene_set: Annotated[
+        str | None, typer.Option(help="Program to plot (signatures; default: all).")
+    ] = None,
 ) -> None:
     """Plot a result: program scores by sample and phase, or a volcano plot for DE.
 

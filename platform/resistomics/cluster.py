@@ -94,7 +94,9 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
             raise ClusterConfigError(
                 "cluster.kind=kubernetes needs cluster.kubernetes_cluster_spec"
             )
-        spec = _unique_cluster_spec(yaml.safe_load(Path(settings.kubernetes_cluster_spec).read_text()))
+        spec = _unique_cluster_spec(
+            yaml.safe_load(Path(settings.kubernetes_cluster_spec).read_text())
+        )
         with KubeCluster(custom_cluster_spec=spec) as cluster:
             cluster.scale(settings.n_workers)
             with Client(cluster) as client:

@@ -23,8 +23,13 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_sample_scores(sample_scores: pd.DataFrame, output: str | Path, *, gene_set: str | None = None,
-                       group_by: str | None = None) -> Path:
+def plot_sample_scores(
+    sample_scores: pd.DataFrame,
+    output: str | Path,
+    *,
+    gene_set: str | None = None,
+    group_by: str | None = None,
+) -> Path:
     """One panel per program: each sample's mean score, grouped by phase (or a column),
     with lines joining a subject's samples so expansion under therapy is visible."""
     plt = _pyplot()
@@ -34,7 +39,14 @@ def plot_sample_scores(sample_scores: pd.DataFrame, output: str | Path, *, gene_
     if gene_set is not None:
         frame = frame[frame["gene_set"] == gene_set]
     if group_by is None:
-        group_by = next((c for c in ("phase", "esr1_genotype", "treatment") if c in frame.columns and frame[c].notna().any()), "sample_id")
+        group_by = next(
+            (
+                c
+                for c in ("phase", "esr1_genotype", "treatment")
+                if c in frame.columns and frame[c].notna().any()
+            ),
+            "sample_id",
+        )
     sets = list(dict.fromkeys(frame["gene_set"]))
     n = len(sets)
     cols = min(4, n)
@@ -44,13 +56,24 @@ def plot_sample_scores(sample_scores: pd.DataFrame, output: str | Path, *, gene_
         sub = frame[frame["gene_set"] == name]
         groups = list(dict.fromkeys(sub[group_by].astype(str)))
         pos = {g: i for i, g in enumerate(groups)}
-        ax.boxplot([sub.loc[sub[group_by].astype(str) == g, "mean_score"] for g in groups], positions=range(len(groups)), widths=0.5, showfliers=False)
+        ax.boxplot(
+            [sub.loc[sub[group_by].astype(str) == g, "mean_score"] for g in groups],
+            positions=range(len(groups)),
+            widths=0.5,
+            showfliers=False,
+        )
         x = sub[group_by].astype(str).map(pos).to_numpy(dtype=float)
         ax.scatter(x, sub["mean_score"], s=14, alpha=0.8, zorder=3)
         if "subject_id" in sub.columns and group_by == "phase":
             for _, g in sub.groupby("subject_id"):
                 if len(g) > 1:
-                    ax.plot(g[group_by].astype(str).map(pos), g["mean_score"], color="grey", lw=0.6, alpha=0.6)
+                    ax.plot(
+                        g[group_by].astype(str).map(pos),
+                        g["mean_score"],
+                        color="grey",
+                        lw=0.6,
+                        alpha=0.6,
+                    )
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
         ax.set_title(name, fontsize=8)
@@ -65,7 +88,9 @@ def plot_sample_scores(sample_scores: pd.DataFrame, output: str | Path, *, gene_
     return out
 
 
-def plot_de_volcano(de: pd.DataFrame, output: str | Path, *, title: str = "", n_labels: int = 15) -> Path:
+def plot_de_volcano(
+    de: pd.DataFrame, output: str | Path, *, title: str = "", n_labels: int = 15
+) -> Path:
     """Volcano plot: log2 fold change against -log10 adjusted p-value, top genes named."""
     plt = _pyplot()
     frame = de.dropna(subset=["pval_adj"]).copy()
@@ -76,7 +101,11 @@ def plot_de_volcano(de: pd.DataFrame, output: str | Path, *, title: str = "", n_
     ax.scatter(x[~sig], y[~sig], s=4, color="lightgrey")
     ax.scatter(x[sig], y[sig], s=6, color="firebrick")
     top = np.argsort(-y)[:n_labels]
-    names = frame["gene_symbol"].astype(str).to_numpy() if "gene_symbol" in frame else frame["gene_id"].astype(str).to_numpy()
+    names = (
+        frame["gene_symbol"].astype(str).to_numpy()
+        if "gene_symbol" in frame
+        else frame["gene_id"].astype(str).to_numpy()
+    )
     for i in top:
         ax.annotate(names[i], (x[i], y[i]), fontsize=7)
     ax.axhline(-np.log10(0.05), ls="--", lw=0.7, color="grey")
@@ -90,11 +119,15 @@ def plot_de_volcano(de: pd.DataFrame, output: str | Path, *, title: str = "", n_
     return out
 
 
-def plot_result(ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None) -> Path:
+def plot_result(
+    ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None
+) -> Path:
     """Plot a published result by its type."""
     base = ws.root.to_path(version.uri)
     if version.dataset_type == "signatures.scores":
-        return plot_sample_scores(read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set)
+        return plot_sample_scores(
+            read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set
+        )
     if version.dataset_type == "signatures.de":
         return plot_de_volcano(read_table(ws.root, f"{base}/de.parquet"), output, title=version.ref)
     raise ValueError(f"no plot for {version.dataset_type}")

@@ -29,7 +29,9 @@ class SimulatedCohort:
     counts: sp.csr_matrix  # cells x genes, integer-valued float32
     obs: pd.DataFrame  # index cell_id; sample_id, resistant (bool)
     var: pd.DataFrame  # index gene symbol
-    samples: pd.DataFrame  # sample sheet: sample_id, subject_id, timepoint, phase, treatment, response
+    samples: (
+        pd.DataFrame
+    )  # sample sheet: sample_id, subject_id, timepoint, phase, treatment, response
     program: str
     program_genes: tuple[str, ...]
     fold_change: float
@@ -102,7 +104,10 @@ def simulate_cohort(
     fractions: dict[str, float] = {}
     for s in range(n_subjects):
         subject = f"P{s + 1:02d}"
-        for phase, day, frac in (("baseline", 0.0, baseline_fraction), ("progression", 180.0, progression_fraction)):
+        for phase, day, frac in (
+            ("baseline", 0.0, baseline_fraction),
+            ("progression", 180.0, progression_fraction),
+        ):
             sample_id = f"{subject}_{'BL' if phase == 'baseline' else 'PD'}"
             f = float(np.clip(rng.normal(frac, 0.03), 0.01, 0.95))
             fractions[sample_id] = f

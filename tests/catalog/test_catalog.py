@@ -19,8 +19,17 @@ def catalog(tmp_path: Path) -> Catalog:
 
 def _stage(c: Catalog, digest: str, parents: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
     return c.stage_version(
-        study="s", dataset="d", modality="expression", dataset_type="expression.counts", uri=f"/x/{digest}",
-        format="zarr", digest=digest, schema_version="1", shape=[2, 3], code_version="t", parents=parents,
+        study="s",
+        dataset="d",
+        modality="expression",
+        dataset_type="expression.counts",
+        uri=f"/x/{digest}",
+        format="zarr",
+        digest=digest,
+        schema_version="1",
+        shape=[2, 3],
+        code_version="t",
+        parents=parents,
     )
 
 

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from shared_data import T47D
 
 URL = os.environ.get("RESISTOMICS_TEST_POSTGRES_URL")
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(URL is None, reason="set RESISTOMICS_TEST_POSTGRES_URL (see .ci/start-postgres)"),
+    pytest.mark.skipif(
+        URL is None, reason="set RESISTOMICS_TEST_POSTGRES_URL (see .ci/start-postgres)"
+    ),
 ]
 
 
@@ -41,13 +44,32 @@ def test_catalog_lifecycle_on_postgres(pg_url: str) -> None:
     c = Catalog(pg_url)
     c.register_study("s", [SampleRow("A", "P1", annotations={"arm": "x"}), SampleRow("B", "P2")])
     assert list(c.samples("s").index) == ["A", "B"]
-    v = c.stage_version(study="s", dataset="d", modality="expression", dataset_type="expression.counts",
-                        uri="/x", format="zarr", digest="sha256:1", schema_version="1", shape=[2, 2],
-                        code_version="t")
+    v = c.stage_version(
+        study="s",
+        dataset="d",
+        modality="expression",
+        dataset_type="expression.counts",
+        uri="/x",
+        format="zarr",
+        digest="sha256:1",
+        schema_version="1",
+        shape=[2, 2],
+        code_version="t",
+    )
     c.publish_version(v.id, {"success": True})
-    v2 = c.stage_version(study="s", dataset="d", modality="expression", dataset_type="expression.counts",
-                         uri="/y", format="zarr", digest="sha256:2", schema_version="1", shape=[2, 2],
-                         code_version="t", parents=[v.id])
+    v2 = c.stage_version(
+        study="s",
+        dataset="d",
+        modality="expression",
+        dataset_type="expression.counts",
+        uri="/y",
+        format="zarr",
+        digest="sha256:2",
+        schema_version="1",
+        shape=[2, 2],
+        code_version="t",
+        parents=[v.id],
+    )
     c.publish_version(v2.id, {})
     assert c.resolve("s/d").id == v2.id
     assert c.get_version(v.id).status is VersionStatus.SUPERSEDED
@@ -60,12 +82,19 @@ def test_ingest_with_postgres_catalog(pg_url: str, tmp_path: Path, land) -> None
     from resistomics.config import ClusterSettings, Settings
     from resistomics.pipeline import Workspace, differential_expression, ingest, parse_contrast
 
-    ws = Workspace.open(Settings(data_root=str(tmp_path / "root"), catalog_url=pg_url,
-                                 cluster=ClusterSettings(processes=False, n_workers=1)))
+    ws = Workspace.open(
+        Settings(
+            data_root=str(tmp_path / "root"),
+            catalog_url=pg_url,
+            cluster=ClusterSettings(processes=False, n_workers=1),
+        )
+    )
     ws.catalog.register_study("t47d", parse_sample_sheet(T47D / "samples.tsv"))
     outcome = ingest(ws, land(ws, T47D / "counts.tsv.gz", "t47d"), study="t47d")
     assert outcome.status == "published", outcome.message
-    de = differential_expression(ws, "t47d/counts", parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"]))
+    de = differential_expression(
+        ws, "t47d/counts", parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"])
+    )
     hits = de.tables["de"].set_index("gene_symbol").loc[["GREB1", "PGR", "TFF1"]]
     assert (hits["pval_adj"] < 0.05).all()
     assert ws.catalog.url.startswith("postgresql")

@@ -51,7 +51,9 @@ def test_subject_defaults_to_sample(tmp_path: Path) -> None:
         ("sample_id\tphase\nS1\tbaseline\textra\n", "field-count", "line 2"),
     ],
 )
-def test_bad_sheets_name_file_line_and_rule(tmp_path: Path, text: str, rule: str, fragment: str) -> None:
+def test_bad_sheets_name_file_line_and_rule(
+    tmp_path: Path, text: str, rule: str, fragment: str
+) -> None:
     p = sheet(tmp_path, text)
     with pytest.raises(SampleSheetError) as info:
         parse_sample_sheet(p)

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows.events import emit_file_landed
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
+from flows.events import emit_file_landed
 from resistomics.catalog import VersionStatus
 from resistomics.errors import DatasetNotFoundError
 from resistomics.pipeline import Workspace

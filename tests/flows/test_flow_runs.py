@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.schemas.objects import Artifact, StateType
+
 from flows.events import (
     DATASET_PUBLISHED,
     DATASET_QUARANTINED,
@@ -25,8 +27,6 @@ from flows.maintenance import IntegrityProblemsError, gc_flow, integrity_flow
 from flows.report import report_flow
 from flows.signatures import signatures_flow
 from flows.sweep import sweep_flow
-from prefect.client.schemas.objects import Artifact, StateType
-
 from resistomics.catalog import VersionStatus
 from resistomics.errors import DatasetNotFoundError
 from resistomics.pipeline import Workspace
@@ -256,8 +256,9 @@ def test_unreadable_file_is_quarantined_with_its_rule(
 
 
 def test_only_transient_errors_are_retried(prefect_api: str) -> None:
-    from flows._runtime import retry_on_transient_errors
     from prefect import flow, task
+
+    from flows._runtime import retry_on_transient_errors
 
     attempts: list[str] = []
 

@@ -80,9 +80,14 @@ def test_planted_program_recovered_from_single_cell_cohort(workspace, land, tmp_
     # planted genes top a cell-level DE of progression vs baseline
     for method in ("t-test", "wilcoxon"):
         de = differential_expression(
-            workspace, "sim/cohort", parse_contrast("phase:progression vs baseline"), method=method  # type: ignore[arg-type]
+            workspace,
+            "sim/cohort",
+            parse_contrast("phase:progression vs baseline"),
+            method=method,  # type: ignore[arg-type]
         ).tables["de"]
         top = set(de.head(len(cohort.program_genes))["gene_symbol"])
         recovered = len(top & set(cohort.program_genes)) / len(cohort.program_genes)
         assert recovered >= 0.8, (method, sorted(top))
-        assert np.all(de.set_index("gene_symbol").loc[list(cohort.program_genes), "log2_fold_change"] > 0)
+        assert np.all(
+            de.set_index("gene_symbol").loc[list(cohort.program_genes), "log2_fold_change"] > 0
+        )

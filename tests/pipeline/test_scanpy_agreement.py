@@ -39,14 +39,29 @@ def test_pipeline_scores_and_de_equal_scanpy(workspace, land, tmp_path: Path) ->
     for program in builtin_programs().sets:
         genes = [g for g in program.genes if g in adata.var_names]
         sc.tl.score_genes(adata, genes, score_name="ref", random_state=0)
-        np.testing.assert_allclose(ours.loc[adata.obs_names, program.name], adata.obs["ref"], atol=1e-6)
+        np.testing.assert_allclose(
+            ours.loc[adata.obs_names, program.name], adata.obs["ref"], atol=1e-6
+        )
 
-    adata.obs["phase"] = pd.Categorical(cohort.samples.set_index("sample_id").loc[adata.obs["sample_id"], "phase"].to_numpy())
+    adata.obs["phase"] = pd.Categorical(
+        cohort.samples.set_index("sample_id").loc[adata.obs["sample_id"], "phase"].to_numpy()
+    )
     for method in ("t-test", "wilcoxon"):
-        de = differential_expression(workspace, "sim/c", parse_contrast("phase:progression vs baseline"),
-                                     method=method).tables["de"].set_index("gene_id")  # type: ignore[arg-type]
-        sc.tl.rank_genes_groups(adata, "phase", groups=["progression"], reference="baseline", method=method)
+        de = (
+            differential_expression(
+                workspace, "sim/c", parse_contrast("phase:progression vs baseline"), method=method
+            )
+            .tables["de"]
+            .set_index("gene_id")
+        )  # type: ignore[arg-type]
+        sc.tl.rank_genes_groups(
+            adata, "phase", groups=["progression"], reference="baseline", method=method
+        )
         ref = sc.get.rank_genes_groups_df(adata, group="progression").set_index("names")
         np.testing.assert_allclose(de.loc[ref.index, "score"], ref["scores"], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(de.loc[ref.index, "pval_adj"], ref["pvals_adj"], rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(de.loc[ref.index, "log2_fold_change"], ref["logfoldchanges"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            de.loc[ref.index, "pval_adj"], ref["pvals_adj"], rtol=1e-5, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            de.loc[ref.index, "log2_fold_change"], ref["logfoldchanges"], rtol=1e-4, atol=1e-5
+        )

@@ -18,8 +18,9 @@ def test_read_zarr_then_scanpy_preprocessing(tmp_path: Path) -> None:
     X = sp.random(400, 120, density=0.1, format="csr", random_state=1)
     X.data = np.round(X.data * 20) + 1
     var = pd.DataFrame(index=[f"g{i}" for i in range(120)])
-    w = ExpressionStoreWriter(root, root.path("v"), orientation="cells", var=var, value_kind="counts",
-                              genes_per_block=50)
+    w = ExpressionStoreWriter(
+        root, root.path("v"), orientation="cells", var=var, value_kind="counts", genes_per_block=50
+    )
     w.add(X, pd.DataFrame({"sample_id": "s1"}, index=[f"c{i}" for i in range(400)]))
     w.close()
     adata = ad.read_zarr(tmp_path / "v" / "expression.zarr")
@@ -39,14 +40,26 @@ def test_stored_lognorm_gene_means_equal_the_lazy_computation(tmp_path: Path) ->
     root = DataRoot(str(tmp_path))
     X = sp.random(700, 90, density=0.2, format="csr", random_state=2)
     X.data = np.round(X.data * 30) + 1
-    w = ExpressionStoreWriter(root, root.path("v"), orientation="cells",
-                              var=pd.DataFrame(index=[f"g{i}" for i in range(90)]), value_kind="counts",
-                              genes_per_block=32, lognorm_target_sum=1e4)
+    w = ExpressionStoreWriter(
+        root,
+        root.path("v"),
+        orientation="cells",
+        var=pd.DataFrame(index=[f"g{i}" for i in range(90)]),
+        value_kind="counts",
+        genes_per_block=32,
+        lognorm_target_sum=1e4,
+    )
     for s in range(0, 700, 300):
-        w.add(X[s : s + 300], pd.DataFrame({"sample_id": "s"}, index=[f"c{i}" for i in range(s, min(s + 300, 700))]))
+        w.add(
+            X[s : s + 300],
+            pd.DataFrame({"sample_id": "s"}, index=[f"c{i}" for i in range(s, min(s + 300, 700))]),
+        )
     w.close()
     store = open_expression_store(root, root.path("v"))
-    lazy = gene_means(log_normalize(store.cells(), target_sum=1e4,
-                                    size_factors=store.obs["total_counts"].to_numpy())).compute()
+    lazy = gene_means(
+        log_normalize(
+            store.cells(), target_sum=1e4, size_factors=store.obs["total_counts"].to_numpy()
+        )
+    ).compute()
     np.testing.assert_allclose(store.var["mean_lognorm"].to_numpy(), lazy, rtol=1e-12)
     assert float(store.metadata["lognorm_target_sum"]) == 1e4

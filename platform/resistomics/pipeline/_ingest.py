@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from resistomics import __version__
 from resistomics.catalog import VersionInfo, VersionStatus
-from resistomics.errors import InputError, ValidationFailedError
+from resistomics.errors import CatalogError, InputError, ValidationFailedError
 from resistomics.modalities import dataset_type, reader_for
 from resistomics.modalities.expression import MatrixSource, ReadContext
 from resistomics.pipeline._workspace import Workspace
@@ -252,21 +252,27 @@ def ingest(
             writer.value_kind = source.value_kind
             dtype_name = f"expression.{source.value_kind}"
             dtype = dataset_type(dtype_name)
-            staged = ws.catalog.stage_version(
-                study=study,
-                dataset=dataset,
-                modality=modality,
-                dataset_type=dtype_name,
-                uri=ws.root.to_url(version_dir),
-                format="zarr-anndata",
-                digest=digest,
-                schema_version=dtype.version,
-                shape=[],
-                code_version=__version__,
-                source_uri=path,
-                run_id=run_id,
-                parameters={"format": fmt_name, "values": source.values_mode, **source.details},
-            )
+            try:
+                staged = ws.catalog.stage_version(
+                    study=study,
+                    dataset=dataset,
+                    modality=modality,
+                    dataset_type=dtype_name,
+                    uri=ws.root.to_url(version_dir),
+                    format="zarr-anndata",
+                    digest=digest,
+                    schema_version=dtype.version,
+                    shape=[],
+                    code_version=__version__,
+                    source_uri=path,
+                    run_id=run_id,
+                    parameters={"format": fmt_name, "values": source.values_mode, **source.details},
+                )
+            except CatalogError as exc:
+                # e.g. normalised values landed into a dataset that holds counts
+                raise InputError(
+                    path, "dataset-type", f"{exc}; ingest it as another dataset (--dataset NAME)"
+                ) from None
             summary = writer.close()
         except InputError as exc:
             if version_dir is not None:

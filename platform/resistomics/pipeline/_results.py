@@ -85,7 +85,9 @@ def publish_result(
         "resistomics.dataset_type": f"{dtype}@{dt.version}",
     }
     for name, frame in tables.items():
-        write_table(ws.root, posixpath.join(version_dir, f"{name}.parquet"), frame, metadata=lineage)
+        write_table(
+            ws.root, posixpath.join(version_dir, f"{name}.parquet"), frame, metadata=lineage
+        )
     if write_extra is not None:
         write_extra(version_dir)
     report = run_expectations(

@@ -80,7 +80,9 @@ def parse_contrast(text: str, where: Sequence[str] = ()) -> Contrast:
 def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, ExpressionStore]:
     version = ws.catalog.resolve(ref, study=study)
     if not version.dataset_type.startswith("expression."):
-        raise MethodInputError(f"{version.ref} is {version.dataset_type}, not an expression dataset")
+        raise MethodInputError(
+            f"{version.ref} is {version.dataset_type}, not an expression dataset"
+        )
     return version, open_expression_store(ws.root, ws.root.to_path(version.uri))
 
 
@@ -160,15 +162,26 @@ def score_signatures(
     results = []
     if "score_genes" in methods:
         stored = store.metadata.get("lognorm_target_sum")
-        if store.value_kind == "counts" and "mean_lognorm" in store.var.columns and stored is not None \
-                and float(stored) == ws.settings.normalize_target_sum:
+        if (
+            store.value_kind == "counts"
+            and "mean_lognorm" in store.var.columns
+            and stored is not None
+            and float(stored) == ws.settings.normalize_target_sum
+        ):
             # computed at ingest during the gene-major pass: saves a full pass over X
             means = store.var["mean_lognorm"].to_numpy(dtype=np.float64)
         else:
             (means,) = dask.compute(gene_means(x))
         results.append(
-            score_genes(x, names, sets, gene_means=np.asarray(means), ctrl_size=ctrl_size,
-                        n_bins=n_bins, random_state=random_state)
+            score_genes(
+                x,
+                names,
+                sets,
+                gene_means=np.asarray(means),
+                ctrl_size=ctrl_size,
+                n_bins=n_bins,
+                random_state=random_state,
+            )
         )
     if "singscore" in methods:
         results.append(singscore(x, names, sets))
@@ -187,7 +200,9 @@ def score_signatures(
         cell_rows.append(frame.reset_index(drop=True))
     cell_scores = pd.concat(cell_rows, ignore_index=True)
 
-    long = cell_scores.melt(id_vars=["cell_id", "sample_id", "method"], var_name="gene_set", value_name="score")
+    long = cell_scores.melt(
+        id_vars=["cell_id", "sample_id", "method"], var_name="gene_set", value_name="score"
+    )
     sample_scores = (
         long.groupby(["sample_id", "method", "gene_set"], observed=True)["score"]
         .agg(mean_score="mean", median_score="median", n_cells="size")
@@ -197,9 +212,16 @@ def score_signatures(
     sample_scores = sample_scores.join(design, on="sample_id")
     genes_used = pd.DataFrame(
         [
-            {"method": r.method, "gene_set": s, "n_genes": len(r.genes[s]), "n_missing": len(r.missing[s]),
-             "genes": ",".join(r.genes[s]), "control_genes": ",".join(r.control_genes.get(s, ()))}
-            for r in results for s in r.set_names
+            {
+                "method": r.method,
+                "gene_set": s,
+                "n_genes": len(r.genes[s]),
+                "n_missing": len(r.missing[s]),
+                "genes": ",".join(r.genes[s]),
+                "control_genes": ",".join(r.control_genes.get(s, ())),
+            }
+            for r in results
+            for s in r.set_names
         ]
     )
     tables: dict[str, pd.DataFrame] = {
@@ -229,14 +251,26 @@ def score_signatures(
         for res, values in zip(results, computed, strict=True):
             arr = da.from_array(np.asarray(values, dtype=np.float32), chunks=(65536, -1))
             write_dense_array(
-                ws.root, posixpath.join(version_dir, "scores.zarr"), arr, name=res.method,
-                chunks=(8192, arr.shape[1]), shards=(65536, arr.shape[1]),
+                ws.root,
+                posixpath.join(version_dir, "scores.zarr"),
+                arr,
+                name=res.method,
+                chunks=(8192, arr.shape[1]),
+                shards=(65536, arr.shape[1]),
                 attributes={"gene_sets": list(res.set_names), "method": res.method},
             )
 
     return publish_result(
-        ws, parents=[version], study=version.study, dataset=name, dtype="signatures.scores",
-        parameters=parameters, digest=digest, tables=tables, write_extra=write_matrix, run_id=run_id,
+        ws,
+        parents=[version],
+        study=version.study,
+        dataset=name,
+        dtype="signatures.scores",
+        parameters=parameters,
+        digest=digest,
+        tables=tables,
+        write_extra=write_matrix,
+        run_id=run_id,
     )
 
 
@@ -259,8 +293,14 @@ def differential_expression(
     version, store = _open(ws, ref, study)
     cells = _cell_design(ws, version, store)
     if contrast.column not in cells.columns:
-        known = ", ".join(c for c in cells.columns if c not in ("total_counts", "n_genes_by_counts"))
-        raise InputError("--contrast", "contrast-column", f"no sample or cell attribute {contrast.column!r} (known: {known})")
+        known = ", ".join(
+            c for c in cells.columns if c not in ("total_counts", "n_genes_by_counts")
+        )
+        raise InputError(
+            "--contrast",
+            "contrast-column",
+            f"no sample or cell attribute {contrast.column!r} (known: {known})",
+        )
     keep = np.ones(len(cells), dtype=bool)
     for k, v in contrast.where.items():
         if k not in cells.columns:
@@ -270,22 +310,49 @@ def differential_expression(
     counts = {arm: int((labels == arm).sum()) for arm in (contrast.group_a, contrast.group_b)}
     for arm, n in counts.items():
         if n < 2:
-            raise InputError("--contrast", "arm-size", f"arm {contrast.column}={arm} has {n} cells/samples after filters; need at least 2")
+            raise InputError(
+                "--contrast",
+                "arm-size",
+                f"arm {contrast.column}={arm} has {n} cells/samples after filters; need at least 2",
+            )
     parameters: dict[str, Any] = {
-        "contrast": {"column": contrast.column, "a": contrast.group_a, "b": contrast.group_b, "where": dict(contrast.where)},
-        "method": method, "tie_correct": tie_correct, "target_sum": ws.settings.normalize_target_sum,
+        "contrast": {
+            "column": contrast.column,
+            "a": contrast.group_a,
+            "b": contrast.group_b,
+            "where": dict(contrast.where),
+        },
+        "method": method,
+        "tie_correct": tie_correct,
+        "target_sum": ws.settings.normalize_target_sum,
     }
     name = f"{version.dataset}.de.{method}.{contrast.slug}"
     digest = result_digest([version], "signatures.de", parameters)
     if (existing := ws.catalog.find_published_by_digest(version.study, digest)) is not None:
         return ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
-    ws.catalog.save_contrast(version.study, column=contrast.column, group_a=contrast.group_a,
-                             group_b=contrast.group_b, where=dict(contrast.where))
-    symbols = store.var["gene_symbol"].astype(str).to_numpy() if "gene_symbol" in store.var.columns else store.var.index.to_numpy(dtype=str)
+    ws.catalog.save_contrast(
+        version.study,
+        column=contrast.column,
+        group_a=contrast.group_a,
+        group_b=contrast.group_b,
+        where=dict(contrast.where),
+    )
+    symbols = (
+        store.var["gene_symbol"].astype(str).to_numpy()
+        if "gene_symbol" in store.var.columns
+        else store.var.index.to_numpy(dtype=str)
+    )
     if method in ("t-test", "wilcoxon"):
         xg = _expression(store, orientation="genes", target_sum=ws.settings.normalize_target_sum)
-        result = rank_genes_two_groups(xg, labels, group_a=contrast.group_a, group_b=contrast.group_b,
-                                       method=method, tie_correct=tie_correct, var_names=store.var.index.to_numpy(dtype=str))
+        result = rank_genes_two_groups(
+            xg,
+            labels,
+            group_a=contrast.group_a,
+            group_b=contrast.group_b,
+            method=method,
+            tie_correct=tie_correct,
+            var_names=store.var.index.to_numpy(dtype=str),
+        )
         (table,) = dask.compute(result.table)
         de = pd.DataFrame(np.asarray(table), columns=list(result.columns))
         de.insert(0, "gene_symbol", symbols)
@@ -298,32 +365,59 @@ def differential_expression(
                 "Use --method welch or wilcoxon, or ingest the counts."
             )
         sel = np.isin(labels, [contrast.group_a, contrast.group_b])
-        pb = pseudobulk(store.cells(), pd.Series(np.where(sel, cells["sample_id"].astype(str).to_numpy(), "__excluded__")))
+        pb = pseudobulk(
+            store.cells(),
+            pd.Series(np.where(sel, cells["sample_id"].astype(str).to_numpy(), "__excluded__")),
+        )
         (summed,) = dask.compute(pb.counts)
-        frame = pd.DataFrame(np.asarray(summed), index=pb.sample_ids.astype(str), columns=store.var.index.astype(str))
+        frame = pd.DataFrame(
+            np.asarray(summed), index=pb.sample_ids.astype(str), columns=store.var.index.astype(str)
+        )
         frame = frame.drop(index="__excluded__", errors="ignore")
         sample_design = cells.drop_duplicates("sample_id").set_index("sample_id")
         sample_design = sample_design.loc[frame.index, [contrast.column]].astype(str)
         # Pre-filter genes with < 10 reads over the compared samples (the DESeq2
         # vignette's recommendation); they cannot be significant and only cost time.
         frame = frame.loc[:, frame.sum(axis=0) >= 10]
-        res = deseq2_test(frame.round().astype(np.int64), sample_design, column=contrast.column,
-                          group_a=contrast.group_a, group_b=contrast.group_b,
-                          n_cpus=max(1, ws.settings.cluster.n_workers))
-        de = pd.DataFrame({
-            "gene_id": res.index.astype(str),
-            "gene_symbol": pd.Series(symbols, index=store.var.index.astype(str)).reindex(res.index.astype(str)).to_numpy(),
-            "score": res["stat"].to_numpy() if "stat" in res.columns else np.nan,
-            "log2_fold_change": res["log2FoldChange"].to_numpy(),
-            "pval": res["pvalue"].to_numpy(),
-            "pval_adj": res["padj"].to_numpy(),
-            "base_mean": res["baseMean"].to_numpy(),
-        })
+        res = deseq2_test(
+            frame.round().astype(np.int64),
+            sample_design,
+            column=contrast.column,
+            group_a=contrast.group_a,
+            group_b=contrast.group_b,
+            n_cpus=max(1, ws.settings.cluster.n_workers),
+        )
+        de = pd.DataFrame(
+            {
+                "gene_id": res.index.astype(str),
+                "gene_symbol": pd.Series(symbols, index=store.var.index.astype(str))
+                .reindex(res.index.astype(str))
+                .to_numpy(),
+                "score": res["stat"].to_numpy() if "stat" in res.columns else np.nan,
+                "log2_fold_change": res["log2FoldChange"].to_numpy(),
+                "pval": res["pvalue"].to_numpy(),
+                "pval_adj": res["padj"].to_numpy(),
+                "base_mean": res["baseMean"].to_numpy(),
+            }
+        )
     else:
-        raise InputError("--method", "de-method", f"unknown method {method!r}: welch (t-test), wilcoxon or deseq2")
-    de = de.sort_values(["pval", "score"], ascending=[True, False], na_position="last").reset_index(drop=True)
+        raise InputError(
+            "--method",
+            "de-method",
+            f"unknown method {method!r}: welch (t-test), wilcoxon or deseq2",
+        )
+    de = de.sort_values(["pval", "score"], ascending=[True, False], na_position="last").reset_index(
+        drop=True
+    )
     de.insert(2, "rank", np.arange(1, len(de) + 1))
     return publish_result(
-        ws, parents=[version], study=version.study, dataset=name, dtype="signatures.de",
-        parameters=parameters, digest=digest, tables={"de": de}, run_id=run_id,
+        ws,
+        parents=[version],
+        study=version.study,
+        dataset=name,
+        dtype="signatures.de",
+        parameters=parameters,
+        digest=digest,
+        tables={"de": de},
+        run_id=run_id,
     )

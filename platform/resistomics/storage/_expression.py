@@ -380,7 +380,10 @@ def _write_compressed(
     indices.close()
     indptr = np.concatenate(ptr_parts).astype(index_dtype)
     group.create_array(
-        "indptr", data=indptr, chunks=(min(max(len(indptr), 1), 1 << 20),), compressors=[_COMPRESSOR]
+        "indptr",
+        data=indptr,
+        chunks=(min(max(len(indptr), 1), 1 << 20),),
+        compressors=[_COMPRESSOR],
     )
 
     def joined(parts: list[np.ndarray], kind: type) -> np.ndarray:

@@ -137,7 +137,9 @@ def run_expectations(
             batch_parameters={"dataframe": frame},
             result_format={"result_format": "COMPLETE", "partial_unexpected_count": 20},
         )
-        by_id = {r.expectation_config.id: r for r in result.results if r.expectation_config is not None}
+        by_id = {
+            r.expectation_config.id: r for r in result.results if r.expectation_config is not None
+        }
         for spec, expectation in configured:
             r = by_id.get(expectation.id)
             errored = r is None or _raised(r)

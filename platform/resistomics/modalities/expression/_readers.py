@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from resistomics.errors import InputError, UnregisteredSampleError
 from resistomics.modalities._registry import register_reader
-from resistomics.modalities.expression._source import MatrixSource, ReadContext
+from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
 __all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]
 
@@ -543,6 +543,16 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
 # -- h5ad ---------------------------------------------------------------------------------------
 
 
+def _h5_frame(path: Path, f: Any, key: str) -> pd.DataFrame:
+    """An AnnData dataframe element (obs/var) of an open h5ad file."""
+    from anndata.io import read_elem
+
+    frame = read_elem(f[key])
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(str(path), "h5ad-layout", f"{key} is not an AnnData dataframe")
+    return frame
+
+
 def _detect_h5ad(path: str) -> bool:
     return path.lower().endswith(".h5ad")
 
@@ -557,7 +567,7 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
     log-normalised ``X`` becomes the normalised-expression type.
     """
     import h5py
-    from anndata.io import read_elem, sparse_dataset
+    from anndata.io import sparse_dataset
 
     path = Path(path)
     if path.stat().st_size == 0:
@@ -569,15 +579,15 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             str(path), "h5ad-format", f"not a readable HDF5/h5ad file ({exc})"
         ) from None
     try:
-        obs = read_elem(f["obs"])
+        obs = _h5_frame(path, f, "obs")
         if "layers" in f and "counts" in f["layers"]:
-            elem, where, var = f["layers/counts"], "layers/counts", read_elem(f["var"])
-            default_mode = "counts"
+            elem, where, var = f["layers/counts"], "layers/counts", _h5_frame(path, f, "var")
+            default_mode: ValuesMode = "counts"
         elif "raw" in f and "X" in f["raw"]:
-            elem, where, var = f["raw/X"], "raw/X", read_elem(f["raw/var"])
+            elem, where, var = f["raw/X"], "raw/X", _h5_frame(path, f, "raw/var")
             default_mode = "auto"
         elif "X" in f:
-            elem, where, var = f["X"], "X", read_elem(f["var"])
+            elem, where, var = f["X"], "X", _h5_frame(path, f, "var")
             default_mode = "auto"
         else:
             raise InputError(str(path), "h5ad-layout", "no X, raw or layers['counts'] matrix")
@@ -619,13 +629,14 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
         var_out["gene_symbol"] = var[sym].astype(str).to_numpy()
     n_obs = len(obs_out)
     encoding = elem.attrs.get("encoding-type", "array") if isinstance(elem, h5py.Group) else "array"
-    orientation = "genes" if encoding == "csc_matrix" else "cells"
+    orientation: Literal["cells", "genes"] = "genes" if encoding == "csc_matrix" else "cells"
+    mode: ValuesMode = ctx.values or default_mode
     source = MatrixSource(
         fmt="h5ad",
         orientation=orientation,
         fixed=var_out if orientation == "cells" else obs_out,
         blocks=iter(()),
-        values_mode=ctx.values or default_mode,
+        values_mode=mode,
         details={"matrix": where, "encoding": encoding},
     )
 
