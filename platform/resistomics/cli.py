@@ -11,7 +11,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -303,7 +303,12 @@ def signatures_de(
     from resistomics.cluster import dask_client
     from resistomics.pipeline import differential_expression, parse_contrast
 
-    methods = {"welch": "t-test", "t-test": "t-test", "wilcoxon": "wilcoxon", "deseq2": "deseq2"}
+    methods: dict[str, Literal["t-test", "wilcoxon", "deseq2"]] = {
+        "welch": "t-test",
+        "t-test": "t-test",
+        "wilcoxon": "wilcoxon",
+        "deseq2": "deseq2",
+    }
     if method not in methods:
         fail(f"--method {method!r}: choose welch, wilcoxon or deseq2")
     ws = _workspace()
@@ -312,7 +317,7 @@ def signatures_de(
         bar.add_task(f"DE {dataset}", total=None)
         outcome = differential_expression(
             ws, dataset, c, method=methods[method], tie_correct=tie_correct
-        )  # type: ignore[arg-type]
+        )
     console.print(outcome.message)
     if outcome.tables:
         _print_top(
