@@ -9,9 +9,9 @@ signatures/on-publish  ``resistomics.dataset.published``,           dataset_ref,
 report/on-signature    ``resistomics.signature.published``          result_ref, study
 landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seconds
 15-minutes
-garbage-collection/    cron ``30 2 * * *`` (UTC)                    older_than_hours
+garbage-collection/    cron ``0 3 * * *`` (UTC)                     older_than_hours
 nightly
-integrity-check/       cron ``0 3 * * *`` (UTC)                     verify_sources
+integrity-check/       cron ``0 4 * * *`` (UTC)                     verify_sources
 nightly
 =====================  ===========================================  ========================
 
@@ -57,8 +57,8 @@ from flows.sweep import sweep_flow
 __all__ = ["build_deployments", "main", "serve_all"]
 
 SWEEP_CRON = "*/15 * * * *"
-GC_CRON = "30 2 * * *"
-INTEGRITY_CRON = "0 3 * * *"
+GC_CRON = "0 3 * * *"
+INTEGRITY_CRON = "0 4 * * *"
 TAGS = ["resistomics"]
 
 
