@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -47,6 +48,9 @@ def serve(
     ] = None,
     port: Annotated[int, typer.Option(help="Port of a server started here.")] = 4200,
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 2,
+    dashboard: Annotated[
+        bool, typer.Option(help="Start the Dask dashboard (needs bokeh).")
+    ] = False,
 ) -> None:
     """Serve the deployments (triggers + schedules) with a local Dask cluster.
 
@@ -63,16 +67,26 @@ def serve(
     settings = load_settings()
     home = prefect_home or (settings.local_root / "prefect")
     os.environ.setdefault("PREFECT_HOME", str(home))
-    with LocalCluster(
-        n_workers=settings.cluster.n_workers,
-        threads_per_worker=settings.cluster.threads_per_worker,
-        memory_limit=settings.cluster.memory_limit,
-        processes=True,
-        dashboard_address=":0",
-    ) as cluster:
+    # Worker processes ignore Ctrl-C (the disposition survives their spawn): the serving
+    # process shuts them down cleanly instead of each printing a KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(
+            n_workers=settings.cluster.n_workers,
+            threads_per_worker=settings.cluster.threads_per_worker,
+            memory_limit=settings.cluster.memory_limit,
+            processes=True,
+            # bokeh's dashboard server cannot be stopped cleanly from a synchronous close
+            dashboard_address=":0" if dashboard else None,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with cluster:
         os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
         os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
-        typer.echo(f"Dask dashboard: {cluster.dashboard_link}")
+        typer.echo(f"Dask scheduler: {cluster.scheduler_address}")
+        if dashboard:
+            typer.echo(f"Dask dashboard: {cluster.dashboard_link}")
         if os.environ.get("PREFECT_API_URL"):
             _serve(limit)
             return
