@@ -12,14 +12,14 @@ resistant fraction rises from baseline to progression.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["SimulatedCohort", "simulate_cohort", "simulate_counts_blocks"]
+__all__ = ["SimulatedCohort", "simulate_cohort"]
 
 
 @dataclass(frozen=True)
@@ -151,32 +151,3 @@ def simulate_cohort(
         fold_change=fold_change,
         resistant_fraction=fractions,
     )
-
-
-def simulate_counts_blocks(
-    *,
-    n_cells: int,
-    n_genes: int,
-    nnz_per_cell: int,
-    rows_per_block: int = 10_000,
-    seed: int = 0,
-) -> Iterator[sp.csr_matrix]:
-    """Large sparse count matrices in row blocks, for benchmarks (never all in memory).
-
-    Each cell has ``nnz_per_cell`` non-zero genes drawn with gene-specific popularity and
-    geometric counts; groups for DE are the first and second half of the cells, with
-    the first 100 genes shifted up in the first half so tests have something to find.
-    """
-    rng = np.random.default_rng(seed)
-    popularity = rng.pareto(1.2, size=n_genes) + 1.0
-    popularity /= popularity.sum()
-    for start in range(0, n_cells, rows_per_block):
-        n = min(rows_per_block, n_cells - start)
-        cols = np.empty((n, nnz_per_cell), dtype=np.int32)
-        for i in range(n):
-            cols[i] = np.sort(rng.choice(n_genes, size=nnz_per_cell, replace=False, p=popularity))
-        values = rng.geometric(0.4, size=(n, nnz_per_cell)).astype(np.float32)
-        first_half = (np.arange(start, start + n) < n_cells // 2)[:, None]
-        values = np.where(first_half & (cols < 100), values * 3, values)
-        indptr = np.arange(0, (n + 1) * nnz_per_cell, nnz_per_cell, dtype=np.int64)
-        yield sp.csr_matrix((values.ravel(), cols.ravel(), indptr), shape=(n, n_genes))

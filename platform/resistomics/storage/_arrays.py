@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import dask.array as da
-import numpy as np
 import zarr
 
 from resistomics.storage._root import DataRoot
@@ -83,9 +82,3 @@ def read_dense_array(root: DataRoot, path: str, name: str) -> da.Array:
     arr = zarr.open_array(root.mapper(path), path=name, mode="r")
     shard = arr.shards or arr.chunks
     return da.from_zarr(arr, chunks=shard)
-
-
-def checksum(array: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()

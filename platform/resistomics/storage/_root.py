@@ -139,13 +139,6 @@ class DataRoot:
         except OSError as exc:  # pragma: no cover - depends on the backend
             raise StorageError(f"could not remove {path}: {exc}") from exc
 
-    def move(self, src: str, dst: str) -> None:
-        self.fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        self.fs.mv(src, dst, recursive=True)
-
-    def digest(self, path: str) -> str:
-        return digest_path(self.fs, path)
-
 
 def _safe(name: str) -> str:
     """A name usable as one path component."""
