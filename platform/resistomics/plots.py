@@ -23,6 +23,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, output: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(output)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_sample_scores(
     sample_scores: pd.DataFrame,
     output: str | Path,
@@ -81,11 +89,7 @@ def plot_sample_scores(
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.suptitle(f"Program scores per sample ({method}), by {group_by}", fontsize=10)
-    fig.tight_layout()
-    out = Path(output)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, output)
 
 
 def plot_de_volcano(
@@ -112,11 +116,7 @@ def plot_de_volcano(
     ax.set_xlabel("log2 fold change (A vs B)")
     ax.set_ylabel("-log10 FDR")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(output)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, output)
 
 
 def plot_result(

@@ -86,6 +86,17 @@ def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, Expr
     return version, open_expression_store(ws.root, ws.root.to_path(version.uri))
 
 
+def _published_result(
+    ws: Workspace, version: VersionInfo, dtype: str, parameters: dict[str, Any]
+) -> tuple[str, ResultOutcome | None]:
+    """The result's digest, and the outcome to return if that result is already published."""
+    digest = result_digest([version], dtype, parameters)
+    existing = ws.catalog.find_published_by_digest(version.study, digest)
+    if existing is None:
+        return digest, None
+    return digest, ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
+
+
 def _cell_design(ws: Workspace, version: VersionInfo, store: ExpressionStore) -> pd.DataFrame:
     """One row per cell: its obs plus its sample's design attributes from the catalog."""
     design = ws.catalog.samples(version.study)
@@ -152,9 +163,9 @@ def score_signatures(
         "target_sum": ws.settings.normalize_target_sum,
     }
     name = f"{version.dataset}.signatures"
-    digest = result_digest([version], "signatures.scores", parameters)
-    if (existing := ws.catalog.find_published_by_digest(version.study, digest)) is not None:
-        return ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
+    digest, existing = _published_result(ws, version, "signatures.scores", parameters)
+    if existing is not None:
+        return existing
 
     x = _expression(store, orientation="cells", target_sum=ws.settings.normalize_target_sum)
     names = _scoring_names(store)
@@ -327,9 +338,9 @@ def differential_expression(
         "target_sum": ws.settings.normalize_target_sum,
     }
     name = f"{version.dataset}.de.{method}.{contrast.slug}"
-    digest = result_digest([version], "signatures.de", parameters)
-    if (existing := ws.catalog.find_published_by_digest(version.study, digest)) is not None:
-        return ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
+    digest, existing = _published_result(ws, version, "signatures.de", parameters)
+    if existing is not None:
+        return existing
     ws.catalog.save_contrast(
         version.study,
         column=contrast.column,
