@@ -12,10 +12,22 @@ Layouts (both ``(n_cells, n_genes)``):
 * gene-major, chunked by columns, CSC or dense blocks: :func:`rank_genes_two_groups`
   (and :func:`log_normalize`, :func:`library_sizes`, :func:`gene_means`).
 
-Eager on small tables: :func:`deseq2_test` (bulk samples x genes) and
-:func:`resistant_fraction_shift` (one score per cell).
+Eager on small tables: :func:`deseq2_test` (bulk samples x genes),
+:func:`resistant_fraction_shift` (one score per cell) and :func:`recurrent_genes`
+(cohort-level mutated genes).
+
+Variant tables (pandas, or dask partitioned by subject, lazy out):
+:func:`variant_changes` (per-variant change from baseline) and :func:`cluster_clones`
+(clones from prevalence trajectories).
 """
 
+from resistomics.signatures._clonal import (
+    ClonalStructure,
+    cancer_cell_fraction,
+    cluster_clones,
+    recurrent_genes,
+    variant_changes,
+)
 from resistomics.signatures._de import (
     DifferentialExpression,
     Pseudobulk,
@@ -29,18 +41,23 @@ from resistomics.signatures._normalize import library_sizes, log_normalize
 from resistomics.signatures._scoring import GeneSetScores, gene_means, score_genes, singscore
 
 __all__ = [
+    "ClonalStructure",
     "DifferentialExpression",
     "FractionShift",
     "GeneSetScores",
     "Pseudobulk",
     "benjamini_hochberg",
+    "cancer_cell_fraction",
+    "cluster_clones",
     "deseq2_test",
     "gene_means",
     "library_sizes",
     "log_normalize",
     "pseudobulk",
     "rank_genes_two_groups",
+    "recurrent_genes",
     "resistant_fraction_shift",
     "score_genes",
     "singscore",
+    "variant_changes",
 ]
