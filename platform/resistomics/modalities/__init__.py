@@ -1,6 +1,7 @@
 """Modalities: readers of source formats into canonical layouts, and dataset types."""
 
 from resistomics.modalities import expression as expression  # registers readers
+from resistomics.modalities import variants as variants  # registers readers
 from resistomics.modalities._registry import (
     DatasetType,
     dataset_type,

@@ -17,6 +17,7 @@ from resistomics.pipeline._signatures import (
     parse_contrast,
     score_signatures,
 )
+from resistomics.pipeline._variants import validate_variant_batches
 from resistomics.pipeline._workspace import Workspace
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "ingest",
     "parse_contrast",
     "score_signatures",
+    "validate_variant_batches",
     "validate_version",
 ]
