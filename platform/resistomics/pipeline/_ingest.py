@@ -52,6 +52,12 @@ class IngestOutcome:
 
 
 _EXTENSIONS = (
+    ".vcf.gz",
+    ".vcf.bgz",
+    ".maf.gz",
+    ".maf.txt.gz",
+    ".vcf",
+    ".maf",
     ".tsv.gz",
     ".csv.gz",
     ".txt.gz",
@@ -218,6 +224,21 @@ def ingest(
             fmt_name, reader = reader_for(modality, str(local), fmt)
         except KeyError as exc:
             raise InputError(path, "format", str(exc).strip("'\"")) from None
+        if modality == "variants":
+            from resistomics.pipeline._ingest_variants import ingest_variants
+
+            return ingest_variants(
+                ws,
+                path,
+                local,
+                reader,
+                fmt_name,
+                study=study,
+                dataset=dataset,
+                digest=digest,
+                samples=samples,
+                run_id=run_id,
+            )
         ctx = ReadContext(
             registered_samples=frozenset(samples.index.astype(str))
             if len(samples)
@@ -275,32 +296,15 @@ def ingest(
                 ) from None
             summary = writer.close()
         except InputError as exc:
-            if version_dir is not None:
-                ws.root.remove(version_dir)
-            if staged is not None:
-                ws.catalog.delete_staged(staged.id)
-            line = exc.one_line()
-            if str(local) != path:  # a remote file was read from a local copy: name the original
-                line = line.replace(str(local), path.rstrip("/"))
-            report = {
-                "success": False,
-                "stage": "read",
-                "file": path,
-                "rule": exc.rule,
-                "location": str(exc.location),
-                "message": line,
-            }
-            md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {line}\n"
-            quri = _quarantine(ws, study, path, report, md)
-            return IngestOutcome(
-                status="quarantined",
+            return read_failure(
+                ws,
+                exc,
                 path=path,
+                local=local,
                 study=study,
                 dataset=dataset,
-                version=None,
-                message=line,
-                report=report,
-                quarantine_uri=quri,
+                version_dir=version_dir,
+                staged=staged,
             )
         _set_shape(ws, staged, [summary.n_obs, summary.n_vars])
         staged = ws.catalog.get_version(staged.id)
@@ -313,21 +317,7 @@ def ingest(
             "dtype": summary.dtype,
         }
         if not report_obj.success:
-            md = f"# Quarantined: {path}\n\nDataset type `{staged.dataset_type}`.\n\n{report_obj.markdown()}\n"
-            quri = _quarantine(ws, study, path, report, md)
-            report["quarantine_uri"] = quri
-            version = ws.catalog.quarantine_version(staged.id, report, staged.uri)
-            err = ValidationFailedError(path, [o.line() for o in report_obj.failures], quri)
-            return IngestOutcome(
-                status="quarantined",
-                path=path,
-                study=study,
-                dataset=dataset,
-                version=version,
-                message=str(err),
-                report=report,
-                quarantine_uri=quri,
-            )
+            return validation_failure(ws, report_obj, report, path=path, staged=staged)
         version = ws.catalog.publish_version(staged.id, report)
         _archive(ws, study, path)
         return IngestOutcome(
@@ -342,6 +332,73 @@ def ingest(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_failure(
+    ws: Workspace,
+    exc: InputError,
+    *,
+    path: str,
+    local: Path,
+    study: str,
+    dataset: str,
+    version_dir: str | None,
+    staged: VersionInfo | None,
+) -> IngestOutcome:
+    """Quarantine a file that could not be read; remove whatever was staged for it."""
+    if version_dir is not None:
+        ws.root.remove(version_dir)
+    if staged is not None:
+        ws.catalog.delete_staged(staged.id)
+    line = exc.one_line()
+    if str(local) != path:  # a remote file was read from a local copy: name the original
+        line = line.replace(str(local), path.rstrip("/"))
+    report = {
+        "success": False,
+        "stage": "read",
+        "file": path,
+        "rule": exc.rule,
+        "location": str(exc.location),
+        "message": line,
+    }
+    md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {line}\n"
+    quri = _quarantine(ws, study, path, report, md)
+    return IngestOutcome(
+        status="quarantined",
+        path=path,
+        study=study,
+        dataset=dataset,
+        version=None,
+        message=line,
+        report=report,
+        quarantine_uri=quri,
+    )
+
+
+def validation_failure(
+    ws: Workspace,
+    report_obj: ValidationReport,
+    report: dict[str, Any],
+    *,
+    path: str,
+    staged: VersionInfo,
+) -> IngestOutcome:
+    """Quarantine a staged version whose expectations failed, with its report."""
+    md = f"# Quarantined: {path}\n\nDataset type `{staged.dataset_type}`.\n\n{report_obj.markdown()}\n"
+    quri = _quarantine(ws, staged.study, path, report, md)
+    report["quarantine_uri"] = quri
+    version = ws.catalog.quarantine_version(staged.id, report, staged.uri)
+    err = ValidationFailedError(path, [o.line() for o in report_obj.failures], quri)
+    return IngestOutcome(
+        status="quarantined",
+        path=path,
+        study=staged.study,
+        dataset=staged.dataset,
+        version=version,
+        message=str(err),
+        report=report,
+        quarantine_uri=quri,
+    )
 
 
 def _archive(ws: Workspace, study: str, path: str) -> None:
