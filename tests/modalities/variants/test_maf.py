@@ -108,8 +108,9 @@ def test_apl_relapse_known_row() -> None:
         "DS2R",
     )
     assert (first.protein_change, first.consequence) == ("V536L", "missense_variant")
-    # the FLT3-ITD row with NA position and allele reads, leaving validation to report it
-    assert frame.pos.isna().sum() == 1
+    # the FLT3-ITD row (no coordinates, no allele) becomes a symbolic tandem duplication
+    itd = frame[frame.pos.isna()]
+    assert len(itd) == 1 and itd.alt.tolist() == ["<DUP:TANDEM>"]
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])

@@ -559,6 +559,13 @@ def _maf_frame(
         else None
     )
     protein = chunk[protein_col].map(short_protein_change) if protein_col else None
+    alt = _text_or_none(chunk["Tumor_Seq_Allele2"])
+    if "Variant_Classification" in chunk.columns:
+        # An FLT3-ITD sized by fragment analysis is reported with no coordinates or
+        # allele (Variant_Classification "ITD", Start_Position NA): record it as the
+        # symbolic tandem duplication it is, so it stays a call without a locus.
+        itd = chunk["Variant_Classification"].str.strip().str.upper().eq("ITD")
+        alt = alt.where(~(itd & alt.isna()), "<DUP:TANDEM>")
     return canonical_frame(
         {
             "subject_id": samples.map(lambda s: ctx.subjects.get(s)),
@@ -567,7 +574,7 @@ def _maf_frame(
             "chrom": _text_or_none(chunk["Chromosome"]),
             "pos": pos,
             "ref": _text_or_none(chunk["Reference_Allele"]),
-            "alt": _text_or_none(chunk["Tumor_Seq_Allele2"]),
+            "alt": alt,
             "gene": gene,
             "protein_change": protein,
             "consequence": consequence,

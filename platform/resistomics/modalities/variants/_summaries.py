@@ -74,7 +74,11 @@ def _partition_row(k: int, calls: pd.DataFrame, vaf_tolerance: float) -> dict[st
     bad_pos = (calls["pos"] <= 0).fillna(False).astype(bool)
     ref_ok = calls["ref"].fillna("").str.match(_REF_RE)
     alt_ok = calls["alt"].fillna("").str.match(_ALT_RE)
-    missing_key = calls[_KEY].isna().any(axis=1)
+    # A symbolic structural allele (e.g. an FLT3-ITD as <DUP:TANDEM>) may lack a position.
+    symbolic = calls["alt"].fillna("").str.startswith("<")
+    missing_key = calls[[k for k in _KEY if k != "pos"]].isna().any(axis=1) | (
+        calls["pos"].isna() & ~symbolic
+    )
     bad_allele = ~(ref_ok & alt_ok) & calls["ref"].notna() & calls["alt"].notna()
 
     def n(mask: pd.Series) -> int:
