@@ -51,6 +51,8 @@ def test_expected_commands_exist() -> None:
         "serve",
         "demo",
         "plot",
+        "variants clonal",
+        "variants recurrent",
     ):
         assert expected in names
 
@@ -148,3 +150,38 @@ def test_unknown_dataset_is_one_line(env: Path) -> None:
 def test_copy_keeps_source(tmp_path: Path) -> None:
     # sanity for the helper used above: the shared data folder is read-only input
     assert shutil.disk_usage(T47D).total > 0
+
+
+def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
+    from shared_data import APL
+
+    barcodes = {"APL_primary.maf.gz": "baseline", "APL_relapse.maf.gz": "relapse"}
+    import gzip
+
+    rows = ["sample_id\tsubject_id\tphase"]
+    for name, phase in barcodes.items():
+        text = gzip.decompress((APL / name).read_bytes()).decode().replace("\r", "\n")
+        lines = [line.split("\t") for line in text.splitlines() if line]
+        col = lines[0].index("Tumor_Sample_Barcode")
+        rows += [f"{b}\t{b[:-1]}\t{phase}" for b in sorted({r[col] for r in lines[1:]})]
+    sheet = tmp_path / "apl.tsv"
+    sheet.write_text("\n".join(rows) + "\n")
+    assert runner.invoke(app, ["study", "register", str(sheet), "--study", "apl"]).exit_code == 0
+    for name in barcodes:
+        r = runner.invoke(
+            app, ["ingest", str(APL / name), "--study", "apl", "--modality", "variants"]
+        )
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app,
+        [
+            "variants",
+            "recurrent",
+            "apl/APL_primary",
+            "apl/APL_relapse",
+            "--contrast",
+            "phase:relapse vs baseline",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "PML" in r.output and "RARA" in r.output

@@ -52,7 +52,12 @@ catalog_app = typer.Typer(
 )
 app.add_typer(study_app, name="study")
 app.add_typer(signatures_app, name="signatures")
+variants_app = typer.Typer(
+    help="Genetic resistance: clonal evolution and recurrent mutations from variant calls.",
+    no_args_is_help=True,
+)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(variants_app, name="variants")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -338,6 +343,65 @@ def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None
             *[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
         )
     console.print(table)
+
+
+@variants_app.command("clonal")
+@handled
+def variants_clonal(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of variant calls.")],
+    max_clones: Annotated[int, typer.Option(help="Most clones per subject.")] = 10,
+) -> None:
+    """Per subject: VAF changes vs baseline (Fisher), calls, clones and emergent
+    catalogued resistance mutations; publishes <dataset>.clonal.
+
+    Example: resistomics variants clonal trial/calls
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import clonal_evolution
+
+    ws = _workspace()
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(f"clonal evolution of {dataset}", total=None)
+        outcome = clonal_evolution(ws, dataset, max_clones=max_clones)
+    console.print(outcome.message)
+    if outcome.tables:
+        emergent = outcome.tables["emergent_resistance"]
+        console.print(f"emergent catalogued resistance mutations: {len(emergent)}")
+        if len(emergent):
+            _print_top(
+                emergent, None, ["subject_id", "sample_id", "gene", "protein_change", "call"], 20
+            )
+
+
+@variants_app.command("recurrent")
+@handled
+def variants_recurrent(
+    datasets: Annotated[
+        list[str], typer.Argument(help="study/dataset[@vN] of variant calls (one or more).")
+    ],
+    contrast: Annotated[str, typer.Option(help="'COLUMN:A vs B' over sample attributes.")],
+    where: Annotated[
+        list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
+    ] = None,
+) -> None:
+    """Genes recurrently mutated in arm A vs arm B (Fisher per gene, BH), catalogue-flagged.
+
+    Example: resistomics variants recurrent apl/APL_primary apl/APL_relapse --contrast "phase:relapse vs baseline"
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.pipeline import parse_contrast, recurrent_mutations
+
+    ws = _workspace()
+    with dask_client(ws.settings.cluster):
+        outcome = recurrent_mutations(ws, datasets, parse_contrast(contrast, where or []))
+    console.print(outcome.message)
+    if outcome.tables:
+        _print_top(
+            outcome.tables["recurrent"],
+            None,
+            ["gene", "mutated_a", "mutated_b", "pvalue_adj", "catalogue_gene"],
+            15,
+        )
 
 
 @catalog_app.command("ls")

@@ -25,9 +25,7 @@ def _barcodes(path: Path) -> list[str]:
 
 def test_pml_and_rara_top_recurrent_relapse_genes(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.knowledge import builtin_mutations
-    from resistomics.pipeline import ingest
-    from resistomics.signatures import recurrent_genes
+    from resistomics.pipeline import ingest, parse_contrast, recurrent_mutations
 
     files = {"baseline": APL / "APL_primary.maf.gz", "relapse": APL / "APL_relapse.maf.gz"}
     rows = [
@@ -56,16 +54,14 @@ def test_pml_and_rara_top_recurrent_relapse_genes(workspace, land, tmp_path: Pat
     variants = pd.concat(calls, ignore_index=True)
     assert (variants["alt"] == "<DUP:TANDEM>").sum() >= 2  # FLT3-ITDs kept as symbolic calls
 
-    design = workspace.catalog.samples("apl")
-    catalogue_genes = sorted({m.gene for m in builtin_mutations().entries})
-    result = recurrent_genes(
-        variants,
-        design,
-        contrast_column="phase",
-        group_a="relapse",
-        group_b="baseline",
-        catalogue_genes=catalogue_genes,
+    published = recurrent_mutations(
+        workspace,
+        ["apl/APL_primary", "apl/APL_relapse"],
+        parse_contrast("phase:relapse vs baseline"),
     )
+    assert published.version.dataset_type == "signatures.recurrent"
+    assert len(published.version.parent_ids) == 2
+    result = published.tables["recurrent"].set_index("gene")
     top = result.head(5)
     assert {"PML", "RARA"} <= set(top.index), result.head(10)
     assert result.loc[["PML", "RARA"], "catalogue_gene"].all()

@@ -3,6 +3,7 @@
 Flows (``flows/``) and the CLI call these; they hold no Prefect code.
 """
 
+from resistomics.pipeline._clonal import clonal_evolution, recurrent_mutations
 from resistomics.pipeline._housekeeping import (
     Finding,
     IntegrityCheck,
@@ -28,11 +29,13 @@ __all__ = [
     "ResultOutcome",
     "Workspace",
     "check_integrity",
+    "clonal_evolution",
     "collect_garbage",
     "dataset_name_for",
     "differential_expression",
     "ingest",
     "parse_contrast",
+    "recurrent_mutations",
     "score_signatures",
     "validate_variant_batches",
     "validate_version",

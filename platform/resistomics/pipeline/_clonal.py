@@ -1,0 +1,209 @@
+"""Clonal evolution and recurrence on published variant calls.
+
+Calls are read per subject (one Parquet partition directory each) into a dask
+DataFrame partitioned by subject, annotated with the resistance-mutation catalogue, and
+passed to the lazy functions of :mod:`resistomics.signatures`; one ``dask.compute`` runs
+the per-subject work in parallel on the cluster. Results are published with lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import pandas as pd
+import pyarrow.dataset as pads
+
+from resistomics.catalog import VersionInfo
+from resistomics.errors import InputError, MethodInputError
+from resistomics.knowledge import MutationCatalogue, annotate, builtin_mutations
+from resistomics.pipeline._ingest_variants import CALLS
+from resistomics.pipeline._results import ResultOutcome, publish_result
+from resistomics.pipeline._signatures import Contrast, _published_result
+from resistomics.pipeline._workspace import Workspace
+from resistomics.signatures import cluster_clones, recurrent_genes, variant_changes
+from resistomics.storage import DataRoot
+
+__all__ = ["clonal_evolution", "recurrent_mutations"]
+
+
+def _variants_version(ws: Workspace, ref: str, study: str | None) -> VersionInfo:
+    version = ws.catalog.resolve(ref, study=study)
+    if version.dataset_type != "variants.calls":
+        raise MethodInputError(f"{version.ref} is {version.dataset_type}, not variant calls")
+    return version
+
+
+def _design(ws: Workspace, study: str) -> pd.DataFrame:
+    """The study design indexed by sample ID (the index only: no sample_id column)."""
+    return ws.catalog.samples(study).drop(columns=["sample_id"], errors="ignore")
+
+
+def _read_subject(url: str, options_json: str, directory: str) -> pd.DataFrame:
+    root = DataRoot(url, json.loads(options_json))
+    table = pads.dataset(directory, format="parquet", filesystem=root.fs).to_table()
+    frame = table.to_pandas()
+    frame.insert(0, "subject_id", directory.rstrip("/").rsplit("subject_id=", 1)[1])
+    return frame
+
+
+def _calls_by_subject(ws: Workspace, version: VersionInfo) -> Any:
+    """The calls as a dask DataFrame with one partition per subject (lazy)."""
+    import dask.dataframe as dd
+
+    base = posixpath.join(ws.root.to_path(version.uri), CALLS)
+    dirs = sorted(p for p in ws.root.fs.ls(base, detail=False) if "subject_id=" in p)
+    if not dirs:
+        raise MethodInputError(f"{version.ref} holds no calls")
+    opts = json.dumps(ws.root.storage_options, sort_keys=True)
+    meta = _read_subject(ws.root.url, opts, dirs[0]).iloc[:0]
+    parts = [dask.delayed(_read_subject, pure=True)(ws.root.url, opts, d) for d in dirs]
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def _annotated(frame: pd.DataFrame, catalogue: MutationCatalogue) -> pd.DataFrame:
+    return annotate(frame, gene_col="gene", change_col="protein_change", catalogue=catalogue)
+
+
+def clonal_evolution(
+    ws: Workspace,
+    ref: str,
+    *,
+    study: str | None = None,
+    baseline_phase: str = "baseline",
+    min_depth: int = 10,
+    alpha: float = 0.05,
+    max_clones: int = 10,
+    random_state: int = 0,
+    run_id: str | None = None,
+) -> ResultOutcome:
+    """Per-subject VAF changes, calls, clones and emergent resistance mutations.
+
+    See :func:`resistomics.signatures.variant_changes` and
+    :func:`resistomics.signatures.cluster_clones` for the statistics. Purity (and
+    ``total_cn``) are taken from sample annotations when the sample sheet has them.
+    """
+    version = _variants_version(ws, ref, study)
+    catalogue = builtin_mutations()
+    parameters: dict[str, Any] = {
+        "baseline_phase": baseline_phase,
+        "min_depth": min_depth,
+        "alpha": alpha,
+        "max_clones": max_clones,
+        "random_state": random_state,
+        "catalogue": catalogue.source,
+        "catalogue_version": catalogue.version,
+    }
+    digest, existing = _published_result(ws, version, "signatures.clonal", parameters)
+    if existing is not None:
+        return existing
+    design = _design(ws, version.study)
+    calls = _calls_by_subject(ws, version)
+    meta = _annotated(calls._meta, catalogue)
+    calls = calls.map_partitions(_annotated, catalogue, meta=meta)
+    changes = variant_changes(
+        calls, design, baseline_phase=baseline_phase, min_depth=min_depth, alpha=alpha
+    )
+    structure = cluster_clones(calls, design, max_clones=max_clones, random_state=random_state)
+    changes_df, mutations_df, clones_df = dask.compute(
+        changes, structure.mutations, structure.clones
+    )
+    changes_df = changes_df.reset_index(drop="subject_id" in changes_df.columns)
+    emergent = changes_df[
+        (changes_df["call"] == "emergent") & changes_df.get("catalogue_hit", False)
+    ]
+    tables = {
+        "changes": changes_df,
+        "clone_mutations": mutations_df.reset_index(drop="subject_id" in mutations_df.columns),
+        "clones": clones_df.reset_index(drop="subject_id" in clones_df.columns),
+        "emergent_resistance": emergent.reset_index(drop=True),
+    }
+    return publish_result(
+        ws,
+        parents=[version],
+        study=version.study,
+        dataset=f"{version.dataset}.clonal",
+        dtype="signatures.clonal",
+        parameters=parameters,
+        digest=digest,
+        tables=tables,
+        run_id=run_id,
+    )
+
+
+def recurrent_mutations(
+    ws: Workspace,
+    refs: Sequence[str],
+    contrast: Contrast,
+    *,
+    study: str | None = None,
+    run_id: str | None = None,
+) -> ResultOutcome:
+    """Genes recurrently mutated in arm A versus arm B, over one or more call datasets.
+
+    Subjects are the unit (Fisher's exact test per gene, BH FDR); genes named by the
+    resistance-mutation catalogue are flagged. Works on presence alone, so call sets
+    without read counts (e.g. published MAFs) qualify.
+    """
+    if not refs:
+        raise InputError("DATASET", "datasets", "give at least one variant-call dataset")
+    versions = [_variants_version(ws, r, study) for r in refs]
+    studies = {v.study for v in versions}
+    if len(studies) != 1:
+        raise InputError(
+            "DATASET", "one-study", f"datasets come from several studies: {sorted(studies)}"
+        )
+    (the_study,) = studies
+    catalogue = builtin_mutations()
+    parameters: dict[str, Any] = {
+        "contrast": {
+            "column": contrast.column,
+            "a": contrast.group_a,
+            "b": contrast.group_b,
+            "where": dict(contrast.where),
+        },
+        "catalogue": catalogue.source,
+        "catalogue_version": catalogue.version,
+    }
+    digest, existing = _published_result(
+        ws,
+        versions[0],
+        "signatures.recurrent",
+        {**parameters, "inputs": sorted(v.digest for v in versions)},
+    )
+    if existing is not None:
+        return existing
+    (frames,) = dask.compute([_calls_by_subject(ws, v) for v in versions])
+    variants = pd.concat(frames, ignore_index=True)
+    design = _design(ws, the_study)
+    for k, value in contrast.where.items():
+        keep = (
+            design.index[design[k].astype(str) == value]
+            if k in design.columns
+            else design.index[:0]
+        )
+        variants = variants[variants["sample_id"].isin(keep)]
+    genes = sorted({m.gene for m in catalogue.entries})
+    result = recurrent_genes(
+        variants,
+        design,
+        contrast_column=contrast.column,
+        group_a=contrast.group_a,
+        group_b=contrast.group_b,
+        catalogue_genes=genes,
+    )
+    table = result.reset_index()
+    return publish_result(
+        ws,
+        parents=versions,
+        study=the_study,
+        dataset=f"recurrent.{contrast.slug}",
+        dtype="signatures.recurrent",
+        parameters=parameters,
+        digest=digest,
+        tables={"recurrent": table},
+        run_id=run_id,
+    )
