@@ -151,6 +151,7 @@ def run_demo(
     from distributed import LocalCluster
 
     from flows._server import prefect_server, stop_process
+    from flows.serve import build_deployments
 
     with console.status(
         "starting the Prefect server and a local Dask cluster (2 worker processes)"
@@ -191,7 +192,7 @@ def run_demo(
         from resistomics.pipeline import Workspace
 
         with console.status("registering deployments, triggers and schedules"):
-            _wait_for_deployments(6)
+            _wait_for_deployments(len(build_deployments()))
         ws = Workspace.open(load_settings())
         ws.catalog.register_study(
             "demo-sc",

@@ -6,6 +6,8 @@ deployment             runs on                                      parameters
 ingest/on-file-landed  ``resistomics.file.landed``                  path, study, modality
 signatures/on-publish  ``resistomics.dataset.published``,           dataset_ref, study
                        label ``resistomics.modality=expression``
+clonal/on-publish      ``resistomics.dataset.published``,           dataset_ref, study
+                       label ``resistomics.modality=variants``
 report/on-signature    ``resistomics.signature.published``          result_ref, study
 landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seconds
 15-minutes
@@ -39,6 +41,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.types.entrypoint import EntrypointType
 
+from flows.clonal import clonal_flow
 from flows.events import (
     DATASET_PUBLISHED,
     FILE_LANDED,
@@ -110,6 +113,25 @@ def build_deployments() -> list[RunnerDeployment]:
                     match={
                         "prefect.resource.id": "resistomics.dataset.*",
                         LABEL_MODALITY: "expression",
+                    },
+                    parameters={
+                        "dataset_ref": _label(LABEL_DATASET),
+                        "study": _label(LABEL_STUDY),
+                    },
+                )
+            ],
+        ),
+        _deployment(
+            clonal_flow,
+            name="on-publish",
+            description="Clonal evolution of a newly published variant-call dataset.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="clonal on resistomics.dataset.published (variants)",
+                    expect={DATASET_PUBLISHED},
+                    match={
+                        "prefect.resource.id": "resistomics.dataset.*",
+                        LABEL_MODALITY: "variants",
                     },
                     parameters={
                         "dataset_ref": _label(LABEL_DATASET),

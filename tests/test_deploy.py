@@ -26,14 +26,15 @@ def test_prefect_yaml_schedules_and_triggers_match_serve() -> None:
     crons = [s["cron"] for d in doc["deployments"] for s in d.get("schedules", []) if "cron" in s]
     assert sorted(crons) == sorted([SWEEP_CRON, GC_CRON, INTEGRITY_CRON])
     served = {(d.flow_name, d.name) for d in build_deployments()}
-    assert len(served) == len(doc["deployments"]) == 6
+    assert len(served) == len(doc["deployments"]) == 7
     expects = sorted(
         e for d in doc["deployments"] for t in d.get("triggers", []) for e in t["expect"]
     )
     assert expects == sorted(
         [
             "resistomics.file.landed",
-            "resistomics.dataset.published",
+            "resistomics.dataset.published",  # signatures (expression)
+            "resistomics.dataset.published",  # clonal (variants)
             "resistomics.signature.published",
         ]
     )
