@@ -386,3 +386,21 @@ def test_recurrent_genes_ignores_zero_alt_rows() -> None:
     variants["alt_count"] = np.where(variants["gene"] == "NT5C2", 0, 5)
     out = recurrent_genes(variants, design)
     assert "NT5C2" not in out.index
+
+
+def test_vectorised_fisher_equals_scipy_on_random_and_edge_tables() -> None:
+    from resistomics.signatures._clonal import fisher_exact_2x2
+
+    rng = np.random.default_rng(7)
+    tables = rng.integers(0, 60, size=(400, 4))
+    tables = np.vstack(
+        [tables, [[0, 0, 0, 0], [0, 10, 0, 10], [5, 0, 0, 5], [0, 7, 3, 0], [50, 50, 50, 50]]]
+    )
+    odds, pvalue = fisher_exact_2x2(*tables.T)
+    for (a, b, c, d), o, p in zip(tables, odds, pvalue, strict=True):
+        ref = stats.fisher_exact([[a, b], [c, d]], alternative="two-sided")
+        assert p == pytest.approx(ref.pvalue, rel=1e-10, abs=1e-300), (a, b, c, d)
+        if np.isfinite(ref.statistic):
+            assert o == pytest.approx(ref.statistic, rel=1e-12)
+        else:
+            assert (np.isnan(o) and np.isnan(ref.statistic)) or o == ref.statistic

@@ -374,13 +374,8 @@ def _variant_changes_frame(
     testable = (depth >= min_depth) & (b_depth >= min_depth)  # False where NaN
     odds = np.full(len(pairs), np.nan)
     pvalue = np.full(len(pairs), np.nan)
-    for i in np.flatnonzero(testable):
-        res = stats.fisher_exact(
-            [[int(alt[i]), int(ref[i])], [int(b_alt[i]), int(b_ref[i])]],
-            alternative="two-sided",
-        )
-        odds[i] = res.statistic
-        pvalue[i] = res.pvalue
+    idx = np.flatnonzero(testable)
+    odds[idx], pvalue[idx] = fisher_exact_2x2(alt[idx], ref[idx], b_alt[idx], b_ref[idx])
     padj = np.full(len(pairs), np.nan)
     subjects = pairs["subject_id"].to_numpy()
     for subject in pd.unique(subjects[testable]):
@@ -912,14 +907,59 @@ def recurrent_genes(
     out["mutated_b"] = mutated[group_b].to_numpy()
     out["n_b"] = n_b
     out["proportion_b"] = out["mutated_b"] / n_b
-    odds, pvalue = [], []
-    for a, b in zip(out["mutated_a"], out["mutated_b"], strict=True):
-        res = stats.fisher_exact([[a, n_a - a], [b, n_b - b]], alternative="two-sided")
-        odds.append(float(res.statistic))
-        pvalue.append(float(res.pvalue))
-    out["odds_ratio"] = np.array(odds, dtype=np.float64)
-    out["pvalue"] = np.array(pvalue, dtype=np.float64)
+    mutated_a = out["mutated_a"].to_numpy(dtype=np.int64)
+    mutated_b = out["mutated_b"].to_numpy(dtype=np.int64)
+    odds_arr, p_arr = fisher_exact_2x2(mutated_a, n_a - mutated_a, mutated_b, n_b - mutated_b)
+    out["odds_ratio"] = odds_arr
+    out["pvalue"] = p_arr
     out["pvalue_adj"] = benjamini_hochberg(out["pvalue"].to_numpy())
     if catalogue_genes is not None:
         out["catalogue_gene"] = out.index.isin(list(catalogue_genes))
     return out.sort_values(["pvalue", "gene"], kind="mergesort")
+
+
+def fisher_exact_2x2(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, *, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Fisher's exact test of many 2x2 tables ``[[a, b], [c, d]]`` at once.
+
+    Fisher, *J. R. Stat. Soc.* 85:87 (1922). The same definition as
+    :func:`scipy.stats.fisher_exact` (two-sided): the p-value sums the hypergeometric
+    probabilities of every table with the observed margins that is no more likely than
+    the observed one (relative tolerance 1e-14), and is 1 when the observed table is the
+    mode. Vectorised over tables (one log-pmf grid per chunk of tables) instead of one
+    scipy call per table, which dominates the cost of a cohort's clonal analysis.
+
+    Returns
+    -------
+    odds_ratio, pvalue
+        The sample odds ratio ``a*d / (b*c)`` (scipy's statistic; inf or nan as scipy
+        gives them) and the two-sided p-value.
+    """
+    a, b, c, d = (np.asarray(x, dtype=np.int64) for x in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = (a * d).astype(np.float64) / (b * c).astype(np.float64)
+    pvalue = np.ones(a.shape[0], dtype=np.float64)
+    n1, n2, n = a + b, c + d, a + c  # row 1, row 2, column 1 totals
+    lo = np.maximum(0, n - n2)
+    hi = np.minimum(n, n1)
+    for start in range(0, a.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        if not (hi[sl] > lo[sl]).any():
+            continue
+        width = int((hi[sl] - lo[sl]).max(initial=0)) + 1
+        x = lo[sl, None] + np.arange(width)[None, :]
+        valid = x <= hi[sl, None]
+        logp = stats.hypergeom.logpmf(
+            np.where(valid, x, lo[sl, None]), n1[sl, None] + n2[sl, None], n1[sl, None], n[sl, None]
+        )
+        logp = np.where(valid, logp, -np.inf)
+        observed = stats.hypergeom.logpmf(a[sl], n1[sl] + n2[sl], n1[sl], n[sl])
+        mode = np.max(logp, axis=1)
+        keep = logp <= observed[:, None] + np.log1p(1e-14)
+        p = np.exp(logp - mode[:, None])
+        tail = np.where(keep, p, 0.0).sum(axis=1) / p.sum(axis=1)
+        at_mode = np.abs(np.expm1(observed - mode)) <= 1e-14
+        pvalue[sl] = np.where(at_mode, 1.0, np.minimum(tail, 1.0))
+    pvalue[hi == lo] = 1.0  # one possible table (e.g. an empty margin): nothing to test
+    return odds, pvalue
