@@ -9,7 +9,6 @@ and Great Expectations.
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import io
 import os
@@ -23,7 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from resistomics.errors import InputError, UnregisteredSampleError
+from resistomics.errors import InputError
+from resistomics.modalities._checks import check_registered
 from resistomics.modalities._registry import register_reader
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
@@ -74,28 +74,6 @@ def _gzip_error(path: str | Path, exc: BaseException, line: int | None = None) -
         "gzip-integrity",
         f"the gzip stream is damaged or truncated ({exc}); re-export or re-copy the file",
         line=line,
-    )
-
-
-def _check_samples(
-    path: str | Path, names: list[str], ctx: ReadContext, *, column_kind: str
-) -> None:
-    unknown = [n for n in names if n not in ctx.registered_samples]
-    if not unknown:
-        return
-    first = unknown[0]
-    guess = difflib.get_close_matches(first, sorted(ctx.registered_samples), n=1)
-    hint = f"; did you mean {guess[0]!r}?" if guess else "; register it in the sample sheet first"
-    more = (
-        f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])}{'...' if len(unknown) > 4 else ''})"
-        if len(unknown) > 1
-        else ""
-    )
-    raise UnregisteredSampleError(
-        str(path),
-        "registered-samples",
-        f"{column_kind} {first!r} is not a registered sample of this study{more}{hint}",
-        column=first if column_kind == "column" else None,
     )
 
 
@@ -174,7 +152,7 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
         raise InputError(
             str(path), "unique-sample-ids", f"sample {dup!r} has two columns", line=line_offset
         )
-    _check_samples(path, sample_ids, ctx, column_kind="column")
+    check_registered(path, sample_ids, ctx.registered_samples, kind="column")
     obs = pd.DataFrame({"sample_id": sample_ids}, index=pd.Index(sample_ids, dtype=str))
     symbol_col = next((h for h in annotation if h.lower() in _SYMBOL_COLUMNS), None)
     source = MatrixSource(
@@ -379,7 +357,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
                 "name the directory after the sample, or add a second column to barcodes.tsv",
             )
         samples = np.full(len(bc), sample)
-    _check_samples(barcodes, sorted(set(samples.tolist())), ctx, column_kind="sample")
+    check_registered(barcodes, sorted(set(samples.tolist())), ctx.registered_samples)
     obs_all = pd.DataFrame(
         {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=str), dtype=str)
     )
@@ -608,7 +586,7 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             column="obs",
         )
     try:
-        _check_samples(path, sorted(set(samples.tolist())), ctx, column_kind="sample")
+        check_registered(path, sorted(set(samples.tolist())), ctx.registered_samples)
     except InputError:
         f.close()
         raise

@@ -21,7 +21,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from resistomics.errors import InputError, UnregisteredSampleError
+from resistomics.errors import InputError
+from resistomics.modalities._checks import check_registered
 from resistomics.modalities._registry import register_reader
 from resistomics.modalities.variants._annotation import (
     Annotation,
@@ -84,24 +85,6 @@ def _gzip_error(path: Path, reason: str, **where: Any) -> InputError:
 def _check_not_empty(path: Path) -> None:
     if path.stat().st_size == 0:
         raise InputError(str(path), "not-empty", "the file is empty")
-
-
-def _check_samples(
-    path: Path, names: list[str], ctx: VariantReadContext, *, line: int | None = None
-) -> None:
-    unknown = [n for n in names if n not in ctx.registered_samples]
-    if not unknown:
-        return
-    first = unknown[0]
-    guess = difflib.get_close_matches(first, sorted(ctx.registered_samples), n=1)
-    hint = f"; did you mean {guess[0]!r}?" if guess else "; register it in the sample sheet first"
-    more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""
-    raise UnregisteredSampleError(
-        str(path),
-        "registered-samples",
-        f"sample {first!r} is not a registered sample of this study{more}{hint}",
-        line=line,
-    )
 
 
 class _Batcher:
@@ -209,7 +192,7 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         )
     header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
     try:
-        _check_samples(path, samples, ctx, line=header_lines)
+        check_registered(path, samples, ctx.registered_samples, line=header_lines)
     except InputError:
         vcf.close()
         raise
@@ -523,7 +506,7 @@ def _maf_frame(
     unknown = [s for s in new if s not in ctx.registered_samples]
     if unknown:
         i = int(np.flatnonzero((samples == unknown[0]).to_numpy())[0])
-        _check_samples(path, unknown, ctx, line=int(lines[i]))
+        check_registered(path, unknown, ctx.registered_samples, line=int(lines[i]))
     seen_samples.update(new)
     pos_text = chunk["Start_Position"].str.strip()
     pos_missing = pos_text.isin(_MISSING_TEXT)
