@@ -21,7 +21,7 @@ from flows._runtime import (
     retry_on_transient_errors,
     table_rows,
 )
-from flows.events import emit_signature_published
+from flows.signatures import announce, modality_of
 from resistomics.cluster import dask_client
 from resistomics.errors import InputError, MethodInputError
 from resistomics.pipeline import clonal_evolution
@@ -53,20 +53,6 @@ def run_clonal(dataset_ref: str, study: str, run_id: str | None) -> dict[str, st
     with open_workspace() as ws, dask_client(ws.settings.cluster):
         outcome = clonal_evolution(ws, dataset_ref, study=study, run_id=run_id)
     return {"status": outcome.status, "ref": outcome.version.ref, "message": outcome.message}
-
-
-@task(name="check-modality")
-def modality_of(dataset_ref: str, study: str) -> str:
-    with open_workspace() as ws:
-        return ws.catalog.resolve(dataset_ref, study=study).modality
-
-
-@task(name="announce-clonal")
-def announce(result_ref: str, study: str) -> None:
-    with open_workspace() as ws:
-        result = ws.catalog.resolve(result_ref, study=study)
-        inputs = [ws.catalog.get_version(i) for i in result.parent_ids]
-    emit_signature_published(result, inputs=inputs)
 
 
 @task(name="clonal-artifacts")

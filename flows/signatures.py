@@ -60,8 +60,9 @@ def modality_of(dataset_ref: str, study: str) -> str:
         return ws.catalog.resolve(dataset_ref, study=study).modality
 
 
-@task(name="announce-signatures")
+@task(name="announce-result")
 def announce(result_ref: str, study: str) -> None:
+    """Emit ``resistomics.signature.published`` for a result (signatures or clonal)."""
     with open_workspace() as ws:
         result = ws.catalog.resolve(result_ref, study=study)
         inputs = [ws.catalog.get_version(i) for i in result.parent_ids]
