@@ -272,28 +272,19 @@ def ingest(
                     progress(1)
             writer.value_kind = source.value_kind
             dtype_name = f"expression.{source.value_kind}"
-            dtype = dataset_type(dtype_name)
-            try:
-                staged = ws.catalog.stage_version(
-                    study=study,
-                    dataset=dataset,
-                    modality=modality,
-                    dataset_type=dtype_name,
-                    uri=ws.root.to_url(version_dir),
-                    format="zarr-anndata",
-                    digest=digest,
-                    schema_version=dtype.version,
-                    shape=[],
-                    code_version=__version__,
-                    source_uri=path,
-                    run_id=run_id,
-                    parameters={"format": fmt_name, "values": source.values_mode, **source.details},
-                )
-            except CatalogError as exc:
-                # e.g. normalised values landed into a dataset that holds counts
-                raise InputError(
-                    path, "dataset-type", f"{exc}; ingest it as another dataset (--dataset NAME)"
-                ) from None
+            staged = stage_landed(
+                ws,
+                path=path,
+                study=study,
+                dataset=dataset,
+                modality=modality,
+                dtype_name=dtype_name,
+                version_dir=version_dir,
+                format="zarr-anndata",
+                digest=digest,
+                run_id=run_id,
+                parameters={"format": fmt_name, "values": source.values_mode, **source.details},
+            )
             summary = writer.close()
         except InputError as exc:
             return read_failure(
@@ -318,20 +309,70 @@ def ingest(
         }
         if not report_obj.success:
             return validation_failure(ws, report_obj, report, path=path, staged=staged)
-        version = ws.catalog.publish_version(staged.id, report)
-        _archive(ws, study, path)
-        return IngestOutcome(
-            status="published",
-            path=path,
-            study=study,
-            dataset=dataset,
-            version=version,
-            message=f"{path}: published {version.ref} ({summary.n_obs} x {summary.n_vars}, "
-            f"{version.dataset_type})",
-            report=report,
+        return publish_landed(
+            ws, staged, report, path=path, detail=f"{summary.n_obs} x {summary.n_vars}"
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def stage_landed(
+    ws: Workspace,
+    *,
+    path: str,
+    study: str,
+    dataset: str,
+    modality: str,
+    dtype_name: str,
+    version_dir: str,
+    format: str,
+    digest: str,
+    run_id: str | None,
+    parameters: dict[str, Any],
+) -> VersionInfo:
+    """Record a landed file's new version as staged (invisible until published).
+
+    A dataset keeps one type: landing, say, normalised values into a counts dataset is
+    an input error (quarantined), not a catalog failure.
+    """
+    dtype = dataset_type(dtype_name)
+    try:
+        return ws.catalog.stage_version(
+            study=study,
+            dataset=dataset,
+            modality=modality,
+            dataset_type=dtype_name,
+            uri=ws.root.to_url(version_dir),
+            format=format,
+            digest=digest,
+            schema_version=dtype.version,
+            shape=[],
+            code_version=__version__,
+            source_uri=path,
+            run_id=run_id,
+            parameters=parameters,
+        )
+    except CatalogError as exc:
+        raise InputError(
+            path, "dataset-type", f"{exc}; ingest it as another dataset (--dataset NAME)"
+        ) from None
+
+
+def publish_landed(
+    ws: Workspace, staged: VersionInfo, report: dict[str, Any], *, path: str, detail: str
+) -> IngestOutcome:
+    """Publish a validated version and move its landed file to the archive."""
+    version = ws.catalog.publish_version(staged.id, report)
+    _archive(ws, staged.study, path)
+    return IngestOutcome(
+        status="published",
+        path=path,
+        study=staged.study,
+        dataset=staged.dataset,
+        version=version,
+        message=f"{path}: published {version.ref} ({detail}, {version.dataset_type})",
+        report=report,
+    )
 
 
 def read_failure(

@@ -16,16 +16,15 @@ from typing import Any
 
 import pandas as pd
 
-from resistomics import __version__
 from resistomics.catalog import VersionInfo
-from resistomics.errors import CatalogError, InputError
-from resistomics.modalities import dataset_type
+from resistomics.errors import InputError
 from resistomics.modalities.variants import CANONICAL_COLUMNS, VariantReadContext, VariantSource
 from resistomics.pipeline._ingest import (
     IngestOutcome,
-    _archive,
     _set_shape,
+    publish_landed,
     read_failure,
+    stage_landed,
     validation_failure,
 )
 from resistomics.pipeline._variants import validate_variant_batches
@@ -56,33 +55,25 @@ def ingest_variants(
         dict(zip(registered, samples["subject_id"].astype(str), strict=True)) if registered else {}
     )
     ctx = VariantReadContext(registered_samples=frozenset(registered), subjects=subjects)
-    kind = dataset_type("variants.calls")
     version_dir: str | None = None
     staged: VersionInfo | None = None
     n_rows = 0
     try:
         source = reader(local, ctx)
         version_dir = ws.root.new_version_path(study, dataset)
-        try:
-            staged = ws.catalog.stage_version(
-                study=study,
-                dataset=dataset,
-                modality="variants",
-                dataset_type=kind.name,
-                uri=ws.root.to_url(version_dir),
-                format="parquet",
-                digest=digest,
-                schema_version=kind.version,
-                shape=[],
-                code_version=__version__,
-                source_uri=path,
-                run_id=run_id,
-                parameters={"format": fmt_name, **source.details},
-            )
-        except CatalogError as exc:
-            raise InputError(
-                path, "dataset-type", f"{exc}; ingest it as another dataset (--dataset NAME)"
-            ) from None
+        staged = stage_landed(
+            ws,
+            path=path,
+            study=study,
+            dataset=dataset,
+            modality="variants",
+            dtype_name="variants.calls",
+            version_dir=version_dir,
+            format="parquet",
+            digest=digest,
+            run_id=run_id,
+            parameters={"format": fmt_name, **source.details},
+        )
         calls_dir = posixpath.join(version_dir, CALLS)
 
         def written() -> Iterator[pd.DataFrame]:
@@ -116,14 +107,4 @@ def ingest_variants(
     }
     if not report_obj.success:
         return validation_failure(ws, report_obj, report, path=path, staged=staged)
-    version = ws.catalog.publish_version(staged.id, report)
-    _archive(ws, study, path)
-    return IngestOutcome(
-        status="published",
-        path=path,
-        study=study,
-        dataset=dataset,
-        version=version,
-        message=f"{path}: published {version.ref} ({n_rows} calls, {version.dataset_type})",
-        report=report,
-    )
+    return publish_landed(ws, staged, report, path=path, detail=f"{n_rows} calls")
