@@ -303,6 +303,25 @@ def test_clustering_is_deterministic_and_accepts_changes(
     )
 
 
+def test_bic_search_stops_after_patience_without_changing_the_choice(
+    _clones_session, planted: PlantedClones
+) -> None:
+    # The default (patience 2) stops two K past the best BIC; trying every K up to
+    # max_clones picks the same K and the same clones, with the same BIC for shared K.
+    selection = _clones_session.model_selection
+    assert selection.groupby("subject_id")["n_clones"].max().eq(3 + 2).all()
+    full = cluster_clones(planted.variants, planted.design, random_state=0, patience=None)
+    full_sel = full.model_selection
+    assert full_sel.groupby("subject_id")["n_clones"].max().eq(10).all()
+    pd.testing.assert_frame_equal(full.mutations, _clones_session.mutations)
+    shared = full_sel.merge(selection, on=["subject_id", "n_clones"], suffixes=("", "_early"))
+    assert len(shared) == len(selection)
+    np.testing.assert_allclose(shared["bic"], shared["bic_early"], rtol=1e-12)
+    assert (shared["selected"] == shared["selected_early"]).all()
+    with pytest.raises(MethodInputError, match="patience"):
+        cluster_clones(planted.variants, planted.design, patience=0)
+
+
 # --------------------------------------------------------------------------------------
 # Dask: lazy, and identical to pandas
 # --------------------------------------------------------------------------------------

@@ -517,6 +517,7 @@ def cluster_clones(
     random_state: int = 0,
     n_init: int = 5,
     max_iter: int = 200,
+    patience: int | None = 2,
 ) -> ClonalStructure:
     """Cluster each subject's mutations into clones by their prevalence trajectories.
 
@@ -538,7 +539,9 @@ def cluster_clones(
     ``numpy.random.default_rng(random_state)``, best likelihood kept. The number of
     clones ``K = 1 .. min(max_clones, n_mutations)`` is chosen by the Bayesian
     information criterion (Schwarz, *Ann. Stat.* 6:461, 1978), ``BIC = -2 log L +
-    (K * n_samples + K - 1) log(n_mutations)``; clones left without a MAP member are
+    (K * n_samples + K - 1) log(n_mutations)``, trying K upwards and stopping once
+    ``patience`` consecutive K fail to improve on the best BIC so far (as mclust-style
+    searches do; ``patience=None`` tries every K); clones left without a MAP member are
     dropped. Reads are assumed binomial: over-dispersed real data (PyClone-VI offers a
     beta-binomial) can split a clone in two.
 
@@ -562,6 +565,10 @@ def cluster_clones(
         EM restarts per number of clones.
     max_iter
         EM iterations per restart.
+    patience
+        Stop the search over K after this many K in a row without a better BIC
+        (``None``: try all K up to ``max_clones``). The search costs grow with K, so
+        this saves most of the time when subjects have few clones.
 
     Returns
     -------
@@ -576,6 +583,8 @@ def cluster_clones(
     """
     if max_clones < 1:
         raise MethodInputError(f"max_clones must be at least 1; got {max_clones}")
+    if patience is not None and patience < 1:
+        raise MethodInputError(f"patience must be at least 1 or None; got {patience}")
     design = _check_design(design)
     run = partial(
         _cluster_frame,
@@ -584,6 +593,7 @@ def cluster_clones(
         random_state=random_state,
         n_init=n_init,
         max_iter=max_iter,
+        patience=patience,
     )
     if not _is_dask_frame(changes_or_variants):
         return ClonalStructure(*run(changes_or_variants))
@@ -640,6 +650,7 @@ def _cluster_frame(
     random_state: int,
     n_init: int,
     max_iter: int,
+    patience: int | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     table = _annotated(_long_counts(frame), design)
     if "catalogue_hit" in table.columns:
@@ -651,7 +662,9 @@ def _cluster_frame(
     for subject, rows in table.groupby("subject_id", sort=True):
         samples = design[design["subject_id"] == subject]
         samples = samples.reset_index().sort_values(["timepoint", "sample_id"])
-        m, c, s = _cluster_subject(rows, samples, max_clones, random_state, n_init, max_iter)
+        m, c, s = _cluster_subject(
+            rows, samples, max_clones, random_state, n_init, max_iter, patience
+        )
         mutations.append(m)
         clones.append(c)
         selection.append(s)
@@ -669,6 +682,7 @@ def _cluster_subject(
     random_state: int,
     n_init: int,
     max_iter: int,
+    patience: int | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     subject = rows["subject_id"].iloc[0]
     key = list(VARIANT_KEY)
@@ -706,6 +720,9 @@ def _cluster_subject(
         n_params = k * s + k - 1
         bic = -2.0 * fit[0] + n_params * np.log(n)
         fits.append((k, fit, n_params, bic))
+        best_k = int(np.argmin([b for *_, b in fits])) + 1
+        if patience is not None and k - best_k >= patience:
+            break
     best = int(np.argmin([b for *_, b in fits]))
     _, (_, grid_idx, resp), _, _ = fits[best]
 
@@ -770,26 +787,27 @@ def _em(
     tol: float = 1e-6,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """One EM run of the grid binomial mixture; returns (log L, grid index (k, s), resp)."""
-    n = loglik.shape[0]
+    n, s, g = loglik.shape
+    flat = loglik.reshape(n, s * g)  # the M-step is one matrix product over mutations
+    samples = np.arange(s)[:, None]
     centres = _kmeans_pp(ccf_point, k, rng)
     dist = ((ccf_point[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
     resp = np.zeros((n, k))
     resp[np.arange(n), dist.argmin(axis=1)] = 1.0
     previous = -np.inf
     total = -np.inf
-    grid_idx = np.zeros((k, loglik.shape[1]), dtype=np.int64)
+    grid_idx = np.zeros((k, s), dtype=np.int64)
     for _ in range(max_iter):
         # M-step: weights, and the grid prevalence maximising each clone's likelihood.
         weights = (resp.sum(axis=0) + 1e-10) / (n + k * 1e-10)
-        grid_idx = np.tensordot(resp, loglik, axes=(0, 0)).argmax(axis=2)  # (k, s)
+        grid_idx = (resp.T @ flat).reshape(k, s, g).argmax(axis=2)  # (k, s)
         # E-step: log p(a_i, z_i = k) = log pi_k + sum_s loglik[i, s, phi_ks].
-        joint = np.log(weights)[None, :] + np.stack(
-            [loglik[:, np.arange(loglik.shape[1]), grid_idx[c]].sum(axis=1) for c in range(k)],
-            axis=1,
-        )
-        norm = np.logaddexp.reduce(joint, axis=1)
-        resp = np.exp(joint - norm[:, None])
-        total = float(norm.sum())
+        joint = np.log(weights)[None, :] + loglik[:, samples, grid_idx.T].sum(axis=1)
+        top = joint.max(axis=1)
+        resp = np.exp(joint - top[:, None])
+        mass = resp.sum(axis=1)
+        resp /= mass[:, None]
+        total = float((top + np.log(mass)).sum())
         if total - previous < tol * max(1.0, abs(total)):
             break
         previous = total
