@@ -28,7 +28,7 @@ from resistomics.knowledge import (
 def test_builtin_catalogue_is_versioned_and_large_enough() -> None:
     cat = builtin_mutations()
     assert cat.source == "builtin:resistance_mutations"
-    assert cat.version == "2026.11.1"
+    assert cat.version == "2026.11.2"
     assert len(cat) >= 40
 
 
