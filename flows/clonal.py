@@ -81,7 +81,7 @@ def record_artifacts(result_ref: str, study: str, message: str) -> int:
                 + (f" ({', '.join(subjects)})" if subjects else ""),
                 f"- clones carrying a catalogued resistance mutation: "
                 f"{flagged[['subject_id', 'clone_id']].drop_duplicates().shape[0] if len(flagged) else 0}",
-                f"- tables: `{result.uri}` (changes, clone_mutations, clones, emergent_resistance)",
+                f"- tables: `{result.uri}` (changes, clone_mutations, clones, clone_selection, emergent_resistance)",
                 "",
                 message,
             ]

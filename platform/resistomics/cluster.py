@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from distributed import Client, LocalCluster
 from resistomics.config import ClusterSettings
 from resistomics.errors import ClusterConfigError
 
-__all__ = ["dask_client"]
+__all__ = ["dask_client", "parallelism"]
 
 
 def _existing_client() -> Client | None:
@@ -30,6 +31,17 @@ def _existing_client() -> Client | None:
         return get_client()
     except ValueError:
         return None
+
+
+def parallelism() -> int:
+    """Tasks the current Dask client can run at once (its workers' threads), else CPUs."""
+    client = _existing_client()
+    if client is not None:
+        workers = client.scheduler_info().get("workers", {})
+        threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        if threads > 0:
+            return threads
+    return os.cpu_count() or 1
 
 
 def _unique_cluster_spec(spec: dict[str, Any]) -> dict[str, Any]:

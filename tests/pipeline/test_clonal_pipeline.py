@@ -102,6 +102,13 @@ def test_emergent_resistance_mutation_and_its_clone(workspace, land, tmp_path: P
     clones = result.tables["clones"]
     flagged = clones[clones["carries_resistance_mutation"]]
     assert set(flagged["subject_id"]) == {"P1", "P2", "P3"}
+    selection = result.tables["clone_selection"]
+    chosen = selection[selection["selected"]].set_index("subject_id")
+    assert sorted(chosen.index) == ["P1", "P2", "P3"]
+    # The selected K is the BIC minimum of each subject and matches the clones published.
+    best = selection.loc[selection.groupby("subject_id")["bic"].idxmin()].set_index("subject_id")
+    assert (chosen["n_clones"] == best["n_clones"]).all()
+    assert (clones.groupby("subject_id")["clone_id"].nunique() <= chosen["n_clones"]).all()
     assert result.version.parent_ids == (out.version.id,)
     again = clonal_evolution(workspace, "evo/cohort")
     assert again.status == "unchanged"

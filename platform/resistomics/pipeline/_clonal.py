@@ -2,8 +2,10 @@
 
 Calls are read per subject (one Parquet partition directory each) into a dask
 DataFrame partitioned by subject, annotated with the resistance-mutation catalogue, and
-passed to the lazy functions of :mod:`resistomics.signatures`; one ``dask.compute`` runs
-the per-subject work in parallel on the cluster. Results are published with lineage.
+passed to the lazy functions of :mod:`resistomics.signatures`. The per-subject work runs
+in parallel on the cluster in waves of a few subjects per worker thread, so that finished
+results leave the workers as the analysis goes instead of piling up there until the
+end. Results are published with lineage.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 
 from resistomics.catalog import VersionInfo
+from resistomics.cluster import parallelism
 from resistomics.errors import InputError, MethodInputError
 from resistomics.knowledge import MutationCatalogue, annotate, builtin_mutations
 from resistomics.pipeline._ingest_variants import CALLS
@@ -68,6 +71,29 @@ def _annotated(frame: pd.DataFrame, catalogue: MutationCatalogue) -> pd.DataFram
     return annotate(frame, gene_col="gene", change_col="protein_change", catalogue=catalogue)
 
 
+# Subjects per worker thread in one wave of _compute_by_subject: enough to keep every
+# thread busy through uneven subjects, few enough to bound what waits to be gathered.
+_SUBJECTS_PER_THREAD = 8
+
+
+def _compute_by_subject(frames: list[Any]) -> list[pd.DataFrame]:
+    """Compute dask DataFrames partitioned alike (one partition per subject) in waves.
+
+    One ``dask.compute`` per wave over the same partitions of every frame, so work they
+    share (reading and annotating a subject's calls, one clone fit per subject) runs
+    once; the pieces are concatenated in partition order.
+    """
+    parts = list(zip(*(f.to_delayed() for f in frames), strict=True))
+    wave = max(1, _SUBJECTS_PER_THREAD * parallelism())
+    pieces: list[list[pd.DataFrame]] = [[] for _ in frames]
+    for start in range(0, len(parts), wave):
+        (done,) = dask.compute(parts[start : start + wave])
+        for row in done:
+            for j, piece in enumerate(row):
+                pieces[j].append(piece)
+    return [pd.concat(p) if p else f._meta for p, f in zip(pieces, frames, strict=True)]
+
+
 def clonal_evolution(
     ws: Workspace,
     ref: str,
@@ -77,10 +103,14 @@ def clonal_evolution(
     min_depth: int = 10,
     alpha: float = 0.05,
     max_clones: int = 10,
+    patience: int | None = 2,
     random_state: int = 0,
     run_id: str | None = None,
 ) -> ResultOutcome:
     """Per-subject VAF changes, calls, clones and emergent resistance mutations.
+
+    Tables: ``changes``, ``clone_mutations``, ``clones``, ``clone_selection`` (the BIC
+    of every number of clones tried per subject) and ``emergent_resistance``.
 
     See :func:`resistomics.signatures.variant_changes` and
     :func:`resistomics.signatures.cluster_clones` for the statistics. Purity (and
@@ -93,6 +123,7 @@ def clonal_evolution(
         "min_depth": min_depth,
         "alpha": alpha,
         "max_clones": max_clones,
+        "patience": patience,
         "random_state": random_state,
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
@@ -107,9 +138,11 @@ def clonal_evolution(
     changes = variant_changes(
         calls, design, baseline_phase=baseline_phase, min_depth=min_depth, alpha=alpha
     )
-    structure = cluster_clones(calls, design, max_clones=max_clones, random_state=random_state)
-    changes_df, mutations_df, clones_df = dask.compute(
-        changes, structure.mutations, structure.clones
+    structure = cluster_clones(
+        calls, design, max_clones=max_clones, patience=patience, random_state=random_state
+    )
+    changes_df, mutations_df, clones_df, selection_df = _compute_by_subject(
+        [changes, structure.mutations, structure.clones, structure.model_selection]
     )
     changes_df = changes_df.reset_index(drop="subject_id" in changes_df.columns)
     emergent = changes_df[
@@ -119,6 +152,7 @@ def clonal_evolution(
         "changes": changes_df,
         "clone_mutations": mutations_df.reset_index(drop="subject_id" in mutations_df.columns),
         "clones": clones_df.reset_index(drop="subject_id" in clones_df.columns),
+        "clone_selection": selection_df.reset_index(drop=True),
         "emergent_resistance": emergent.reset_index(drop=True),
     }
     return publish_result(
