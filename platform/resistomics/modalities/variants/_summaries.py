@@ -196,7 +196,9 @@ def summarize_variant_batches(
                     f"{r.sample_id} {r.chrom}:{r.pos} {r.ref}>{r.alt}"
                     for r in d.itertuples(index=False)
                 )
-        seen = np.union1d(seen, hashes)
+        # Both runs are sorted, so the stable sort (timsort on 64-bit keys) is one O(n)
+        # merge; np.union1d would re-sort everything seen for every batch.
+        seen = np.sort(np.concatenate([seen, sorted_hashes]), kind="stable")
     partition_columns = list(_partition_row(0, empty_calls(), vaf_tolerance))
     return {
         "partitions": pd.DataFrame(partitions, columns=partition_columns),
