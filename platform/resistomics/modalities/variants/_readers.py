@@ -14,7 +14,7 @@ import difflib
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -529,6 +529,14 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     )
 
 
+def _map_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """``values.map(func)`` calling ``func`` once per distinct value (NaN included)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    mapped = np.empty(len(uniques), dtype=object)
+    mapped[:] = [func(u) for u in uniques]
+    return pd.Series(mapped[codes], index=values.index)
+
+
 def _maf_frame(
     path: Path,
     chunk: pd.DataFrame,
@@ -573,11 +581,11 @@ def _maf_frame(
         else None
     )
     consequence = (
-        chunk["Variant_Classification"].map(maf_consequence)
+        _map_distinct(chunk["Variant_Classification"], maf_consequence)
         if "Variant_Classification" in chunk.columns
         else None
     )
-    protein = chunk[protein_col].map(short_protein_change) if protein_col else None
+    protein = _map_distinct(chunk[protein_col], short_protein_change) if protein_col else None
     alt = _text_or_none(chunk["Tumor_Seq_Allele2"])
     if "Variant_Classification" in chunk.columns:
         # An FLT3-ITD sized by fragment analysis is reported with no coordinates or
@@ -587,7 +595,7 @@ def _maf_frame(
         alt = alt.where(~(itd & alt.isna()), "<DUP:TANDEM>")
     return canonical_frame(
         {
-            "subject_id": samples.map(lambda s: ctx.subjects.get(s)),
+            "subject_id": _map_distinct(samples, ctx.subjects.get),
             "sample_id": samples,
             # a missing key (NA) is kept for validation's complete-keys rule to report
             "chrom": _text_or_none(chunk["Chromosome"]),
