@@ -185,3 +185,29 @@ def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.output
     assert "PML" in r.output and "RARA" in r.output
+
+
+def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from pipeline.variant_cohort import planted_cohort
+
+    sheet, maf = planted_cohort(tmp_path, np.random.default_rng(11))
+    r = runner.invoke(app, ["study", "register", str(sheet), "--study", "evo"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ingest", str(maf), "--study", "evo", "--modality", "variants"])
+    assert r.exit_code == 0 and "published evo/cohort@v1" in r.output, r.output
+    r = runner.invoke(app, ["variants", "clonal", "evo/cohort"])
+    assert r.exit_code == 0, r.output
+    assert "published evo/cohort.clonal@v1" in r.output
+    assert "emergent catalogued resistance mutations: 3" in r.output
+    assert r.output.count("Y537S") == 3  # one row per subject
+    r = runner.invoke(
+        app, ["variants", "recurrent", "evo/cohort", "--contrast", "phase:progression vs baseline"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "published" in r.output and "ESR1" in r.output
+    # A dataset that is not variant calls: one line, non-zero exit.
+    r = runner.invoke(app, ["variants", "clonal", "evo/cohort.clonal"])
+    assert r.exit_code == 1
+    assert "not variant calls" in r.stderr

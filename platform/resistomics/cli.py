@@ -350,6 +350,12 @@ def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None
 def variants_clonal(
     dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of variant calls.")],
     max_clones: Annotated[int, typer.Option(help="Most clones per subject.")] = 10,
+    patience: Annotated[
+        int,
+        typer.Option(
+            help="Stop trying more clones after this many without a better BIC (0: try all)."
+        ),
+    ] = 2,
 ) -> None:
     """Per subject: VAF changes vs baseline (Fisher), calls, clones and emergent
     catalogued resistance mutations; publishes <dataset>.clonal.
@@ -361,8 +367,14 @@ def variants_clonal(
 
     ws = _workspace()
     with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"clonal evolution of {dataset}", total=None)
-        outcome = clonal_evolution(ws, dataset, max_clones=max_clones)
+        task = bar.add_task(f"clonal evolution of {dataset} (subjects)", total=None)
+        outcome = clonal_evolution(
+            ws,
+            dataset,
+            max_clones=max_clones,
+            patience=patience or None,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     console.print(outcome.message)
     if outcome.tables:
         emergent = outcome.tables["emergent_resistance"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dask
@@ -76,12 +76,15 @@ def _annotated(frame: pd.DataFrame, catalogue: MutationCatalogue) -> pd.DataFram
 _SUBJECTS_PER_THREAD = 8
 
 
-def _compute_by_subject(frames: list[Any]) -> list[pd.DataFrame]:
+def _compute_by_subject(
+    frames: list[Any], progress: Callable[[int, int], None] | None = None
+) -> list[pd.DataFrame]:
     """Compute dask DataFrames partitioned alike (one partition per subject) in waves.
 
     One ``dask.compute`` per wave over the same partitions of every frame, so work they
     share (reading and annotating a subject's calls, one clone fit per subject) runs
-    once; the pieces are concatenated in partition order.
+    once; the pieces are concatenated in partition order. ``progress(done, total)`` is
+    called after every wave with the subjects done so far.
     """
     parts = list(zip(*(f.to_delayed() for f in frames), strict=True))
     wave = max(1, _SUBJECTS_PER_THREAD * parallelism())
@@ -91,6 +94,8 @@ def _compute_by_subject(frames: list[Any]) -> list[pd.DataFrame]:
         for row in done:
             for j, piece in enumerate(row):
                 pieces[j].append(piece)
+        if progress is not None:
+            progress(min(start + wave, len(parts)), len(parts))
     return [pd.concat(p) if p else f._meta for p, f in zip(pieces, frames, strict=True)]
 
 
@@ -106,6 +111,7 @@ def clonal_evolution(
     patience: int | None = 2,
     random_state: int = 0,
     run_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ResultOutcome:
     """Per-subject VAF changes, calls, clones and emergent resistance mutations.
 
@@ -142,7 +148,7 @@ def clonal_evolution(
         calls, design, max_clones=max_clones, patience=patience, random_state=random_state
     )
     changes_df, mutations_df, clones_df, selection_df = _compute_by_subject(
-        [changes, structure.mutations, structure.clones, structure.model_selection]
+        [changes, structure.mutations, structure.clones, structure.model_selection], progress
     )
     changes_df = changes_df.reset_index(drop="subject_id" in changes_df.columns)
     emergent = changes_df[
