@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline.variant_cohort import planted_cohort
 
+
 def test_emergent_resistance_mutation_and_its_clone(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
     from resistomics.pipeline import clonal_evolution, ingest

@@ -84,9 +84,7 @@ def _per_sample_rows(path: Path, subjects: dict[str, str]) -> pd.DataFrame:
                 elif ref_count is not None and alt_count is not None and ref_count + alt_count:
                     vaf = alt_count / (ref_count + alt_count)
                 called = gts is not None and k in gts[s][:-1]
-                if not (
-                    (depth or 0) > 0 or (alt_count or 0) > 0 or not np.isnan(vaf) or called
-                ):
+                if not ((depth or 0) > 0 or (alt_count or 0) > 0 or not np.isnan(vaf) or called):
                     continue
                 rows.append(
                     {
