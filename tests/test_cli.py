@@ -152,7 +152,7 @@ def test_copy_keeps_source(tmp_path: Path) -> None:
     assert shutil.disk_usage(T47D).total > 0
 
 
-def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
+def test_apl_recurrence_through_the_cli(env: Path, tmp_path: Path) -> None:
     from shared_data import APL
 
     barcodes = {"APL_primary.maf.gz": "baseline", "APL_relapse.maf.gz": "relapse"}
@@ -187,7 +187,7 @@ def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
     assert "PML" in r.output and "RARA" in r.output
 
 
-def test_variants_through_the_cli(env: Path, tmp_path: Path) -> None:
+def test_clonal_through_the_cli(env: Path, tmp_path: Path) -> None:
     import numpy as np
 
     from pipeline.variant_cohort import planted_cohort
