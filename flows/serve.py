@@ -11,6 +11,7 @@ clonal/on-publish      ``resistomics.dataset.published``,           dataset_ref,
 report/on-signature    ``resistomics.signature.published``          result_ref, study
 landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seconds
 15-minutes
+recompute/nightly      cron ``0 2 * * *`` (UTC)                     study (all studies)
 garbage-collection/    cron ``0 3 * * *`` (UTC)                     older_than_hours
 nightly
 integrity-check/       cron ``0 4 * * *`` (UTC)                     verify_sources
@@ -53,6 +54,7 @@ from flows.events import (
 )
 from flows.ingest import ingest_flow
 from flows.maintenance import gc_flow, integrity_flow
+from flows.recompute import recompute_flow
 from flows.report import report_flow
 from flows.signatures import signatures_flow
 from flows.sweep import sweep_flow
@@ -60,6 +62,7 @@ from flows.sweep import sweep_flow
 __all__ = ["build_deployments", "main", "serve_all"]
 
 SWEEP_CRON = "*/15 * * * *"
+RECOMPUTE_CRON = "0 2 * * *"
 GC_CRON = "0 3 * * *"
 INTEGRITY_CRON = "0 4 * * *"
 TAGS = ["resistomics"]
@@ -161,6 +164,13 @@ def build_deployments() -> list[RunnerDeployment]:
             name="every-15-minutes",
             description="Announce files in the landing zone that no event announced.",
             cron=SWEEP_CRON,
+        ),
+        _deployment(
+            recompute_flow,
+            name="nightly",
+            description="Bring every study's signature and clonal results up to date.",
+            cron=RECOMPUTE_CRON,
+            concurrency_limit=1,
         ),
         _deployment(
             gc_flow,

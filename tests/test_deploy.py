@@ -20,13 +20,19 @@ def test_manifests_pass_their_checks() -> None:
 
 
 def test_prefect_yaml_schedules_and_triggers_match_serve() -> None:
-    from flows.serve import GC_CRON, INTEGRITY_CRON, SWEEP_CRON, build_deployments
+    from flows.serve import (
+        GC_CRON,
+        INTEGRITY_CRON,
+        RECOMPUTE_CRON,
+        SWEEP_CRON,
+        build_deployments,
+    )
 
     doc = yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
     crons = [s["cron"] for d in doc["deployments"] for s in d.get("schedules", []) if "cron" in s]
-    assert sorted(crons) == sorted([SWEEP_CRON, GC_CRON, INTEGRITY_CRON])
+    assert sorted(crons) == sorted([SWEEP_CRON, RECOMPUTE_CRON, GC_CRON, INTEGRITY_CRON])
     served = {(d.flow_name, d.name) for d in build_deployments()}
-    assert len(served) == len(doc["deployments"]) == 7
+    assert len(served) == len(doc["deployments"]) == 8
     expects = sorted(
         e for d in doc["deployments"] for t in d.get("triggers", []) for e in t["expect"]
     )
