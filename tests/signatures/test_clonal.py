@@ -423,3 +423,28 @@ def test_vectorised_fisher_equals_scipy_on_random_and_edge_tables() -> None:
             assert o == pytest.approx(ref.statistic, rel=1e-12)
         else:
             assert (np.isnan(o) and np.isnan(ref.statistic)) or o == ref.statistic
+
+
+def test_vectorised_fisher_equals_scipy_at_sequencing_depths() -> None:
+    # Allele counts as a caller reports them (depths in the hundreds), plus tables whose
+    # mirror image has exactly the same probability (ties decide what the tail holds).
+    from resistomics.signatures._clonal import fisher_exact_2x2
+
+    rng = np.random.default_rng(11)
+    depth = rng.integers(30, 600, size=(300, 2))
+    vaf = rng.uniform(0, 0.6, size=(300, 2))
+    alt = rng.binomial(depth, vaf)
+    tables = np.column_stack(
+        [alt[:, 0], depth[:, 0] - alt[:, 0], alt[:, 1], depth[:, 1] - alt[:, 1]]
+    )
+    k = rng.integers(0, 150, size=60)
+    m = k + rng.integers(1, 300, size=60)
+    mirrored = np.column_stack([k, m - k, m - k, k])  # P(a = k) == P(a = m - k)
+    # Tables with another table as likely as the observed one up to rounding (~1e-13
+    # relative at these margins): a 1e-14 tie tolerance dropped it from the tail.
+    rounding_ties = [[31, 144, 21, 89], [32, 99, 47, 150], [48, 196, 34, 135]]
+    tables = np.vstack([tables, mirrored, rounding_ties])
+    _, pvalue = fisher_exact_2x2(*tables.T)
+    for (a, b, c, d), p in zip(tables, pvalue, strict=True):
+        ref = stats.fisher_exact([[a, b], [c, d]], alternative="two-sided").pvalue
+        assert p == pytest.approx(ref, rel=1e-8, abs=1e-300), (a, b, c, d)
