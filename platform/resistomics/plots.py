@@ -11,7 +11,7 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 from resistomics.storage import read_table
 
-__all__ = ["plot_de_volcano", "plot_result", "plot_sample_scores"]
+__all__ = ["plot_clone_prevalence", "plot_de_volcano", "plot_result", "plot_sample_scores"]
 
 
 def _pyplot() -> Any:
@@ -119,6 +119,70 @@ def plot_de_volcano(
     return _save(plt, fig, output)
 
 
+def plot_clone_prevalence(
+    clones: pd.DataFrame,
+    output: str | Path,
+    *,
+    subjects: list[str] | None = None,
+    max_subjects: int = 12,
+) -> Path:
+    """One panel per subject: each clone's prevalence (cancer cell fraction) across the
+    subject's samples in time order. Clones carrying a catalogued resistance mutation
+    are drawn in red and labelled with it; the others in grey, thicker for larger clones.
+
+    ``clones`` is the ``clones`` table of a ``signatures.clonal`` result.
+    """
+    plt = _pyplot()
+    frame = clones.copy()
+    chosen = list(dict.fromkeys(frame["subject_id"].astype(str)))
+    if subjects is not None:
+        chosen = [s for s in chosen if s in set(subjects)]
+    chosen = chosen[:max_subjects]
+    if not chosen:
+        raise ValueError("no subject to plot")
+    cols = min(4, len(chosen))
+    rows = int(np.ceil(len(chosen) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    largest = max(int(frame["n_mutations"].max()), 1)
+    for ax, subject in zip(axes.ravel(), chosen, strict=False):
+        rows_s = frame[frame["subject_id"].astype(str) == subject]
+        rows_s = rows_s.sort_values(["timepoint", "sample_id"])
+        order = rows_s.drop_duplicates("sample_id")
+        position = {sid: i for i, sid in enumerate(order["sample_id"].astype(str))}
+        labels = order["phase"].astype(str).tolist()
+        for _, c in rows_s.groupby("clone_id", sort=True):
+            x = c["sample_id"].astype(str).map(position).to_numpy(dtype=float)
+            flagged = bool(c["carries_resistance_mutation"].iloc[0])
+            width = 1.0 + 3.0 * float(c["n_mutations"].iloc[0]) / largest
+            ax.plot(
+                x,
+                c["prevalence"].to_numpy(dtype=float),
+                marker="o",
+                lw=width,
+                color="firebrick" if flagged else "grey",
+                alpha=0.9 if flagged else 0.6,
+            )
+            if flagged:
+                label = str(c["resistance_changes"].iloc[0]).replace(";", "\n")
+                ax.annotate(
+                    label,
+                    (x[-1], float(c["prevalence"].iloc[-1])),
+                    fontsize=7,
+                    color="firebrick",
+                    xytext=(-4, 4),
+                    textcoords="offset points",
+                    ha="right",
+                )
+        ax.set_xticks(np.arange(len(labels)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_title(subject, fontsize=9)
+        ax.set_ylabel("clone prevalence (CCF)", fontsize=7)
+    for ax in axes.ravel()[len(chosen) :]:
+        ax.axis("off")
+    return _save(plt, fig, output)
+
+
 def plot_result(
     ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None
 ) -> Path:
@@ -130,4 +194,6 @@ def plot_result(
         )
     if version.dataset_type == "signatures.de":
         return plot_de_volcano(read_table(ws.root, f"{base}/de.parquet"), output, title=version.ref)
+    if version.dataset_type == "signatures.clonal":
+        return plot_clone_prevalence(read_table(ws.root, f"{base}/clones.parquet"), output)
     raise ValueError(f"no plot for {version.dataset_type}")

@@ -8,18 +8,30 @@ cell-specific library sizes, the standard generative model of UMI counts (Svenss
 *Nat. Biotechnol.* 38:147, 2020). Because the truth is planted, tests can demand that
 the program scores highest in the resistant cells, tops the DE list, and that the
 resistant fraction rises from baseline to progression.
+
+Somatic variant calls (:func:`simulate_clonal_cohort`): per subject a truncal, a
+sensitive and a resistant clone whose cancer cell fractions change between baseline and
+progression, the resistant clone carrying a catalogued resistance mutation; written as a
+caller-style multi-sample VCF with read counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["SimulatedCohort", "simulate_cohort"]
+__all__ = [
+    "RESISTANCE_DRIVERS",
+    "SimulatedCalls",
+    "SimulatedCohort",
+    "simulate_clonal_cohort",
+    "simulate_cohort",
+]
 
 
 @dataclass(frozen=True)
@@ -151,3 +163,191 @@ def simulate_cohort(
         fold_change=fold_change,
         resistant_fraction=fractions,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Variant calls: clonal evolution under therapy
+# --------------------------------------------------------------------------------------
+
+#: Catalogued resistance mutations the simulator plants (gene, HGVSp, chromosome). The
+#: positions it writes are synthetic (on the gene's chromosome, not the codon's
+#: coordinate): annotation comes from the VEP CSQ field, as it would after VEP.
+RESISTANCE_DRIVERS: tuple[tuple[str, str, str], ...] = (
+    ("ESR1", "p.Tyr537Ser", "6"),
+    ("ESR1", "p.Asp538Gly", "6"),
+    ("EGFR", "p.Thr790Met", "7"),
+    ("ABL1", "p.Thr315Ile", "9"),
+    ("BTK", "p.Cys481Ser", "X"),
+    ("KRAS", "p.Tyr96Asp", "12"),
+)
+_VEP_CSQ = "Allele|Consequence|IMPACT|SYMBOL|Gene|Feature|BIOTYPE|HGVSc|HGVSp|CANONICAL"
+_CONTIGS = {str(c): 0 for c in [*range(1, 23), "X"]}
+
+
+@dataclass(frozen=True)
+class SimulatedCalls:
+    """Generated somatic calls with the planted clone of every mutation."""
+
+    samples: pd.DataFrame  # sample sheet: sample_id, subject_id, phase, timepoint, purity
+    calls: pd.DataFrame  # one row per (sample, mutation): counts, depth, planted clone
+    drivers: dict[str, tuple[str, str]]  # subject -> (gene, HGVSp) of its resistant clone
+
+    def write_vcf(self, path: str | Path) -> Path:
+        """One multi-sample VCF as Mutect2 + VEP write it (GT:AD:DP:AF, CSQ), the
+        subjects merged as ``bcftools merge`` does: a subject's samples are ``./.`` at
+        the other subjects' sites."""
+        path = Path(path)
+        sample_ids = self.samples["sample_id"].tolist()
+        column = {s: i for i, s in enumerate(sample_ids)}
+        header = [
+            "##fileformat=VCFv4.2",
+            "##source=Mutect2 (simulated by resistomics.simulate)",
+            *(f"##contig=<ID=chr{c},length=250000000>" for c in _CONTIGS),
+            '##FILTER=<ID=PASS,Description="All filters passed">',
+            '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+            '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">',
+            '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
+            '##FORMAT=<ID=AF,Number=A,Type=Float,Description="Allele fraction">',
+            '##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from '
+            f'Ensembl VEP. Format: {_VEP_CSQ}">',
+            "\t".join(
+                [
+                    "#CHROM",
+                    "POS",
+                    "ID",
+                    "REF",
+                    "ALT",
+                    "QUAL",
+                    "FILTER",
+                    "INFO",
+                    "FORMAT",
+                    *sample_ids,
+                ]
+            ),
+        ]
+        lines = []
+        calls = self.calls.sort_values(["chrom", "pos", "sample_id"], key=_chrom_order)
+        for (chrom, pos, ref, alt), site in calls.groupby(
+            ["chrom", "pos", "ref", "alt"], sort=False
+        ):
+            fields = ["./.:.:.:."] * len(sample_ids)
+            for r in site.itertuples(index=False):
+                gt = "0/1" if r.alt_count else "0/0"
+                fields[column[r.sample_id]] = (
+                    f"{gt}:{r.ref_count},{r.alt_count}:{r.depth}:{r.alt_count / r.depth:.4f}"
+                )
+            first = site.iloc[0]
+            csq = (
+                f"{alt}|missense_variant|MODERATE|{first['gene']}|.|.|protein_coding|.|"
+                f"{first['hgvsp']}|YES"
+            )
+            lines.append(
+                "\t".join(
+                    [
+                        f"chr{chrom}",
+                        str(pos),
+                        ".",
+                        ref,
+                        alt,
+                        ".",
+                        "PASS",
+                        f"CSQ={csq}",
+                        "GT:AD:DP:AF",
+                        *fields,
+                    ]
+                )
+            )
+        path.write_text("\n".join(header + lines) + "\n")
+        return path
+
+
+def _chrom_order(values: pd.Series) -> pd.Series:
+    if values.name != "chrom":
+        return values
+    return values.map({c: i for i, c in enumerate(_CONTIGS)})
+
+
+def simulate_clonal_cohort(
+    *,
+    n_subjects: int = 6,
+    n_truncal: int = 30,
+    n_sensitive: int = 15,
+    n_resistant: int = 10,
+    depth: tuple[int, int] = (80, 250),
+    purity: tuple[float, float] = (0.5, 0.9),
+    seed: int = 0,
+) -> SimulatedCalls:
+    """Somatic calls of a cohort whose resistant clone expands under therapy.
+
+    Every subject is sampled at baseline (day 0) and at progression (day 180), with a
+    tumour purity drawn from ``purity``. Three clones: truncal (cancer cell fraction 1
+    in both samples), sensitive (CCF 0.4-0.7 at baseline, 0.02 at progression) and
+    resistant (absent at baseline, CCF 0.6-0.95 at progression), the resistant one
+    carrying a catalogued resistance mutation (:data:`RESISTANCE_DRIVERS`, in turn) and
+    ``n_resistant - 1`` passengers. Heterozygous mutations in diploid regions: alt
+    reads ~ Binomial(depth, CCF * purity / 2) with depth uniform in ``depth`` (the
+    model behind :func:`resistomics.signatures.cancer_cell_fraction`).
+    """
+    rng = np.random.default_rng(seed)
+    samples, rows, drivers = [], [], {}
+    next_pos = {c: 1_000_000 for c in _CONTIGS}
+    for s in range(n_subjects):
+        subject = f"P{s + 1:02d}"
+        tumour_purity = round(float(rng.uniform(*purity)), 3)
+        gene, hgvsp, driver_chrom = RESISTANCE_DRIVERS[s % len(RESISTANCE_DRIVERS)]
+        drivers[subject] = (gene, hgvsp)
+        sensitive_ccf = float(rng.uniform(0.4, 0.7))
+        resistant_ccf = float(rng.uniform(0.6, 0.95))
+        ccf = {
+            "truncal": (1.0, 1.0),
+            "sensitive": (sensitive_ccf, 0.02),
+            "resistant": (0.0, resistant_ccf),
+        }
+        mutations = [("resistant", gene, hgvsp, driver_chrom)]
+        for clone, count in (
+            ("resistant", n_resistant - 1),
+            ("truncal", n_truncal),
+            ("sensitive", n_sensitive),
+        ):
+            for _ in range(count):
+                k = int(rng.integers(1, 1000))
+                chrom = str(rng.choice(list(_CONTIGS)))
+                mutations.append(
+                    (clone, f"SIM{int(rng.integers(1, 20000)):05d}", f"p.Ala{k}Val", chrom)
+                )
+        sample_ids = []
+        for phase, day in (("baseline", 0), ("progression", 180)):
+            sample_id = f"{subject}_{'BL' if phase == 'baseline' else 'PD'}"
+            sample_ids.append(sample_id)
+            samples.append(
+                {
+                    "sample_id": sample_id,
+                    "subject_id": subject,
+                    "phase": phase,
+                    "timepoint": day,
+                    "purity": tumour_purity,
+                }
+            )
+        for clone, gene_name, change, chrom in mutations:
+            next_pos[chrom] += int(rng.integers(1_000, 50_000))
+            ref, alt = rng.choice(list("ACGT"), size=2, replace=False)
+            for t, sample_id in enumerate(sample_ids):
+                d = int(rng.integers(depth[0], depth[1] + 1))
+                a = int(rng.binomial(d, ccf[clone][t] * tumour_purity / 2))
+                rows.append(
+                    {
+                        "subject_id": subject,
+                        "sample_id": sample_id,
+                        "chrom": chrom,
+                        "pos": next_pos[chrom],
+                        "ref": str(ref),
+                        "alt": str(alt),
+                        "gene": gene_name,
+                        "hgvsp": change,
+                        "ref_count": d - a,
+                        "alt_count": a,
+                        "depth": d,
+                        "clone": clone,
+                    }
+                )
+    return SimulatedCalls(pd.DataFrame(samples), pd.DataFrame(rows), drivers)
