@@ -12,7 +12,10 @@ Data:
   drug-tolerant-persister subpopulation expands under therapy (planted truth);
 * the real T47D ESR1-mutant bulk RNA-seq counts (../shared/data/t47d_esr1), copied at
   run time;
-* one deliberately bad 10x directory (fractional "counts") that must be quarantined.
+* one deliberately bad 10x directory (fractional "counts") that must be quarantined;
+* generated somatic calls (6 subjects x baseline/progression, a caller-style merged VCF)
+  whose resistant clone, carrying a different catalogued resistance mutation in each
+  subject, expands under therapy: ingest -> ``dataset.published`` -> clonal evolution.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def _write_10x(
 
 def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -> dict[str, Any]:
     """Generate the cohort, the bad file and the sample sheets; copy T47D."""
-    from resistomics.simulate import simulate_cohort
+    from resistomics.simulate import simulate_clonal_cohort, simulate_cohort
 
     layout.inputs.mkdir(parents=True, exist_ok=True)
     cohort = simulate_cohort(
@@ -96,7 +99,10 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
         raise FileNotFoundError(f"the T47D data was not found at {T47D_DIR}")
     shutil.copy(T47D_DIR / "counts.tsv.gz", layout.inputs / "t47d_counts.tsv.gz")
     shutil.copy(T47D_DIR / "samples.tsv", layout.inputs / "t47d_samples.tsv")
-    return {"cohort": cohort}
+    calls = simulate_clonal_cohort(n_subjects=6, seed=7)
+    calls.samples.to_csv(layout.inputs / "dna_samples.tsv", sep="\t", index=False)
+    calls.write_vcf(layout.inputs / "cohort_calls.vcf")
+    return {"cohort": cohort, "calls": calls}
 
 
 def _wait_for_deployments(expected: int, timeout: float = 120.0) -> None:
@@ -204,17 +210,23 @@ def run_demo(
             parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
             description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)",
         )
+        ws.catalog.register_study(
+            "demo-dna",
+            parse_sample_sheet(layout.inputs / "dna_samples.tsv"),
+            description="generated somatic calls with planted resistant clones",
+        )
         landing = Path(ws.settings.resolved_landing_zone)
         drops = [
-            ("demo-sc", layout.inputs / "cohort.h5ad"),
-            ("demo-sc", layout.inputs / "P01_BL_rescaled"),
-            ("t47d", layout.inputs / "t47d_counts.tsv.gz"),
+            ("demo-sc", "expression", layout.inputs / "cohort.h5ad"),
+            ("demo-sc", "expression", layout.inputs / "P01_BL_rescaled"),
+            ("t47d", "expression", layout.inputs / "t47d_counts.tsv.gz"),
+            ("demo-dna", "variants", layout.inputs / "cohort_calls.vcf"),
         ]
-        for study, src in drops:
-            target = landing / study / "expression" / src.name
+        for study, modality, src in drops:
+            target = landing / study / modality / src.name
             target.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
-            emit_file_landed(str(target), study=study, modality="expression", detected_by="demo")
+            emit_file_landed(str(target), study=study, modality=modality, detected_by="demo")
             console.print(
                 f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed"
             )
@@ -228,6 +240,10 @@ def run_demo(
             "t47d/t47d_counts.signatures published": lambda: _published(
                 ws, "t47d", "t47d_counts.signatures"
             ),
+            "demo-dna/cohort_calls published": lambda: _published(ws, "demo-dna", "cohort_calls"),
+            "demo-dna/cohort_calls.clonal published": lambda: _published(
+                ws, "demo-dna", "cohort_calls.clonal"
+            ),
             "bad 10x run quarantined": lambda: (
                 bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
                 or any((layout.data / "quarantine").glob("*/*/report.json"))
@@ -235,7 +251,7 @@ def run_demo(
         }
         done: dict[str, float] = {}
         with console.status(
-            "waiting for the events to drive ingest -> validation -> signatures"
+            "waiting for the events to drive ingest -> validation -> signatures / clonal"
         ) as status:
             while len(done) < len(goals):
                 for name, check in goals.items():
@@ -250,7 +266,7 @@ def run_demo(
                     return 1
                 status.update(f"waiting for: {', '.join(n for n in goals if n not in done)}")
                 time.sleep(2)
-        code = _finish(ws, layout, cohort, cluster, server.ui_url, started)
+        code = _finish(ws, layout, cohort, made["calls"], cluster, server.ui_url, started)
         if keep_serving:
             console.print("serving until Ctrl-C ...")
             try:
@@ -266,12 +282,18 @@ def run_demo(
 
 
 def _finish(
-    ws: Any, layout: DemoLayout, cohort: Any, cluster: Any, ui_url: str, started: float
+    ws: Any,
+    layout: DemoLayout,
+    cohort: Any,
+    calls: Any,
+    cluster: Any,
+    ui_url: str,
+    started: float,
 ) -> int:
     from distributed import Client
 
     from resistomics.pipeline import differential_expression, parse_contrast
-    from resistomics.plots import plot_de_volcano, plot_sample_scores
+    from resistomics.plots import plot_clone_prevalence, plot_de_volcano, plot_sample_scores
     from resistomics.storage import read_table
 
     layout.plots.mkdir(exist_ok=True)
@@ -298,6 +320,11 @@ def _finish(
         layout.plots / "t47d_program_scores.png",
         group_by="esr1_genotype",
     )
+    clonal = ws.catalog.resolve("demo-dna/cohort_calls.clonal")
+    clonal_dir = ws.root.to_path(clonal.uri)
+    clones = read_table(ws.root, f"{clonal_dir}/clones.parquet")
+    emergent = read_table(ws.root, f"{clonal_dir}/emergent_resistance.parquet")
+    plot_clone_prevalence(clones, layout.plots / "dna_clone_prevalence.png")
     plot_de_volcano(
         t47d_de.tables["de"],
         layout.plots / "t47d_y537s_vs_wt_volcano.png",
@@ -334,6 +361,26 @@ def _finish(
     for g in ("GREB1", "PGR", "TFF1"):
         console.print(
             f"  {g}: log2FC {de.loc[g, 'log2_fold_change']:+.2f}, FDR {de.loc[g, 'pval_adj']:.2g}"
+        )
+    console.print(
+        "[bold]somatic calls[/]: emergent catalogued resistance mutations and their clone"
+    )
+    flagged = clones[clones["carries_resistance_mutation"]].pivot_table(
+        index=["subject_id", "resistance_changes"], columns="phase", values="prevalence"
+    )
+    for subject, (gene, hgvsp) in calls.drivers.items():
+        hits = emergent[emergent["subject_id"] == subject]
+        found = ", ".join(
+            f"{g} {p}" for g, p in zip(hits["gene"], hits["protein_change"], strict=True)
+        )
+        clone = flagged.loc[subject] if subject in flagged.index.get_level_values(0) else None
+        trajectory = (
+            f"clone CCF {clone['baseline'].iloc[0]:.2f} -> {clone['progression'].iloc[0]:.2f}"
+            if clone is not None
+            else "no flagged clone"
+        )
+        console.print(
+            f"  {subject}: planted {gene} {hgvsp}; found {found or 'nothing'}; {trajectory}"
         )
     top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
     console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")
