@@ -15,17 +15,15 @@ process and the workers), and writes benchmarks/out/variants.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
+from _rss import RssSampler
 
 OUT = Path(__file__).resolve().parent / "out"
 COLUMNS = [
@@ -41,33 +39,6 @@ COLUMNS = [
     "t_alt_count",
     "t_depth",
 ]
-
-
-class TreePeak:
-    """Peak RSS of this process plus its children, sampled every 0.1 s."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
-            self.peak = max(self.peak, total)
-            time.sleep(0.1)
-
-    def __enter__(self) -> TreePeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def generate(
@@ -184,11 +155,13 @@ def main(argv: list[str] | None = None) -> None:
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
         Client(cluster),
-        TreePeak() as peak,
+        RssSampler(interval=0.1) as sampler,
+        sampler.window() as mem,
     ):
         t = time.perf_counter()
         result = clonal_evolution(ws, "bench/cohort")
         clonal_s = time.perf_counter() - t
+    peak = mem["peak_sum"]
     emergent = result.tables["emergent_resistance"]
     recovered = emergent["subject_id"].nunique()
     # The planted resistant clone: flagged, absent at baseline (CCF 0), ~0.9 at progression.
@@ -202,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     clones_recovered = clone_ok.index.get_level_values("subject_id").nunique()
     print(
         f"clonal analysis: {clonal_s:.1f} s, {n_rows / clonal_s:,.0f} records/s, peak RSS "
-        f"{peak.peak / 1e9:.2f} GB (client + 2 workers); ESR1 Y537S emergent in {recovered}/{args.subjects} "
+        f"{peak / 1e9:.2f} GB (client + 2 workers); ESR1 Y537S emergent in {recovered}/{args.subjects} "
         f"subjects; its clone flagged at CCF <= 0.05 -> 0.9 +- 0.1 in {clones_recovered}/{args.subjects}"
     )
     OUT.mkdir(exist_ok=True)
@@ -211,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| ingest (MAF -> Parquet by subject -> GX) | {n_rows:,} | {ingest_s:.1f} s | "
         f"{n_rows / ingest_s:,.0f} | {ingest_peak / 1e9:.2f} GB |\n"
         f"| clonal analysis (2 workers) | {n_rows:,} | {clonal_s:.1f} s | {n_rows / clonal_s:,.0f} | "
-        f"{peak.peak / 1e9:.2f} GB |\n"
+        f"{peak / 1e9:.2f} GB |\n"
         f"\nplanted ESR1 Y537S recovered as emergent in {recovered}/{args.subjects} subjects and its "
         f"clone (flagged, CCF <= 0.05 at baseline, 0.9 +- 0.1 at progression) in "
         f"{clones_recovered}/{args.subjects}; "

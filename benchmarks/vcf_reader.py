@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import psutil
+from _rss import RssSampler
 
 OUT = Path(__file__).resolve().parent / "out"
 CSQ_FORMAT = "Allele|Consequence|IMPACT|SYMBOL|Gene|Feature|BIOTYPE|HGVSc|HGVSp|CANONICAL"
@@ -93,30 +93,6 @@ def platform_read(path: Path, samples: list[str]) -> int:
     return sum(len(batch) for batch in read_vcf(path, ctx).batches)
 
 
-class PeakRSS:
-    """Peak resident memory of this process while the block runs, sampled every 10 ms."""
-
-    def __init__(self) -> None:
-        self.base = psutil.Process().memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, me.memory_info().rss)
-            time.sleep(0.01)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,11 +113,13 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         parsed = cyvcf2_parse(path)
         parse_s = time.perf_counter() - t
-        with PeakRSS() as rss:
-            t = time.perf_counter()
-            rows = platform_read(path, samples)
-            read_s = time.perf_counter() - t
-        peak = rss.peak - rss.base
+        with RssSampler(interval=0.01, tree=False) as sampler:
+            base = psutil.Process().memory_info().rss
+            with sampler.window() as mem:
+                t = time.perf_counter()
+                rows = platform_read(path, samples)
+                read_s = time.perf_counter() - t
+        peak = mem["peak_sum"] - base
     assert rows == parsed, (rows, parsed)
     lines = [
         "| reader | rows | time | rows/s | peak RSS added |",
