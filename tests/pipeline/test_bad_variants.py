@@ -71,7 +71,7 @@ CASES: dict[str, tuple[str, Callable[[Path], Path], str, str]] = {
     "CR line endings": (
         "calls.vcf",
         _text(GOOD.replace("\n", "\r")),
-        "vcf-header",
+        "vcf-line-endings",
         "line 1",
     ),
     "duplicate call": (

@@ -182,6 +182,17 @@ class _SiteBatcher:
 # -- VCF ---------------------------------------------------------------------------------
 
 
+def _cr_line_endings(path: Path, compression: str | None) -> bool:
+    """True when the file's first 64 KiB hold CR line breaks and no LF."""
+    opener = gzip.open if compression else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(1 << 16)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return b"\r" in head and b"\n" not in head
+
+
 def _detect_vcf(path: str) -> bool:
     p = path.lower()
     return p.endswith((".vcf", ".vcf.gz", ".vcf.bgz"))
@@ -216,8 +227,8 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     Raises
     ------
     InputError
-        ``not-empty``, ``gzip-integrity``, ``vcf-header``, ``vcf-samples`` (no sample
-        columns) on call; ``vcf-record`` or ``gzip-integrity`` while streaming, with the
+        ``not-empty``, ``gzip-integrity``, ``vcf-line-endings`` (CR-only line breaks),
+        ``vcf-header``, ``vcf-samples`` (no sample columns) on call; ``vcf-record`` or ``gzip-integrity`` while streaming, with the
         record's line (exact for plain and compressed text VCF) and ``CHROM:POS`` of
         the last good record.
     UnregisteredSampleError
@@ -240,6 +251,14 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         damage = _gzip_damage(path) if compression else None
         if damage:
             raise _gzip_error(path, damage, line=1) from None
+        if _cr_line_endings(path, compression):
+            raise InputError(
+                str(path),
+                "vcf-line-endings",
+                "the VCF uses CR (classic Mac) line endings; VCF lines end in LF: convert "
+                "it, e.g. tr '\\r' '\\n' < in.vcf > out.vcf",
+                line=1,
+            ) from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             str(path),
