@@ -25,20 +25,9 @@ import numpy as np
 import pandas as pd
 from _rss import RssSampler
 
+from resistomics.simulate import MAF_COLUMNS
+
 OUT = Path(__file__).resolve().parent / "out"
-COLUMNS = [
-    "Hugo_Symbol",
-    "Chromosome",
-    "Start_Position",
-    "Reference_Allele",
-    "Tumor_Seq_Allele2",
-    "Tumor_Sample_Barcode",
-    "HGVSp_Short",
-    "Variant_Classification",
-    "t_ref_count",
-    "t_alt_count",
-    "t_depth",
-]
 
 
 def generate(
@@ -52,7 +41,7 @@ def generate(
     n_sens = max(2, per_sample // 4)
     n_trunk = per_sample - n_res - n_sens  # ESR1 Y537S is the first resistant mutation
     with open(path, "w") as out:
-        out.write("\t".join(COLUMNS) + "\n")
+        out.write("\t".join(MAF_COLUMNS) + "\n")
         for s in range(n_subjects):
             subject = f"P{s:05d}"
             purity = float(rng.uniform(0.5, 0.9))

@@ -9,20 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from resistomics.pipeline import Workspace
+from resistomics.simulate import MAF_COLUMNS
 
 STUDY = "trial"  # registered by the `workspace` fixture: S0..S7, subjects P0..P3
-HEADER = [
-    "Hugo_Symbol",
-    "Chromosome",
-    "Start_Position",
-    "Reference_Allele",
-    "Tumor_Seq_Allele2",
-    "Tumor_Sample_Barcode",
-    "HGVSp_Short",
-    "t_ref_count",
-    "t_alt_count",
-    "t_depth",
-]
 
 
 def variants_maf(workspace: Workspace) -> str:
@@ -47,6 +36,7 @@ def variants_maf(workspace: Workspace) -> str:
                     "C",
                     f"S{i}",
                     change,
+                    "Missense_Mutation",
                     str(depth - alt),
                     str(alt),
                     str(depth),
@@ -55,5 +45,5 @@ def variants_maf(workspace: Workspace) -> str:
     folder = Path(workspace.settings.resolved_landing_zone) / STUDY / "variants"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "calls.maf"
-    path.write_text("\n".join("\t".join(r) for r in [HEADER, *rows]) + "\n")
+    path.write_text("\n".join("\t".join(r) for r in [MAF_COLUMNS, *rows]) + "\n")
     return str(path)

@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = [
+    "MAF_COLUMNS",
     "RESISTANCE_DRIVERS",
     "SimulatedCalls",
     "SimulatedCohort",
@@ -179,6 +180,20 @@ RESISTANCE_DRIVERS: tuple[tuple[str, str, str], ...] = (
     ("ABL1", "p.Thr315Ile", "9"),
     ("BTK", "p.Cys481Ser", "X"),
     ("KRAS", "p.Tyr96Asp", "12"),
+)
+#: The GDC/TCGA MAF columns the generated MAFs (tests, benchmarks) carry, in order.
+MAF_COLUMNS: tuple[str, ...] = (
+    "Hugo_Symbol",
+    "Chromosome",
+    "Start_Position",
+    "Reference_Allele",
+    "Tumor_Seq_Allele2",
+    "Tumor_Sample_Barcode",
+    "HGVSp_Short",
+    "Variant_Classification",
+    "t_ref_count",
+    "t_alt_count",
+    "t_depth",
 )
 _VEP_CSQ = "Allele|Consequence|IMPACT|SYMBOL|Gene|Feature|BIOTYPE|HGVSc|HGVSp|CANONICAL"
 _CONTIGS = {str(c): 0 for c in [*range(1, 23), "X"]}

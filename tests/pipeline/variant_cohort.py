@@ -7,19 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HEADER = [
-    "Hugo_Symbol",
-    "Chromosome",
-    "Start_Position",
-    "Reference_Allele",
-    "Tumor_Seq_Allele2",
-    "Tumor_Sample_Barcode",
-    "HGVSp_Short",
-    "Variant_Classification",
-    "t_ref_count",
-    "t_alt_count",
-    "t_depth",
-]
+from resistomics.simulate import MAF_COLUMNS
 
 
 def planted_cohort(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path]:
@@ -74,5 +62,5 @@ def planted_cohort(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path
     sheet = tmp_path / "samples.tsv"
     pd.DataFrame(samples).to_csv(sheet, sep="\t", index=False)
     maf = tmp_path / "cohort.maf"
-    maf.write_text("\n".join("\t".join(r) for r in [HEADER, *rows]) + "\n")
+    maf.write_text("\n".join("\t".join(r) for r in [MAF_COLUMNS, *rows]) + "\n")
     return sheet, maf
