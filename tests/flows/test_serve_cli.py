@@ -1,0 +1,103 @@
+"""``resistomics serve`` as a user runs it: starts a Prefect server and a Dask cluster,
+registers every deployment with its trigger or schedule, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from flows.serve import build_deployments
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(prefix):
+            return line.strip()
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no line starting with {prefix!r} (exit code {proc.poll()})")
+
+
+def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
+    env.update(
+        {
+            "RESISTOMICS_DATA_ROOT": str(tmp_path / "root"),
+            "RESISTOMICS_CLUSTER__N_WORKERS": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--prefect-home",
+            str(tmp_path / "prefect"),
+            "--port",
+            str(port),
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_line(proc, "Dask scheduler:", 60)
+        ui = _wait_for_line(proc, "Prefect UI:", 120)
+        assert f":{port}" in ui
+        api = f"http://127.0.0.1:{port}/api"
+        expected = {(d.flow_name, d.name) for d in build_deployments()}
+        deadline = time.monotonic() + 120
+        served: set[tuple[str, str]] = set()
+        while time.monotonic() < deadline and served != expected:
+            flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+            deployments = httpx.post(f"{api}/deployments/filter", json={}).json()
+            served = {(flows.get(d["flow_id"], "?"), d["name"]) for d in deployments}
+            time.sleep(1)
+        assert served == expected
+        scheduled = {
+            (flows[d["flow_id"]], d["name"]): [s["schedule"].get("cron") for s in d["schedules"]]
+            for d in deployments
+            if d["schedules"]
+        }
+        assert scheduled[("recompute", "nightly")] == ["0 2 * * *"]
+        assert scheduled[("landing-sweep", "every-15-minutes")] == ["*/15 * * * *"]
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 0
+        rest = proc.stdout.read() if proc.stdout else ""
+        assert "Traceback" not in rest, rest
+        try:
+            httpx.get(f"{api}/health", timeout=2)
+            still_up = True
+        except httpx.HTTPError:
+            still_up = False
+        assert not still_up, "the Prefect server outlived `resistomics serve`"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
