@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from resistomics.errors import InputError
 from resistomics.modalities._checks import check_registered
@@ -409,7 +411,23 @@ def _text_or_none(values: pd.Series) -> pd.Series:
     return stripped.where(~stripped.isin(_MISSING_TEXT), None)
 
 
+def _whole_numbers(raw: pd.Series) -> pd.Series | None:
+    """The column as Int64 when every value is a plain integer (what callers write),
+    else ``None`` (blanks, NA, decimals, junk: the caller's checked path names them)."""
+    try:
+        ints = pc.cast(pa.array(raw.to_numpy(dtype=object), type=pa.string()), pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return pd.Series(
+        pd.array(ints.to_pylist() if ints.null_count else ints.to_numpy(), dtype="Int64"),
+        index=raw.index,
+    )
+
+
 def _maf_counts(path: Path, raw: pd.Series, column: str, lines: np.ndarray) -> pd.Series:
+    fast = _whole_numbers(raw)
+    if fast is not None:
+        return fast
     text = raw.str.strip()
     missing = text.isin(_MISSING_TEXT)
     num = pd.to_numeric(text.where(~missing, None), errors="coerce")
@@ -571,19 +589,21 @@ def _maf_frame(
         i = int(np.flatnonzero((samples == unknown[0]).to_numpy())[0])
         check_registered(path, unknown, ctx.registered_samples, line=int(lines[i]))
     seen_samples.update(new)
-    pos_text = chunk["Start_Position"].str.strip()
-    pos_missing = pos_text.isin(_MISSING_TEXT)
-    pos = pd.to_numeric(pos_text.where(~pos_missing, None), errors="coerce")
-    bad = (pos.isna() & ~pos_missing) | (pos.notna() & (pos % 1 != 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            str(path),
-            "maf-position",
-            f"Start_Position {pos_text.iloc[i]!r} is not a whole number",
-            line=int(lines[i]),
-            column="Start_Position",
-        )
+    pos = _whole_numbers(chunk["Start_Position"])
+    if pos is None:  # blanks, NA or something else: find and name it
+        pos_text = chunk["Start_Position"].str.strip()
+        pos_missing = pos_text.isin(_MISSING_TEXT)
+        pos = pd.to_numeric(pos_text.where(~pos_missing, None), errors="coerce")
+        bad = (pos.isna() & ~pos_missing) | (pos.notna() & (pos % 1 != 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                str(path),
+                "maf-position",
+                f"Start_Position {pos_text.iloc[i]!r} is not a whole number",
+                line=int(lines[i]),
+                column="Start_Position",
+            )
     counts: dict[str, pd.Series] = {}
     for name, col in _MAF_COUNTS.items():
         if col in chunk.columns:
