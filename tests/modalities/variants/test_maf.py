@@ -184,3 +184,18 @@ def test_empty(tmp_path: Path, text: str) -> None:
     with pytest.raises(InputError) as err:
         read_all(read_maf(path, ctx()))
     assert err.value.rule == "not-empty"
+
+
+def test_integer_columns_fast_and_checked_paths_agree(tmp_path: Path) -> None:
+    # All-integer chunks take pyarrow's cast; a chunk with blanks, NA or "12.0" takes the
+    # checked path. Both must give the same numbers, with NA where the file has none.
+    plain = [ROWS[0], [*ROWS[1][:11], "40", "30", "10"]]
+    mixed = [ROWS[0], [*ROWS[1][:11], "40.0", " 30", ""]]
+    a = read_all(read_maf(write_text(tmp_path / "a.maf", maf_text(plain)), ctx()))
+    b = read_all(read_maf(write_text(tmp_path / "b.maf", maf_text(mixed)), ctx()))
+    assert a["pos"].tolist() == b["pos"].tolist() == [74315213, 38504568]
+    assert a["depth"].tolist() == [100, 40] and b["depth"].tolist() == [100, 40]
+    assert a["ref_count"].tolist() == b["ref_count"].tolist() == [60, 30]
+    assert a["alt_count"].tolist() == [40, 10]
+    assert b["alt_count"].iloc[0] == 40 and pd.isna(b["alt_count"].iloc[1])
+    assert str(a["depth"].dtype) == str(b["depth"].dtype) == "Int64"
