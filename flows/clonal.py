@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
@@ -55,6 +56,25 @@ def run_clonal(dataset_ref: str, study: str, run_id: str | None) -> dict[str, st
     return {"status": outcome.status, "ref": outcome.version.ref, "message": outcome.message}
 
 
+def flagged_clone_trajectories(flagged: pd.DataFrame) -> pd.DataFrame:
+    """One row per flagged clone: its mutations and its prevalence in time order."""
+    rows = []
+    for (subject, clone), c in flagged.groupby(["subject_id", "clone_id"], sort=True):
+        c = c.sort_values(["timepoint", "sample_id"])
+        rows.append(
+            {
+                "subject_id": subject,
+                "clone_id": int(clone),
+                "n_mutations": int(c["n_mutations"].iloc[0]),
+                "resistance_changes": c["resistance_changes"].iloc[0],
+                "prevalence": " -> ".join(
+                    f"{p} {v:.2f}" for p, v in zip(c["phase"], c["prevalence"], strict=True)
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 @task(name="clonal-artifacts")
 def record_artifacts(result_ref: str, study: str, message: str) -> int:
     """Table of emergent resistance mutations per subject, and a summary; returns its size."""
@@ -71,6 +91,12 @@ def record_artifacts(result_ref: str, study: str, message: str) -> int:
         description=f"Emergent catalogued resistance mutations per subject in {result.ref}",
     )
     flagged = clones[clones["carries_resistance_mutation"]] if len(clones) else clones
+    if len(flagged):
+        create_table_artifact(
+            table=table_rows(flagged_clone_trajectories(flagged), limit=500),
+            key=artifact_key("clonal", study, dataset, "resistant-clones"),
+            description=f"Clones carrying catalogued resistance mutations in {result.ref}",
+        )
     subjects = sorted(set(emergent["subject_id"])) if len(emergent) else []
     create_markdown_artifact(
         markdown="\n".join(

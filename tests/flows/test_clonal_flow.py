@@ -26,6 +26,12 @@ def test_clonal_flow_reports_emergent_resistance(
     rows = json.loads(data) if isinstance(data, str) else data
     assert sorted(r["subject_id"] for r in rows) == ["P0", "P1", "P2", "P3"]
     assert {r["gene"] for r in rows} == {"ESR1"}
+    (clones,) = probe.artifacts(f"clonal-{STUDY}-calls-resistant-clones")
+    data = clones.data
+    clone_rows = json.loads(data) if isinstance(data, str) else data
+    assert sorted(r["subject_id"] for r in clone_rows) == ["P0", "P1", "P2", "P3"]
+    assert all(r["resistance_changes"] == "ESR1:Y537S" for r in clone_rows)
+    assert all(r["prevalence"].startswith("baseline 0.0") for r in clone_rows), clone_rows
     again = clonal_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
     expression_ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
