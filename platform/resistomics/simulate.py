@@ -212,6 +212,7 @@ class SimulatedCalls:
         subjects merged as ``bcftools merge`` does: a subject's samples are ``./.`` at
         the other subjects' sites."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         sample_ids = self.samples["sample_id"].tolist()
         column = {s: i for i, s in enumerate(sample_ids)}
         header = [

@@ -2,7 +2,8 @@
 
 Everything goes through the real HTTP path (s3fs -> aiobotocore -> moto), as it would
 against MinIO or AWS: ingest onto S3 from a local and from an S3 landing zone, opening
-the published store, quarantine on S3, Parquet tables and dense Zarr arrays.
+the published store, quarantine on S3, Parquet tables and dense Zarr arrays, and variant
+calls partitioned by subject with the clonal analysis reading them back from S3.
 """
 
 from __future__ import annotations
@@ -258,3 +259,33 @@ def test_dense_array_round_trip_on_s3(bucket, options):  # type: ignore[no-untyp
     back = read_dense_array(root, root.path("scores.zarr"), "score_genes")
     assert back.chunks[0][0] == 100
     np.testing.assert_array_equal(back.compute(), values)
+
+
+def test_variant_calls_and_clonal_results_on_s3(tmp_path, bucket, options):  # type: ignore[no-untyped-def]
+    from resistomics.catalog import parse_sample_sheet
+    from resistomics.pipeline import clonal_evolution
+    from resistomics.simulate import simulate_clonal_cohort
+
+    landing = tmp_path / "landing"
+    ws = _workspace(tmp_path, bucket, options, str(landing))
+    sim = simulate_clonal_cohort(n_subjects=2, n_truncal=12, n_sensitive=6, n_resistant=5, seed=4)
+    sheet = tmp_path / "dna.tsv"
+    sim.samples.to_csv(sheet, sep="\t", index=False)
+    ws.catalog.register_study("dna", parse_sample_sheet(sheet))
+    landed = sim.write_vcf(landing / "dna" / "variants" / "calls.vcf")
+
+    outcome = ingest(ws, str(landed), study="dna", modality="variants")
+    assert outcome.status == "published", outcome.message
+    uri = outcome.version.uri
+    assert uri.startswith(f"s3://{bucket}/root/datasets/dna/calls/v-")
+    parts = ws.root.fs.ls(f"{ws.root.to_path(uri)}/calls")
+    assert sorted(p.rsplit("/", 1)[1] for p in parts) == ["subject_id=P01", "subject_id=P02"]
+
+    result = clonal_evolution(ws, "dna/calls")
+    assert result.version.uri.startswith(f"s3://{bucket}/root/datasets/dna/calls.clonal/v-")
+    emergent = read_table(
+        ws.root, f"{ws.root.to_path(result.version.uri)}/emergent_resistance.parquet"
+    )
+    found = {(s, g) for s, g in zip(emergent["subject_id"], emergent["gene"], strict=True)}
+    assert found == {(s, gene) for s, (gene, _) in sim.drivers.items()}
+    ws.close()
