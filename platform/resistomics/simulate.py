@@ -207,6 +207,29 @@ class SimulatedCalls:
     calls: pd.DataFrame  # one row per (sample, mutation): counts, depth, planted clone
     drivers: dict[str, tuple[str, str]]  # subject -> (gene, HGVSp) of its resistant clone
 
+    def write_maf(self, path: str | Path) -> Path:
+        """A GDC-style MAF with read counts (:data:`MAF_COLUMNS`), one row per call."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        c = self.calls
+        frame = pd.DataFrame(
+            {
+                "Hugo_Symbol": c["gene"],
+                "Chromosome": c["chrom"],
+                "Start_Position": c["pos"],
+                "Reference_Allele": c["ref"],
+                "Tumor_Seq_Allele2": c["alt"],
+                "Tumor_Sample_Barcode": c["sample_id"],
+                "HGVSp_Short": c["hgvsp"],
+                "Variant_Classification": "Missense_Mutation",
+                "t_ref_count": c["ref_count"],
+                "t_alt_count": c["alt_count"],
+                "t_depth": c["depth"],
+            }
+        )[list(MAF_COLUMNS)]
+        frame.to_csv(path, sep="\t", index=False)
+        return path
+
     def write_vcf(self, path: str | Path) -> Path:
         """One multi-sample VCF as Mutect2 + VEP write it (GT:AD:DP:AF, CSQ), the
         subjects merged as ``bcftools merge`` does: a subject's samples are ``./.`` at
@@ -305,36 +328,36 @@ def simulate_clonal_cohort(
     model behind :func:`resistomics.signatures.cancer_cell_fraction`).
     """
     rng = np.random.default_rng(seed)
-    samples, rows, drivers = [], [], {}
-    next_pos = {c: 1_000_000 for c in _CONTIGS}
+    contigs = np.array(list(_CONTIGS))
+    bases = np.array(list("ACGT"))
+    samples, frames, drivers = [], [], {}
+    next_pos = 1_000_000
     for s in range(n_subjects):
         subject = f"P{s + 1:02d}"
         tumour_purity = round(float(rng.uniform(*purity)), 3)
         gene, hgvsp, driver_chrom = RESISTANCE_DRIVERS[s % len(RESISTANCE_DRIVERS)]
         drivers[subject] = (gene, hgvsp)
-        sensitive_ccf = float(rng.uniform(0.4, 0.7))
-        resistant_ccf = float(rng.uniform(0.6, 0.95))
-        ccf = {
+        ccf_of = {  # (baseline, progression)
             "truncal": (1.0, 1.0),
-            "sensitive": (sensitive_ccf, 0.02),
-            "resistant": (0.0, resistant_ccf),
+            "sensitive": (float(rng.uniform(0.4, 0.7)), 0.02),
+            "resistant": (0.0, float(rng.uniform(0.6, 0.95))),
         }
-        mutations = [("resistant", gene, hgvsp, driver_chrom)]
-        for clone, count in (
-            ("resistant", n_resistant - 1),
-            ("truncal", n_truncal),
-            ("sensitive", n_sensitive),
-        ):
-            for _ in range(count):
-                k = int(rng.integers(1, 1000))
-                chrom = str(rng.choice(list(_CONTIGS)))
-                mutations.append(
-                    (clone, f"SIM{int(rng.integers(1, 20000)):05d}", f"p.Ala{k}Val", chrom)
-                )
-        sample_ids = []
-        for phase, day in (("baseline", 0), ("progression", 180)):
+        # The driver first, then the passengers of each clone.
+        clone = np.array(
+            ["resistant"] * n_resistant + ["truncal"] * n_truncal + ["sensitive"] * n_sensitive
+        )
+        n = len(clone)
+        genes = np.char.add("SIM", np.char.zfill(rng.integers(1, 20000, n).astype(str), 5))
+        changes = np.char.add(np.char.add("p.Ala", rng.integers(1, 1000, n).astype(str)), "Val")
+        chroms = rng.choice(contigs, n)
+        genes[0], changes[0], chroms[0] = gene, hgvsp, driver_chrom
+        # Positions increase across the whole cohort: no two mutations share a position.
+        positions = next_pos + np.cumsum(rng.integers(10, 1_000, n))
+        next_pos = int(positions[-1])
+        pair = np.argsort(rng.random((n, 4)), axis=1)[:, :2]  # two distinct bases
+        ref, alt = bases[pair[:, 0]], bases[pair[:, 1]]
+        for t, (phase, day) in enumerate((("baseline", 0), ("progression", 180))):
             sample_id = f"{subject}_{'BL' if phase == 'baseline' else 'PD'}"
-            sample_ids.append(sample_id)
             samples.append(
                 {
                     "sample_id": sample_id,
@@ -344,26 +367,28 @@ def simulate_clonal_cohort(
                     "purity": tumour_purity,
                 }
             )
-        for clone, gene_name, change, chrom in mutations:
-            next_pos[chrom] += int(rng.integers(1_000, 50_000))
-            ref, alt = rng.choice(list("ACGT"), size=2, replace=False)
-            for t, sample_id in enumerate(sample_ids):
-                d = int(rng.integers(depth[0], depth[1] + 1))
-                a = int(rng.binomial(d, ccf[clone][t] * tumour_purity / 2))
-                rows.append(
+            ccf = np.array([ccf_of[c][t] for c in ("resistant", "truncal", "sensitive")])
+            ccf = np.repeat(ccf, [n_resistant, n_truncal, n_sensitive])
+            depth_t = rng.integers(depth[0], depth[1] + 1, n)
+            alt_t = rng.binomial(depth_t, ccf * tumour_purity / 2)
+            frames.append(
+                pd.DataFrame(
                     {
                         "subject_id": subject,
                         "sample_id": sample_id,
-                        "chrom": chrom,
-                        "pos": next_pos[chrom],
-                        "ref": str(ref),
-                        "alt": str(alt),
-                        "gene": gene_name,
-                        "hgvsp": change,
-                        "ref_count": d - a,
-                        "alt_count": a,
-                        "depth": d,
+                        "chrom": chroms,
+                        "pos": positions,
+                        "ref": ref,
+                        "alt": alt,
+                        "gene": genes,
+                        "hgvsp": changes,
+                        "ref_count": depth_t - alt_t,
+                        "alt_count": alt_t,
+                        "depth": depth_t,
                         "clone": clone,
                     }
                 )
-    return SimulatedCalls(pd.DataFrame(samples), pd.DataFrame(rows), drivers)
+            )
+    calls = pd.concat(frames, ignore_index=True)
+    calls = calls.sort_values(["subject_id", "pos", "sample_id"], kind="stable", ignore_index=True)
+    return SimulatedCalls(pd.DataFrame(samples), calls, drivers)

@@ -5,7 +5,8 @@ directory appears under ``<data_root>/datasets/`` (the store is being composed) 
 SIGKILL, with no chance to clean up. Afterwards the SQLite catalog must open and be
 consistent, no version may be published, resolving the dataset must fail, and ingesting
 the same file again must publish it. Leftovers (a staged row, the unpublished directory)
-are allowed, for the garbage collector, but must stay invisible to ``resolve``.
+are allowed, for the garbage collector, but must stay invisible to ``resolve``. The same
+for a variant-call MAF (~500k calls) killed while its first Parquet partitions are written.
 """
 
 from __future__ import annotations
@@ -133,3 +134,72 @@ def _digest(path: str) -> str:
     from resistomics.storage import digest_path
 
     return digest_path(fsspec.filesystem("file"), path)
+
+
+CHILD_VARIANTS = """
+import sys
+from resistomics.config import ClusterSettings, Settings
+from resistomics.pipeline import Workspace, ingest
+
+root, landed = sys.argv[1], sys.argv[2]
+ws = Workspace.open(Settings(data_root=root, cluster=ClusterSettings(n_workers=1, processes=False)))
+outcome = ingest(ws, landed, study="dna", modality="variants")
+print(outcome.status, outcome.message, flush=True)
+"""
+
+
+def test_kill_during_variant_ingest_leaves_nothing_visible_and_a_rerun_publishes(
+    settings, workspace, land, tmp_path
+):  # type: ignore[no-untyped-def]
+    import pyarrow.dataset as pads
+
+    from resistomics.catalog import parse_sample_sheet
+    from resistomics.simulate import simulate_clonal_cohort
+
+    sim = simulate_clonal_cohort(n_subjects=50, n_truncal=5000, seed=1)  # ~500k calls
+    sheet = tmp_path / "dna.tsv"
+    sim.samples.to_csv(sheet, sep="\t", index=False)
+    workspace.catalog.register_study("dna", parse_sample_sheet(sheet))
+    landed = land(workspace, sim.write_maf(tmp_path / "calls.maf"), "dna", modality="variants")
+    datasets = Path(settings.data_root) / "datasets"
+
+    log = (tmp_path / "child.log").open("w")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_VARIANTS, settings.data_root, landed], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 120
+        parts: list[Path] = []
+        while child.poll() is None and time.monotonic() < deadline:
+            parts = list(datasets.glob("dna/calls/v-*/calls/subject_id=*"))
+            if parts:  # the first batch is being written
+                break
+            time.sleep(0.005)
+        assert parts, f"the child ended before writing: {(tmp_path / 'child.log').read_text()}"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        log.close()
+
+    db = Path(settings.data_root) / "catalog.sqlite"
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    catalog = Catalog(settings.resolved_catalog_url)
+    try:
+        assert {v[4] for v in catalog.snapshot()} <= {"staged"}
+        with pytest.raises(DatasetNotFoundError):
+            catalog.resolve("dna/calls")
+    finally:
+        catalog.close()
+
+    outcome = ingest(workspace, landed, study="dna", modality="variants")
+    assert outcome.status == "published", outcome.message
+    resolved = workspace.catalog.resolve("dna/calls")
+    assert resolved.id == outcome.version.id and resolved.shape[0] == len(sim.calls)
+    table = pads.dataset(
+        Path(resolved.uri) / "calls", format="parquet", partitioning="hive"
+    ).to_table()
+    assert table.num_rows == len(sim.calls)  # nothing of the killed run leaked in
