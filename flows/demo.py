@@ -368,7 +368,13 @@ def _finish(
     flagged = clones[clones["carries_resistance_mutation"]].pivot_table(
         index=["subject_id", "resistance_changes"], columns="phase", values="prevalence"
     )
+    planted_ccf = (
+        calls.calls[calls.calls["clone"] == "resistant"]
+        .groupby(["subject_id", "sample_id"])["planted_ccf"]
+        .first()
+    )
     for subject, (gene, hgvsp) in calls.drivers.items():
+        truth = " -> ".join(f"{v:.2f}" for v in planted_ccf.loc[subject])
         hits = emergent[emergent["subject_id"] == subject]
         found = ", ".join(
             f"{g} {p}" for g, p in zip(hits["gene"], hits["protein_change"], strict=True)
@@ -380,7 +386,8 @@ def _finish(
             else "no flagged clone"
         )
         console.print(
-            f"  {subject}: planted {gene} {hgvsp}; found {found or 'nothing'}; {trajectory}"
+            f"  {subject}: planted {gene} {hgvsp} (CCF {truth}); found {found or 'nothing'}; "
+            f"{trajectory}"
         )
     top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
     console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")

@@ -204,7 +204,7 @@ class SimulatedCalls:
     """Generated somatic calls with the planted clone of every mutation."""
 
     samples: pd.DataFrame  # sample sheet: sample_id, subject_id, phase, timepoint, purity
-    calls: pd.DataFrame  # one row per (sample, mutation): counts, depth, planted clone
+    calls: pd.DataFrame  # one row per (sample, mutation): counts, depth, clone, planted_ccf
     drivers: dict[str, tuple[str, str]]  # subject -> (gene, HGVSp) of its resistant clone
 
     def write_maf(self, path: str | Path) -> Path:
@@ -386,6 +386,7 @@ def simulate_clonal_cohort(
                         "alt_count": alt_t,
                         "depth": depth_t,
                         "clone": clone,
+                        "planted_ccf": ccf,
                     }
                 )
             )
