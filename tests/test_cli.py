@@ -202,6 +202,10 @@ def test_clonal_through_the_cli(env: Path, tmp_path: Path) -> None:
     assert "published evo/cohort.clonal@v1" in r.output
     assert "emergent catalogued resistance mutations: 3" in r.output
     assert r.output.count("Y537S") == 3  # one row per subject
+    # other parameters (over-dispersed reads) make a new version, the same finding
+    r = runner.invoke(app, ["variants", "clonal", "evo/cohort", "--precision", "100"])
+    assert r.exit_code == 0, r.output
+    assert "published evo/cohort.clonal@v2" in r.output and r.output.count("Y537S") == 3
     r = runner.invoke(
         app, ["variants", "recurrent", "evo/cohort", "--contrast", "phase:progression vs baseline"]
     )

@@ -356,6 +356,12 @@ def variants_clonal(
             help="Stop trying more clones after this many without a better BIC (0: try all)."
         ),
     ] = 2,
+    precision: Annotated[
+        float | None,
+        typer.Option(
+            help="Beta-binomial precision for over-dispersed reads (e.g. 50-200; default: binomial)."
+        ),
+    ] = None,
 ) -> None:
     """Per subject: VAF changes vs baseline (Fisher), calls, clones and emergent
     catalogued resistance mutations; publishes <dataset>.clonal.
@@ -373,6 +379,7 @@ def variants_clonal(
             dataset,
             max_clones=max_clones,
             patience=patience or None,
+            precision=precision,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(outcome.message)

@@ -109,6 +109,7 @@ def clonal_evolution(
     alpha: float = 0.05,
     max_clones: int = 10,
     patience: int | None = 2,
+    precision: float | None = None,
     random_state: int = 0,
     run_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -130,6 +131,7 @@ def clonal_evolution(
         "alpha": alpha,
         "max_clones": max_clones,
         "patience": patience,
+        "precision": precision,
         "random_state": random_state,
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
@@ -145,7 +147,12 @@ def clonal_evolution(
         calls, design, baseline_phase=baseline_phase, min_depth=min_depth, alpha=alpha
     )
     structure = cluster_clones(
-        calls, design, max_clones=max_clones, patience=patience, random_state=random_state
+        calls,
+        design,
+        max_clones=max_clones,
+        patience=patience,
+        precision=precision,
+        random_state=random_state,
     )
     changes_df, mutations_df, clones_df, selection_df = _compute_by_subject(
         [changes, structure.mutations, structure.clones, structure.model_selection], progress

@@ -518,6 +518,7 @@ def cluster_clones(
     n_init: int = 5,
     max_iter: int = 200,
     patience: int | None = 2,
+    precision: float | None = None,
 ) -> ClonalStructure:
     """Cluster each subject's mutations into clones by their prevalence trajectories.
 
@@ -531,7 +532,11 @@ def cluster_clones(
 
     (the inverse of :func:`cancer_cell_fraction` with multiplicity 1; ``CN`` from
     ``total_cn`` or 2, purity 1 when the design has none), with ``f`` clipped to
-    ``[1e-3, 1 - 1e-3]`` for sequencing error. Samples of the subject without a row or
+    ``[1e-3, 1 - 1e-3]`` for sequencing error. With ``precision`` set, reads are
+    beta-binomial instead, ``a ~ BetaBinomial(d, f * precision, (1 - f) * precision)``
+    (PyClone-VI's over-dispersed density; its default precision is 200), which keeps
+    over-dispersed data (library or copy-number noise) from splitting a clone into
+    several. Samples of the subject without a row or
     with zero depth for a mutation contribute no likelihood. As in PyClone-VI, ``phi``
     is restricted to a grid (0, 0.01, ..., 1), which makes the M-step an exact argmax
     and EM monotone. Initialisation: k-means++ seeding (Arthur & Vassilvitskii, SODA
@@ -542,8 +547,8 @@ def cluster_clones(
     (K * n_samples + K - 1) log(n_mutations)``, trying K upwards and stopping once
     ``patience`` consecutive K fail to improve on the best BIC so far (as mclust-style
     searches do; ``patience=None`` tries every K); clones left without a MAP member are
-    dropped. Reads are assumed binomial: over-dispersed real data (PyClone-VI offers a
-    beta-binomial) can split a clone in two.
+    dropped. With the binomial density over-dispersed real data can split a clone in
+    several; use ``precision``.
 
     A mutation with ``catalogue_hit`` true (an optional boolean column of the variants:
     a catalogued resistance mutation) makes its clone ``carries_resistance_mutation``.
@@ -565,6 +570,9 @@ def cluster_clones(
         EM restarts per number of clones.
     max_iter
         EM iterations per restart.
+    precision
+        Beta-binomial precision (``alpha + beta``); ``None`` for the binomial. Smaller
+        is more dispersed; PyClone-VI uses 200.
     patience
         Stop the search over K after this many K in a row without a better BIC
         (``None``: try all K up to ``max_clones``). The search costs grow with K, so
@@ -585,6 +593,8 @@ def cluster_clones(
         raise MethodInputError(f"max_clones must be at least 1; got {max_clones}")
     if patience is not None and patience < 1:
         raise MethodInputError(f"patience must be at least 1 or None; got {patience}")
+    if precision is not None and not precision > 0:
+        raise MethodInputError(f"precision must be positive or None; got {precision}")
     design = _check_design(design)
     run = partial(
         _cluster_frame,
@@ -594,6 +604,7 @@ def cluster_clones(
         n_init=n_init,
         max_iter=max_iter,
         patience=patience,
+        precision=precision,
     )
     if not _is_dask_frame(changes_or_variants):
         return ClonalStructure(*run(changes_or_variants))
@@ -651,6 +662,7 @@ def _cluster_frame(
     n_init: int,
     max_iter: int,
     patience: int | None,
+    precision: float | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     table = _annotated(_long_counts(frame), design)
     if "catalogue_hit" in table.columns:
@@ -663,7 +675,7 @@ def _cluster_frame(
         samples = design[design["subject_id"] == subject]
         samples = samples.reset_index().sort_values(["timepoint", "sample_id"])
         m, c, s = _cluster_subject(
-            rows, samples, max_clones, random_state, n_init, max_iter, patience
+            rows, samples, max_clones, random_state, n_init, max_iter, patience, precision
         )
         mutations.append(m)
         clones.append(c)
@@ -683,6 +695,7 @@ def _cluster_subject(
     n_init: int,
     max_iter: int,
     patience: int | None,
+    precision: float | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     subject = rows["subject_id"].iloc[0]
     key = list(VARIANT_KEY)
@@ -706,7 +719,12 @@ def _cluster_subject(
 
     # Log-likelihood of every mutation and sample at every grid prevalence: (n, s, G).
     f = np.clip(weight[:, :, None] * _GRID[None, None, :], _ERROR_RATE, 1.0 - _ERROR_RATE)
-    loglik = stats.binom.logpmf(alt[:, :, None], depth[:, :, None], f)
+    if precision is None:
+        loglik = stats.binom.logpmf(alt[:, :, None], depth[:, :, None], f)
+    else:
+        loglik = stats.betabinom.logpmf(
+            alt[:, :, None], depth[:, :, None], f * precision, (1.0 - f) * precision
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         ccf_point = np.where(depth > 0, np.minimum(1.0, alt / depth / weight), 0.0)
 
