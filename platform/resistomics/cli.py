@@ -357,9 +357,10 @@ def variants_clonal(
         ),
     ] = 2,
     precision: Annotated[
-        float | None,
+        str | None,
         typer.Option(
-            help="Beta-binomial precision for over-dispersed reads (e.g. 50-200; default: binomial)."
+            help="Beta-binomial precision for over-dispersed reads: a number (e.g. 50-200) "
+            "or 'auto' (chosen per subject by BIC); default: binomial."
         ),
     ] = None,
 ) -> None:
@@ -379,7 +380,7 @@ def variants_clonal(
             dataset,
             max_clones=max_clones,
             patience=patience or None,
-            precision=precision,
+            precision=_precision(precision),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(outcome.message)
@@ -390,6 +391,17 @@ def variants_clonal(
             _print_top(
                 emergent, None, ["subject_id", "sample_id", "gene", "protein_change", "call"], 20
             )
+
+
+def _precision(text: str | None) -> float | Literal["auto"] | None:
+    if text is None:
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"--precision must be a number or 'auto', not {text!r}") from None
 
 
 @variants_app.command("recurrent")

@@ -489,3 +489,41 @@ def test_beta_binomial_keeps_overdispersed_clones_whole() -> None:
         assert abs(by_clone.loc[clone, "progression"] - prog) <= 0.05, name
     with pytest.raises(MethodInputError, match="precision"):
         cluster_clones(variants, design, precision=0)
+
+
+def test_auto_precision_is_chosen_by_bic() -> None:
+    # Over-dispersed reads (planted precision 50) pick a beta-binomial near that precision;
+    # binomial data (the planted session) keeps the binomial.
+    rng = np.random.default_rng(1)
+    purity, rho = 0.8, 50.0
+    design = pd.DataFrame(
+        {"subject_id": "P1", "phase": ["baseline", "progression"], "timepoint": [0, 100],
+         "purity": purity},
+        index=pd.Index(["P1_BL", "P1_PD"], name="sample_id"),
+    )  # fmt: skip
+    rows = []
+    for c, ccf in enumerate([(1.0, 1.0), (0.6, 0.05), (0.02, 0.85)]):
+        for i in range(150):
+            for s, sample in enumerate(design.index):
+                f = max(ccf[s] * purity / 2, 1e-3)
+                depth = int(rng.integers(150, 400))
+                alt = int(rng.binomial(depth, rng.beta(f * rho, (1 - f) * rho)))
+                rows.append(
+                    {"subject_id": "P1", "sample_id": sample, "chrom": "1",
+                     "pos": 1000 * c + i + 1, "ref": "A", "alt": "C", "gene": f"C{c}",
+                     "protein_change": "p.A1V", "alt_count": alt, "ref_count": depth - alt,
+                     "depth": depth}
+                )  # fmt: skip
+    fit = cluster_clones(pd.DataFrame(rows), design, precision="auto")
+    chosen = fit.model_selection[fit.model_selection["selected"]].iloc[0]
+    assert chosen["precision"] in (25.0, 50.0, 100.0) and chosen["n_clones"] == 3
+    assert fit.model_selection["precision"].isna().any()  # the binomial was tried too
+
+
+def test_auto_precision_keeps_the_binomial_for_binomial_reads(
+    planted: PlantedClones, _clones_session
+) -> None:
+    fit = cluster_clones(planted.variants, planted.design, random_state=0, precision="auto")
+    chosen = fit.model_selection[fit.model_selection["selected"]]
+    assert chosen["precision"].isna().all()
+    pd.testing.assert_frame_equal(fit.mutations, _clones_session.mutations)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import dask
 import pandas as pd
@@ -109,7 +109,7 @@ def clonal_evolution(
     alpha: float = 0.05,
     max_clones: int = 10,
     patience: int | None = 2,
-    precision: float | None = None,
+    precision: float | Literal["auto"] | None = None,
     random_state: int = 0,
     run_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,

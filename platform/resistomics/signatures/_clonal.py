@@ -19,7 +19,7 @@ import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from resistomics.errors import MethodInputError
 from resistomics.signatures._de import benjamini_hochberg
 
 __all__ = [
+    "AUTO_PRECISIONS",
     "ClonalStructure",
     "cancer_cell_fraction",
     "cluster_clones",
@@ -49,6 +50,9 @@ _ERROR_RATE = 1e-3
 # PyClone-VI discretises the cellular prevalence on a grid (Gillis & Roth 2020); 101
 # points give a 0.01 resolution, well below the binomial noise at 50-200x.
 _GRID = np.linspace(0.0, 1.0, 101)
+# Beta-binomial precisions tried by precision="auto" (with the binomial, i.e. infinite
+# precision): a factor of two apart, spanning heavy to negligible over-dispersion.
+AUTO_PRECISIONS = (12.5, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -464,8 +468,9 @@ class ClonalStructure:
         ``resistance_changes`` (``;``-joined, ``gene:protein_change``) of its
         catalogued mutations.
     model_selection
-        One row per (subject, number of clones tried): ``n_clones``, ``n_mutations``,
-        ``n_samples``, ``log_likelihood``, ``n_parameters``, ``bic`` and ``selected``.
+        One row per (subject, number of clones tried, density): ``n_clones``,
+        ``precision`` (NaN for the binomial), ``n_mutations``, ``n_samples``,
+        ``log_likelihood``, ``n_parameters``, ``bic`` and ``selected``.
     """
 
     mutations: Any
@@ -500,6 +505,7 @@ _CLONE_COLUMNS = {
 _SELECTION_COLUMNS = {
     "subject_id": _TEXT,
     "n_clones": np.int64,
+    "precision": np.float64,
     "n_mutations": np.int64,
     "n_samples": np.int64,
     "log_likelihood": np.float64,
@@ -518,7 +524,7 @@ def cluster_clones(
     n_init: int = 5,
     max_iter: int = 200,
     patience: int | None = 2,
-    precision: float | None = None,
+    precision: float | Literal["auto"] | None = None,
 ) -> ClonalStructure:
     """Cluster each subject's mutations into clones by their prevalence trajectories.
 
@@ -571,8 +577,10 @@ def cluster_clones(
     max_iter
         EM iterations per restart.
     precision
-        Beta-binomial precision (``alpha + beta``); ``None`` for the binomial. Smaller
-        is more dispersed; PyClone-VI uses 200.
+        Beta-binomial precision (``alpha + beta``); ``None`` for the binomial; smaller
+        is more dispersed (PyClone-VI uses 200). ``"auto"`` chooses it per subject by
+        BIC among the binomial and :data:`AUTO_PRECISIONS` (one more parameter for a
+        beta-binomial model; costs one K search per candidate).
     patience
         Stop the search over K after this many K in a row without a better BIC
         (``None``: try all K up to ``max_clones``). The search costs grow with K, so
@@ -593,8 +601,8 @@ def cluster_clones(
         raise MethodInputError(f"max_clones must be at least 1; got {max_clones}")
     if patience is not None and patience < 1:
         raise MethodInputError(f"patience must be at least 1 or None; got {patience}")
-    if precision is not None and not precision > 0:
-        raise MethodInputError(f"precision must be positive or None; got {precision}")
+    if precision is not None and precision != "auto" and not float(precision) > 0:
+        raise MethodInputError(f"precision must be positive, 'auto' or None; got {precision}")
     design = _check_design(design)
     run = partial(
         _cluster_frame,
@@ -662,7 +670,7 @@ def _cluster_frame(
     n_init: int,
     max_iter: int,
     patience: int | None,
-    precision: float | None,
+    precision: float | Literal["auto"] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     table = _annotated(_long_counts(frame), design)
     if "catalogue_hit" in table.columns:
@@ -695,7 +703,7 @@ def _cluster_subject(
     n_init: int,
     max_iter: int,
     patience: int | None,
-    precision: float | None,
+    precision: float | Literal["auto"] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     subject = rows["subject_id"].iloc[0]
     key = list(VARIANT_KEY)
@@ -719,30 +727,40 @@ def _cluster_subject(
 
     # Log-likelihood of every mutation and sample at every grid prevalence: (n, s, G).
     f = np.clip(weight[:, :, None] * _GRID[None, None, :], _ERROR_RATE, 1.0 - _ERROR_RATE)
-    if precision is None:
-        loglik = stats.binom.logpmf(alt[:, :, None], depth[:, :, None], f)
-    else:
-        loglik = stats.betabinom.logpmf(
-            alt[:, :, None], depth[:, :, None], f * precision, (1.0 - f) * precision
-        )
     with np.errstate(invalid="ignore", divide="ignore"):
         ccf_point = np.where(depth > 0, np.minimum(1.0, alt / depth / weight), 0.0)
+    candidates: tuple[float | None, ...]
+    if precision == "auto":
+        candidates = (None, *AUTO_PRECISIONS)
+    else:
+        candidates = (None if precision is None else float(precision),)
 
-    rng = np.random.default_rng(random_state)
-    fits = []
-    for k in range(1, min(max_clones, n) + 1):
-        fit = max(
-            (_em(loglik, ccf_point, k, rng, max_iter) for _ in range(n_init if k > 1 else 1)),
-            key=lambda r: r[0],
-        )
-        n_params = k * s + k - 1
-        bic = -2.0 * fit[0] + n_params * np.log(n)
-        fits.append((k, fit, n_params, bic))
-        best_k = int(np.argmin([b for *_, b in fits])) + 1
-        if patience is not None and k - best_k >= patience:
-            break
+    # fits: (n_clones, precision or None, (log L, grid index, resp), n_parameters, BIC)
+    fits: list[tuple[int, float | None, tuple[float, np.ndarray, np.ndarray], int, float]] = []
+    for rho in candidates:
+        if rho is None:
+            loglik = stats.binom.logpmf(alt[:, :, None], depth[:, :, None], f)
+        else:
+            loglik = stats.betabinom.logpmf(
+                alt[:, :, None], depth[:, :, None], f * rho, (1.0 - f) * rho
+            )
+        rng = np.random.default_rng(random_state)  # the same restarts for every density
+        searched: list[float] = []
+        for k in range(1, min(max_clones, n) + 1):
+            fit = max(
+                (_em(loglik, ccf_point, k, rng, max_iter) for _ in range(n_init if k > 1 else 1)),
+                key=lambda r: r[0],
+            )
+            # precision="auto" estimates one more parameter for a beta-binomial model
+            n_params = k * s + k - 1 + (1 if precision == "auto" and rho is not None else 0)
+            bic = -2.0 * fit[0] + n_params * np.log(n)
+            fits.append((k, rho, fit, n_params, bic))
+            searched.append(bic)
+            best_k = int(np.argmin(searched)) + 1
+            if patience is not None and k - best_k >= patience:
+                break
     best = int(np.argmin([b for *_, b in fits]))
-    _, (_, grid_idx, resp), _, _ = fits[best]
+    _, _, (_, grid_idx, resp), _, _ = fits[best]
 
     assign = resp.argmax(axis=1)
     used = np.unique(assign)
@@ -785,10 +803,11 @@ def _cluster_subject(
         {
             "subject_id": subject,
             "n_clones": [k for k, *_ in fits],
+            "precision": [np.nan if rho is None else rho for _, rho, *_ in fits],
             "n_mutations": n,
             "n_samples": s,
-            "log_likelihood": [fit[0] for _, fit, _, _ in fits],
-            "n_parameters": [p for _, _, p, _ in fits],
+            "log_likelihood": [fit[0] for _, _, fit, _, _ in fits],
+            "n_parameters": [p for *_, p, _ in fits],
             "bic": [b for *_, b in fits],
             "selected": [i == best for i in range(len(fits))],
         }
