@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,34 @@ print(outcome.status, outcome.message, flush=True)
 """
 
 
+def _kill_when_written(
+    script: str, args: list[str], written: Callable[[], list[Path]], tmp_path: Path
+) -> list[Path]:
+    """Run ``script`` in a child; SIGKILL it as soon as ``written()`` finds something."""
+    log = (tmp_path / "child.log").open("w")
+    child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        found: list[Path] = []
+        while child.poll() is None and time.monotonic() < deadline:
+            found = written()
+            if found:
+                break
+            time.sleep(0.005)
+        assert found, (
+            f"the child ended before writing (rc={child.poll()}): "
+            f"{(tmp_path / 'child.log').read_text()}"
+        )
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        log.close()
+    return found
+
+
 def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
     settings, workspace, land, tmp_path
 ):  # type: ignore[no-untyped-def]
@@ -74,28 +103,9 @@ def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
     landed = land(workspace, src, "st")
     datasets = Path(settings.data_root) / "datasets"
 
-    log = (tmp_path / "child.log").open("w")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, settings.data_root, landed], stdout=log, stderr=log
+    version_dirs = _kill_when_written(
+        CHILD, [settings.data_root, landed], lambda: list(datasets.glob("st/*/v-*")), tmp_path
     )
-    try:
-        deadline = time.monotonic() + 120
-        version_dirs: list[Path] = []
-        while child.poll() is None and time.monotonic() < deadline:
-            version_dirs = list(datasets.glob("st/*/v-*"))
-            if version_dirs:
-                break
-            time.sleep(0.005)
-        assert version_dirs, (
-            f"the child ended before writing (rc={child.poll()}): {(tmp_path / 'child.log').read_text()}"
-        )
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        log.close()
 
     # the catalog opens in a fresh connection and SQLite finds it consistent
     db = Path(settings.data_root) / "catalog.sqlite"
@@ -163,26 +173,13 @@ def test_kill_during_variant_ingest_leaves_nothing_visible_and_a_rerun_publishes
     landed = land(workspace, sim.write_maf(tmp_path / "calls.maf"), "dna", modality="variants")
     datasets = Path(settings.data_root) / "datasets"
 
-    log = (tmp_path / "child.log").open("w")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD_VARIANTS, settings.data_root, landed], stdout=log, stderr=log
+    # killed as soon as the first batch's partitions are being written
+    _kill_when_written(
+        CHILD_VARIANTS,
+        [settings.data_root, landed],
+        lambda: list(datasets.glob("dna/calls/v-*/calls/subject_id=*")),
+        tmp_path,
     )
-    try:
-        deadline = time.monotonic() + 120
-        parts: list[Path] = []
-        while child.poll() is None and time.monotonic() < deadline:
-            parts = list(datasets.glob("dna/calls/v-*/calls/subject_id=*"))
-            if parts:  # the first batch is being written
-                break
-            time.sleep(0.005)
-        assert parts, f"the child ended before writing: {(tmp_path / 'child.log').read_text()}"
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        log.close()
 
     db = Path(settings.data_root) / "catalog.sqlite"
     with sqlite3.connect(db) as con:

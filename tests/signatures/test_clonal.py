@@ -450,20 +450,22 @@ def test_vectorised_fisher_equals_scipy_at_sequencing_depths() -> None:
         assert p == pytest.approx(ref, rel=1e-8, abs=1e-300), (a, b, c, d)
 
 
-def test_beta_binomial_keeps_overdispersed_clones_whole() -> None:
-    # Planted: three clones whose mutations' VAFs are beta-distributed around the clone's
-    # expected VAF (precision 50: library / copy-number noise), reads binomial on top.
-    # The binomial mixture splits them; the beta-binomial at that precision does not.
-    rng = np.random.default_rng(0)
-    purity, rho = 0.8, 50.0
+OVERDISPERSED = {"truncal": (1.0, 1.0), "sensitive": (0.6, 0.05), "resistant": (0.02, 0.85)}
+
+
+def _overdispersed(seed: int, rho: float = 50.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three planted clones (``OVERDISPERSED``, 150 mutations each, purity 0.8) whose
+    mutations' VAFs are beta-distributed around the clone's expected VAF with precision
+    ``rho`` (library / copy-number noise), reads binomial on top; ``gene`` names the clone."""
+    rng = np.random.default_rng(seed)
+    purity = 0.8
     design = pd.DataFrame(
         {"subject_id": "P1", "phase": ["baseline", "progression"], "timepoint": [0, 100],
          "purity": purity},
         index=pd.Index(["P1_BL", "P1_PD"], name="sample_id"),
     )  # fmt: skip
-    planted = {"truncal": (1.0, 1.0), "sensitive": (0.6, 0.05), "resistant": (0.02, 0.85)}
     rows = []
-    for c, (name, ccf) in enumerate(planted.items()):
+    for c, (name, ccf) in enumerate(OVERDISPERSED.items()):
         for i in range(150):
             for s, sample in enumerate(design.index):
                 f = max(ccf[s] * purity / 2, 1e-3)
@@ -475,15 +477,21 @@ def test_beta_binomial_keeps_overdispersed_clones_whole() -> None:
                      "protein_change": "p.A1V", "alt_count": alt, "ref_count": depth - alt,
                      "depth": depth}
                 )  # fmt: skip
-    variants = pd.DataFrame(rows)
+    return pd.DataFrame(rows), design
+
+
+def test_beta_binomial_keeps_overdispersed_clones_whole() -> None:
+    # The binomial mixture splits over-dispersed clones; the beta-binomial at the
+    # planted precision does not.
+    variants, design = _overdispersed(seed=0)
     binomial = cluster_clones(variants, design)
     assert binomial.mutations["clone_id"].nunique() > 3
-    fit = cluster_clones(variants, design, precision=rho)
+    fit = cluster_clones(variants, design, precision=50.0)
     mutations = fit.mutations  # the gene column names the planted clone
     assert mutations["clone_id"].nunique() == 3
     assert _adjusted_rand(mutations["gene"].to_numpy(), mutations["clone_id"].to_numpy()) >= 0.95
     by_clone = fit.clones.pivot_table(index="clone_id", columns="phase", values="prevalence")
-    for name, (base, prog) in planted.items():
+    for name, (base, prog) in OVERDISPERSED.items():
         clone = mutations.loc[mutations["gene"] == name, "clone_id"].mode().iloc[0]
         assert abs(by_clone.loc[clone, "baseline"] - base) <= 0.05, name
         assert abs(by_clone.loc[clone, "progression"] - prog) <= 0.05, name
@@ -492,29 +500,9 @@ def test_beta_binomial_keeps_overdispersed_clones_whole() -> None:
 
 
 def test_auto_precision_is_chosen_by_bic() -> None:
-    # Over-dispersed reads (planted precision 50) pick a beta-binomial near that precision;
-    # binomial data (the planted session) keeps the binomial.
-    rng = np.random.default_rng(1)
-    purity, rho = 0.8, 50.0
-    design = pd.DataFrame(
-        {"subject_id": "P1", "phase": ["baseline", "progression"], "timepoint": [0, 100],
-         "purity": purity},
-        index=pd.Index(["P1_BL", "P1_PD"], name="sample_id"),
-    )  # fmt: skip
-    rows = []
-    for c, ccf in enumerate([(1.0, 1.0), (0.6, 0.05), (0.02, 0.85)]):
-        for i in range(150):
-            for s, sample in enumerate(design.index):
-                f = max(ccf[s] * purity / 2, 1e-3)
-                depth = int(rng.integers(150, 400))
-                alt = int(rng.binomial(depth, rng.beta(f * rho, (1 - f) * rho)))
-                rows.append(
-                    {"subject_id": "P1", "sample_id": sample, "chrom": "1",
-                     "pos": 1000 * c + i + 1, "ref": "A", "alt": "C", "gene": f"C{c}",
-                     "protein_change": "p.A1V", "alt_count": alt, "ref_count": depth - alt,
-                     "depth": depth}
-                )  # fmt: skip
-    fit = cluster_clones(pd.DataFrame(rows), design, precision="auto")
+    # Over-dispersed reads (planted precision 50) pick a beta-binomial near that precision.
+    variants, design = _overdispersed(seed=1)
+    fit = cluster_clones(variants, design, precision="auto")
     chosen = fit.model_selection[fit.model_selection["selected"]].iloc[0]
     assert chosen["precision"] in (25.0, 50.0, 100.0) and chosen["n_clones"] == 3
     assert fit.model_selection["precision"].isna().any()  # the binomial was tried too
