@@ -414,8 +414,17 @@ def variants_recurrent(
     where: Annotated[
         list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
     ] = None,
+    paired: Annotated[
+        bool | None,
+        typer.Option(
+            "--paired/--unpaired",
+            help="McNemar on subjects sampled in both arms, or Fisher on independent arms "
+            "(default: paired when every subject is sampled in both).",
+        ),
+    ] = None,
 ) -> None:
-    """Genes recurrently mutated in arm A vs arm B (Fisher per gene, BH), catalogue-flagged.
+    """Genes recurrently mutated in arm A vs arm B (Fisher or paired McNemar per gene, BH),
+    catalogue-flagged.
 
     Example: resistomics variants recurrent apl/APL_primary apl/APL_relapse --contrast "phase:relapse vs baseline"
     """
@@ -424,13 +433,15 @@ def variants_recurrent(
 
     ws = _workspace()
     with dask_client(ws.settings.cluster):
-        outcome = recurrent_mutations(ws, datasets, parse_contrast(contrast, where or []))
+        outcome = recurrent_mutations(
+            ws, datasets, parse_contrast(contrast, where or []), paired=paired
+        )
     console.print(outcome.message)
     if outcome.tables:
         _print_top(
             outcome.tables["recurrent"],
             None,
-            ["gene", "mutated_a", "mutated_b", "pvalue_adj", "catalogue_gene"],
+            ["gene", "mutated_a", "mutated_b", "test", "pvalue_adj", "catalogue_gene"],
             15,
         )
 

@@ -46,3 +46,36 @@ def test_emergent_resistance_mutation_and_its_clone(workspace, land, tmp_path: P
     assert result.version.parent_ids == (out.version.id,)
     again = clonal_evolution(workspace, "evo/cohort")
     assert again.status == "unchanged"
+
+
+def test_recurrence_where_restricts_calls_and_denominators(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from resistomics.catalog import parse_sample_sheet
+    from resistomics.pipeline import ingest, parse_contrast, recurrent_mutations
+
+    sheet, maf = planted_cohort(tmp_path, np.random.default_rng(5))
+    design = pd.read_csv(sheet, sep="\t")
+    design["site"] = np.where(design["subject_id"] == "P3", "B", "A")
+    design.to_csv(sheet, sep="\t", index=False)
+    workspace.catalog.register_study("evo", parse_sample_sheet(sheet))
+    out = ingest(workspace, land(workspace, maf, "evo", modality="variants"), study="evo",
+                 modality="variants")  # fmt: skip
+    assert out.status == "published", out.message
+    everyone = (
+        recurrent_mutations(
+            workspace, ["evo/cohort"], parse_contrast("phase:progression vs baseline")
+        )
+        .tables["recurrent"]
+        .set_index("gene")
+    )
+    site_a = (
+        recurrent_mutations(
+            workspace, ["evo/cohort"], parse_contrast("phase:progression vs baseline", ["site=A"])
+        )
+        .tables["recurrent"]
+        .set_index("gene")
+    )
+    assert (everyone.loc["ESR1", "n_a"], everyone.loc["ESR1", "only_a"]) == (3, 3)
+    assert (site_a.loc["ESR1", "n_a"], site_a.loc["ESR1", "only_a"]) == (2, 2)
+    assert set(site_a["test"]) == {"mcnemar"}  # the same subjects at both phases

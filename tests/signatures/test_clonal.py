@@ -400,6 +400,60 @@ def test_recurrent_genes_puts_planted_relapse_gene_first() -> None:
     assert (out["pvalue_adj"].iloc[1:] > 0.05).all()
 
 
+def _paired_cohort(seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # Paired: 30 patients sampled at diagnosis and relapse. PML present at both in 10
+    # patients and gained at relapse in 12 more; TP53 present at both in 10 (no change).
+    rng = np.random.default_rng(seed)
+    rows, design = [], []
+    for s in range(30):
+        subject = f"P{s}"
+        for group in ("baseline", "relapse"):
+            sample = f"{subject}-{group}"
+            design.append({"sample_id": sample, "subject_id": subject, "phase": group})
+            genes = [f"BG{i}" for i in range(20) if rng.random() < 0.1]
+            if (group == "relapse" and s < 12) or s >= 20:
+                genes.append("PML")
+            if s >= 20:
+                genes.append("TP53")
+            rows += [{"sample_id": sample, "gene": g} for g in genes]
+    return pd.DataFrame(rows), pd.DataFrame(design).set_index("sample_id")
+
+
+def test_paired_recurrence_is_mcnemar_on_discordant_subjects() -> None:
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    variants, design = _paired_cohort()
+    out = recurrent_genes(variants, design)  # every subject in both arms: paired
+    assert set(out["test"]) == {"mcnemar"}
+    pml = out.loc["PML"]
+    assert (pml["only_a"], pml["only_b"], pml["n_a"], pml["n_b"]) == (12, 0, 30, 30)
+    assert out.index[0] == "PML" and pml["pvalue_adj"] < 0.05
+    assert out.loc["TP53", "pvalue"] == 1.0  # concordant everywhere: no evidence
+    # statsmodels' exact McNemar on each gene's 2x2 table of subjects
+    calls = variants.assign(
+        subject=design["subject_id"].reindex(variants["sample_id"]).to_numpy(),
+        phase=design["phase"].reindex(variants["sample_id"]).to_numpy(),
+    )
+    for gene, row in out.iterrows():
+        hit = calls[calls["gene"] == gene].groupby("phase")["subject"].agg(set)
+        a, b = hit.get("relapse", set()), hit.get("baseline", set())
+        table = [[len(a & b), len(a - b)], [len(b - a), 30 - len(a | b)]]
+        ref = mcnemar(table, exact=True).pvalue
+        assert row["pvalue"] == pytest.approx(ref, rel=1e-12), gene
+    # Treating the arms as independent samples wastes the pairing: the 10 patients with
+    # PML at both dilute Fisher's comparison of proportions (22/30 vs 10/30).
+    unpaired = recurrent_genes(variants, design, paired=False)
+    assert set(unpaired["test"]) == {"fisher"} and unpaired["only_a"].isna().all()
+    assert unpaired.loc["PML", "pvalue"] > pml["pvalue"]
+
+
+def test_paired_needs_subjects_in_both_arms() -> None:
+    variants, design = _planted_cohort()  # different patients in each arm
+    assert set(recurrent_genes(variants, design)["test"]) == {"fisher"}  # auto: unpaired
+    with pytest.raises(MethodInputError, match="paired"):
+        recurrent_genes(variants, design, paired=True)
+
+
 def test_recurrent_genes_ignores_zero_alt_rows() -> None:
     variants, design = _planted_cohort()
     variants["alt_count"] = np.where(variants["gene"] == "NT5C2", 0, 5)

@@ -187,13 +187,16 @@ def recurrent_mutations(
     contrast: Contrast,
     *,
     study: str | None = None,
+    paired: bool | None = None,
     run_id: str | None = None,
 ) -> ResultOutcome:
     """Genes recurrently mutated in arm A versus arm B, over one or more call datasets.
 
-    Subjects are the unit (Fisher's exact test per gene, BH FDR); genes named by the
-    resistance-mutation catalogue are flagged. Works on presence alone, so call sets
-    without read counts (e.g. published MAFs) qualify.
+    Subjects are the unit (per gene: Fisher's exact test for independent arms, McNemar's
+    exact test when the same subjects are sampled in both; ``paired=None`` decides from
+    the design; BH FDR); genes named by the resistance-mutation catalogue are flagged.
+    Works on presence alone, so call sets without read counts (e.g. published MAFs)
+    qualify. ``contrast.where`` restricts both the calls and the subjects counted.
     """
     if not refs:
         raise InputError("DATASET", "datasets", "give at least one variant-call dataset")
@@ -212,6 +215,7 @@ def recurrent_mutations(
             "b": contrast.group_b,
             "where": dict(contrast.where),
         },
+        "paired": paired,
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
     }
@@ -233,6 +237,7 @@ def recurrent_mutations(
             else design.index[:0]
         )
         variants = variants[variants["sample_id"].isin(keep)]
+        design = design.loc[keep]  # the denominators count only the selected samples
     genes = sorted({m.gene for m in catalogue.entries})
     result = recurrent_genes(
         variants,
@@ -241,6 +246,7 @@ def recurrent_mutations(
         group_a=contrast.group_a,
         group_b=contrast.group_b,
         catalogue_genes=genes,
+        paired=paired,
     )
     table = result.reset_index()
     return publish_result(

@@ -876,6 +876,7 @@ def recurrent_genes(
     group_a: str = "relapse",
     group_b: str = "baseline",
     catalogue_genes: Iterable[str] | None = None,
+    paired: bool | None = None,
 ) -> pd.DataFrame:
     """Genes mutated in more subjects in group A samples than in group B samples.
 
@@ -889,11 +890,17 @@ def recurrent_genes(
     Per gene, Fisher's exact test (Fisher 1922; :func:`scipy.stats.fisher_exact`,
     two-sided) on ``[[mutated_a, n_a - mutated_a], [mutated_b, n_b - mutated_b]]``
     with subjects as units, and Benjamini-Hochberg FDR (Benjamini & Hochberg 1995)
-    across genes. The test assumes the two groups are independent samples, which holds
-    when they come from different cohorts or patients (unpaired). When the same
-    subjects contribute both groups the counts are paired and Fisher's test is
-    conservative; McNemar's test on the discordant subjects would be the paired
-    alternative.
+    across genes. Fisher's test assumes the two groups are independent samples (different
+    patients, e.g. the APL diagnosis and relapse cohorts).
+
+    When the same subjects contribute both groups (``paired``), the unit is the subject
+    with samples in both groups, and the test is McNemar's exact test (McNemar,
+    *Psychometrika* 12:153, 1947) on the discordant subjects: ``only_a`` mutated in A
+    but not B, ``only_b`` the reverse; the two-sided p-value is
+    ``min(1, 2 * BinomCDF(min(only_a, only_b); only_a + only_b, 1/2))``, as
+    :func:`statsmodels.stats.contingency_tables.mcnemar` with ``exact=True``, and the
+    odds ratio is the conditional ``only_a / only_b``. Subjects with samples in only
+    one group are left out of a paired test.
 
     Parameters
     ----------
@@ -908,14 +915,21 @@ def recurrent_genes(
         The tested group and the reference group.
     catalogue_genes
         Genes of a resistance catalogue; adds a boolean ``catalogue_gene`` column.
+    paired
+        McNemar on subjects sampled in both groups (True) or Fisher on the groups as
+        independent samples (False). ``None`` (default): paired exactly when every
+        subject of either group has samples in both.
 
     Returns
     -------
     pandas.DataFrame
         One row per gene mutated in either group, indexed by ``gene``: ``mutated_a``,
         ``n_a``, ``proportion_a``, ``mutated_b``, ``n_b``, ``proportion_b``,
-        ``odds_ratio`` (sample odds ratio, scipy's statistic), ``pvalue``,
-        ``pvalue_adj`` (and ``catalogue_gene``), sorted by p-value then gene.
+        ``odds_ratio`` (sample odds ratio, scipy's statistic; paired: ``only_a /
+        only_b``), ``only_a`` and ``only_b`` (paired; NA otherwise), ``test``
+        (``fisher`` or ``mcnemar``), ``pvalue``, ``pvalue_adj`` (and
+        ``catalogue_gene``), sorted by p-value then gene. Paired, ``n_a`` and ``n_b``
+        both count the subjects sampled in both groups.
 
     Raises
     ------
@@ -930,13 +944,22 @@ def recurrent_genes(
             f"{len(missing)} samples of variants are not in design, e.g. {list(missing[:5])}"
         )
     group = design[contrast_column].astype(str)
-    n_subjects = {}
-    for name in (group_a, group_b):
-        n_subjects[name] = design.loc[group == name, "subject_id"].nunique()
-        if n_subjects[name] == 0:
+    in_group = {
+        name: set(design.loc[group == name, "subject_id"].astype(str))
+        for name in (group_a, group_b)
+    }
+    for name, subjects in in_group.items():
+        if not subjects:
             raise MethodInputError(
                 f"no subject has a sample with {contrast_column} == {name!r} in the design"
             )
+    both = in_group[group_a] & in_group[group_b]
+    if paired is None:
+        paired = in_group[group_a] == in_group[group_b]
+    if paired and not both:
+        raise MethodInputError(
+            f"a paired test needs subjects sampled in both {group_a!r} and {group_b!r}"
+        )
     present = variants
     if "alt_count" in variants.columns:
         alt = variants["alt_count"].to_numpy(dtype=np.float64)
@@ -946,15 +969,19 @@ def recurrent_genes(
     calls = pd.DataFrame(
         {
             "gene": present["gene"].astype(str).to_numpy(),
-            "subject_id": design["subject_id"].reindex(samples).to_numpy(),
+            "subject_id": design["subject_id"].reindex(samples).astype(str).to_numpy(),
             "group": group.reindex(samples).to_numpy(),
         }
     )
     calls = calls[calls["group"].isin([group_a, group_b])].drop_duplicates()
+    if paired:
+        calls = calls[calls["subject_id"].isin(both)]
+        n_a = n_b = len(both)
+    else:
+        n_a, n_b = len(in_group[group_a]), len(in_group[group_b])
     mutated = calls.groupby(["gene", "group"]).size().unstack("group")
     mutated = mutated.reindex(columns=[group_a, group_b]).fillna(0).astype(np.int64)
 
-    n_a, n_b = n_subjects[group_a], n_subjects[group_b]
     out = pd.DataFrame(index=mutated.index.rename("gene"))
     out["mutated_a"] = mutated[group_a].to_numpy()
     out["n_a"] = n_a
@@ -964,9 +991,35 @@ def recurrent_genes(
     out["proportion_b"] = out["mutated_b"] / n_b
     mutated_a = out["mutated_a"].to_numpy(dtype=np.int64)
     mutated_b = out["mutated_b"].to_numpy(dtype=np.int64)
-    odds_arr, p_arr = fisher_exact_2x2(mutated_a, n_a - mutated_a, mutated_b, n_b - mutated_b)
-    out["odds_ratio"] = odds_arr
-    out["pvalue"] = p_arr
+    if paired:
+        # Subjects mutated in both groups; the rest of each arm's mutated are discordant.
+        per_subject = calls.assign(one=1).pivot_table(
+            index=["gene", "subject_id"], columns="group", values="one", fill_value=0
+        )
+        per_subject = per_subject.reindex(columns=[group_a, group_b], fill_value=0)
+        concordant = (
+            ((per_subject[group_a] > 0) & (per_subject[group_b] > 0))
+            .groupby(level="gene")
+            .sum()
+            .reindex(out.index, fill_value=0)
+            .to_numpy(dtype=np.int64)
+        )
+        only_a, only_b = mutated_a - concordant, mutated_b - concordant
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["odds_ratio"] = only_a / only_b.astype(np.float64)
+        out["only_a"] = pd.array(only_a, dtype="Int64")
+        out["only_b"] = pd.array(only_b, dtype="Int64")
+        out["test"] = "mcnemar"
+        discordant = only_a + only_b
+        p = 2.0 * stats.binom.cdf(np.minimum(only_a, only_b), discordant, 0.5)
+        out["pvalue"] = np.where(discordant > 0, np.minimum(p, 1.0), 1.0)
+    else:
+        odds_arr, p_arr = fisher_exact_2x2(mutated_a, n_a - mutated_a, mutated_b, n_b - mutated_b)
+        out["odds_ratio"] = odds_arr
+        out["only_a"] = pd.array([pd.NA] * len(out), dtype="Int64")
+        out["only_b"] = pd.array([pd.NA] * len(out), dtype="Int64")
+        out["test"] = "fisher"
+        out["pvalue"] = p_arr
     out["pvalue_adj"] = benjamini_hochberg(out["pvalue"].to_numpy())
     if catalogue_genes is not None:
         out["catalogue_gene"] = out.index.isin(list(catalogue_genes))
