@@ -209,12 +209,7 @@ def recurrent_mutations(
     (the_study,) = studies
     catalogue = builtin_mutations()
     parameters: dict[str, Any] = {
-        "contrast": {
-            "column": contrast.column,
-            "a": contrast.group_a,
-            "b": contrast.group_b,
-            "where": dict(contrast.where),
-        },
+        "contrast": contrast.as_parameters(),
         "paired": paired,
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
@@ -230,14 +225,9 @@ def recurrent_mutations(
     (frames,) = dask.compute([_calls_by_subject(ws, v) for v in versions])
     variants = pd.concat(frames, ignore_index=True)
     design = _design(ws, the_study)
-    for k, value in contrast.where.items():
-        keep = (
-            design.index[design[k].astype(str) == value]
-            if k in design.columns
-            else design.index[:0]
-        )
-        variants = variants[variants["sample_id"].isin(keep)]
-        design = design.loc[keep]  # the denominators count only the selected samples
+    # The filters restrict the calls and the denominators (subjects per arm) alike.
+    design = design[contrast.selected(design)]
+    variants = variants[variants["sample_id"].isin(design.index)]
     genes = sorted({m.gene for m in catalogue.entries})
     result = recurrent_genes(
         variants,

@@ -49,6 +49,30 @@ class Contrast:
     group_b: str
     where: Mapping[str, str]
 
+    def as_parameters(self) -> dict[str, Any]:
+        """The contrast as recorded in a result's parameters (and its digest)."""
+        return {
+            "column": self.column,
+            "a": self.group_a,
+            "b": self.group_b,
+            "where": dict(self.where),
+        }
+
+    def selected(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of ``frame`` (samples or cells) pass every ``where`` filter.
+
+        Raises
+        ------
+        InputError
+            When a filter names a column the frame does not have.
+        """
+        keep = np.ones(len(frame), dtype=bool)
+        for k, v in self.where.items():
+            if k not in frame.columns:
+                raise InputError("--where", "where-column", f"no sample or cell attribute {k!r}")
+            keep &= frame[k].astype(str).to_numpy() == v
+        return keep
+
     @property
     def slug(self) -> str:
         parts = [self.column, self.group_a, "vs", self.group_b]
@@ -312,11 +336,7 @@ def differential_expression(
             "contrast-column",
             f"no sample or cell attribute {contrast.column!r} (known: {known})",
         )
-    keep = np.ones(len(cells), dtype=bool)
-    for k, v in contrast.where.items():
-        if k not in cells.columns:
-            raise InputError("--where", "where-column", f"no sample or cell attribute {k!r}")
-        keep &= cells[k].astype(str).to_numpy() == v
+    keep = contrast.selected(cells)
     labels = cells[contrast.column].astype(str).where(keep, other="__excluded__").to_numpy()
     counts = {arm: int((labels == arm).sum()) for arm in (contrast.group_a, contrast.group_b)}
     for arm, n in counts.items():
@@ -327,12 +347,7 @@ def differential_expression(
                 f"arm {contrast.column}={arm} has {n} cells/samples after filters; need at least 2",
             )
     parameters: dict[str, Any] = {
-        "contrast": {
-            "column": contrast.column,
-            "a": contrast.group_a,
-            "b": contrast.group_b,
-            "where": dict(contrast.where),
-        },
+        "contrast": contrast.as_parameters(),
         "method": method,
         "tie_correct": tie_correct,
         "target_sum": ws.settings.normalize_target_sum,
