@@ -607,12 +607,7 @@ def cluster_clones(
     run = partial(
         _cluster_frame,
         design=design,
-        max_clones=max_clones,
-        random_state=random_state,
-        n_init=n_init,
-        max_iter=max_iter,
-        patience=patience,
-        precision=precision,
+        options=_FitOptions(max_clones, random_state, n_init, max_iter, patience, precision),
     )
     if not _is_dask_frame(changes_or_variants):
         return ClonalStructure(*run(changes_or_variants))
@@ -661,16 +656,23 @@ def _long_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return both[both["depth"].notna()].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class _FitOptions:
+    """The fitting options of :func:`cluster_clones`, as given there."""
+
+    max_clones: int
+    random_state: int
+    n_init: int
+    max_iter: int
+    patience: int | None
+    precision: float | Literal["auto"] | None
+
+
 def _cluster_frame(
     frame: pd.DataFrame,
     *,
     design: pd.DataFrame,
-    max_clones: int,
-    random_state: int,
-    n_init: int,
-    max_iter: int,
-    patience: int | None,
-    precision: float | Literal["auto"] | None,
+    options: _FitOptions,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     table = _annotated(_long_counts(frame), design)
     if "catalogue_hit" in table.columns:
@@ -682,9 +684,7 @@ def _cluster_frame(
     for subject, rows in table.groupby("subject_id", sort=True):
         samples = design[design["subject_id"] == subject]
         samples = samples.reset_index().sort_values(["timepoint", "sample_id"])
-        m, c, s = _cluster_subject(
-            rows, samples, max_clones, random_state, n_init, max_iter, patience, precision
-        )
+        m, c, s = _cluster_subject(rows, samples, options)
         mutations.append(m)
         clones.append(c)
         selection.append(s)
@@ -698,14 +698,10 @@ def _cluster_frame(
 def _cluster_subject(
     rows: pd.DataFrame,
     samples: pd.DataFrame,
-    max_clones: int,
-    random_state: int,
-    n_init: int,
-    max_iter: int,
-    patience: int | None,
-    precision: float | Literal["auto"] | None,
+    options: _FitOptions,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     subject = rows["subject_id"].iloc[0]
+    precision = options.precision
     key = list(VARIANT_KEY)
     muts = rows.groupby(key, sort=True).agg(
         gene=("gene", "first"),
@@ -744,11 +740,14 @@ def _cluster_subject(
             loglik = stats.betabinom.logpmf(
                 alt[:, :, None], depth[:, :, None], f * rho, (1.0 - f) * rho
             )
-        rng = np.random.default_rng(random_state)  # the same restarts for every density
+        rng = np.random.default_rng(options.random_state)  # the same restarts for every density
         searched: list[float] = []
-        for k in range(1, min(max_clones, n) + 1):
+        for k in range(1, min(options.max_clones, n) + 1):
             fit = max(
-                (_em(loglik, ccf_point, k, rng, max_iter) for _ in range(n_init if k > 1 else 1)),
+                (
+                    _em(loglik, ccf_point, k, rng, options.max_iter)
+                    for _ in range(options.n_init if k > 1 else 1)
+                ),
                 key=lambda r: r[0],
             )
             # precision="auto" estimates one more parameter for a beta-binomial model
@@ -757,7 +756,7 @@ def _cluster_subject(
             fits.append((k, rho, fit, n_params, bic))
             searched.append(bic)
             best_k = int(np.argmin(searched)) + 1
-            if patience is not None and k - best_k >= patience:
+            if options.patience is not None and k - best_k >= options.patience:
                 break
     best = int(np.argmin([b for *_, b in fits]))
     _, _, (_, grid_idx, resp), _, _ = fits[best]
