@@ -179,7 +179,7 @@ def ingest(
     """
     from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest
-    from resistomics.pipeline._ingest import _inside
+    from resistomics.pipeline._landing import inside
 
     ws = _workspace()
     if values not in (None, "auto", "counts", "normalized"):
@@ -188,7 +188,7 @@ def ingest(
     if not path.exists():
         fail(f"{path}: [file-exists] no such file or directory")
     zone = ws.settings.resolved_landing_zone
-    if not _inside(src, zone):
+    if not inside(src, zone):
         target = Path(zone) / study / modality / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir():

@@ -8,7 +8,6 @@ unpublished directory, which :func:`collect_garbage` removes; readers never see 
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shutil
 import tempfile
@@ -22,6 +21,13 @@ from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import CatalogError, InputError, ValidationFailedError
 from resistomics.modalities import dataset_type, reader_for
 from resistomics.modalities.expression import MatrixSource, ReadContext
+from resistomics.pipeline._landing import (
+    archive,
+    check_landing,
+    digest_landed,
+    localize,
+    quarantine,
+)
 from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import ExpressionStoreWriter, open_expression_store
 from resistomics.validation import ValidationReport, run_expectations, summarize_matrix
@@ -81,79 +87,6 @@ def dataset_name_for(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "dataset"
 
 
-def _inside(path: str, zone: str) -> bool:
-    if "://" in zone or "://" in path:
-        return path.rstrip("/").startswith(zone.rstrip("/") + "/")
-    real, base = os.path.realpath(path), os.path.realpath(zone)
-    return real == base or real.startswith(base + os.sep)
-
-
-def _check_landing(ws: Workspace, path: str) -> None:
-    zone = ws.settings.resolved_landing_zone
-    if not _inside(path, zone):
-        raise InputError(
-            path,
-            "landing-zone",
-            f"only files inside the landing zone {zone} are ingested; copy the file there first "
-            "(`resistomics ingest` does this for you)",
-        )
-    fs = ws.landing.fs
-    if not fs.exists(ws.landing.to_path(path) if "://" in path else path):
-        raise InputError(path, "file-exists", "no such file or directory")
-
-
-def _localize(ws: Workspace, path: str, scratch: Path) -> Path:
-    """A local copy of a remote landed file (local files are used in place)."""
-    if "://" not in path:
-        return Path(path)
-    fs = ws.landing.fs
-    remote = ws.landing.to_path(path)
-    target = scratch / posixpath.basename(remote.rstrip("/"))
-    fs.get(remote, str(target), recursive=fs.isdir(remote))
-    return target
-
-
-def _move(src_fs: Any, src: str, dst_fs: Any, dst: str) -> None:
-    """Move a file or directory tree to ``dst``, possibly on another file system.
-
-    fsspec's recursive ``mv`` cannot cross backends, and on object stores it tries to
-    copy the directory "key" itself (s3fs: NoSuchKey), so outside the local case files
-    are copied one by one and the source is removed only after every copy succeeded.
-    """
-    from fsspec.implementations.local import LocalFileSystem
-
-    src = src.rstrip("/")
-    if isinstance(src_fs, LocalFileSystem) and isinstance(dst_fs, LocalFileSystem):
-        dst_fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        src_fs.mv(src, dst, recursive=True)
-        return
-    files = sorted(src_fs.find(src)) if src_fs.isdir(src) else [src]
-    for f in files:
-        target = dst if f == src else posixpath.join(dst, posixpath.relpath(f, src))
-        dst_fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        if src_fs is dst_fs:
-            src_fs.copy(f, target)
-        else:
-            with src_fs.open(f, "rb") as r, dst_fs.open(target, "wb") as w:
-                shutil.copyfileobj(r, w, 8 << 20)
-    src_fs.rm(src, recursive=True)
-
-
-def _quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], markdown: str) -> str:
-    """Move the landed file into quarantine with its report; return the quarantine URI."""
-    qdir = ws.root.quarantine_path(study)
-    ws.root.fs.makedirs(qdir, exist_ok=True)
-    name = posixpath.basename(path.rstrip("/"))
-    src_fs = ws.landing.fs
-    src = ws.landing.to_path(path) if "://" in path else path
-    if src_fs.exists(src):
-        _move(src_fs, src, ws.root.fs, posixpath.join(qdir, name))
-    ws.root.write_json(posixpath.join(qdir, "report.json"), report)
-    with ws.root.fs.open(posixpath.join(qdir, "report.md"), "w") as f:
-        f.write(markdown)
-    return ws.root.to_url(qdir)
-
-
 def validate_version(ws: Workspace, version: VersionInfo) -> ValidationReport:
     """Run the dataset type's expectations on a (staged) expression version."""
     store = open_expression_store(ws.root, ws.root.to_path(version.uri))
@@ -199,14 +132,14 @@ def ingest(
     Dask work (validation summaries) runs on the current Dask client if one is active,
     else on the local threaded scheduler.
     """
-    _check_landing(ws, path)
+    check_landing(ws, path)
     samples = ws.catalog.samples(study)
     dataset = dataset or dataset_name_for(path)
     landed_fs_path = ws.landing.to_path(path) if "://" in path else path
-    digest = _digest(ws, landed_fs_path)
+    digest = digest_landed(ws, landed_fs_path)
     existing = ws.catalog.find_published_by_digest(study, digest)
     if existing is not None:
-        _archive(ws, study, path)
+        archive(ws, study, path)
         return IngestOutcome(
             status="unchanged",
             path=path,
@@ -219,7 +152,7 @@ def ingest(
     staged: VersionInfo | None = None
     version_dir: str | None = None
     try:
-        local = _localize(ws, path, scratch)
+        local = localize(ws, path, scratch)
         try:
             fmt_name, reader = reader_for(modality, str(local), fmt)
         except KeyError as exc:
@@ -363,7 +296,7 @@ def publish_landed(
 ) -> IngestOutcome:
     """Publish a validated version and move its landed file to the archive."""
     version = ws.catalog.publish_version(staged.id, report)
-    _archive(ws, staged.study, path)
+    archive(ws, staged.study, path)
     return IngestOutcome(
         status="published",
         path=path,
@@ -403,7 +336,7 @@ def read_failure(
         "message": line,
     }
     md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {line}\n"
-    quri = _quarantine(ws, study, path, report, md)
+    quri = quarantine(ws, study, path, report, md)
     return IngestOutcome(
         status="quarantined",
         path=path,
@@ -426,7 +359,7 @@ def validation_failure(
 ) -> IngestOutcome:
     """Quarantine a staged version whose expectations failed, with its report."""
     md = f"# Quarantined: {path}\n\nDataset type `{staged.dataset_type}`.\n\n{report_obj.markdown()}\n"
-    quri = _quarantine(ws, staged.study, path, report, md)
+    quri = quarantine(ws, staged.study, path, report, md)
     report["quarantine_uri"] = quri
     version = ws.catalog.quarantine_version(staged.id, report, staged.uri)
     err = ValidationFailedError(path, [o.line() for o in report_obj.failures], quri)
@@ -440,23 +373,6 @@ def validation_failure(
         report=report,
         quarantine_uri=quri,
     )
-
-
-def _archive(ws: Workspace, study: str, path: str) -> None:
-    """Move a processed landed file out of the landing zone (kept under archive/)."""
-    src = ws.landing.to_path(path) if "://" in path else path
-    if not ws.landing.fs.exists(src):
-        return
-    dst = ws.root.path(
-        "archive", study, Path(tempfile.mktemp(dir="")).name, posixpath.basename(src.rstrip("/"))
-    )
-    _move(ws.landing.fs, src, ws.root.fs, dst)
-
-
-def _digest(ws: Workspace, fs_path: str) -> str:
-    from resistomics.storage import digest_path
-
-    return digest_path(ws.landing.fs, fs_path)
 
 
 def _set_shape(ws: Workspace, version: VersionInfo, shape: list[int]) -> None:
