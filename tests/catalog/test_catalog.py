@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resistomics.catalog import Catalog, SampleRow, VersionStatus
+from resistomics.catalog import Catalog, DatasetKind, SampleRow, VersionStatus
 from resistomics.errors import CatalogError, DatasetNotFoundError
 
 
@@ -25,6 +25,8 @@ def _stage(c: Catalog, digest: str, parents: tuple[int, ...] = ()):  # type: ign
         dataset_type="expression.counts",
         uri=f"/x/{digest}",
         format="zarr",
+        layout="sparse-matrix",
+        layout_version=1,
         digest=digest,
         schema_version="1",
         shape=[2, 3],
@@ -71,3 +73,45 @@ def test_unknown_names_are_clear(catalog: Catalog) -> None:
         catalog.samples("nope")
     with pytest.raises(DatasetNotFoundError, match="no dataset 'zzz'"):
         catalog.resolve("s/zzz")
+
+
+def test_versions_record_kind_and_layout(catalog: Catalog) -> None:
+    v = _stage(catalog, "sha256:k")
+    assert (v.kind, v.layout, v.layout_version, v.manifest_digest) == (
+        DatasetKind.SOURCE,
+        "sparse-matrix",
+        1,
+        None,
+    )
+    r = catalog.stage_version(
+        study="s",
+        dataset="de",
+        modality="signatures",
+        dataset_type="signatures.de",
+        kind="result",
+        uri="/r",
+        format="parquet",
+        layout="result-tables",
+        layout_version=1,
+        digest="sha256:r",
+        schema_version="1",
+        shape=[1, 1],
+        code_version="t",
+        parents=(v.id,),
+    )
+    assert r.kind is DatasetKind.RESULT and r.layout == "result-tables"
+    with pytest.raises(CatalogError, match="is a result dataset, not source"):
+        catalog.stage_version(
+            study="s",
+            dataset="de",
+            modality="signatures",
+            dataset_type="signatures.de",
+            uri="/r2",
+            format="parquet",
+            layout="result-tables",
+            layout_version=1,
+            digest="sha256:r2",
+            schema_version="1",
+            shape=[1, 1],
+            code_version="t",
+        )

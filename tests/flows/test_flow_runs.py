@@ -194,6 +194,8 @@ def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:
         dataset_type="expression.counts",
         uri=workspace.root.new_version_path(STUDY, "crashed"),
         format="zarr-anndata",
+        layout="sparse-matrix",
+        layout_version=1,
         digest="sha256:0",
         schema_version="1.0.0",
         shape=[],

@@ -113,6 +113,11 @@ def test_maf_publishes_parquet_partitioned_by_subject(variants_study, land, tmp_
     )
     assert out.status == "published", out.message
     assert out.version is not None and out.version.dataset_type == "variants.calls"
+    assert (out.version.kind, out.version.layout, out.version.layout_version) == (
+        "source",
+        "partitioned-table",
+        1,
+    )
     calls_dir = Path(out.version.uri) / "calls"
     assert sorted(p.name for p in calls_dir.iterdir()) == ["subject_id=P1", "subject_id=P2"]
     table = pads.dataset(calls_dir, format="parquet", partitioning="hive").to_table().to_pandas()

@@ -30,6 +30,10 @@ def test_t47d_y537s_vs_wt_vehicle_up_regulates_er_targets(t47d_published, method
     # lineage: the result names its input version and the parameters
     assert outcome.version.parent_ids == (t47d_published.catalog.resolve("t47d/counts").id,)
     assert outcome.version.parameters["contrast"]["where"] == {"treatment": "veh"}
+    # a computed result, told from landed data by its kind, in the result-tables layout
+    source = t47d_published.catalog.resolve("t47d/counts")
+    assert (source.kind, source.layout, source.layout_version) == ("source", "sparse-matrix", 1)
+    assert (outcome.version.kind, outcome.version.layout) == ("result", "result-tables")
 
 
 def test_t47d_hallmark_estrogen_response_scores_higher_in_y537s(t47d_published) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from resistomics.catalog._models import (
     Base,
     Contrast,
     Dataset,
+    DatasetKind,
     Sample,
     Study,
     Subject,
@@ -44,9 +45,13 @@ class VersionInfo:
     dataset: str
     modality: str
     dataset_type: str
+    kind: DatasetKind
     number: int
     uri: str
     format: str
+    layout: str
+    layout_version: int
+    manifest_digest: str | None
     digest: str
     schema_version: str
     shape: tuple[int, ...]
@@ -91,9 +96,13 @@ def _info(v: Version) -> VersionInfo:
         dataset=v.dataset.name,
         modality=v.dataset.modality,
         dataset_type=v.dataset.dataset_type,
+        kind=DatasetKind(v.dataset.kind),
         number=v.number,
         uri=v.uri,
         format=v.format,
+        layout=v.layout,
+        layout_version=v.layout_version,
+        manifest_digest=v.manifest_digest,
         digest=v.digest,
         schema_version=v.schema_version,
         shape=tuple(v.shape or ()),
@@ -287,26 +296,45 @@ class Catalog:
         dataset_type: str,
         uri: str,
         format: str,
+        layout: str,
+        layout_version: int,
         digest: str,
         schema_version: str,
         shape: Sequence[int],
         code_version: str,
+        kind: DatasetKind | str = DatasetKind.SOURCE,
         source_uri: str | None = None,
         run_id: str | None = None,
         parameters: dict[str, Any] | None = None,
         parents: Sequence[int] = (),
     ) -> VersionInfo:
-        """Record a new version in state *staged* (invisible to readers)."""
+        """Record a new version in state *staged* (invisible to readers).
+
+        ``layout``/``layout_version`` name the versioned on-disk layout the version is
+        written in (e.g. ``sparse-matrix`` 1); ``kind`` tells landed data (``source``)
+        from computed results (``result``) and is fixed when the dataset is created.
+        """
+        kind = DatasetKind(kind)
         with self.session() as s:
             st = self._study(s, study)
             ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == dataset))
             if ds is None:
-                ds = Dataset(study=st, name=dataset, modality=modality, dataset_type=dataset_type)
+                ds = Dataset(
+                    study=st,
+                    name=dataset,
+                    modality=modality,
+                    dataset_type=dataset_type,
+                    kind=kind,
+                )
                 s.add(ds)
                 s.flush()
             elif ds.dataset_type != dataset_type:
                 raise CatalogError(
                     f"dataset {study}/{dataset} holds {ds.dataset_type!r}, not {dataset_type!r}"
+                )
+            elif ds.kind != kind:
+                raise CatalogError(
+                    f"dataset {study}/{dataset} is a {ds.kind.value} dataset, not {kind.value}"
                 )
             number = (
                 s.scalar(select(func.max(Version.number)).where(Version.dataset_id == ds.id)) or 0
@@ -316,6 +344,8 @@ class Catalog:
                 number=number,
                 uri=uri,
                 format=format,
+                layout=layout,
+                layout_version=layout_version,
                 digest=digest,
                 schema_version=schema_version,
                 shape=list(shape),

@@ -48,6 +48,13 @@ class Response(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class DatasetKind(enum.StrEnum):
+    """Whether a dataset holds landed data or a computation on other datasets."""
+
+    SOURCE = "source"
+    RESULT = "result"
+
+
 class VersionStatus(enum.StrEnum):
     STAGED = "staged"
     PUBLISHED = "published"
@@ -121,6 +128,10 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(300))
     modality: Mapped[str] = mapped_column(String(60))
     dataset_type: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[DatasetKind] = mapped_column(
+        Enum(DatasetKind, values_callable=lambda e: [m.value for m in e], native_enum=False),
+        default=DatasetKind.SOURCE,
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     study: Mapped[Study] = relationship()
     versions: Mapped[list[Version]] = relationship(
@@ -144,6 +155,9 @@ class Version(Base):
     number: Mapped[int] = mapped_column(Integer)
     uri: Mapped[str] = mapped_column(Text)
     format: Mapped[str] = mapped_column(String(40))
+    layout: Mapped[str] = mapped_column(String(60))
+    layout_version: Mapped[int] = mapped_column(Integer)
+    manifest_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     digest: Mapped[str] = mapped_column(String(80), index=True)
     schema_version: Mapped[str] = mapped_column(String(40))
     shape: Mapped[list[Any]] = mapped_column(JSON, default=list)

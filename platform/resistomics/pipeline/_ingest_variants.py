@@ -70,6 +70,8 @@ def ingest_variants(
             dtype_name="variants.calls",
             version_dir=version_dir,
             format="parquet",
+            layout="partitioned-table",
+            layout_version=1,
             digest=digest,
             run_id=run_id,
             parameters={"format": fmt_name, **source.details},
