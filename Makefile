@@ -18,7 +18,12 @@ demo: setup
 	$(VENV)/bin/resistomics demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Unit tests only: no Dask processes, Prefect server, PostgreSQL or S3 server
+# (tests marked `integration`, and every test using the `prefect_api` fixture).
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check platform flows tests benchmarks

@@ -18,6 +18,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test on the session's Prefect server is an integration test (`make test-fast`
+    # leaves it out) whether or not its module says so.
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
     if not T47D.exists():
         skip = pytest.mark.skip(reason=f"shared data not found at {SHARED_DATA}")
         for item in items:

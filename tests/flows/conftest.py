@@ -63,9 +63,12 @@ def prefect_api() -> Iterator[str]:
 
 
 @pytest.fixture
-def resistomics_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def resistomics_env(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """A fresh data root in the environment (where flow tasks build their settings),
-    with a threads-only one-worker Dask cluster: the cluster is not what these test."""
+    with a threads-only one-worker Dask cluster: the cluster is not what these test.
+    Every flow test runs on the session's Prefect server (never an ephemeral one)."""
     env = {
         "RESISTOMICS_DATA_ROOT": str(tmp_path / "root"),
         "RESISTOMICS_CLUSTER__PROCESSES": "false",

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from flows.serve import build_deployments
 
@@ -36,6 +37,7 @@ def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> 
     raise AssertionError(f"no line starting with {prefix!r} (exit code {proc.poll()})")
 
 
+@pytest.mark.integration
 def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
