@@ -2,6 +2,27 @@
 
 ``prefect server start --background`` returns before the server is healthy, so this
 starts it in the foreground as a child process and polls ``/api/health``.
+
+Settings (:func:`server_env` for the server, :func:`client_env` for every process that
+talks to it) are environment variables, set before Prefect is imported: Prefect reads
+its settings once, at import.
+
+- ``PREFECT_SERVER_ALLOW_EPHEMERAL_MODE=false`` everywhere. Prefect's default profile
+  allows a client without ``PREFECT_API_URL`` to start a temporary in-process server
+  ("Starting temporary server on http://127.0.0.1:8065") on the *same* SQLite file,
+  ``$PREFECT_HOME/prefect.db``. That was the demo's ``sqlite3.OperationalError: database
+  is locked``: two servers, each with its own services (event persister, triggers,
+  scheduler) writing one SQLite database; and events sent to the temporary server never
+  reached the real one's triggers. Prefect already opens SQLite in WAL mode with a 60 s
+  ``busy_timeout`` (``PREFECT_SERVER_DATABASE_TIMEOUT`` only sets the connect timeout,
+  which that PRAGMA overrides), so one server per database file is the fix, not a longer
+  timeout. With ephemeral mode off, a client missing ``PREFECT_API_URL`` fails at once
+  ("No Prefect API URL provided") instead of starting a second server.
+- ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` names the SQLite file under ``home``
+  explicitly, so the database never depends on which profile a process loaded.
+- ``PREFECT_SERVER_UI_API_URL``: the UI asks ``/ui-settings`` where the API is; without
+  it the server answers ``http://127.0.0.1:4200/api`` whatever ``--port`` it runs on, and
+  the UI on any other port says "Can't connect to Server API".
 """
 
 from __future__ import annotations
@@ -19,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PrefectServer", "free_port", "prefect_server", "server_env"]
+__all__ = ["PrefectServer", "client_env", "free_port", "prefect_server", "server_env"]
 
 
 def free_port() -> int:
@@ -28,14 +49,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_env(home: Path) -> dict[str, str]:
-    """Environment for a server (and its clients) keeping everything under ``home``."""
+def client_env(home: Path, api_url: str) -> dict[str, str]:
+    """Prefect settings of a process that talks to the server at ``api_url``.
+
+    Set them in ``os.environ`` before the process imports Prefect.
+    """
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def server_env(home: Path, *, port: int) -> dict[str, str]:
+    """Environment for a server on 127.0.0.1:``port`` keeping everything under ``home``."""
+    api_url = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ)
+    env.update(client_env(home, api_url))
     env.update(
         {
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_SERVER_UI_API_URL": api_url,
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_ENABLED": env.get("PREFECT_UI_ENABLED", "true"),
             "PREFECT_LOGGING_LEVEL": env.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         }
@@ -68,6 +106,7 @@ def prefect_server(
     home: Path, *, port: int | None = None, timeout: float = 120.0
 ) -> Iterator[PrefectServer]:
     """A Prefect server on 127.0.0.1 with its SQLite database under ``home``."""
+    home = home.absolute()
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -76,7 +115,7 @@ def prefect_server(
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(home),
+            env=server_env(home, port=port),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

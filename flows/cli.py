@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from resistomics.cli import app, fail
+from resistomics.errors import ConfigError
 
 __all__ = ["app", "main"]
 
@@ -21,11 +22,17 @@ __all__ = ["app", "main"]
 def demo(
     root: Annotated[
         Path,
-        typer.Option(help="Folder for the demo's data, Prefect database and plots (wiped first)."),
+        typer.Option(
+            help="Folder for the demo's data, Prefect database and plots: new, empty, or "
+            "an earlier demo's (which is wiped first)."
+        ),
     ] = Path(".resistomics-demo"),
     cells_per_sample: Annotated[int, typer.Option(help="Cells per generated sample.")] = 500,
     keep_serving: Annotated[
         bool, typer.Option(help="Keep the Prefect server and deployments up until Ctrl-C.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Wipe --root even if it is not an earlier demo's folder.")
     ] = False,
 ) -> None:
     """Run the main job on the embedded default: Prefect server, local Dask cluster,
@@ -35,7 +42,12 @@ def demo(
     """
     from flows.demo import run_demo
 
-    code = run_demo(root, cells_per_sample=cells_per_sample, keep_serving=keep_serving)
+    try:
+        code = run_demo(
+            root, cells_per_sample=cells_per_sample, keep_serving=keep_serving, force=force
+        )
+    except ConfigError as exc:
+        fail(str(exc))
     if code:
         raise typer.Exit(code)
 
@@ -61,12 +73,14 @@ def serve(
     """
     from distributed import LocalCluster
 
-    from flows._server import prefect_server
+    from flows._server import client_env, prefect_server
     from resistomics.config import load_settings
 
     settings = load_settings()
-    home = prefect_home or (settings.local_root / "prefect")
+    home = Path(prefect_home or (settings.local_root / "prefect")).absolute()
     os.environ.setdefault("PREFECT_HOME", str(home))
+    # Prefect is imported only after these are set (it reads its settings at import).
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
     # Worker processes ignore Ctrl-C (the disposition survives their spawn): the serving
     # process shuts them down cleanly instead of each printing a KeyboardInterrupt.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -91,8 +105,8 @@ def serve(
             _serve(limit)
             return
         try:
-            with prefect_server(Path(home), port=port) as server:
-                os.environ["PREFECT_API_URL"] = server.api_url
+            with prefect_server(home, port=port) as server:
+                os.environ.update(client_env(home, server.api_url))
                 typer.echo(f"Prefect UI: {server.ui_url}")
                 _serve(limit)
         except (RuntimeError, TimeoutError) as exc:

@@ -20,12 +20,15 @@ Data:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +39,21 @@ import scipy.sparse as sp
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["DemoLayout", "run_demo"]
+# No Prefect import at module level (nor in flows._server): Prefect reads its settings
+# when first imported, so demo_services() sets PREFECT_API_URL & co. first.
+from flows._server import PrefectServer, client_env, free_port, prefect_server, stop_process
+from resistomics.errors import ConfigError
+
+__all__ = ["MARKER", "DemoLayout", "DemoServices", "demo_services", "prepare_root", "run_demo"]
 
 console = Console()
 REPO = Path(__file__).resolve().parents[1]
 T47D_DIR = REPO.parent / "shared" / "data" / "t47d_esr1"
+# Written into a demo folder when it is made: only a folder holding it is wiped.
+MARKER = ".resistomics-demo"
+# The Prefect server's triggers service re-reads its automations at least this often
+# (prefect.server.events.triggers: periodic evaluation every 5 s reconciles them).
+AUTOMATIONS_RELOAD = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -105,16 +118,123 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
     return {"cohort": cohort, "calls": calls}
 
 
-def _wait_for_deployments(expected: int, timeout: float = 120.0) -> None:
+def prepare_root(root: Path, *, force: bool = False) -> None:
+    """Make ``root`` an empty demo folder, wiping an earlier demo's folder.
+
+    A non-empty folder without the :data:`MARKER` file (that is, not made by a demo) is
+    refused with a :class:`ConfigError`, unless ``force``.
+    """
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--root {root}: not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / MARKER).is_file() and not force:
+            raise ConfigError(
+                f"--root {root} is not empty and was not made by `resistomics demo` "
+                f"(no {MARKER} file): refusing to delete what it holds; "
+                "choose a new or empty folder, or pass --force"
+            )
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("made by `resistomics demo`; the next demo run wipes this folder\n")
+
+
+@dataclass(frozen=True)
+class DemoServices:
+    server: PrefectServer
+    scheduler_address: str
+    serving: subprocess.Popen[bytes]  # python -m flows.serve
+    serve_log: Path
+
+
+def _wait_for_deployments(expected: list[Any], timeout: float = 120.0) -> None:
+    """Wait until every deployment is registered and its triggers are live on the server.
+
+    ``serve`` registers a deployment, then its triggers as automations; the server's
+    triggers service loads a new automation right after its commit and, failing that,
+    within :data:`AUTOMATIONS_RELOAD`. An event emitted before then starts nothing
+    (until the 15-minute sweep announces the file again), so this waits for the
+    automations to exist and to be older than that.
+    """
     from prefect.client.orchestration import get_client
 
+    triggers = {t.name for d in expected for t in d.triggers}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with get_client(sync_client=True) as client:
-            if len(client.read_deployments()) >= expected:
-                return
+            registered = len(client.read_deployments())
+            loaded = {a.name for a in client.read_automations() if a.enabled}
+        if registered >= len(expected) and triggers <= loaded:
+            # They are in the database now; the triggers service has them by the next
+            # reconciliation at the latest.
+            time.sleep(AUTOMATIONS_RELOAD.total_seconds() + 1.0)
+            return
         time.sleep(1)
-    raise TimeoutError("the deployments did not register with the Prefect server in time")
+    raise TimeoutError(
+        "the deployments and their triggers did not register with the Prefect server in time"
+    )
+
+
+@contextlib.contextmanager
+def demo_services(layout: DemoLayout, *, n_workers: int = 2) -> Iterator[DemoServices]:
+    """The demo's Prefect server, local Dask cluster and ``flows.serve`` process.
+
+    Sets the Prefect settings in this process's environment before anything imports
+    Prefect (the port is chosen first, so ``PREFECT_API_URL`` is known before the server
+    starts), with ephemeral mode off: nothing can start a second, temporary server.
+    Returns once every deployment's triggers are live, so the first event counts.
+    """
+    port = free_port()
+    os.environ.update(client_env(layout.prefect_home, f"http://127.0.0.1:{port}/api"))
+    os.environ["RESISTOMICS_DATA_ROOT"] = str(layout.data)
+
+    from distributed import LocalCluster
+
+    from flows.serve import build_deployments
+
+    with contextlib.ExitStack() as stack:
+        with console.status(
+            f"starting the Prefect server and a local Dask cluster ({n_workers} worker processes)"
+        ):
+            server = stack.enter_context(prefect_server(layout.prefect_home, port=port))
+            # No dashboard: bokeh's server cannot be stopped cleanly from
+            # LocalCluster.close() in this process (it logs a RuntimeError at exit);
+            # `resistomics serve` has one.
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit="4GiB",
+                    dashboard_address=None,
+                )
+            )
+        os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
+        os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
+        console.print(f"Prefect UI:      {server.ui_url}")
+        console.print(f"Dask scheduler:  {cluster.scheduler_address}")
+        serve_log = layout.prefect_home / "serve.log"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+        with open(serve_log, "ab") as out:
+            serving = subprocess.Popen(
+                [sys.executable, "-m", "flows.serve", "--limit", "2"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=str(REPO),
+            )
+        stack.callback(stop_process, serving)
+        with console.status("registering deployments, triggers and schedules"):
+            _wait_for_deployments(build_deployments())
+        yield DemoServices(
+            server=server,
+            scheduler_address=cluster.scheduler_address,
+            serving=serving,
+            serve_log=serve_log,
+        )
 
 
 def _published(ws: Any, study: str, dataset: str) -> Any:
@@ -133,152 +253,122 @@ def run_demo(
     n_genes: int = 3000,
     timeout: float = 540.0,
     keep_serving: bool = False,
+    force: bool = False,
 ) -> int:
-    """Run the demo; returns a process exit code."""
+    """Run the demo; returns a process exit code.
+
+    ``root`` must be new, empty or an earlier demo's folder (see :func:`prepare_root`;
+    ``force`` wipes any folder).
+    """
     started = time.monotonic()
     layout = DemoLayout(root.absolute())
-    if layout.root.exists():
-        shutil.rmtree(layout.root)
-    layout.root.mkdir(parents=True)
-    os.environ.update(
-        {
-            "PREFECT_HOME": str(layout.prefect_home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "RESISTOMICS_DATA_ROOT": str(layout.data),
-        }
-    )
+    prepare_root(layout.root, force=force)
     console.rule("[bold]resistomics demo")
     console.print(f"workspace: {layout.root}")
     with console.status("generating the single-cell cohort and the bad file; copying T47D"):
         made = prepare_inputs(layout, cells_per_sample=cells_per_sample, n_genes=n_genes)
-    cohort = made["cohort"]
 
-    from distributed import LocalCluster
-
-    from flows._server import prefect_server, stop_process
-    from flows.serve import build_deployments
-
-    with console.status(
-        "starting the Prefect server and a local Dask cluster (2 worker processes)"
-    ):
-        server_cm = prefect_server(layout.prefect_home)
-        server = server_cm.__enter__()
-        # No dashboard: bokeh's server cannot be stopped cleanly from LocalCluster.close()
-        # in this process (it logs a RuntimeError at exit); `resistomics serve` has one.
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit="4GiB",
-            dashboard_address=None,
-        )
-    os.environ["PREFECT_API_URL"] = server.api_url
-    os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
-    os.environ["RESISTOMICS_CLUSTER__ADDRESS"] = cluster.scheduler_address
-    console.print(f"Prefect UI:      {server.ui_url}")
-    console.print(f"Dask scheduler:  {cluster.scheduler_address}")
-    serve_log = layout.prefect_home / "serve.log"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    with open(serve_log, "ab") as out:
-        serving = subprocess.Popen(
-            [sys.executable, "-m", "flows.serve", "--limit", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=str(REPO),
-        )
-    code = 1
-    try:
-        from flows.events import emit_file_landed
-        from resistomics.catalog import VersionStatus, parse_sample_sheet
-        from resistomics.config import load_settings
-        from resistomics.pipeline import Workspace
-
-        with console.status("registering deployments, triggers and schedules"):
-            _wait_for_deployments(len(build_deployments()))
-        ws = Workspace.open(load_settings())
-        ws.catalog.register_study(
-            "demo-sc",
-            parse_sample_sheet(layout.inputs / "demo_samples.tsv"),
-            description="generated cohort with planted persister expansion",
-        )
-        ws.catalog.register_study(
-            "t47d",
-            parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
-            description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)",
-        )
-        ws.catalog.register_study(
-            "demo-dna",
-            parse_sample_sheet(layout.inputs / "dna_samples.tsv"),
-            description="generated somatic calls with planted resistant clones",
-        )
-        landing = Path(ws.settings.resolved_landing_zone)
-        drops = [
-            ("demo-sc", "expression", layout.inputs / "cohort.h5ad"),
-            ("demo-sc", "expression", layout.inputs / "P01_BL_rescaled"),
-            ("t47d", "expression", layout.inputs / "t47d_counts.tsv.gz"),
-            ("demo-dna", "variants", layout.inputs / "cohort_calls.vcf"),
-        ]
-        for study, modality, src in drops:
-            target = landing / study / modality / src.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
-            emit_file_landed(str(target), study=study, modality=modality, detected_by="demo")
-            console.print(
-                f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed"
-            )
-
-        goals = {
-            "demo-sc/cohort published": lambda: _published(ws, "demo-sc", "cohort"),
-            "demo-sc/cohort.signatures published": lambda: _published(
-                ws, "demo-sc", "cohort.signatures"
-            ),
-            "t47d/t47d_counts published": lambda: _published(ws, "t47d", "t47d_counts"),
-            "t47d/t47d_counts.signatures published": lambda: _published(
-                ws, "t47d", "t47d_counts.signatures"
-            ),
-            "demo-dna/cohort_calls published": lambda: _published(ws, "demo-dna", "cohort_calls"),
-            "demo-dna/cohort_calls.clonal published": lambda: _published(
-                ws, "demo-dna", "cohort_calls.clonal"
-            ),
-            "bad 10x run quarantined": lambda: (
-                bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
-                or any((layout.data / "quarantine").glob("*/*/report.json"))
-            ),
-        }
-        done: dict[str, float] = {}
-        with console.status(
-            "waiting for the events to drive ingest -> validation -> signatures / clonal"
-        ) as status:
-            while len(done) < len(goals):
-                for name, check in goals.items():
-                    if name not in done and check():
-                        done[name] = time.monotonic() - started
-                        console.print(f"  [green]done[/] {name}  (t = {done[name]:.0f} s)")
-                if time.monotonic() - started > timeout:
-                    missing = ", ".join(n for n in goals if n not in done)
-                    console.print(
-                        f"[red]timed out waiting for: {missing}[/]; logs: {serve_log}, {server.log}"
-                    )
-                    return 1
-                status.update(f"waiting for: {', '.join(n for n in goals if n not in done)}")
-                time.sleep(2)
-        code = _finish(ws, layout, cohort, made["calls"], cluster, server.ui_url, started)
-        if keep_serving:
+    with demo_services(layout) as services:
+        code = _drive(layout, services, made, started=started, timeout=timeout)
+        if code == 0 and keep_serving:
             console.print("serving until Ctrl-C ...")
-            try:
-                while serving.poll() is None:
+            with contextlib.suppress(KeyboardInterrupt):
+                while services.serving.poll() is None:
                     time.sleep(1)
-            except KeyboardInterrupt:
-                pass
         return code
-    finally:
-        stop_process(serving)
-        cluster.close()
-        server_cm.__exit__(None, None, None)
+
+
+def _drive(
+    layout: DemoLayout,
+    services: DemoServices,
+    made: dict[str, Any],
+    *,
+    started: float,
+    timeout: float,
+) -> int:
+    """Register the studies, land and announce the files, wait for the chain, finish."""
+    from flows.events import emit_file_landed
+    from resistomics.catalog import VersionStatus, parse_sample_sheet
+    from resistomics.config import load_settings
+    from resistomics.pipeline import Workspace
+
+    cohort = made["cohort"]
+    ws = Workspace.open(load_settings())
+    ws.catalog.register_study(
+        "demo-sc",
+        parse_sample_sheet(layout.inputs / "demo_samples.tsv"),
+        description="generated cohort with planted persister expansion",
+    )
+    ws.catalog.register_study(
+        "t47d",
+        parse_sample_sheet(layout.inputs / "t47d_samples.tsv"),
+        description="T47D ESR1 WT/Y537S/D538G x vehicle/E2 (GSE89888)",
+    )
+    ws.catalog.register_study(
+        "demo-dna",
+        parse_sample_sheet(layout.inputs / "dna_samples.tsv"),
+        description="generated somatic calls with planted resistant clones",
+    )
+    landing = Path(ws.settings.resolved_landing_zone)
+    drops = [
+        ("demo-sc", "expression", layout.inputs / "cohort.h5ad"),
+        ("demo-sc", "expression", layout.inputs / "P01_BL_rescaled"),
+        ("t47d", "expression", layout.inputs / "t47d_counts.tsv.gz"),
+        ("demo-dna", "variants", layout.inputs / "cohort_calls.vcf"),
+    ]
+    for study, modality, src in drops:
+        target = landing / study / modality / src.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target)
+        emit_file_landed(str(target), study=study, modality=modality, detected_by="demo")
+        console.print(
+            f"landed {target.relative_to(layout.root)} and emitted resistomics.file.landed"
+        )
+
+    goals = {
+        "demo-sc/cohort published": lambda: _published(ws, "demo-sc", "cohort"),
+        "demo-sc/cohort.signatures published": lambda: _published(
+            ws, "demo-sc", "cohort.signatures"
+        ),
+        "t47d/t47d_counts published": lambda: _published(ws, "t47d", "t47d_counts"),
+        "t47d/t47d_counts.signatures published": lambda: _published(
+            ws, "t47d", "t47d_counts.signatures"
+        ),
+        "demo-dna/cohort_calls published": lambda: _published(ws, "demo-dna", "cohort_calls"),
+        "demo-dna/cohort_calls.clonal published": lambda: _published(
+            ws, "demo-dna", "cohort_calls.clonal"
+        ),
+        "bad 10x run quarantined": lambda: (
+            bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
+            or any((layout.data / "quarantine").glob("*/*/report.json"))
+        ),
+    }
+    done: dict[str, float] = {}
+    with console.status(
+        "waiting for the events to drive ingest -> validation -> signatures / clonal"
+    ) as status:
+        while len(done) < len(goals):
+            for name, check in goals.items():
+                if name not in done and check():
+                    done[name] = time.monotonic() - started
+                    console.print(f"  [green]done[/] {name}  (t = {done[name]:.0f} s)")
+            if time.monotonic() - started > timeout:
+                missing = ", ".join(n for n in goals if n not in done)
+                console.print(
+                    f"[red]timed out waiting for: {missing}[/]; logs: {services.serve_log}, {services.server.log}"
+                )
+                return 1
+            status.update(f"waiting for: {', '.join(n for n in goals if n not in done)}")
+            time.sleep(2)
+    return _finish(
+        ws,
+        layout,
+        cohort,
+        made["calls"],
+        services.scheduler_address,
+        services.server.ui_url,
+        started,
+    )
 
 
 def _finish(
@@ -286,7 +376,7 @@ def _finish(
     layout: DemoLayout,
     cohort: Any,
     calls: Any,
-    cluster: Any,
+    scheduler_address: str,
     ui_url: str,
     started: float,
 ) -> int:
@@ -298,7 +388,7 @@ def _finish(
 
     layout.plots.mkdir(exist_ok=True)
     with (
-        Client(cluster.scheduler_address),
+        Client(scheduler_address),
         console.status("differential expression on the cluster"),
     ):
         t47d_de = differential_expression(

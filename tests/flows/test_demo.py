@@ -1,0 +1,119 @@
+"""``resistomics demo``: the folder it wipes, and its start-up (one Prefect server, the
+triggers live before the first event)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.demo import MARKER, prepare_root
+from resistomics.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_folder_not_made_by_the_demo_is_refused_and_kept(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("three years of work\n")
+    with pytest.raises(ConfigError, match="not made by `resistomics demo`"):
+        prepare_root(tmp_path)
+    assert (tmp_path / "thesis.tex").read_text() == "three years of work\n"
+
+
+def test_the_cli_refuses_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    result = CliRunner().invoke(app, ["demo", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--force" in lines[0] and str(tmp_path) in lines[0], lines
+    assert (tmp_path / "keep.txt").exists()
+
+
+def test_an_earlier_demo_folder_is_wiped_and_marked(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    prepare_root(root)  # new folder: made and marked
+    assert (root / MARKER).is_file()
+    (root / "data").mkdir()
+    (root / "data" / "old.zarr").write_text("from the last run")
+    prepare_root(root)
+    assert sorted(p.name for p in root.iterdir()) == [MARKER]
+
+
+def test_force_wipes_any_folder_and_an_empty_one_is_taken(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_root(empty)
+    assert (empty / MARKER).is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x").write_text("x")
+    prepare_root(other, force=True)
+    assert sorted(p.name for p in other.iterdir()) == [MARKER]
+
+
+# The demo's start-up path in a fresh process (this one has imported Prefect already):
+# demo_services() then one resistomics.file.landed for a file nobody will ever sweep.
+_STARTUP = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+
+    from flows.demo import DemoLayout, demo_services, prepare_root
+
+    assert not [m for m in sys.modules if m.startswith("prefect")], "prefect imported early"
+    layout = DemoLayout(Path(sys.argv[1]))
+    prepare_root(layout.root)
+    with demo_services(layout, n_workers=1):
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        from flows.events import emit_file_landed
+
+        path = str(layout.data / "landing" / "nobody" / "expression" / "never-swept.tsv")
+        emitted = time.monotonic()
+        emit_file_landed(path, study="nobody", modality="expression", detected_by="test")
+        only_ingest = DeploymentFilter(name=DeploymentFilterName(any_=["on-file-landed"]))
+        while time.monotonic() - emitted < 90:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(deployment_filter=only_ingest)
+            if runs:
+                print("TRIGGERED", runs[0].parameters["path"] == path, flush=True)
+                print(f"AFTER {time.monotonic() - emitted:.1f} s", flush=True)
+                break
+            time.sleep(0.5)
+        else:
+            print("NOT TRIGGERED", flush=True)
+    """
+)
+
+
+@pytest.mark.integration
+def test_startup_uses_one_server_and_the_first_event_triggers(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "PREFECT_LOGGING_LEVEL": "INFO",  # "Starting temporary server" is INFO
+            "RESISTOMICS_CLUSTER__N_WORKERS": "1",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTUP, str(tmp_path / "demo")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "Starting temporary server" not in out
+    assert "TRIGGERED True" in out, out  # by the trigger, not the 15-minute sweep
+    server_log = (tmp_path / "demo" / "prefect" / "server.log").read_text()
+    assert "database is locked" not in server_log
