@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import math
+import posixpath
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 import pandas as pd
 from prefect import Task
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 
@@ -20,9 +23,11 @@ from resistomics.pipeline import Workspace
 __all__ = [
     "artifact_key",
     "current_run_id",
+    "ingest_run_name",
     "open_workspace",
     "retry_on_transient_errors",
     "table_rows",
+    "tag_current_run",
 ]
 
 
@@ -55,6 +60,24 @@ def current_run_id() -> str | None:
     """The flow run ID to record as the producing run in the catalog, if in a run."""
     run_id = flow_run.get_id()
     return str(run_id) if run_id else None
+
+
+def ingest_run_name() -> str:
+    """``<study>/<file name>`` as an ingest run's name (``flow_run_name``)."""
+    parameters = flow_run.get_parameters()
+    path = str(parameters.get("path", "")).rstrip("/")
+    return f"{parameters.get('study')}/{posixpath.basename(path)}"
+
+
+def tag_current_run(tag: str) -> None:
+    """Add ``tag`` to the running flow run (the dashboard filters runs by tag)."""
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        tags = client.read_flow_run(UUID(run_id)).tags
+        if tag not in tags:
+            client.update_flow_run(UUID(run_id), tags=[*tags, tag])
 
 
 def _plain(value: Any) -> Any:

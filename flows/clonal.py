@@ -119,7 +119,7 @@ def record_artifacts(result_ref: str, study: str, message: str) -> int:
     return len(emergent)
 
 
-@flow(name="clonal", log_prints=False)
+@flow(name="clonal", flow_run_name="{dataset_ref}", log_prints=False)
 def clonal_flow(dataset_ref: str, study: str) -> State:
     """Per-subject VAF changes, clones and emergent resistance mutations of one dataset.
 

@@ -9,6 +9,7 @@ library outcome         flow run state                event
 published               Completed                     ``resistomics.dataset.published``
 unchanged (same bytes)  Completed, named Unchanged    none (nothing new exists)
 quarantined             Completed, named Quarantined  ``resistomics.dataset.quarantined``
+                        and tagged ``quarantined``
 file not taken          Failed, one-line message      none
 file already gone       Completed, named Skipped      none
 ======================  ============================  =================================
@@ -17,7 +18,8 @@ A quarantined file is a *successful* run of the platform: the file was read, jud
 moved to quarantine with its report, and nothing bad was published. Marking the run
 Failed would page whoever watches for broken infrastructure every time a core delivers a
 bad file, and Prefect would offer to retry a run that will fail the same way. So the run
-completes under the state name ``Quarantined`` (visible in the run list and filterable),
+completes under the state name ``Quarantined`` (visible in the run list) with the run tag
+``quarantined`` (the dashboard's tag filter finds every quarantine),
 carries the reason as its state message, leaves a validation artifact, and emits
 ``resistomics.dataset.quarantined`` for anyone who wants to be notified (an automation
 on that event can send the message to the data owner).
@@ -35,7 +37,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
-from flows._runtime import artifact_key, current_run_id, open_workspace, retry_on_transient_errors
+from flows._runtime import (
+    artifact_key,
+    current_run_id,
+    ingest_run_name,
+    open_workspace,
+    retry_on_transient_errors,
+    tag_current_run,
+)
 from flows.events import emit_dataset_published, emit_dataset_quarantined
 from resistomics.cluster import dask_client
 from resistomics.errors import DatasetNotFoundError, InputError
@@ -172,7 +181,7 @@ def record_artifacts(outcome: IngestOutcome, modality: str) -> None:
     )
 
 
-@flow(name="ingest", log_prints=False)
+@flow(name="ingest", flow_run_name=ingest_run_name, log_prints=False)
 def ingest_flow(
     path: str, study: str, modality: str = "expression", dataset: str | None = None
 ) -> State:
@@ -224,6 +233,8 @@ def ingest_flow(
         "message": outcome.message,
         "quarantine_uri": outcome.quarantine_uri,
     }
+    if outcome.status == "quarantined":
+        tag_current_run("quarantined")
     name = {"published": "Completed", "unchanged": "Unchanged", "quarantined": "Quarantined"}
     return Completed(name=name[outcome.status], message=outcome.message, data=summary)
 

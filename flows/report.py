@@ -188,7 +188,7 @@ def write_report(result_ref: str, study: str) -> str:
     return markdown
 
 
-@flow(name="report", log_prints=False)
+@flow(name="report", flow_run_name="{result_ref}", log_prints=False)
 def report_flow(result_ref: str, study: str) -> str:
     """Summarise a study (design, datasets, quarantine, latest results) as markdown.
 

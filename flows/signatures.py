@@ -128,7 +128,7 @@ def record_artifacts(result_ref: str, study: str, message: str) -> None:
     )
 
 
-@flow(name="signatures", log_prints=False)
+@flow(name="signatures", flow_run_name="{dataset_ref}", log_prints=False)
 def signatures_flow(dataset_ref: str, study: str, gene_sets: str = "builtin") -> State:
     """Score resistance programs (built-in catalogue, or a GMT file) in one dataset.
 

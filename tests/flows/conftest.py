@@ -27,6 +27,8 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="resistomics-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
+# A flow called outside the session's server fails instead of starting a temporary one.
+os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from prefect.client.orchestration import get_client  # noqa: E402

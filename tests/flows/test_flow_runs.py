@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.client.schemas.objects import Artifact, StateType
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import Artifact, FlowRun, State, StateType
 
 from flows.events import (
     DATASET_PUBLISHED,
@@ -36,6 +38,11 @@ STUDY = "trial"  # registered by the `workspace` fixture
 PrefectProbe = Any  # conftest.PrefectProbe (conftest modules are not imported by name)
 
 
+def _flow_run(state: State) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)  # type: ignore[arg-type]
+
+
 def _rows(artifact: Artifact) -> list[dict[str, Any]]:
     data = artifact.data
     return json.loads(data) if isinstance(data, str) else data  # type: ignore[return-value]
@@ -53,6 +60,8 @@ def test_ingest_publishes_with_artifacts_and_event(
     version = workspace.catalog.resolve(f"{STUDY}/bulk")
     assert version.shape == (8, 400)
     assert not Path(path).exists()  # moved out of the landing zone (archived)
+    run = _flow_run(state)
+    assert run.name == f"{STUDY}/bulk.tsv" and "quarantined" not in run.tags
 
     (table,) = probe.artifacts(f"validation-{STUDY}-bulk")
     assert table.type == "table" and table.flow_run_id == state.state_details.flow_run_id
@@ -78,6 +87,14 @@ def test_bad_file_is_quarantined_not_failed(
     # The platform did its job: the run completes, named Quarantined, with the reason.
     assert state.type == StateType.COMPLETED and state.name == "Quarantined"
     assert "non-negative-counts" in (state.message or "")
+    # ... and the dashboard finds it by its tag
+    run = _flow_run(state)
+    assert run.name == f"{STUDY}/negative.tsv" and "quarantined" in run.tags
+    with get_client(sync_client=True) as client:
+        tagged = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["quarantined"]))
+        )
+    assert run.id in {r.id for r in tagged}
     result = state.result()
     assert result["status"] == "quarantined" and Path(result["quarantine_uri"]).is_dir()
     assert workspace.catalog.versions(study=STUDY, status=VersionStatus.PUBLISHED) == []
@@ -128,6 +145,7 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
 
     state = signatures_flow(ref, STUDY, return_state=True)
     assert state.name == "Completed", state.message
+    assert _flow_run(state).name == ref  # the dataset, not a random name
     result_ref = state.result()["ref"]
     assert result_ref == f"{STUDY}/bulk.signatures@v1"
     result = workspace.catalog.resolve(result_ref)
@@ -145,7 +163,9 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
     again = signatures_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
 
-    markdown = report_flow(result_ref, STUDY)
+    report_state = report_flow(result_ref, STUDY, return_state=True)
+    assert _flow_run(report_state).name == result_ref
+    markdown = report_state.result()
     assert f"`{result_ref}`" in markdown and f"`{ref}`" in markdown
     assert "DRUG_EFFLUX_ABC" in markdown and "resistant" in markdown
     (report,) = probe.artifacts(f"study-report-{STUDY}")
