@@ -102,13 +102,17 @@ def progress_bar() -> Progress:
 @app.command()
 @handled
 def init() -> None:
-    """Create the data root, catalog and landing zone of the configured workspace.
+    """Create the data root, catalog and landing zone, or upgrade an existing catalog.
+
+    An existing catalog is brought to this release's schema revision (its data kept);
+    the line ``catalog ...`` says whether it was created, upgraded or already current.
 
     Example: RESISTOMICS_DATA_ROOT=/data/resistomics resistomics init
     """
     ws = _workspace()
     console.print(f"data root     {ws.settings.data_root}")
     console.print(f"catalog       {ws.settings.resolved_catalog_url}")
+    console.print(f"              {ws.catalog.schema.describe()}")
     console.print(f"landing zone  {ws.settings.resolved_landing_zone}")
 
 

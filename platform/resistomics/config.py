@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         default=1024, ge=1, description="Genes per block of the gene-major copy."
     )
     normalize_target_sum: float = Field(default=1e4, gt=0)
+    gc_max_disagreement: int = Field(
+        default=5,
+        ge=0,
+        description="Garbage collection refuses to run when more catalog versions lack "
+        "their directory plus version directories lack a catalog row than this "
+        "(a moved or wrong data root, not crashed writes).",
+    )
 
     @property
     def is_local(self) -> bool:

@@ -212,7 +212,7 @@ def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:
         dataset="crashed",
         modality="expression",
         dataset_type="expression.counts",
-        uri=workspace.root.new_version_path(STUDY, "crashed"),
+        uri=workspace.root.relative_uri(workspace.root.new_version_path(STUDY, "crashed")),
         format="zarr-anndata",
         layout="sparse-matrix",
         layout_version=1,
@@ -221,7 +221,8 @@ def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:
         shape=[],
         code_version="test",
     )
-    os.makedirs(staged.uri)
+    staged_dir = workspace.root.to_path(staged.uri)
+    os.makedirs(staged_dir)
     orphan = workspace.root.new_version_path(STUDY, "bulk")
     os.makedirs(orphan)
     Path(orphan, "chunk").write_bytes(b"partial")
@@ -230,11 +231,11 @@ def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:
     rows = gc_flow(older_than_hours=0)
 
     assert {(r["kind"], r["path"]) for r in rows} == {
-        ("staged-version", staged.uri),
+        ("staged-version", staged_dir),
         ("unreferenced-directory", orphan),
     }
-    assert not Path(staged.uri).exists() and not Path(orphan).exists()
-    assert Path(published.uri).is_dir()
+    assert not Path(staged_dir).exists() and not Path(orphan).exists()
+    assert Path(workspace.root.to_path(published.uri)).is_dir()
     assert [v.ref for v in workspace.catalog.versions(study=STUDY)] == [ref]
 
 
@@ -253,8 +254,8 @@ def test_integrity_check(workspace: Workspace, land: Land, probe: PrefectProbe) 
     # Damage published data: the nightly run turns red and says what is wrong.
     version = workspace.catalog.resolve(ref)
     result = workspace.catalog.resolve(f"{STUDY}/bulk.signatures")
-    shutil.rmtree(Path(version.uri) / "by_gene.zarr")
-    shutil.rmtree(result.uri)
+    shutil.rmtree(Path(workspace.root.to_path(version.uri)) / "by_gene.zarr")
+    shutil.rmtree(workspace.root.to_path(result.uri))
     state = integrity_flow(return_state=True)
     assert state.type == StateType.FAILED
     with pytest.raises(IntegrityProblemsError) as err:

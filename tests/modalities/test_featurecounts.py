@@ -22,7 +22,7 @@ def test_featurecounts_table_publishes_with_annotations(t47d_study, land, tmp_pa
     src.write_text(FEATURECOUNTS)
     out = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d")
     assert out.status == "published", out.message
-    adata = ad.read_zarr(Path(out.version.uri) / "expression.zarr")
+    adata = ad.read_zarr(Path(t47d_study.root.to_path(out.version.uri)) / "expression.zarr")
     assert list(adata.obs_names) == ["veh_WT_rep1", "veh_WT_rep2"]  # BAM paths -> sample IDs
     assert list(adata.var_names) == ["ENSG01", "ENSG02"]
     assert {"Chr", "Length"} <= set(adata.var.columns)

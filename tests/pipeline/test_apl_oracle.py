@@ -48,7 +48,9 @@ def test_pml_and_rara_top_recurrent_relapse_genes(workspace, land, tmp_path: Pat
         assert out.status == "published", out.message
         assert out.version is not None
         table = pads.dataset(
-            Path(out.version.uri) / "calls", format="parquet", partitioning="hive"
+            Path(workspace.root.to_path(out.version.uri)) / "calls",
+            format="parquet",
+            partitioning="hive",
         ).to_table()
         calls.append(table.to_pandas())
     variants = pd.concat(calls, ignore_index=True)

@@ -129,10 +129,10 @@ def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
     assert outcome.status == "published", outcome.message
     resolved = workspace.catalog.resolve("st/big")
     assert resolved.id == outcome.version.id
-    assert Path(resolved.uri) not in version_dirs
+    assert Path(workspace.root.to_path(resolved.uri)) not in version_dirs
     leftovers = [v for v in workspace.catalog.snapshot() if v[4] == "staged"]
     assert all(v[0] != resolved.id for v in leftovers)
-    store = open_expression_store(workspace.root, resolved.uri)
+    store = open_expression_store(workspace.root, workspace.root.to_path(resolved.uri))
     assert store.shape == (N_SAMPLES, N_GENES)
     block = store.cells()[:, :500].compute().toarray()
     np.testing.assert_array_equal(block, values[:500].T)
@@ -197,6 +197,6 @@ def test_kill_during_variant_ingest_leaves_nothing_visible_and_a_rerun_publishes
     resolved = workspace.catalog.resolve("dna/calls")
     assert resolved.id == outcome.version.id and resolved.shape[0] == len(sim.calls)
     table = pads.dataset(
-        Path(resolved.uri) / "calls", format="parquet", partitioning="hive"
+        Path(workspace.root.to_path(resolved.uri)) / "calls", format="parquet", partitioning="hive"
     ).to_table()
     assert table.num_rows == len(sim.calls)  # nothing of the killed run leaked in

@@ -118,7 +118,7 @@ def test_maf_publishes_parquet_partitioned_by_subject(variants_study, land, tmp_
         "partitioned-table",
         1,
     )
-    calls_dir = Path(out.version.uri) / "calls"
+    calls_dir = Path(variants_study.root.to_path(out.version.uri)) / "calls"
     assert sorted(p.name for p in calls_dir.iterdir()) == ["subject_id=P1", "subject_id=P2"]
     table = pads.dataset(calls_dir, format="parquet", partitioning="hive").to_table().to_pandas()
     assert len(table) == 4 and out.version.shape[0] == 4

@@ -33,7 +33,7 @@ def test_pipeline_scores_and_de_equal_scanpy(workspace, land, tmp_path: Path) ->
     scores = score_signatures(workspace, "sim/c", methods=("score_genes",), random_state=0)
     ours = scores.tables["cell_scores"].set_index("cell_id")
 
-    adata = ad.read_zarr(Path(version.uri) / "expression.zarr")
+    adata = ad.read_zarr(Path(workspace.root.to_path(version.uri)) / "expression.zarr")
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     for program in builtin_programs().sets:

@@ -3,6 +3,7 @@
 from resistomics.catalog._catalog import Catalog, ContrastInfo, RegistrationSummary, VersionInfo
 from resistomics.catalog._models import DatasetKind, Phase, Response, VersionStatus
 from resistomics.catalog._samplesheet import RESERVED_COLUMNS, SampleRow, parse_sample_sheet
+from resistomics.catalog._schema import SchemaChange, head_revision
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -13,7 +14,9 @@ __all__ = [
     "RegistrationSummary",
     "Response",
     "SampleRow",
+    "SchemaChange",
     "VersionInfo",
     "VersionStatus",
+    "head_revision",
     "parse_sample_sheet",
 ]

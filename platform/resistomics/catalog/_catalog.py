@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from resistomics.catalog._models import (
-    Base,
     Contrast,
     Dataset,
     DatasetKind,
@@ -31,6 +30,7 @@ from resistomics.catalog._models import (
     VersionStatus,
 )
 from resistomics.catalog._samplesheet import SampleRow
+from resistomics.catalog._schema import SchemaChange, bring_to_head
 from resistomics.errors import CatalogError, DatasetNotFoundError
 
 __all__ = ["Catalog", "ContrastInfo", "RegistrationSummary", "VersionInfo"]
@@ -141,10 +141,12 @@ class Catalog:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # Before the first session: a new catalog is created at the schema head, an old
+        # one upgraded (never create_all over an existing catalog).
+        self.schema: SchemaChange = bring_to_head(url)
         self.engine = create_engine(url, future=True)
         if url.startswith("sqlite"):
             _sqlite_pragmas(self.engine)
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

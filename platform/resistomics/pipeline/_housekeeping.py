@@ -3,8 +3,9 @@
 Rules (ARCHITECTURE.md, "Storage"): a staged version older than the cutoff is a crashed
 or abandoned write; a ``datasets/<study>/<dataset>/<version>`` directory that no
 catalog version references is an unpublished write that never reached the catalog.
-Both go. Published, superseded and quarantined versions, quarantine folders and the
-archive are never touched.
+Both go. A directory any catalog row names, quarantine folders and the archive are
+never touched, and nothing is removed when the catalog and the root disagree about
+more than a few directories (``settings.gc_max_disagreement``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 import pyarrow.parquet as pq
 
 from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.errors import StorageError
 from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import digest_path, open_expression_store
 
@@ -68,10 +70,39 @@ def _dir_mtime(ws: Workspace, path: str) -> datetime | None:
     return max((_aware(t) for t in times if t is not None), default=None)  # type: ignore[type-var]
 
 
+def _version_dirs(ws: Workspace) -> list[str]:
+    """Every ``datasets/<study>/<dataset>/<version>`` directory under the root."""
+    fs = ws.root.fs
+    base = ws.root.path("datasets")
+    if not fs.exists(base):
+        return []
+    found = []
+    for study_dir in fs.ls(base, detail=False):
+        if not fs.isdir(study_dir):
+            continue
+        for dataset_dir in fs.ls(study_dir, detail=False):
+            if fs.isdir(dataset_dir):
+                found += [posixpath.normpath(p) for p in fs.ls(dataset_dir, detail=False)]
+    return found
+
+
 def collect_garbage(
-    ws: Workspace, *, older_than: timedelta, dry_run: bool = False, now: datetime | None = None
+    ws: Workspace,
+    *,
+    older_than: timedelta,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    max_disagreement: int | None = None,
 ) -> list[Finding]:
     """Remove staged versions and unreferenced version directories older than ``older_than``.
+
+    A directory that any catalog version names, whatever its status, is never removed.
+    Before removing anything, the catalog and the data root are compared: when more
+    than ``max_disagreement`` published/superseded/quarantined versions have no
+    directory, plus version directories have no catalog row, the catalog and this
+    root do not belong together (a moved or wrong root, a catalog of another root) and
+    garbage collection refuses with :class:`~resistomics.errors.StorageError`,
+    removing nothing.
 
     Parameters
     ----------
@@ -84,13 +115,38 @@ def collect_garbage(
         Report without removing.
     now
         The current time (tests).
+    max_disagreement
+        How many directories the catalog and the root may disagree about (crashed
+        writes, a version removed by hand); ``settings.gc_max_disagreement`` by default.
     """
     now = now or datetime.now(UTC)
     cutoff = now - older_than
+    limit = ws.settings.gc_max_disagreement if max_disagreement is None else max_disagreement
+    versions = ws.catalog.versions()
+    named = {posixpath.normpath(ws.root.to_path(v.uri)): v for v in versions}
+    on_disk = _version_dirs(ws)
+    fs = ws.root.fs
+    missing = [
+        v for path, v in named.items() if v.status != VersionStatus.STAGED and not fs.exists(path)
+    ]
+    unreferenced = [p for p in on_disk if p not in named]
+    if len(missing) + len(unreferenced) > limit:
+        example = (
+            f"e.g. {missing[0].ref} expects {ws.root.to_path(missing[0].uri)}"
+            if missing
+            else f"e.g. {unreferenced[0]}"
+        )
+        raise StorageError(
+            f"garbage collection refused: {len(missing)} catalog version(s) have no directory "
+            f"under {ws.root.url} and {len(unreferenced)} version directory(ies) are named by "
+            f"no catalog row ({example}); more than gc_max_disagreement={limit}, so the "
+            "catalog and the data root do not match (moved or wrong root?); nothing removed"
+        )
+
     found: list[Finding] = []
-    for v in ws.catalog.versions(status=VersionStatus.STAGED):
+    for v in versions:
         created = _aware(v.created_at)
-        if created is None or created > cutoff:
+        if v.status != VersionStatus.STAGED or created is None or created > cutoff:
             continue
         path = ws.root.to_path(v.uri)
         if not dry_run:
@@ -99,29 +155,16 @@ def collect_garbage(
         age = (now - created).total_seconds() / 3600
         found.append(Finding("staged-version", path, v.ref, round(age, 2), not dry_run))
 
-    referenced = {posixpath.normpath(ws.root.to_path(v.uri)) for v in ws.catalog.versions()}
-    fs = ws.root.fs
-    base = ws.root.path("datasets")
-    if not fs.exists(base):
-        return found
-    for study_dir in fs.ls(base, detail=False):
-        if not fs.isdir(study_dir):
+    for version_dir in unreferenced:
+        mtime = _dir_mtime(ws, version_dir)
+        if mtime is not None and mtime > cutoff:
             continue
-        for dataset_dir in fs.ls(study_dir, detail=False):
-            if not fs.isdir(dataset_dir):
-                continue
-            for version_dir in fs.ls(dataset_dir, detail=False):
-                if posixpath.normpath(version_dir) in referenced:
-                    continue
-                mtime = _dir_mtime(ws, version_dir)
-                if mtime is not None and mtime > cutoff:
-                    continue
-                if not dry_run:
-                    ws.root.remove(version_dir)
-                age = (now - mtime).total_seconds() / 3600 if mtime is not None else float("nan")
-                found.append(
-                    Finding("unreferenced-directory", version_dir, None, round(age, 2), not dry_run)
-                )
+        if not dry_run:
+            ws.root.remove(version_dir)
+        age = (now - mtime).total_seconds() / 3600 if mtime is not None else float("nan")
+        found.append(
+            Finding("unreferenced-directory", version_dir, None, round(age, 2), not dry_run)
+        )
     return found
 
 

@@ -279,7 +279,7 @@ def stage_landed(
             dataset=dataset,
             modality=modality,
             dataset_type=dtype_name,
-            uri=ws.root.to_url(version_dir),
+            uri=ws.root.relative_uri(version_dir),
             format=format,
             layout=layout,
             layout_version=layout_version,

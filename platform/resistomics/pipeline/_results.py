@@ -69,7 +69,7 @@ def publish_result(
         modality="signatures",
         dataset_type=dtype,
         kind="result",
-        uri=ws.root.to_url(version_dir),
+        uri=ws.root.relative_uri(version_dir),
         format="parquet",
         layout="result-tables",
         layout_version=1,

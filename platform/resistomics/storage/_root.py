@@ -92,14 +92,33 @@ class DataRoot:
         return posixpath.join(self._root, *parts)
 
     def to_url(self, path: str) -> str:
-        """The URL of a file-system path (what the catalog stores)."""
+        """The URL of a file-system path (for people and other processes to open)."""
         if self.protocol in ("file", "local"):
             return path
         return f"{self.protocol}://{path}"
 
+    def relative_uri(self, path: str) -> str:
+        """What the catalog stores for a path inside the root: the path relative to it.
+
+        A catalog of relative URIs survives the root being moved, remounted or reached
+        through a symlink: :meth:`to_path` resolves them against wherever the root is now.
+        """
+        rel = posixpath.relpath(posixpath.normpath(path), posixpath.normpath(self._root))
+        if rel in (".", "..") or rel.startswith("../"):
+            raise StorageError(f"{path} is not inside the data root {self.url}")
+        return rel
+
     def to_path(self, url: str) -> str:
-        """The file-system path of a URL stored in the catalog."""
-        return url_to_fs(url, **self.storage_options)[1] if "://" in url else url
+        """The file-system path of a URI stored in the catalog.
+
+        Relative URIs are inside this root; absolute paths and URLs (catalogs written
+        before URIs were relative, or data outside the root) are taken as they are.
+        """
+        if "://" in url:
+            return str(url_to_fs(url, **self.storage_options)[1])
+        if url.startswith("/"):
+            return url
+        return self.path(url)
 
     def new_version_path(self, study: str, dataset: str) -> str:
         uid = uuid.uuid4().hex[:16]

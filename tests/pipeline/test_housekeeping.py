@@ -1,0 +1,120 @@
+"""Garbage collection against a moved data root, and its refusal when catalog and root disagree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from resistomics.catalog import SampleRow
+from resistomics.config import Settings
+from resistomics.errors import StorageError
+from resistomics.pipeline import Workspace, collect_garbage, ingest
+from resistomics.storage import open_expression_store
+
+SAMPLES = ["S1", "S2", "S3", "S4"]
+
+
+def _counts(ws: Workspace, name: str, seed: int, *, negative: bool = False) -> str:
+    path = Path(ws.settings.resolved_landing_zone) / "st" / "expression" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["gene_id\t" + "\t".join(SAMPLES)]
+    for g in range(30):
+        values = [(g * 7 + s * 3 + seed) % 50 for s in range(len(SAMPLES))]
+        if negative and g == 0:
+            values[0] = -1
+        lines.append(f"G{g:02d}\t" + "\t".join(map(str, values)))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _populate(ws: Workspace) -> None:
+    """Three published datasets (one superseded version) and one quarantined attempt."""
+    ws.catalog.register_study("st", [SampleRow(s, f"P{i // 2}") for i, s in enumerate(SAMPLES)])
+    for dataset, seed in (("a", 0), ("a", 1), ("b", 2), ("c", 3)):
+        out = ingest(ws, _counts(ws, f"{dataset}{seed}.tsv", seed), study="st", dataset=dataset)
+        assert out.status == "published", out.message
+    bad = ingest(ws, _counts(ws, "bad.tsv", 9, negative=True), study="st", dataset="a")
+    assert bad.status == "quarantined"
+
+
+def _version_dirs(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.glob("datasets/*/*/*")}
+
+
+def _reopen(settings: Settings, root: Path) -> Workspace:
+    return Workspace.open(settings.model_copy(update={"data_root": str(root)}))
+
+
+@pytest.mark.parametrize("how", ["moved", "symlink"])
+def test_gc_after_the_root_moved_removes_nothing_and_everything_resolves(
+    settings: Settings, tmp_path: Path, how: str
+) -> None:
+    ws = Workspace.open(settings)
+    _populate(ws)
+    refs = [v.ref for v in ws.catalog.versions()]
+    ws.close()
+    old_root = Path(settings.data_root)
+    before = _version_dirs(old_root)
+    assert len(before) == 5  # a@v1, a@v2, a@v3 (quarantined), b@v1, c@v1
+    if how == "moved":
+        new_root = tmp_path / "elsewhere" / "root"
+        new_root.parent.mkdir()
+        shutil.move(old_root, new_root)
+    else:
+        new_root = tmp_path / "link"
+        os.symlink(old_root, new_root)
+
+    ws = _reopen(settings, new_root)
+    try:
+        assert collect_garbage(ws, older_than=timedelta(0)) == []
+        assert _version_dirs(new_root) == before
+        assert [v.ref for v in ws.catalog.versions()] == refs
+        for name in ("a", "b", "c"):
+            v = ws.catalog.resolve(f"st/{name}")
+            assert ws.root.to_path(v.uri).startswith(str(new_root))
+            assert open_expression_store(ws.root, ws.root.to_path(v.uri)).shape == (4, 30)
+    finally:
+        ws.close()
+
+
+def test_gc_refuses_when_most_catalog_directories_are_missing(settings: Settings) -> None:
+    ws = Workspace.open(settings)
+    _populate(ws)
+    root = Path(settings.data_root)
+    # A crashed write (an orphan directory) that GC would normally remove ...
+    orphan = root / "datasets" / "st" / "a" / "v-0123456789abcdef"
+    orphan.mkdir()
+    (orphan / "chunk").write_bytes(b"partial")
+    # ... but the root lost most of the catalog's directories (a wrong or half-restored root).
+    published = [ws.catalog.resolve(f"st/{n}") for n in ("a", "b", "c")]
+    for v in published:
+        shutil.rmtree(ws.root.to_path(v.uri))
+    snapshot = ws.catalog.snapshot()
+    left = _version_dirs(root)
+
+    with pytest.raises(StorageError, match=r"garbage collection refused: 3 catalog version\(s\)"):
+        collect_garbage(ws, older_than=timedelta(0), max_disagreement=3)
+    assert _version_dirs(root) == left and orphan.exists()
+    assert ws.catalog.snapshot() == snapshot
+
+    # The threshold comes from the settings; a root within it is collected as usual.
+    ws.settings.gc_max_disagreement = 4
+    found = collect_garbage(ws, older_than=timedelta(0))
+    assert [(f.kind, f.path) for f in found] == [("unreferenced-directory", str(orphan))]
+    ws.close()
+
+
+def test_gc_never_removes_a_directory_a_catalog_row_names(settings: Settings) -> None:
+    ws = Workspace.open(settings)
+    _populate(ws)
+    quarantined = [v for v in ws.catalog.versions() if v.status.value == "quarantined"]
+    superseded = [v for v in ws.catalog.versions() if v.status.value == "superseded"]
+    assert quarantined and superseded
+    assert collect_garbage(ws, older_than=timedelta(0)) == []
+    for v in quarantined + superseded:
+        assert Path(ws.root.to_path(v.uri)).is_dir()
+    ws.close()
