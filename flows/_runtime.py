@@ -26,6 +26,7 @@ __all__ = [
     "ingest_run_name",
     "open_workspace",
     "retry_on_transient_errors",
+    "significant",
     "table_rows",
     "tag_current_run",
 ]
@@ -80,12 +81,22 @@ def tag_current_run(tag: str) -> None:
             client.update_flow_run(UUID(run_id), tags=[*tags, tag])
 
 
+#: Significant figures of a float in a table artifact: enough to read an effect, and
+#: an FDR of 4.9e-17 stays 4.9e-17 (rounding to decimals made it 0.0).
+SIGNIFICANT_FIGURES = 4
+
+
+def significant(value: float, *, digits: int = SIGNIFICANT_FIGURES) -> float:
+    """``value`` rounded to ``digits`` significant figures (not decimal places)."""
+    return float(f"{value:.{digits}g}")
+
+
 def _plain(value: Any) -> Any:
     """A JSON-safe scalar for a table artifact cell."""
     if value is None:
         return None
     if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 4)
+        return None if not math.isfinite(value) else significant(value)
     if isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, (datetime, date)):

@@ -30,17 +30,21 @@ from resistomics.storage import read_table
 
 __all__ = ["clonal_flow"]
 
-EMERGENT_COLUMNS = [
+#: Columns of the emergent-resistance artifact, all from the result's
+#: ``emergent_resistance`` table (a missing one is a KeyError, not a silent drop).
+EMERGENT_COLUMNS = (
     "subject_id",
     "sample_id",
     "gene",
     "protein_change",
     "baseline_vaf",
-    "later_vaf",
+    "vaf",
+    "vaf_change",
+    "ccf",
     "pvalue_adj",
     "catalogue_therapy",
     "catalogue_level",
-]
+)
 
 
 @task(
@@ -84,9 +88,8 @@ def record_artifacts(result_ref: str, study: str, message: str) -> int:
         emergent = read_table(ws.root, posixpath.join(folder, "emergent_resistance.parquet"))
         clones = read_table(ws.root, posixpath.join(folder, "clones.parquet"))
     dataset = result.dataset.removesuffix(".clonal")
-    columns = [c for c in EMERGENT_COLUMNS if c in emergent.columns]
     create_table_artifact(
-        table=table_rows(emergent[columns], limit=500),
+        table=table_rows(emergent[list(EMERGENT_COLUMNS)], limit=500),
         key=artifact_key("clonal", study, dataset, "emergent-resistance"),
         description=f"Emergent catalogued resistance mutations per subject in {result.ref}",
     )

@@ -131,7 +131,7 @@ def _result_section(ws: Workspace, result: VersionInfo) -> list[str]:
         lines.append(f"Mean program score by response ({method}):")
         lines.append("")
         rows = [
-            [gs, *[f"{x:.3f}" if pd.notna(x) else "" for x in row.tolist()]]
+            [gs, *[f"{x:.4g}" if pd.notna(x) else "" for x in row.tolist()]]
             for gs, row in by.iterrows()
         ]
         lines += _table(["program", *by.columns.astype(str)], rows)

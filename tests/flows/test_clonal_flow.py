@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flows.clonal import clonal_flow
+from flows.clonal import EMERGENT_COLUMNS, clonal_flow
 from flows.ingest import ingest_flow
 from resistomics.pipeline import Workspace
 from trial_variants import variants_maf
@@ -26,6 +26,10 @@ def test_clonal_flow_reports_emergent_resistance(
     rows = json.loads(data) if isinstance(data, str) else data
     assert sorted(r["subject_id"] for r in rows) == ["P0", "P1", "P2", "P3"]
     assert {r["gene"] for r in rows} == {"ESR1"}
+    # every named column is in the artifact, none silently dropped, and filled in
+    assert all(list(r) == list(EMERGENT_COLUMNS) for r in rows), rows[0]
+    assert all(r["vaf"] > r["baseline_vaf"] for r in rows), rows
+    assert all(r["catalogue_level"] == "exact" and r["catalogue_therapy"] for r in rows), rows
     (clones,) = probe.artifacts(f"clonal-{STUDY}-calls-resistant-clones")
     data = clones.data
     clone_rows = json.loads(data) if isinstance(data, str) else data

@@ -308,6 +308,8 @@ def _variant_changes_frame(
     annotation = ["gene", "protein_change"]
     if "catalogue_hit" in table.columns:  # carried through for cluster_clones
         annotation.append("catalogue_hit")
+    # and the catalogue's verdict, which the emergent-resistance reports show
+    annotation += [c for c in ("catalogue_level", "catalogue_therapy") if c in table.columns]
     key = ["subject_id", *VARIANT_KEY]
 
     # The baseline sample of each subject: earliest baseline-phase sample in the design.
