@@ -7,11 +7,12 @@ the installed ``resistomics`` script runs; every command here works without Pref
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -60,7 +61,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(variants_app, name="variants")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line to stderr and exit non-zero."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -263,6 +264,14 @@ def signatures_score(
         list[str] | None, typer.Option(help="score_genes and/or singscore (repeatable).")
     ] = None,
     random_state: Annotated[int, typer.Option(help="Seed of score_genes' control-gene draw.")] = 0,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Score above which a cell counts as program-high in the resistant-fraction "
+            "tables: 'auto' (default: 95th percentile of baseline cells, per program), one "
+            "number for every program, or PROGRAM=NUMBER (repeatable; others stay auto)."
+        ),
+    ] = None,
 ) -> None:
     """Score gene programs in every cell/sample; publishes <dataset>.signatures.
 
@@ -271,6 +280,7 @@ def signatures_score(
     from resistomics.cluster import dask_client
     from resistomics.pipeline import score_signatures
 
+    cut_offs = _thresholds(threshold or [])
     ws = _workspace()
     methods = tuple(method or ("score_genes", "singscore"))
     with dask_client(ws.settings.cluster), progress_bar() as bar:
@@ -281,6 +291,7 @@ def signatures_score(
             gene_sets=gene_sets,
             methods=methods,  # type: ignore[arg-type]
             random_state=random_state,
+            threshold=cut_offs,
         )
     console.print(outcome.message)
     if outcome.tables:
@@ -290,6 +301,31 @@ def signatures_score(
             ["sample_id", "method", "gene_set", "mean_score"],
             15,
         )
+
+
+def _thresholds(texts: list[str]) -> float | Literal["auto"] | dict[str, float]:
+    """``--threshold`` values: [] or ['auto'] -> 'auto'; ['0.3'] -> 0.3; ['P=0.3', ...] -> a map."""
+    if not texts or texts == ["auto"]:
+        return "auto"
+    if len(texts) == 1 and "=" not in texts[0]:
+        return _number("--threshold", texts[0])
+    per_program: dict[str, float] = {}
+    for text in texts:
+        name, eq, value = text.partition("=")
+        if not eq or not name.strip():
+            fail(f"--threshold {text!r}: give 'auto', one number, or PROGRAM=NUMBER per program")
+        per_program[name.strip()] = _number("--threshold", value)
+    return per_program
+
+
+def _number(option: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        fail(f"{option} {text!r}: not a number")
+    if not math.isfinite(value):
+        fail(f"{option} {text!r}: not a finite number")
+    return value
 
 
 @signatures_app.command("de")
@@ -303,7 +339,21 @@ def signatures_de(
         list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
     ] = None,
     method: Annotated[str, typer.Option(help="welch, wilcoxon or deseq2 (counts only).")] = "welch",
-    tie_correct: Annotated[bool, typer.Option(help="Tie-corrected Wilcoxon variance.")] = False,
+    tie_correct: Annotated[
+        bool,
+        typer.Option(
+            help="Tie-corrected Wilcoxon variance (published as <dataset>.de.wilcoxon-tie-corrected...)."
+        ),
+    ] = False,
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="Scale of normalised values, which decides the fold change: log1p (scanpy's "
+            "rule), log2 (difference of means = log2FC), log or zscore (difference of means), "
+            "linear (log2 ratio of means), or auto (recorded at ingest, else guessed from "
+            "the value range). Counts are always log1p-normalised."
+        ),
+    ] = "auto",
 ) -> None:
     """Differential expression between two arms; publishes <dataset>.de.<method>.<contrast>.
 
@@ -320,21 +370,27 @@ def signatures_de(
     }
     if method not in methods:
         fail(f"--method {method!r}: choose welch, wilcoxon or deseq2")
+    scales = ("auto", "log1p", "log2", "log", "linear", "zscore")
+    if scale not in scales:
+        fail(f"--scale {scale!r}: choose {', '.join(scales)}")
     ws = _workspace()
     c = parse_contrast(contrast, where or [])
     with dask_client(ws.settings.cluster), progress_bar() as bar:
         bar.add_task(f"DE {dataset}", total=None)
         outcome = differential_expression(
-            ws, dataset, c, method=methods[method], tie_correct=tie_correct
+            ws,
+            dataset,
+            c,
+            method=methods[method],
+            tie_correct=tie_correct,
+            scale=scale,  # type: ignore[arg-type]
         )
     console.print(outcome.message)
     if outcome.tables:
-        _print_top(
-            outcome.tables["de"],
-            None,
-            ["gene_id", "gene_symbol", "log2_fold_change", "pval", "pval_adj"],
-            15,
-        )
+        de = outcome.tables["de"]
+        effect = "log2_fold_change" if "log2_fold_change" in de.columns else "mean_difference"
+        console.print(f"fold change: {de['fold_change_rule'].iloc[0]}" if len(de) else "")
+        _print_top(de, None, ["gene_id", "gene_symbol", effect, "pval", "pval_adj"], 15)
 
 
 def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None:

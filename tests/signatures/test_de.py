@@ -332,3 +332,95 @@ def test_deseq2_refuses_non_integer_counts():
         deseq2_test(counts, design, column="arm", group_a="drug", group_b="vehicle")
     with pytest.raises(MethodInputError, match="no sample"):
         deseq2_test(counts, design, column="treatment", group_a="drug", group_b="placebo")
+
+
+# --------------------------------------------------------------------------------------
+# fold change by value scale
+# --------------------------------------------------------------------------------------
+
+
+def _planted_log2(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log2 intensities (samples x genes) with planted log2 fold changes in arm A."""
+    rng = np.random.default_rng(seed)
+    n_a, n_b, n_genes = 12, 12, 40
+    base = rng.uniform(4, 14, n_genes)
+    planted = np.zeros(n_genes)
+    planted[:10] = rng.choice([-3.0, -1.5, 1.5, 3.0], 10)
+    values = base + rng.normal(0, 0.05, (n_a + n_b, n_genes))
+    values[:n_a] += planted
+    arms = np.array(["A"] * n_a + ["B"] * n_b)
+    return values, arms, planted
+
+
+@pytest.mark.parametrize("method", ["t-test", "wilcoxon"])
+def test_log2_values_give_the_planted_log2_fold_change(method):
+    values, arms, planted = _planted_log2()
+    result = rank_genes_two_groups(
+        da.from_array(values, chunks=(-1, 16)),
+        arms,
+        group_a="A",
+        group_b="B",
+        method=method,
+        scale="log2",
+    )
+    lfc = result.column("logfoldchange").compute(scheduler="sync")
+    np.testing.assert_allclose(lfc, planted, atol=0.06)
+    assert result.fold_change_rule == "difference-of-log2-means"
+    assert result.fold_change_column == "log2_fold_change"
+    # scanpy's log1p rule on the same values inflates the planted change ~1.44-fold
+    wrong = rank_genes_two_groups(
+        da.from_array(values, chunks=(-1, 16)), arms, group_a="A", group_b="B", method=method
+    )
+    up = planted > 2
+    ratio = wrong.column("logfoldchange").compute(scheduler="sync")[up] / planted[up]
+    assert np.all(ratio > 1.3)
+
+
+def test_zscores_never_give_nan_and_keep_the_sign():
+    rng = np.random.default_rng(5)
+    values = rng.normal(0, 1, (30, 200))
+    values[:15, :50] += 1.0  # arm A higher on the first 50 genes
+    values = (values - values.mean(axis=0)) / values.std(axis=0)
+    arms = np.array(["A"] * 15 + ["B"] * 15)
+    Xg = da.from_array(values, chunks=(-1, 64))
+    result = rank_genes_two_groups(Xg, arms, group_a="A", group_b="B", scale="zscore")
+    diff = result.column("logfoldchange").compute(scheduler="sync")
+    assert np.isfinite(diff).all()
+    np.testing.assert_allclose(diff, values[:15].mean(0) - values[15:].mean(0), atol=1e-12)
+    assert result.fold_change_column == "mean_difference"
+    # the log1p rule gives NaN (and wrong signs) on the same z-scores
+    with np.errstate(invalid="ignore"):
+        wrong = rank_genes_two_groups(Xg, arms, group_a="A", group_b="B").column("logfoldchange")
+        assert np.isnan(wrong.compute(scheduler="sync")).any()
+
+
+def test_log1p_rule_is_still_scanpys(planted, obs_frame, lognorm):
+    Xg = da.from_array(lognorm, chunks=(-1, 64), asarray=False)
+    result = rank_genes_two_groups(
+        Xg, obs_frame["arm"], group_a="resistant", group_b="sensitive", scale="log1p"
+    )
+    expected = _scanpy_table(lognorm.tocsr(), obs_frame, planted.var_names, "t-test", False)
+    _assert_matches_scanpy(result, expected)
+    assert result.fold_change_rule == "log2-ratio-of-expm1-means"
+
+
+def test_scale_is_detected_from_the_value_range(lognorm):
+    from resistomics.signatures import detect_scale, value_range
+
+    lo, hi = value_range(da.from_array(lognorm, chunks=(-1, 64), asarray=False)).compute(
+        scheduler="sync"
+    )
+    assert lo == 0 and 0 < hi <= np.log1p(1e4)
+    assert detect_scale(lo, hi) == "log1p"
+    values, _, _ = _planted_log2()
+    assert detect_scale(*value_range(da.from_array(values, chunks=(5, 16))).compute()) == "log2"
+    assert detect_scale(-1.2, 3.0) == "zscore"
+    assert detect_scale(0.0, 5000.0) == "linear"
+    with pytest.raises(MethodInputError, match="scale"):
+        rank_genes_two_groups(
+            da.from_array(values, chunks=(-1, 16)),
+            np.array(["A"] * 12 + ["B"] * 12),
+            group_a="A",
+            group_b="B",
+            scale="log10",  # type: ignore[arg-type]
+        )

@@ -8,6 +8,8 @@ names the input version, the parameters and the code version.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,10 @@ from resistomics.knowledge import GeneSetCollection, load_gene_sets
 from resistomics.pipeline._results import ResultOutcome, publish_result, result_digest
 from resistomics.pipeline._workspace import Workspace
 from resistomics.signatures import (
+    FOLD_CHANGE_RULES,
+    ValueScale,
     deseq2_test,
+    detect_scale,
     gene_means,
     log_normalize,
     pseudobulk,
@@ -32,6 +37,7 @@ from resistomics.signatures import (
     resistant_fraction_shift,
     score_genes,
     singscore,
+    value_range,
 )
 from resistomics.storage import ExpressionStore, open_expression_store, write_dense_array
 
@@ -64,13 +70,17 @@ class Contrast:
         Raises
         ------
         InputError
-            When a filter names a column the frame does not have.
+            When a filter names a column the frame does not have, or a value the
+            column never takes (the message lists the values it does take).
         """
         keep = np.ones(len(frame), dtype=bool)
         for k, v in self.where.items():
             if k not in frame.columns:
-                raise InputError("--where", "where-column", f"no sample or cell attribute {k!r}")
-            keep &= frame[k].astype(str).to_numpy() == v
+                raise InputError("--where", "where-column", unknown_attribute(k, frame))
+            values = frame[k].astype(str).to_numpy()
+            if not (values == v).any():
+                raise InputError("--where", "where-value", unknown_value(k, v, frame))
+            keep &= values == v
         return keep
 
     @property
@@ -78,6 +88,30 @@ class Contrast:
         parts = [self.column, self.group_a, "vs", self.group_b]
         parts += [f"{k}-{v}" for k, v in sorted(self.where.items())]
         return "_".join("".join(c if c.isalnum() or c == "_" else "-" for c in p) for p in parts)
+
+
+#: Columns of the cell/sample frame that are measurements, not design attributes.
+_QC_COLUMNS = ("total_counts", "n_genes_by_counts")
+
+
+def unknown_attribute(column: str, frame: pd.DataFrame) -> str:
+    """The message for a column that is not a sample or cell attribute: the known ones,
+    and the closest as a did-you-mean."""
+    known = [str(c) for c in frame.columns if c not in _QC_COLUMNS]
+    close = difflib.get_close_matches(column, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"no sample or cell attribute {column!r}; {hint}known: {', '.join(known)}"
+
+
+def unknown_value(column: str, value: str, frame: pd.DataFrame) -> str:
+    """The message for a value that ``column`` never takes: the values it takes (the
+    first 20) and the closest as a did-you-mean."""
+    present = pd.Series(frame[column].dropna().astype(str).unique())
+    taken = sorted(present.tolist())
+    close = difflib.get_close_matches(value, taken, n=1, cutoff=0.4)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(repr(t) for t in taken[:20]) + (" ..." if len(taken) > 20 else "")
+    return f"no sample or cell has {column}={value!r}; {hint}{column} takes: {shown or 'no value'}"
 
 
 def parse_contrast(text: str, where: Sequence[str] = ()) -> Contrast:
@@ -108,6 +142,50 @@ def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, Expr
             f"{version.ref} is {version.dataset_type}, not an expression dataset"
         )
     return version, open_expression_store(ws.root, ws.root.to_path(version.uri))
+
+
+_SCALES = tuple(FOLD_CHANGE_RULES)
+
+
+def _value_scale(
+    ws: Workspace,
+    version: VersionInfo,
+    store: ExpressionStore,
+    requested: str,
+    *,
+    method: str,
+) -> tuple[ValueScale | None, str]:
+    """The scale of the values a two-arm test sees, and how it was chosen.
+
+    ``(None, "")`` for DESeq2 (its fold change comes from the model). Counts are
+    log1p-normalised before testing, so their scale is ``log1p`` and another requested
+    scale is refused. For normalised values: the requested scale (``given``), else the
+    one recorded at ingest (``recorded``), else :func:`detect_scale` on the value range
+    (``detected``, one pass over the matrix).
+    """
+    if requested != "auto" and requested not in _SCALES:
+        raise InputError(
+            "--scale", "value-scale", f"{requested!r}: choose auto or {', '.join(_SCALES)}"
+        )
+    if method == "deseq2":
+        return None, ""
+    if store.value_kind == "counts":
+        if requested not in ("auto", "log1p"):
+            raise InputError(
+                "--scale",
+                "value-scale",
+                f"{version.ref} holds counts, which are log1p-normalised before testing; "
+                "--scale applies to normalised values",
+            )
+        return "log1p", "counts"
+    if requested != "auto":
+        return requested, "given"  # type: ignore[return-value]
+    recorded = store.metadata.get("value_scale")
+    if recorded in _SCALES:
+        return recorded, "recorded"
+    (lo_hi,) = dask.compute(value_range(store.genes()))
+    lowest, highest = (float(v) for v in np.asarray(lo_hi))
+    return detect_scale(lowest, highest, target_sum=ws.settings.normalize_target_sum), "detected"
 
 
 def _published_result(
@@ -169,13 +247,45 @@ def score_signatures(
     ctrl_size: int = 50,
     n_bins: int = 25,
     random_state: int = 0,
-    threshold: float | Literal["auto"] = "auto",
+    threshold: float | Literal["auto"] | Mapping[str, float] = "auto",
     run_id: str | None = None,
 ) -> ResultOutcome:
     """Score gene programs in every cell/sample and publish per-cell, per-sample and
-    resistant-fraction tables (see :mod:`resistomics.signatures` for the methods)."""
+    resistant-fraction tables (see :mod:`resistomics.signatures` for the methods).
+
+    ``threshold`` is the score above which a cell counts as program-high in the
+    resistant-fraction tables (single-cell data with phases): ``"auto"`` (default: the
+    95th percentile of the baseline cells' scores, per program; see
+    :func:`resistomics.signatures.resistant_fraction_shift`), one number for every
+    program, or a mapping from program name to its cut-off (programs not named stay
+    ``"auto"``). The threshold used is in the ``threshold`` column of both tables.
+
+    A gene set none of whose genes is in the dataset is skipped, not fatal: it is
+    listed in the ``skipped_gene_sets`` table and in the outcome's message. When every
+    set is empty the call fails, and says so plainly if the dataset has no gene symbols
+    (gene sets name genes by symbol).
+
+    Raises
+    ------
+    InputError
+        A threshold names a program that is not in the gene sets, or no gene set has a
+        gene in the dataset.
+    """
     version, store = _open(ws, ref, study)
     collection = load_gene_sets(gene_sets) if isinstance(gene_sets, str) else gene_sets
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - {gs.name for gs in collection.sets})
+        if unknown:
+            known = [gs.name for gs in collection.sets]
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(
+                "--threshold",
+                "threshold-program",
+                f"no gene set {unknown[0]!r} in {collection.source}; {hint}"
+                f"programs: {', '.join(known[:12])}" + (" ..." if len(known) > 12 else ""),
+            )
+        threshold = dict(sorted(threshold.items()))
     parameters: dict[str, Any] = {
         "gene_sets": collection.source,
         "gene_sets_version": collection.version,
@@ -193,7 +303,7 @@ def score_signatures(
 
     x = _expression(store, orientation="cells", target_sum=ws.settings.normalize_target_sum)
     names = _scoring_names(store)
-    sets = collection.as_mapping()
+    sets, skipped = _scorable_sets(collection, names, ref=version.ref)
     results = []
     if "score_genes" in methods:
         stored = store.metadata.get("lognorm_target_sum")
@@ -263,6 +373,7 @@ def score_signatures(
         "sample_scores": sample_scores,
         "cell_scores": cell_scores,
         "gene_sets": genes_used,
+        "skipped_gene_sets": skipped,
     }
     single_cell = bool(cells.groupby("sample_id", observed=True).size().median() > 1)
     if single_cell and "phase" in cells.columns and cells["phase"].notna().any():
@@ -272,7 +383,8 @@ def score_signatures(
         cohort: list[pd.DataFrame] = []
         for s in primary.set_names:
             series = pd.Series(scores_primary[s].to_numpy(), index=cells.index)
-            shift = resistant_fraction_shift(series, cells, threshold=threshold)
+            cut = threshold.get(s, "auto") if isinstance(threshold, dict) else threshold
+            shift = resistant_fraction_shift(series, cells, threshold=cut)
             for frame, out in ((shift.per_subject, shifts), (shift.cohort, cohort)):
                 frame = frame.reset_index()
                 frame.insert(0, "gene_set", s)
@@ -295,7 +407,7 @@ def score_signatures(
                 attributes={"gene_sets": list(res.set_names), "method": res.method},
             )
 
-    return publish_result(
+    outcome = publish_result(
         ws,
         parents=[version],
         study=version.study,
@@ -307,6 +419,55 @@ def score_signatures(
         write_extra=write_matrix,
         run_id=run_id,
     )
+    if len(skipped) == 0:
+        return outcome
+    listed = ", ".join(skipped["gene_set"].head(10)) + (" ..." if len(skipped) > 10 else "")
+    return dataclasses.replace(
+        outcome,
+        message=f"{outcome.message}\nwarning: skipped {len(skipped)} gene set(s) with no gene "
+        f"in {version.ref}: {listed} (table skipped_gene_sets)",
+    )
+
+
+def _scorable_sets(
+    collection: GeneSetCollection, names: np.ndarray, *, ref: str
+) -> tuple[dict[str, list[str]], pd.DataFrame]:
+    """The gene sets with at least one gene in ``names``, and a table of the others.
+
+    Raises
+    ------
+    InputError
+        When no set has a gene in the dataset; if the dataset's gene names look like
+        Ensembl IDs (no symbols), the message says so and how to get symbols.
+    """
+    present = set(names.tolist())
+    sets: dict[str, list[str]] = {}
+    skipped = []
+    for name, genes in collection.as_mapping().items():
+        if any(g in present for g in genes):
+            sets[name] = genes
+        else:
+            skipped.append(
+                {"gene_set": name, "n_genes": len(genes), "reason": "no gene in dataset"}
+            )
+    table = pd.DataFrame(skipped, columns=["gene_set", "n_genes", "reason"])
+    if sets:
+        return sets, table
+    ensembl = np.char.startswith(names.astype(str), "ENS").mean() > 0.5 if len(names) else False
+    if ensembl:
+        raise InputError(
+            ref,
+            "gene-symbols",
+            f"{ref} has no gene symbols (its genes are Ensembl IDs, e.g. {names[0]}) and "
+            f"{collection.source} names genes by symbol: ingest a table with a gene-symbol "
+            "column (gene_name/gene_symbol next to gene_id) or use gene sets of Ensembl IDs",
+        )
+    raise InputError(
+        ref,
+        "gene-set-overlap",
+        f"none of the {len(collection)} gene sets of {collection.source} has a gene in {ref} "
+        f"(its genes are named like {', '.join(map(str, names[:3]))})",
+    )
 
 
 def differential_expression(
@@ -317,6 +478,7 @@ def differential_expression(
     study: str | None = None,
     method: Literal["t-test", "wilcoxon", "deseq2"] = "t-test",
     tie_correct: bool = False,
+    scale: ValueScale | Literal["auto"] = "auto",
     run_id: str | None = None,
 ) -> ResultOutcome:
     """Differential expression between the arms of a contrast; publishes ``de.parquet``.
@@ -324,18 +486,27 @@ def differential_expression(
     ``t-test`` (Welch) and ``wilcoxon`` run on log-normalised expression over the
     gene-major store; ``deseq2`` needs counts and runs on samples (pseudobulk sums for
     single-cell data).
+
+    The fold change follows the scale of the tested values (see
+    :func:`resistomics.signatures.rank_genes_two_groups`): counts are log1p-normalised
+    here, so scanpy's rule applies; for normalised values ``scale`` says what they are
+    (``log1p``, ``log2``, ``log``, ``linear``, ``zscore``), or ``"auto"`` takes the scale
+    recorded with the store (``value_scale``) or guesses it from the value range
+    (:func:`resistomics.signatures.detect_scale`). The table has a ``log2_fold_change``
+    column (``mean_difference`` for ``log`` and ``zscore`` values) and a
+    ``fold_change_rule`` column; the parameters record the scale and how it was chosen.
+    The result's name carries every option that changes the statistic: the method,
+    ``tie-corrected`` and, for normalised values, the scale.
     """
     version, store = _open(ws, ref, study)
     cells = _cell_design(ws, version, store)
     if contrast.column not in cells.columns:
-        known = ", ".join(
-            c for c in cells.columns if c not in ("total_counts", "n_genes_by_counts")
-        )
-        raise InputError(
-            "--contrast",
-            "contrast-column",
-            f"no sample or cell attribute {contrast.column!r} (known: {known})",
-        )
+        raise InputError("--contrast", "contrast-column", unknown_attribute(contrast.column, cells))
+    for arm in (contrast.group_a, contrast.group_b):
+        if not (cells[contrast.column].astype(str) == arm).any():
+            raise InputError(
+                "--contrast", "contrast-arm", unknown_value(contrast.column, arm, cells)
+            )
     keep = contrast.selected(cells)
     labels = cells[contrast.column].astype(str).where(keep, other="__excluded__").to_numpy()
     counts = {arm: int((labels == arm).sum()) for arm in (contrast.group_a, contrast.group_b)}
@@ -346,13 +517,26 @@ def differential_expression(
                 "arm-size",
                 f"arm {contrast.column}={arm} has {n} cells/samples after filters; need at least 2",
             )
+    tie_correct = bool(tie_correct) and method == "wilcoxon"
+    value_scale, scale_source = _value_scale(ws, version, store, scale, method=method)
     parameters: dict[str, Any] = {
         "contrast": contrast.as_parameters(),
         "method": method,
         "tie_correct": tie_correct,
         "target_sum": ws.settings.normalize_target_sum,
     }
-    name = f"{version.dataset}.de.{method}.{contrast.slug}"
+    if value_scale is not None:
+        parameters["scale"] = value_scale
+        parameters["scale_source"] = scale_source
+        parameters["fold_change_rule"] = FOLD_CHANGE_RULES[value_scale][0]
+    name = ".".join(
+        [
+            f"{version.dataset}.de",
+            method + ("-tie-corrected" if tie_correct else ""),
+            *([value_scale] if store.value_kind != "counts" and value_scale else []),
+            contrast.slug,
+        ]
+    )
     digest, existing = _published_result(ws, version, "signatures.de", parameters)
     if existing is not None:
         return existing
@@ -377,13 +561,19 @@ def differential_expression(
             group_b=contrast.group_b,
             method=method,
             tie_correct=tie_correct,
+            scale=value_scale or "log1p",
             var_names=store.var.index.to_numpy(dtype=str),
         )
         (table,) = dask.compute(result.table)
         de = pd.DataFrame(np.asarray(table), columns=list(result.columns))
         de.insert(0, "gene_symbol", symbols)
         de.insert(0, "gene_id", store.var.index.astype(str))
-        de = de.rename(columns={"logfoldchange": "log2_fold_change"})
+        de = de.rename(columns={"logfoldchange": result.fold_change_column})
+        de.insert(
+            list(de.columns).index(result.fold_change_column) + 1,
+            "fold_change_rule",
+            result.fold_change_rule,
+        )
     elif method == "deseq2":
         if store.value_kind != "counts":
             raise MethodInputError(
@@ -421,6 +611,7 @@ def differential_expression(
                 .to_numpy(),
                 "score": res["stat"].to_numpy() if "stat" in res.columns else np.nan,
                 "log2_fold_change": res["log2FoldChange"].to_numpy(),
+                "fold_change_rule": "deseq2-mle-log2-fold-change",
                 "pval": res["pvalue"].to_numpy(),
                 "pval_adj": res["padj"].to_numpy(),
                 "base_mean": res["baseMean"].to_numpy(),

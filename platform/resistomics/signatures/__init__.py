@@ -29,27 +29,34 @@ from resistomics.signatures._clonal import (
     variant_changes,
 )
 from resistomics.signatures._de import (
+    FOLD_CHANGE_RULES,
     DifferentialExpression,
     Pseudobulk,
+    ValueScale,
     benjamini_hochberg,
     deseq2_test,
+    detect_scale,
     pseudobulk,
     rank_genes_two_groups,
+    value_range,
 )
 from resistomics.signatures._fraction import FractionShift, resistant_fraction_shift
 from resistomics.signatures._normalize import library_sizes, log_normalize
 from resistomics.signatures._scoring import GeneSetScores, gene_means, score_genes, singscore
 
 __all__ = [
+    "FOLD_CHANGE_RULES",
     "ClonalStructure",
     "DifferentialExpression",
     "FractionShift",
     "GeneSetScores",
     "Pseudobulk",
+    "ValueScale",
     "benjamini_hochberg",
     "cancer_cell_fraction",
     "cluster_clones",
     "deseq2_test",
+    "detect_scale",
     "gene_means",
     "library_sizes",
     "log_normalize",
@@ -59,5 +66,6 @@ __all__ = [
     "resistant_fraction_shift",
     "score_genes",
     "singscore",
+    "value_range",
     "variant_changes",
 ]

@@ -24,15 +24,36 @@ from resistomics.signatures._layout import (
 )
 
 __all__ = [
+    "FOLD_CHANGE_RULES",
     "DifferentialExpression",
     "Pseudobulk",
+    "ValueScale",
     "benjamini_hochberg",
     "deseq2_test",
+    "detect_scale",
     "pseudobulk",
     "rank_genes_two_groups",
+    "value_range",
 ]
 
 type DEMethod = Literal["t-test", "wilcoxon"]
+
+#: The scale the tested values are on: ``log1p`` (natural log1p of normalised counts,
+#: what the platform makes of counts and what scanpy writes), ``log2`` (log2
+#: intensities or log2(CPM + 1)), ``log`` (a log scale of another or unknown base),
+#: ``linear`` (unlogged intensities) or ``zscore`` (per-gene standardised values).
+type ValueScale = Literal["log1p", "log2", "log", "linear", "zscore"]
+
+#: Per scale, the name of the fold-change rule (recorded with every DE result) and the
+#: table column it fills: a log2 fold change where the scale allows one, else a
+#: difference of means on the stored scale.
+FOLD_CHANGE_RULES: dict[str, tuple[str, str]] = {
+    "log1p": ("log2-ratio-of-expm1-means", "log2_fold_change"),
+    "log2": ("difference-of-log2-means", "log2_fold_change"),
+    "linear": ("log2-ratio-of-means", "log2_fold_change"),
+    "log": ("difference-of-means", "mean_difference"),
+    "zscore": ("difference-of-means", "mean_difference"),
+}
 
 # Columns of the per-block statistics, before the adjusted p-value is added.
 _RAW = ("score", "logfoldchange", "pval", "mean_a", "mean_b", "pct_nz_a", "pct_nz_b")
@@ -52,6 +73,8 @@ class DifferentialExpression:
         Number of cells (or samples) in each arm.
     tie_correct
         Whether the Wilcoxon variance was tie-corrected.
+    scale
+        The scale of the tested values, which decides the fold-change rule.
     gene_names
         Gene names, or ``None`` when not given.
     table
@@ -76,8 +99,19 @@ class DifferentialExpression:
     n_a: int
     n_b: int
     tie_correct: bool
+    scale: str
     gene_names: np.ndarray | None
     table: da.Array
+
+    @property
+    def fold_change_rule(self) -> str:
+        """How ``logfoldchange`` was computed (see :data:`FOLD_CHANGE_RULES`)."""
+        return FOLD_CHANGE_RULES[self.scale][0]
+
+    @property
+    def fold_change_column(self) -> str:
+        """What ``logfoldchange`` is: ``log2_fold_change`` or ``mean_difference``."""
+        return FOLD_CHANGE_RULES[self.scale][1]
 
     def column(self, name: str) -> da.Array:
         """One column of :attr:`table` as a lazy ``(n_genes,)`` array."""
@@ -123,6 +157,7 @@ def rank_genes_two_groups(
     group_b: str,
     method: DEMethod = "t-test",
     tie_correct: bool = False,
+    scale: ValueScale = "log1p",
     var_names: Sequence[str] | np.ndarray | None = None,
 ) -> DifferentialExpression:
     """Test every gene for a difference between arm A and arm B, lazily.
@@ -147,8 +182,21 @@ def rank_genes_two_groups(
       al., bioRxiv 653253, 2019) only the stored non-zeros of a gene are sorted: its
       zeros are one tie block whose rank is known from the counts. Negative values are
       allowed (they rank below the zero block), so no full-ranking fall-back is needed.
-    * ``logfoldchange = log2((expm1(mean_a) + 1e-9) / (expm1(mean_b) + 1e-9))``, scanpy's
-      approximation from the means of natural-log1p data.
+    * ``logfoldchange`` follows the ``scale`` of the values (:data:`FOLD_CHANGE_RULES`):
+
+      - ``log1p``: ``log2((expm1(mean_a) + 1e-9) / (expm1(mean_b) + 1e-9))``, scanpy's
+        approximation from the means of natural-log1p data (the fold change of the
+        arms' mean normalised counts);
+      - ``log2``: ``mean_a - mean_b``, the log2 fold change of the geometric means
+        (limma's logFC; Smyth, *Stat. Appl. Genet. Mol. Biol.* 3:3, 2004);
+      - ``log`` and ``zscore``: ``mean_a - mean_b`` on the stored scale, which is not a
+        log2 fold change (reported as ``mean_difference``);
+      - ``linear``: ``log2((mean_a + 1e-9) / (mean_b + 1e-9))``, NaN where a mean is
+        negative.
+
+      Applying the log1p rule to other scales is wrong: on z-scores it is NaN where
+      one arm's mean is negative and can have the wrong sign where both are, and on
+      log2 values it inflates the fold change about 1.44-fold.
     * ``pval_adj``: Benjamini-Hochberg over all genes (see :func:`benjamini_hochberg`),
       a finishing step over the whole p-value vector.
     * ``pct_nz_a``, ``pct_nz_b``: fraction of the arm's cells with a non-zero value.
@@ -166,6 +214,9 @@ def rank_genes_two_groups(
         ``"t-test"`` or ``"wilcoxon"``.
     tie_correct
         Tie-correct the Wilcoxon variance.
+    scale
+        The scale of the values in ``Xg``; see :data:`ValueScale` and
+        :func:`detect_scale`.
     var_names
         Gene names for :meth:`DifferentialExpression.to_dask_dataframe`.
 
@@ -184,6 +235,10 @@ def rank_genes_two_groups(
     require_gene_major(Xg, what="rank_genes_two_groups")
     if method not in ("t-test", "wilcoxon"):
         raise MethodInputError(f"method must be 't-test' or 'wilcoxon'; got {method!r}")
+    if scale not in FOLD_CHANGE_RULES:
+        raise MethodInputError(
+            f"scale must be one of {', '.join(FOLD_CHANGE_RULES)}; got {scale!r}"
+        )
     if str(group_a) == str(group_b):
         raise MethodInputError(f"group_a and group_b are the same arm ({group_a!r})")
     codes = _arm_codes(labels, Xg.shape[0], group_a=group_a, group_b=group_b)
@@ -213,6 +268,7 @@ def rank_genes_two_groups(
         n_b=n_b,
         method=method,
         tie_correct=tie_correct,
+        scale=scale,
     )
     # One row per statistic from the blocks; one row per gene from here on.
     raw = raw.T
@@ -233,6 +289,7 @@ def rank_genes_two_groups(
         n_a=n_a,
         n_b=n_b,
         tie_correct=bool(tie_correct) and method == "wilcoxon",
+        scale=scale,
         gene_names=None if var_names is None else np.asarray(var_names),
         table=table,
     )
@@ -264,6 +321,7 @@ def _two_arm_block(
     n_b: int,
     method: str,
     tie_correct: bool,
+    scale: str,
 ) -> np.ndarray:
     # Blocks are read, never modified: they may be shared (persisted) dask data.
     csc = block.tocsc() if sparse.issparse(block) else sparse.csc_matrix(np.asarray(block))
@@ -296,8 +354,76 @@ def _two_arm_block(
         if method == "wilcoxon":
             pval = 2 * stats.norm.sf(np.abs(score))
         pval[np.isnan(pval)] = 1.0
-        lfc = np.log2((np.expm1(mean_a) + 1e-9) / (np.expm1(mean_b) + 1e-9))
+        lfc = _fold_change(mean_a, mean_b, scale=scale)
     return np.vstack([score, lfc, pval, mean_a, mean_b, nnz_a / n_a, nnz_b / n_b])
+
+
+def _fold_change(mean_a: np.ndarray, mean_b: np.ndarray, *, scale: str) -> np.ndarray:
+    """The per-gene fold change of :data:`FOLD_CHANGE_RULES` for values on ``scale``."""
+    if scale == "log1p":
+        return np.log2((np.expm1(mean_a) + 1e-9) / (np.expm1(mean_b) + 1e-9))
+    if scale == "linear":
+        return np.log2((mean_a + 1e-9) / (mean_b + 1e-9))
+    return mean_a - mean_b
+
+
+def value_range(X: da.Array) -> da.Array:
+    """The smallest and largest value of a matrix, lazily, as a ``(2,)`` array.
+
+    Sparse blocks count their implicit zeros. Used to tell the scale of normalised
+    values (:func:`detect_scale`).
+    """
+    require_matrix(X, what="value_range")
+    parts = [dask.delayed(_block_range)(b) for b in X.to_delayed().ravel()]
+    stacked = da.stack([da.from_delayed(p, shape=(2,), dtype=np.float64) for p in parts])
+    return da.stack([stacked[:, 0].min(), stacked[:, 1].max()])
+
+
+def _block_range(block: Any) -> np.ndarray:
+    if sparse.issparse(block):
+        data = block.data
+        implicit_zeros = block.nnz < block.shape[0] * block.shape[1]
+    else:
+        data = np.asarray(block).ravel()
+        implicit_zeros = False
+    lo = float(data.min()) if data.size else 0.0
+    hi = float(data.max()) if data.size else 0.0
+    if implicit_zeros:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    return np.array([lo, hi])
+
+
+def detect_scale(lowest: float, highest: float, *, target_sum: float = 1e4) -> ValueScale:
+    """Guess the scale of normalised expression values from their range.
+
+    A heuristic, used only when the scale was neither given nor recorded:
+
+    * a negative value: ``zscore`` (standardised or centred values; the fold change
+      becomes a difference of means on the stored scale);
+    * a largest value above 100: ``linear`` (no log scale of expression reaches 100);
+    * a largest value up to ``log1p(target_sum)`` (9.21 for 10,000 counts per cell):
+      ``log1p``, what ``scanpy.pp.normalize_total`` + ``log1p`` writes;
+    * otherwise (non-negative, up to 100): ``log2`` (log2 intensities, log2(CPM + 1)).
+
+    Parameters
+    ----------
+    lowest, highest
+        The matrix's smallest and largest value (:func:`value_range`).
+    target_sum
+        The counts per cell that log1p-normalised data is assumed to be scaled to.
+
+    Returns
+    -------
+    str
+        One of ``zscore``, ``linear``, ``log1p``, ``log2``.
+    """
+    if lowest < 0:
+        return "zscore"
+    if highest > 100:
+        return "linear"
+    if highest <= np.log1p(target_sum) + 1e-6:
+        return "log1p"
+    return "log2"
 
 
 def _sort_keys_for(data: np.ndarray, *, needed: bool) -> tuple[np.ndarray, Any]:
