@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from resistomics.plots import plot_de_volcano, plot_sample_scores
 
@@ -42,3 +43,64 @@ def test_sample_scores_and_volcano(tmp_path: Path) -> None:
     de.loc[:5, "pval_adj"] = 1e-8
     v = plot_de_volcano(de, tmp_path / "v.png", title="t")
     assert imread(v).shape[0] > 300
+
+
+def _awkward_de(rng: np.random.Generator) -> pd.DataFrame:
+    n = 300
+    de = pd.DataFrame(
+        {
+            "gene_id": [f"g{i}" for i in range(n)],
+            "gene_symbol": [f"G{i}" for i in range(n)],
+            "log2_fold_change": rng.normal(0, 1, n),
+            "fold_change_rule": "log2-ratio-of-expm1-means",
+            "pval_adj": rng.uniform(0.01, 1, n),
+            "pct_nz_a": rng.uniform(0.2, 1, n),
+            "pct_nz_b": rng.uniform(0.2, 1, n),
+        }
+    )
+    de.loc[:9, "pval_adj"] = 1e-8
+    de.loc[10:14, "pval_adj"] = 0.0  # underflow: -log10 is infinite
+    de.loc[15:19, "log2_fold_change"] = np.nan
+    de.loc[20:21, "log2_fold_change"] = np.inf
+    de.loc[22:61, ["log2_fold_change", "pct_nz_b"]] = [-29.9, 0.0]  # one arm all zeros
+    de.loc[22:61, "pval_adj"] = 1e-12
+    return de
+
+
+def test_volcano_draws_every_gene_and_marks_the_odd_ones(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    from resistomics.plots import volcano_points
+
+    de = _awkward_de(np.random.default_rng(1))
+    pts = volcano_points(de)
+    assert len(pts.x) == len(de) and np.isfinite(pts.x).all() and np.isfinite(pts.y).all()
+    assert pts.y_clipped.sum() == 5 and pts.no_effect.sum() == 5
+    assert pts.one_arm_zero.sum() == 40
+    # the zero-arm genes do not set the axis: it follows the genes measured in both arms
+    measured = de["log2_fold_change"].iloc[62:].abs().max()
+    assert pts.x_limit == pytest.approx(1.1 * measured)
+    assert pts.x_clipped.sum() == 42  # 40 zero-arm genes and the two infinite ones
+    out = plot_de_volcano(
+        de, tmp_path / "v.png", title="esr1_genotype: Y537S vs WT", arms=("Y537S", "WT")
+    )
+    assert imread(out).shape[0] > 300
+
+
+def test_plot_of_a_source_dataset_and_of_an_unplottable_type(
+    t47d_published, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from matplotlib.image import imread
+
+    from resistomics.errors import MethodInputError
+    from resistomics.plots import plot_result
+
+    version = t47d_published.catalog.resolve("t47d/counts")
+    image = imread(plot_result(t47d_published, version, tmp_path / "qc.png"))
+    assert image.shape[1] > 600 and image[..., :3].std() > 0.05
+    with pytest.raises(MethodInputError, match=r"no plot for .*expression\.counts: per-sample QC"):
+        plot_result(
+            t47d_published, replace(version, dataset_type="variants.calls"), tmp_path / "x.png"
+        )

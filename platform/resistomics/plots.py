@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,20 @@ import numpy as np
 import pandas as pd
 
 from resistomics.catalog import VersionInfo
+from resistomics.errors import MethodInputError
 from resistomics.storage import read_table
 
-__all__ = ["plot_clone_prevalence", "plot_de_volcano", "plot_result", "plot_sample_scores"]
+__all__ = [
+    "PLOTS",
+    "VolcanoPoints",
+    "plot_clone_prevalence",
+    "plot_de_volcano",
+    "plot_result",
+    "plot_sample_qc",
+    "plot_sample_scores",
+    "volcano_points",
+    "volcano_title",
+]
 
 
 def _pyplot() -> Any:
@@ -23,8 +35,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(plt: Any, fig: Any, output: str | Path) -> Path:
-    fig.tight_layout()
+def _save(plt: Any, fig: Any, output: str | Path, *, layout: bool = True) -> Path:
+    if layout:
+        fig.tight_layout()
     out = Path(output)
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -86,37 +99,214 @@ def plot_sample_scores(
         ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
         ax.set_title(name, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[:n]:
+        ax.set_xlabel(group_by, fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"mean {method} score\n(per sample, arbitrary units)", fontsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", ls="", color="C0", label="sample (mean over its cells)"),
+        Line2D([], [], color="black", lw=0.8, label=f"box: quartiles per {group_by}"),
+    ]
+    if "subject_id" in frame.columns and group_by == "phase":
+        handles.append(Line2D([], [], color="grey", lw=0.8, label="samples of one subject"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.suptitle(f"Program scores per sample ({method}), by {group_by}", fontsize=10)
-    return _save(plt, fig, output)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(plt, fig, output, layout=False)
+
+
+@dataclass(frozen=True)
+class VolcanoPoints:
+    """Where each gene of a DE table goes on a volcano plot, and why.
+
+    Nothing is dropped: genes whose fold change is NaN or infinite, or whose adjusted
+    p-value is 0, are drawn at the edge of the plot (clipped) and marked; genes with one
+    arm all zeros (``pct_nz_a`` or ``pct_nz_b`` 0), whose fold change comes from the
+    rule's pseudo-count and can reach +-30, are marked and clipped to the range of the
+    genes measured in both arms, so they do not set the axis.
+
+    Attributes
+    ----------
+    x, y
+        Plotted coordinates (effect; ``-log10`` adjusted p-value), clipped.
+    significant, one_arm_zero, x_clipped, y_clipped, no_effect, no_fdr
+        Per-gene flags: FDR below the cut-off; an arm without expression; the effect
+        or ``-log10 FDR`` was clipped to the axis limit; the effect is NaN (drawn at 0);
+        the adjusted p-value is missing (e.g. DESeq2's independent filtering; drawn at
+        0).
+    x_limit, y_limit
+        The axis limits the clipped genes sit on.
+    effect_column
+        ``log2_fold_change`` or ``mean_difference``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    significant: np.ndarray
+    one_arm_zero: np.ndarray
+    x_clipped: np.ndarray
+    y_clipped: np.ndarray
+    no_effect: np.ndarray
+    no_fdr: np.ndarray
+    x_limit: float
+    y_limit: float
+    effect_column: str
+
+
+def volcano_points(de: pd.DataFrame, *, fdr: float = 0.05) -> VolcanoPoints:
+    """Place every gene of a DE table on a volcano plot (see :class:`VolcanoPoints`)."""
+    effect_column = "log2_fold_change" if "log2_fold_change" in de.columns else "mean_difference"
+    effect = de[effect_column].to_numpy(dtype=float)
+    padj = de["pval_adj"].to_numpy(dtype=float)
+    no_fdr = np.isnan(padj)
+    with np.errstate(divide="ignore"):
+        y = -np.log10(np.where(no_fdr, 1.0, padj))
+    one_arm_zero = np.zeros(len(de), dtype=bool)
+    for column in ("pct_nz_a", "pct_nz_b"):
+        if column in de.columns:
+            one_arm_zero |= de[column].to_numpy(dtype=float) == 0
+    no_effect = np.isnan(effect)
+    finite = np.isfinite(effect)
+    measured = finite & ~one_arm_zero
+    reference = np.abs(effect[measured]) if measured.any() else np.abs(effect[finite])
+    x_limit = 1.1 * float(reference.max()) if reference.size and reference.max() > 0 else 1.0
+    x = np.where(no_effect, 0.0, effect)
+    x_clipped = ~no_effect & (np.abs(x) > x_limit)
+    x = np.clip(x, -x_limit, x_limit)
+    finite_y = y[np.isfinite(y)]
+    y_limit = 1.1 * float(finite_y.max()) if finite_y.size and finite_y.max() > 0 else 1.0
+    y_clipped = y > y_limit
+    y = np.minimum(y, y_limit)
+    return VolcanoPoints(
+        x=x,
+        y=y,
+        significant=~no_fdr & (padj < fdr),
+        one_arm_zero=one_arm_zero,
+        x_clipped=x_clipped,
+        y_clipped=y_clipped,
+        no_effect=no_effect,
+        no_fdr=no_fdr,
+        x_limit=x_limit,
+        y_limit=y_limit,
+        effect_column=effect_column,
+    )
 
 
 def plot_de_volcano(
-    de: pd.DataFrame, output: str | Path, *, title: str = "", n_labels: int = 15
+    de: pd.DataFrame,
+    output: str | Path,
+    *,
+    title: str = "",
+    arms: tuple[str, str] | None = None,
+    n_labels: int = 15,
+    fdr: float = 0.05,
 ) -> Path:
-    """Volcano plot: log2 fold change against -log10 adjusted p-value, top genes named."""
+    """Volcano plot: effect (log2 fold change, or difference of means for z-scores)
+    against -log10 Benjamini-Hochberg FDR, every gene drawn (see :func:`volcano_points`),
+    the top genes measured in both arms named, and the counts of marked genes in the
+    legend."""
     plt = _pyplot()
-    frame = de.dropna(subset=["pval_adj"]).copy()
-    y = -np.log10(np.clip(frame["pval_adj"].to_numpy(dtype=float), 1e-300, 1))
-    x = frame["log2_fold_change"].to_numpy(dtype=float)
-    sig = frame["pval_adj"].to_numpy() < 0.05
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.scatter(x[~sig], y[~sig], s=4, color="lightgrey")
-    ax.scatter(x[sig], y[sig], s=6, color="firebrick")
-    top = np.argsort(-y)[:n_labels]
+    pts = volcano_points(de, fdr=fdr)
     names = (
-        frame["gene_symbol"].astype(str).to_numpy()
-        if "gene_symbol" in frame
-        else frame["gene_id"].astype(str).to_numpy()
+        de["gene_symbol"].astype(str).to_numpy()
+        if "gene_symbol" in de
+        else de["gene_id"].astype(str).to_numpy()
     )
-    for i in top:
-        ax.annotate(names[i], (x[i], y[i]), fontsize=7)
-    ax.axhline(-np.log10(0.05), ls="--", lw=0.7, color="grey")
-    ax.set_xlabel("log2 fold change (A vs B)")
-    ax.set_ylabel("-log10 FDR")
-    ax.set_title(title, fontsize=9)
+    fig, ax = plt.subplots(figsize=(7.5, 6.4))
+    odd = pts.one_arm_zero | pts.x_clipped | pts.y_clipped | pts.no_effect
+    edge = np.where(pts.x < 0, "<", ">")
+    groups = [
+        (~odd & ~pts.significant, {"s": 5, "color": "lightgrey"}, "not significant"),
+        (~odd & pts.significant, {"s": 8, "color": "firebrick"}, f"FDR < {fdr:g}"),
+        (
+            pts.one_arm_zero & ~pts.x_clipped,
+            {"s": 16, "facecolors": "none", "edgecolors": "darkorange", "linewidths": 0.8},
+            "one arm all zeros",
+        ),
+        (
+            pts.one_arm_zero & pts.x_clipped,
+            {"s": 24, "color": "darkorange"},
+            f"one arm all zeros, effect beyond +-{pts.x_limit:.3g} (at the edge)",
+        ),
+        (
+            ~pts.one_arm_zero & pts.x_clipped,
+            {"s": 24, "color": "teal"},
+            f"infinite effect / beyond +-{pts.x_limit:.3g} (at the edge)",
+        ),
+        (
+            pts.y_clipped & ~pts.x_clipped,
+            {"s": 24, "marker": "^", "color": "purple"},
+            "FDR = 0 (at the top)",
+        ),
+        (
+            pts.no_effect,
+            {"s": 24, "marker": "x", "color": "black"},
+            "effect undefined (NaN, at 0)",
+        ),
+    ]
+    for mask, style, label in groups:
+        if not mask.any():
+            continue
+        if "marker" in style or "facecolors" in style:
+            ax.scatter(pts.x[mask], pts.y[mask], label=f"{label} (n={int(mask.sum())})", **style)
+            continue
+        at_edge = label.endswith("(at the edge)")
+        for direction in ("<", ">") if at_edge else ("o",):
+            part = mask & (edge == direction) if at_edge else mask
+            if part.any():
+                ax.scatter(
+                    pts.x[part],
+                    pts.y[part],
+                    marker=direction,
+                    label=f"{label} (n={int(mask.sum())})"
+                    if direction != ">" or not (mask & (edge == "<")).any()
+                    else None,
+                    **style,
+                )
+    candidates = np.flatnonzero(~pts.one_arm_zero & ~pts.no_effect & pts.significant)
+    for i in candidates[np.argsort(-pts.y[candidates], kind="stable")][:n_labels]:
+        ax.annotate(
+            names[i], (pts.x[i], pts.y[i]), fontsize=7, xytext=(2, 2), textcoords="offset points"
+        )
+    ax.axhline(-np.log10(fdr), ls="--", lw=0.7, color="grey")
+    ax.axvline(0, lw=0.5, color="grey")
+    ax.set_xlim(-pts.x_limit * 1.05, pts.x_limit * 1.05)
+    ax.set_ylim(-0.02 * pts.y_limit, pts.y_limit * 1.05)
+    a, b = arms if arms is not None else ("arm A", "arm B")
+    rule = str(de["fold_change_rule"].iloc[0]) if "fold_change_rule" in de and len(de) else ""
+    if pts.effect_column == "log2_fold_change":
+        xlabel = f"log2 fold change, {a} / {b}"
+    else:
+        xlabel = f"difference of means, {a} - {b} (stored scale)"
+    ax.set_xlabel(xlabel + (f"  [{rule}]" if rule else ""))
+    ax.set_ylabel("-log10 FDR (Benjamini-Hochberg)")
+    note = f"{len(de)} genes"
+    if pts.no_fdr.any():
+        note += f"; {int(pts.no_fdr.sum())} without an adjusted p-value drawn at 0"
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False)
     return _save(plt, fig, output)
+
+
+def volcano_title(version: VersionInfo) -> tuple[str, tuple[str, str] | None]:
+    """The title of a DE result's volcano (its contrast, filters and method) and its arms."""
+    params = version.parameters or {}
+    contrast = params.get("contrast") or {}
+    if not contrast:
+        return version.ref, None
+    where = contrast.get("where") or {}
+    filters = f" ({', '.join(f'{k}={v}' for k, v in where.items())})" if where else ""
+    method = {"t-test": "Welch t-test", "wilcoxon": "Wilcoxon rank-sum", "deseq2": "DESeq2"}.get(
+        str(params.get("method")), str(params.get("method", ""))
+    )
+    if params.get("tie_correct"):
+        method += ", tie-corrected"
+    title = f"{contrast['column']}: {contrast['a']} vs {contrast['b']}{filters}, {method}"
+    return f"{title}\n{version.ref}", (str(contrast["a"]), str(contrast["b"]))
 
 
 def plot_clone_prevalence(
@@ -177,23 +367,157 @@ def plot_clone_prevalence(
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(subject, fontsize=9)
-        ax.set_ylabel("clone prevalence (CCF)", fontsize=7)
+        ax.set_ylabel("clone prevalence\n(cancer cell fraction, 0-1)", fontsize=7)
+        ax.set_xlabel("sample, in time order", fontsize=7)
     for ax in axes.ravel()[len(chosen) :]:
         ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D(
+            [],
+            [],
+            color="firebrick",
+            marker="o",
+            label="clone with a catalogued resistance mutation",
+        ),
+        Line2D(
+            [], [], color="grey", marker="o", label="other clone (line width: number of mutations)"
+        ),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.suptitle("Clone prevalence per subject", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(plt, fig, output, layout=False)
+
+
+def plot_sample_qc(
+    obs: pd.DataFrame,
+    design: pd.DataFrame,
+    output: str | Path,
+    *,
+    counts: bool = True,
+    title: str = "",
+) -> Path:
+    """Per-sample QC of a source expression dataset: library size and detected genes.
+
+    One bar per sample for bulk data (one observation per sample), one box of its cells
+    per sample for single-cell data; samples ordered and coloured by their phase (else
+    treatment, else the first other design column), so a failed library or a batch
+    stands out. ``obs`` is the store's obs (``sample_id``, ``total_counts``,
+    ``n_genes_by_counts``) and ``design`` the study's samples indexed by ``sample_id``.
+    For normalised values the first panel shows the sum of the values instead.
+    """
+    plt = _pyplot()
+    frame = obs[["sample_id", "total_counts", "n_genes_by_counts"]].copy()
+    frame["sample_id"] = frame["sample_id"].astype(str)
+    group_by = next(
+        (
+            c
+            for c in ("phase", "treatment", *design.columns)
+            if c in design.columns
+            and c not in ("subject_id", "timepoint", "subject_kind")
+            and design[c].notna().any()
+        ),
+        None,
+    )
+    groups = (
+        design[group_by].reindex(frame["sample_id"]).astype(str).to_numpy()
+        if group_by
+        else np.full(len(frame), "all")
+    )
+    frame["group"] = groups
+    order = (
+        frame.drop_duplicates("sample_id").sort_values(["group", "sample_id"])["sample_id"].tolist()
+    )
+    group_of = frame.drop_duplicates("sample_id").set_index("sample_id")["group"]
+    palette = plt.get_cmap("tab10")
+    colour = {g: palette(i % 10) for i, g in enumerate(dict.fromkeys(group_of.loc[order]))}
+    single_cell = bool(frame.groupby("sample_id").size().max() > 1)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(max(7.0, 0.28 * len(order) * 2 + 3), 4.4), squeeze=False
+    )
+    panels = (
+        ("total_counts", "library size (counts)" if counts else "sum of values"),
+        ("n_genes_by_counts", "detected genes (non-zero values)"),
+    )
+    for ax, (column, label) in zip(axes.ravel(), panels, strict=True):
+        if single_cell:
+            data = [frame.loc[frame["sample_id"] == s_, column].to_numpy() for s_ in order]
+            parts = ax.boxplot(
+                data, positions=range(len(order)), widths=0.6, showfliers=False, patch_artist=True
+            )
+            for box, s_ in zip(parts["boxes"], order, strict=True):
+                box.set_facecolor(colour[group_of[s_]])
+                box.set_alpha(0.7)
+            ax.set_ylabel(f"{label} per cell")
+        else:
+            values = frame.set_index("sample_id").loc[order, column].to_numpy(dtype=float)
+            ax.bar(range(len(order)), values, color=[colour[group_of[s_]] for s_ in order])
+            ax.set_ylabel(f"{label} per sample")
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(order, rotation=60, ha="right", fontsize=6)
+        ax.set_xlabel("sample")
+        ax.set_title(label, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.8) for c in colour.values()]
+    axes[0, 1].legend(
+        handles,
+        list(colour),
+        title=group_by or "",
+        fontsize=7,
+        title_fontsize=7,
+        frameon=False,
+        loc="best",
+    )
+    fig.suptitle(title or "per-sample QC", fontsize=10)
     return _save(plt, fig, output)
+
+
+#: The dataset types :func:`plot_result` can draw, and what it draws.
+PLOTS = {
+    "expression.counts": "per-sample QC (library size, detected genes)",
+    "expression.normalized": "per-sample QC (sum of values, detected genes)",
+    "signatures.scores": "program scores per sample, by phase",
+    "signatures.de": "volcano plot of the contrast",
+    "signatures.clonal": "clone prevalence per subject",
+}
 
 
 def plot_result(
     ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None
 ) -> Path:
-    """Plot a published result by its type."""
+    """Plot a published dataset by its type (:data:`PLOTS`).
+
+    Raises
+    ------
+    MethodInputError
+        For a dataset type with no plot; the message lists the types that have one.
+    """
     base = ws.root.to_path(version.uri)
+    if version.dataset_type.startswith("expression."):
+        from resistomics.storage import open_expression_store
+
+        store = open_expression_store(ws.root, base)
+        return plot_sample_qc(
+            store.obs,
+            ws.catalog.samples(version.study),
+            output,
+            counts=store.value_kind == "counts",
+            title=f"per-sample QC of {version.ref} ({version.dataset_type}, "
+            f"{len(store.obs)} x {len(store.var)})",
+        )
     if version.dataset_type == "signatures.scores":
         return plot_sample_scores(
             read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set
         )
     if version.dataset_type == "signatures.de":
-        return plot_de_volcano(read_table(ws.root, f"{base}/de.parquet"), output, title=version.ref)
+        title, arms = volcano_title(version)
+        return plot_de_volcano(
+            read_table(ws.root, f"{base}/de.parquet"), output, title=title, arms=arms
+        )
     if version.dataset_type == "signatures.clonal":
         return plot_clone_prevalence(read_table(ws.root, f"{base}/clones.parquet"), output)
-    raise ValueError(f"no plot for {version.dataset_type}")
+    raise MethodInputError(
+        f"no plot for {version.ref} ({version.dataset_type}); plots exist for "
+        + "; ".join(f"{k}: {v}" for k, v in PLOTS.items())
+    )
