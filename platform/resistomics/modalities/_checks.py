@@ -8,7 +8,15 @@ from pathlib import Path
 
 from resistomics.errors import UnregisteredSampleError
 
-__all__ = ["check_registered"]
+__all__ = ["DESIGN_COLUMNS", "check_registered"]
+
+# The sample sheet's reserved design columns but ``sample_id`` (the same names as
+# ``resistomics.catalog.RESERVED_COLUMNS``, which this layer may not import; a test
+# keeps the two equal). A reader never takes these from a data file: a data file's
+# column of that name (scanpy's cell-cycle ``phase``) is kept under a prefixed name.
+DESIGN_COLUMNS = frozenset(
+    {"subject_id", "timepoint", "phase", "treatment", "response", "batch", "site", "subject_kind"}
+)
 
 
 def check_registered(

@@ -10,26 +10,26 @@ and Great Expectations.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import tempfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from resistomics.errors import InputError
-from resistomics.modalities._checks import check_registered
+from resistomics.modalities._checks import DESIGN_COLUMNS, check_registered
 from resistomics.modalities._registry import register_reader
+from resistomics.modalities._text import CheckedText, describe_content, open_checked_text
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
 __all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _ANNOTATION_COLUMNS = {
     "gene_id",
     "geneid",
@@ -53,19 +53,8 @@ _ANNOTATION_COLUMNS = {
 _SYMBOL_COLUMNS = ("gene_name", "gene_symbol", "symbol", "name")
 
 
-def _is_gzip(path: str | Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == _GZIP_MAGIC
-
-
-def _open_text(path: str | Path) -> IO[str]:
-    if _is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
-    if str(path).endswith(".gz"):
-        raise InputError(
-            str(path), "gzip", "the name ends in .gz but the file is not gzip-compressed"
-        )
-    return open(path, encoding="utf-8", newline=None)
+def _open_text(path: str | Path) -> CheckedText:
+    return open_checked_text(path)
 
 
 def _gzip_error(path: str | Path, exc: BaseException, line: int | None = None) -> InputError:
@@ -107,11 +96,12 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
     paths are reduced to the sample name). Values default to counts.
     """
     path = Path(path)
+    _refuse_directory(path, "bulk-table")
     if path.stat().st_size == 0:
         raise InputError(str(path), "not-empty", "the file is empty")
     delimiter = "," if ".csv" in path.name.lower() else "\t"
+    handle = _open_text(path)
     try:
-        handle = _open_text(path)
         header_line = handle.readline()
         # featureCounts writes a '# Program:...' comment line first
         line_offset = 1
@@ -119,11 +109,17 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
             header_line = handle.readline()
             line_offset += 1
     except (EOFError, OSError, zlib.error) as exc:
+        handle.close()
         raise _gzip_error(path, exc, line=1) from None
+    except InputError:
+        handle.close()
+        raise
     if not header_line.strip():
+        handle.close()
         raise InputError(str(path), "not-empty", "the file has no header line")
     header = [h.strip() for h in header_line.rstrip("\r\n").split(delimiter)]
     if len(header) < 2:
+        handle.close()
         other = "comma" if delimiter == "\t" else "tab"
         seen = "," if delimiter == "\t" else "\t"
         why = f"; it looks {other}-separated" if seen in header_line else ""
@@ -134,6 +130,7 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
             line=line_offset,
         )
     if len(set(header)) != len(header):
+        handle.close()
         dup = next(h for h in header if header.count(h) > 1)
         raise InputError(
             str(path),
@@ -145,14 +142,22 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
     annotation = [h for h in header[1:] if h.lower() in _ANNOTATION_COLUMNS]
     sample_columns = [h for h in header[1:] if h.lower() not in _ANNOTATION_COLUMNS]
     if not sample_columns:
+        handle.close()
         raise InputError(str(path), "sample-columns", "no sample columns found", line=line_offset)
     sample_ids = [_sample_name(h) for h in sample_columns]
     if len(set(sample_ids)) != len(sample_ids):
+        handle.close()
         dup = next(s for s in sample_ids if sample_ids.count(s) > 1)
         raise InputError(
             str(path), "unique-sample-ids", f"sample {dup!r} has two columns", line=line_offset
         )
-    check_registered(path, sample_ids, ctx.registered_samples, kind="column")
+    try:
+        check_registered(path, sample_ids, ctx.registered_samples, kind="column")
+    except InputError:
+        handle.close()
+        raise
+    # every row must have the header's fields: a short (cut) or long row is refused
+    handle.expect_fields(len(header), delimiter)
     obs = pd.DataFrame({"sample_id": sample_ids}, index=pd.Index(sample_ids, dtype=str))
     symbol_col = next((h for h in annotation if h.lower() in _SYMBOL_COLUMNS), None)
     source = MatrixSource(
@@ -210,9 +215,18 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
                         )
                     values[:, j] = num.to_numpy(dtype=np.float64)
                 source.tracker.see(values)
-                var = pd.DataFrame(
-                    index=pd.Index(chunk[header[0]].str.strip().to_numpy(dtype=str), dtype=str)
-                )
+                ids = chunk[header[0]].str.strip()
+                if (ids == "").any():
+                    i = int(np.flatnonzero((ids == "").to_numpy())[0])
+                    raise InputError(
+                        str(path),
+                        "gene-id",
+                        f"empty gene ID {chunk[header[0]].iloc[i]!r}: every row needs one in "
+                        "the first column",
+                        line=first_line + done + i,
+                        column=header[0],
+                    )
+                var = pd.DataFrame(index=pd.Index(ids.to_numpy(dtype=str), dtype=str))
                 for a in annotation:
                     if a != symbol_col:
                         var[a] = chunk[a].to_numpy(dtype=str)
@@ -226,10 +240,6 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
             ) from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise _gzip_error(path, exc, line=first_line + done) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                str(path), "utf-8", f"not UTF-8 text ({exc.reason})", line=first_line + done
-            ) from None
         finally:
             handle.close()
         if done == 0:
@@ -237,6 +247,15 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
 
     source.blocks = blocks()
     return source
+
+
+def _refuse_directory(path: Path, fmt: str) -> None:
+    if path.is_dir():
+        raise InputError(
+            str(path),
+            "format",
+            f"the {fmt} reader needs a file, but this is {describe_content(path)}",
+        )
 
 
 def _parser_message(exc: Exception, offset: int) -> str:
@@ -266,13 +285,33 @@ def _find(directory: Path, *names: str) -> Path | None:
 
 
 def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
+    """A features or barcodes file: every row with as many tab-separated fields as the
+    first (a ragged row is refused with its line)."""
+    handle = _open_text(path)
     try:
-        with _open_text(path) as f:
-            frame = pd.read_csv(f, sep="\t", header=None, dtype=str, na_filter=False, quoting=3)
+        first = handle.readline()
+        if not first.strip():
+            raise InputError(str(path), "not-empty", "the file is empty", line=1)
+        n_fields = first.count("\t") + 1
+        handle.expect_fields(n_fields, "\t")
+        rest: pd.DataFrame | None = pd.read_csv(
+            handle,
+            sep="\t",
+            header=None,
+            names=list(range(n_fields)),
+            dtype=str,
+            na_filter=False,
+            quoting=3,
+            engine="c",
+        )
     except pd.errors.EmptyDataError:
-        raise InputError(str(path), "not-empty", "the file is empty") from None
+        rest = None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise _gzip_error(path, exc) from None
+    finally:
+        handle.close()
+    head = pd.DataFrame([first.rstrip("\n").split("\t")], columns=list(range(n_fields)))
+    frame = head if rest is None else pd.concat([head, rest], ignore_index=True)
     if frame.shape[1] < min_cols:
         raise InputError(
             str(path),
@@ -295,10 +334,13 @@ def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
     return frame
 
 
-def _first_bad_entry(path: Path, start: int) -> tuple[int, str] | None:
-    """The first line from ``start`` on that is not ``row col value`` (error path only)."""
+def _first_bad_entry(path: Path, start: int, stop: int | None = None) -> tuple[int, str] | None:
+    """The first line from ``start`` (to ``stop``) that is not ``row col value`` (error
+    path only)."""
     with _open_text(path) as f:
         for lineno, text in enumerate(f, start=1):
+            if stop is not None and lineno > stop:
+                break
             if lineno < start or text.startswith("%"):
                 continue
             parts = text.split()
@@ -309,6 +351,12 @@ def _first_bad_entry(path: Path, start: int) -> tuple[int, str] | None:
             except ValueError:
                 return lineno, text.strip()
     return None
+
+
+# What the reader takes of a Matrix Market banner: values must be real or integer
+# numbers, and every entry stored (no symmetric half to mirror).
+_MTX_FIELDS = ("real", "integer", "double")
+_MTX_SYMMETRY = ("general",)
 
 
 @register_reader("expression", "10x-mtx", _detect_mtx)
@@ -323,6 +371,13 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
     any entry order are read with bounded memory.
     """
     directory = Path(path)
+    if not directory.is_dir():
+        raise InputError(
+            str(directory),
+            "format",
+            f"a 10x reader needs a directory holding matrix.mtx, features.tsv and "
+            f"barcodes.tsv, but this is {describe_content(directory)}",
+        )
     matrix = _find(directory, "matrix.mtx")
     features = _find(directory, "features.tsv", "genes.tsv")
     barcodes = _find(directory, "barcodes.tsv")
@@ -338,6 +393,17 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
     bc = _read_small_tsv(barcodes, 1)
     if feat.shape[1] >= 3:
         keep = (feat[2] == "Gene Expression").to_numpy()
+        if not keep.any():
+            kinds = feat[2].value_counts()
+            found = ", ".join(f"{n} {kind!r}" for kind, n in kinds.head(4).items())
+            raise InputError(
+                str(features),
+                "10x-features",
+                f"no 'Gene Expression' feature in the third column (found {found}): "
+                "this reader keeps gene expression only, other feature types (antibody "
+                "capture, CRISPR guides) are not expression data",
+                column="3",
+            )
     else:
         keep = np.ones(len(feat), dtype=bool)
     var = pd.DataFrame(index=pd.Index(feat[0].to_numpy(dtype=str), dtype=str))[keep]
@@ -364,40 +430,17 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
 
     if matrix.stat().st_size == 0:
         raise InputError(str(matrix), "not-empty", "the file is empty")
+    handle = _open_text(matrix)
     try:
-        handle = _open_text(matrix)
-        banner = handle.readline()
+        field, lineno, (n_rows, n_cols, nnz) = _mtx_header(matrix, handle)
     except (EOFError, OSError, zlib.error) as exc:
-        raise _gzip_error(matrix, exc, line=1) from None
-    if not banner:
         handle.close()
-        raise InputError(str(matrix), "not-empty", "the file is empty")
-    if not banner.lower().startswith("%%matrixmarket matrix coordinate"):
-        raise InputError(
-            str(matrix),
-            "mtx-header",
-            "first line must be '%%MatrixMarket matrix coordinate <field> general'",
-            line=1,
-        )
-    field = banner.split()[3].lower() if len(banner.split()) > 3 else "real"
-    if field == "pattern":
-        raise InputError(str(matrix), "mtx-field", "pattern matrices hold no values", line=1)
-    lineno = 1
-    size_line = handle.readline()
-    lineno += 1
-    while size_line.startswith("%"):
-        size_line = handle.readline()
-        lineno += 1
-    try:
-        n_rows, n_cols, nnz = (int(x) for x in size_line.split())
-    except ValueError:
-        raise InputError(
-            str(matrix),
-            "mtx-header",
-            f"size line must be 'rows cols entries', found {size_line.strip()!r}",
-            line=lineno,
-        ) from None
+        raise _gzip_error(matrix, exc, line=1) from None
+    except InputError:
+        handle.close()
+        raise
     if n_rows != len(feat) or n_cols != len(bc):
+        handle.close()
         raise InputError(
             str(matrix),
             "dimensions",
@@ -433,8 +476,18 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
                 dtype={"r": np.int64, "c": np.int64, "v": np.float64},
             )
             for k, chunk in enumerate(reader):
-                if chunk["v"].isna().any() and not chunk["v"].isna().all():
-                    pass  # NaN values are left for validation
+                if chunk["v"].isna().any():
+                    # a 'nan' value is left for validation; a row with no value is refused
+                    first = header_lines + seen + 1
+                    bad_row = _first_bad_entry(matrix, first, first + len(chunk))
+                    if bad_row is not None:
+                        raise InputError(
+                            str(matrix),
+                            "field-count",
+                            f"entries must be 'row col value', found {bad_row[1]!r} "
+                            "(a cut or truncated file?)",
+                            line=bad_row[0],
+                        )
                 r = chunk["r"].to_numpy()
                 c = chunk["c"].to_numpy()
                 bad = (r < 1) | (r > n_rows) | (c < 1) | (c > n_cols)
@@ -518,17 +571,215 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
     return source
 
 
+def _mtx_header(matrix: Path, handle: CheckedText) -> tuple[str, int, tuple[int, int, int]]:
+    """The banner's field, the size line's number and (rows, cols, entries)."""
+    banner = handle.readline()
+    if not banner:
+        raise InputError(str(matrix), "not-empty", "the file is empty")
+    words = banner.lower().split()
+    if words[:3] != ["%%matrixmarket", "matrix", "coordinate"]:
+        raise InputError(
+            str(matrix),
+            "mtx-header",
+            "first line must be '%%MatrixMarket matrix coordinate <field> general', "
+            f"found {banner.strip()[:80]!r}",
+            line=1,
+        )
+    field = words[3] if len(words) > 3 else "real"
+    symmetry = words[4] if len(words) > 4 else "general"
+    if field not in _MTX_FIELDS:
+        why = "; pattern matrices hold no values" if field == "pattern" else ""
+        raise InputError(
+            str(matrix),
+            "mtx-field",
+            f"field {field!r} is not supported (supported: {', '.join(_MTX_FIELDS)}){why}",
+            line=1,
+        )
+    if symmetry not in _MTX_SYMMETRY:
+        raise InputError(
+            str(matrix),
+            "mtx-symmetry",
+            f"symmetry {symmetry!r} is not supported (supported: general): a count matrix "
+            "stores every entry; write it with symmetry 'general'",
+            line=1,
+        )
+    lineno = 2
+    size_line = handle.readline()
+    while size_line.startswith("%"):
+        size_line = handle.readline()
+        lineno += 1
+    try:
+        n_rows, n_cols, nnz = (int(x) for x in size_line.split())
+    except ValueError:
+        raise InputError(
+            str(matrix),
+            "mtx-header",
+            f"size line must be 'rows cols entries', found {size_line.strip()[:80]!r}",
+            line=lineno,
+        ) from None
+    return field, lineno, (n_rows, n_cols, nnz)
+
+
 # -- h5ad ---------------------------------------------------------------------------------------
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_SPARSE_ENCODINGS = ("csr_matrix", "csc_matrix")
 
 
 def _h5_frame(path: Path, f: Any, key: str) -> pd.DataFrame:
     """An AnnData dataframe element (obs/var) of an open h5ad file."""
     from anndata.io import read_elem
 
-    frame = read_elem(f[key])
+    if key not in f:
+        raise InputError(str(path), "h5ad-layout", f"the file has no {key!r} element")
+    encoding = f[key].attrs.get("encoding-type")
+    if encoding != "dataframe":
+        raise InputError(
+            str(path),
+            "h5ad-encoding",
+            f"{key} has encoding-type {encoding!r}, expected 'dataframe' (not written by anndata?)",
+        )
+    try:
+        frame = read_elem(f[key])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            str(path), "h5ad-encoding", f"anndata cannot read {key} ({reason})"
+        ) from None
     if not isinstance(frame, pd.DataFrame):
         raise InputError(str(path), "h5ad-layout", f"{key} is not an AnnData dataframe")
     return frame
+
+
+def _is_hdf5(path: Path) -> bool:
+    """The HDF5 signature, at offset 0 or after a user block (512, 1024, ... bytes)."""
+    with open(path, "rb") as f:
+        for offset in (0, 512, 1024, 2048, 4096):
+            f.seek(offset)
+            if f.read(8) == _HDF5_MAGIC:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class _H5Matrix:
+    """The matrix element of an h5ad, checked against obs and var before any block is read.
+
+    ``indptr`` is the whole pointer array of a sparse matrix (one int per cell or gene),
+    checked non-decreasing and consistent with ``indices``/``data``.
+    """
+
+    encoding: str
+    shape: tuple[int, int]
+    indptr: np.ndarray | None
+
+
+def _check_h5_matrix(path: Path, elem: Any, where: str, n_obs: int, n_vars: int) -> _H5Matrix:
+    import h5py
+
+    if isinstance(elem, h5py.Group):
+        encoding = str(elem.attrs.get("encoding-type", ""))
+        if encoding not in _SPARSE_ENCODINGS:
+            raise InputError(
+                str(path),
+                "h5ad-encoding",
+                f"{where} has encoding-type {encoding!r}; this reader reads "
+                "'csr_matrix', 'csc_matrix' and dense arrays",
+            )
+        missing = [k for k in ("data", "indices", "indptr") if k not in elem]
+        if missing:
+            raise InputError(str(path), "h5ad-layout", f"{where} lacks {', '.join(missing)}")
+        shape = tuple(int(n) for n in elem.attrs.get("shape", ()))
+        data = elem["data"]
+    else:
+        encoding = str(elem.attrs.get("encoding-type", "array"))
+        if encoding != "array":
+            raise InputError(
+                str(path),
+                "h5ad-encoding",
+                f"{where} has encoding-type {encoding!r}, expected a numeric 'array'",
+            )
+        shape = tuple(int(n) for n in elem.shape)
+        data = elem
+    if len(shape) != 2:
+        raise InputError(
+            str(path),
+            "h5ad-shape",
+            f"{where} has {len(shape)} dimension(s) {shape}; a matrix has two (cells x genes)",
+        )
+    if data.dtype.kind not in "biuf":
+        raise InputError(
+            str(path),
+            "h5ad-dtype",
+            f"{where} holds {data.dtype} values ({'strings' if data.dtype.kind in 'OSU' else data.dtype.kind}), "
+            "expected numbers",
+        )
+    if n_obs == 0:
+        raise InputError(str(path), "not-empty", "obs has no cells")
+    if n_vars == 0:
+        raise InputError(str(path), "not-empty", "var has no genes")
+    if shape != (n_obs, n_vars):
+        raise InputError(
+            str(path),
+            "h5ad-shape",
+            f"{where} is {shape[0]} x {shape[1]} but obs has {n_obs} rows and var {n_vars}",
+        )
+    if encoding == "array":
+        return _H5Matrix(encoding, (n_obs, n_vars), None)
+    major = n_obs if encoding == "csr_matrix" else n_vars
+    indptr = np.asarray(elem["indptr"][()], dtype=np.int64)
+    n_stored = len(elem["indices"])
+    axis = "row (cell)" if encoding == "csr_matrix" else "column (gene)"
+    if len(indptr) != major + 1 or indptr[0] != 0 or indptr[-1] != n_stored:
+        raise InputError(
+            str(path),
+            "h5ad-indptr",
+            f"{where}/indptr has {len(indptr)} entries from {indptr[0] if len(indptr) else '?'} "
+            f"to {indptr[-1] if len(indptr) else '?'}; a {major}-{axis} matrix with "
+            f"{n_stored} stored values needs {major + 1} from 0 to {n_stored}",
+        )
+    if len(elem["data"]) != n_stored:
+        raise InputError(
+            str(path),
+            "h5ad-indptr",
+            f"{where} has {len(elem['data'])} values but {n_stored} indices",
+        )
+    drops = np.flatnonzero(np.diff(indptr) < 0)
+    if drops.size:
+        i = int(drops[0])
+        raise InputError(
+            str(path),
+            "h5ad-indptr",
+            f"{where}/indptr decreases at {axis} {i} ({indptr[i]} then {indptr[i + 1]}): "
+            "a damaged or hand-built sparse matrix",
+        )
+    return _H5Matrix(encoding, (n_obs, n_vars), indptr)
+
+
+def _sparse_block(
+    path: Path, elem: Any, where: str, m: _H5Matrix, a: int, b: int, names: pd.Index
+) -> sp.csr_matrix | sp.csc_matrix:
+    """Rows (CSR) or columns (CSC) ``a:b`` of a checked sparse matrix element."""
+    assert m.indptr is not None
+    lo, hi = int(m.indptr[a]), int(m.indptr[b])
+    indices = np.asarray(elem["indices"][lo:hi], dtype=np.int64)
+    data = np.asarray(elem["data"][lo:hi], dtype=np.float64)
+    minor = m.shape[1] if m.encoding == "csr_matrix" else m.shape[0]
+    bad = (indices < 0) | (indices >= minor)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        major = a + int(np.searchsorted(m.indptr[a : b + 1] - lo, k, side="right")) - 1
+        axis = "gene" if m.encoding == "csr_matrix" else "cell"
+        raise InputError(
+            str(path),
+            "h5ad-indices",
+            f"{where}/indices holds {axis} index {indices[k]} outside 0..{minor - 1}",
+            row=str(names[major]),
+        )
+    ptr = m.indptr[a : b + 1] - lo
+    if m.encoding == "csr_matrix":
+        return sp.csr_matrix((data, indices, ptr), shape=(b - a, minor))
+    return sp.csc_matrix((data, indices, ptr), shape=(minor, b - a))
 
 
 def _detect_h5ad(path: str) -> bool:
@@ -543,13 +794,26 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
     whole. With ``values="auto"`` (the default for h5ad) a matrix taken from ``X`` or
     ``raw`` is stored as counts only if every value is a whole number >= 0; a
     log-normalised ``X`` becomes the normalised-expression type.
+
+    The matrix is checked against obs and var before any block is read (two
+    dimensions, numbers, the shape obs x var, a non-decreasing ``indptr``, indices
+    in range per block). obs columns named like a reserved design column of the
+    sample sheet (``phase``, ``subject_id``, ``timepoint``, ...; scanpy's cell-cycle
+    scoring writes ``phase``) are kept as ``h5ad_<name>``: the design comes from the
+    sample sheet, and ``details["renamed_obs_columns"]`` records the renaming.
     """
     import h5py
-    from anndata.io import sparse_dataset
 
     path = Path(path)
+    _refuse_directory(path, "h5ad")
     if path.stat().st_size == 0:
         raise InputError(str(path), "not-empty", "the file is empty")
+    if not _is_hdf5(path):
+        raise InputError(
+            str(path),
+            "h5ad-format",
+            f"not an HDF5/h5ad file: it looks like {describe_content(path)}",
+        )
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -569,9 +833,15 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             default_mode = "auto"
         else:
             raise InputError(str(path), "h5ad-layout", "no X, raw or layers['counts'] matrix")
+        matrix = _check_h5_matrix(path, elem, where, len(obs), len(var))
     except KeyError as exc:
         f.close()
         raise InputError(str(path), "h5ad-layout", f"missing element {exc}") from None
+    except (InputError, OSError) as exc:
+        f.close()
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(str(path), "h5ad-read", f"could not read the file ({exc})") from None
     sample_col = next((c for c in ("sample_id", "sample", "orig.ident") if c in obs.columns), None)
     if sample_col is not None:
         samples = obs[sample_col].astype(str).to_numpy()
@@ -591,9 +861,15 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
         f.close()
         raise
     obs_out = pd.DataFrame({"sample_id": samples}, index=pd.Index(obs.index.astype(str), dtype=str))
+    renamed: dict[str, str] = {}
     for c in obs.columns:
-        if c not in ("sample_id",) and c != sample_col:
-            obs_out[c] = obs[c].to_numpy()
+        if c in ("sample_id",) or c == sample_col:
+            continue
+        name = str(c)
+        if name.strip().lower().replace("-", "_").replace(" ", "_") in DESIGN_COLUMNS:
+            name = f"h5ad_{name}"
+            renamed[str(c)] = name
+        obs_out[name] = obs[c].to_numpy()
     var_out = pd.DataFrame(index=pd.Index(var.index.astype(str), dtype=str))
     sym = next(
         (
@@ -606,37 +882,42 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
     if sym is not None:
         var_out["gene_symbol"] = var[sym].astype(str).to_numpy()
     n_obs = len(obs_out)
-    encoding = elem.attrs.get("encoding-type", "array") if isinstance(elem, h5py.Group) else "array"
+    encoding = matrix.encoding
     orientation: Literal["cells", "genes"] = "genes" if encoding == "csc_matrix" else "cells"
     mode: ValuesMode = ctx.values or default_mode
+    details: dict[str, Any] = {"matrix": where, "encoding": encoding}
+    if renamed:
+        details["renamed_obs_columns"] = renamed
+        details["note"] = (
+            f"obs column(s) {', '.join(sorted(renamed))} collide with the sample sheet's "
+            f"design columns and are kept as {', '.join(renamed[k] for k in sorted(renamed))}"
+        )
     source = MatrixSource(
         fmt="h5ad",
         orientation=orientation,
         fixed=var_out if orientation == "cells" else obs_out,
         blocks=iter(()),
         values_mode=mode,
-        details={"matrix": where, "encoding": encoding},
+        details=details,
     )
 
     def blocks() -> Iterator[tuple[Any, pd.DataFrame]]:
         try:
-            if isinstance(elem, h5py.Group):
-                ds = sparse_dataset(elem)
-                if orientation == "cells":
-                    for a in range(0, n_obs, ctx.rows_per_block):
-                        b = min(a + ctx.rows_per_block, n_obs)
-                        m = sp.csr_matrix(ds[a:b])
-                        source.tracker.see(m.data)
-                        yield m, obs_out.iloc[a:b]
-                        del m  # one block in memory at a time
-                else:
-                    n_vars = len(var_out)
-                    for a in range(0, n_vars, ctx.genes_per_block):
-                        b = min(a + ctx.genes_per_block, n_vars)
-                        m = sp.csc_matrix(ds[:, a:b])
-                        source.tracker.see(m.data)
-                        yield m.T, var_out.iloc[a:b]
-                        del m  # one block in memory at a time
+            if encoding == "csr_matrix":
+                for a in range(0, n_obs, ctx.rows_per_block):
+                    b = min(a + ctx.rows_per_block, n_obs)
+                    m = _sparse_block(path, elem, where, matrix, a, b, obs_out.index)
+                    source.tracker.see(m.data)
+                    yield m, obs_out.iloc[a:b]
+                    del m  # one block in memory at a time
+            elif encoding == "csc_matrix":
+                n_vars = len(var_out)
+                for a in range(0, n_vars, ctx.genes_per_block):
+                    b = min(a + ctx.genes_per_block, n_vars)
+                    m = _sparse_block(path, elem, where, matrix, a, b, var_out.index)
+                    source.tracker.see(m.data)
+                    yield m.T, var_out.iloc[a:b]
+                    del m  # one block in memory at a time
             else:
                 for a in range(0, n_obs, ctx.rows_per_block):
                     b = min(a + ctx.rows_per_block, n_obs)

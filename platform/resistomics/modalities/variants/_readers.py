@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import difflib
 import gzip
-import io
+import os
+import sys
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +30,7 @@ import pyarrow.compute as pc
 from resistomics.errors import InputError
 from resistomics.modalities._checks import check_registered
 from resistomics.modalities._registry import register_reader
+from resistomics.modalities._text import describe_content, open_checked_text
 from resistomics.modalities.variants._annotation import (
     Annotation,
     annotation_format,
@@ -82,6 +87,15 @@ def _gzip_error(path: Path, reason: str, **where: Any) -> InputError:
         f"the compressed stream is damaged or truncated ({reason}); re-export or re-copy the file",
         **where,
     )
+
+
+def _refuse_non_file(path: Path, fmt: str) -> None:
+    if path.is_dir():
+        raise InputError(
+            str(path),
+            "format",
+            f"the {fmt} reader needs a file, but this is {describe_content(path)}",
+        )
 
 
 def _check_not_empty(path: Path) -> None:
@@ -239,15 +253,20 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     import cyvcf2
 
     path = Path(path)
+    _refuse_non_file(path, "VCF")
     _check_not_empty(path)
     compression = _compression(path)
+    # refuses a plain file named .gz, UTF-16, a workbook, binary data (before htslib)
+    open_checked_text(path).close()
     if compression == "bgzip":
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - len(_BGZF_EOF)))
             if f.read() != _BGZF_EOF:
                 raise _gzip_error(path, "the BGZF end-of-file block is missing", line=None)
+    htslib = _HtslibMessages()
     try:
-        vcf = cyvcf2.VCF(str(path))
+        with htslib.captured():
+            vcf = cyvcf2.VCF(str(path))
     # cyvcf2 raises a bare Exception (or OSError) when htslib cannot parse the header.
     except Exception as exc:
         damage = _gzip_damage(path) if compression else None
@@ -261,13 +280,15 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
                 "it, e.g. tr '\\r' '\\n' < in.vcf > out.vcf",
                 line=1,
             ) from None
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = htslib.gist() or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        looks = describe_content(path)
+        seen = "" if "VCF" in looks else f"; the file looks like {looks}"
         raise InputError(
             str(path),
             "vcf-header",
             f"htslib cannot parse the VCF header ({reason}); it needs '##fileformat=VCFv4.x', "
             "well-formed '##' meta lines and a tab-separated '#CHROM POS ID REF ALT QUAL "
-            "FILTER INFO FORMAT <samples>' line",
+            f"FILTER INFO FORMAT <samples>' line{seen}",
             line=1,
         ) from None
     samples = [str(s) for s in vcf.samples]
@@ -279,6 +300,7 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     header_lines = len(vcf.raw_header.rstrip("\n").split("\n"))
     try:
         check_registered(path, samples, ctx.registered_samples, line=header_lines)
+        _check_format_types(path, vcf)
     except InputError:
         vcf.close()
         raise
@@ -290,40 +312,81 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
                 break
     has = {tag: _header_has(vcf, tag) for tag in ("AD", "DP", "AF", "GT")}
     subjects = [ctx.subjects.get(s) for s in samples]
+    details: dict[str, Any] = {
+        "compression": compression or "none",
+        "annotation": fmt.tag if fmt else None,
+        "format_fields": sorted(t for t, present in has.items() if present),
+    }
 
     def batches() -> Iterator[pd.DataFrame]:
         batcher = _SiteBatcher(ctx.rows_per_batch, samples, subjects)
-        n_records = 0
-        last = "the first record"
+        # htslib pads a short record and ignores extra columns or a cut last line: the
+        # same lines are read as text alongside, one ahead of htslib, to refuse them
+        text = open_checked_text(path)
+        for _ in range(header_lines):
+            text.readline()
+        text.expect_fields(9 + len(samples), "\t", comment="#")
+        state = _VcfProgress()
         it = iter(vcf)
+
+        def step() -> list[pd.DataFrame]:
+            """Records until a batch is full (or the end), with htslib's stderr captured."""
+            out: list[pd.DataFrame] = []
+            with htslib.captured():
+                while not out:
+                    try:
+                        raw = text.readline()
+                    except InputError as exc:  # name the last good record too
+                        raise InputError(
+                            exc.file,
+                            exc.rule,
+                            exc.detail,
+                            line=exc.location.line,
+                            row=f"after {state.last}",
+                        ) from None
+                    try:
+                        record = next(it)
+                    except StopIteration:
+                        state.done = True
+                        break
+                    # cyvcf2 raises a bare Exception when htslib fails to read a record.
+                    except Exception as exc:
+                        line = header_lines + state.records + 1
+                        damage = _gzip_damage(path) if compression else None
+                        if damage:
+                            raise _gzip_error(
+                                path, damage, line=line, row=f"after {state.last}"
+                            ) from None
+                        why = htslib.gist() or str(exc).splitlines()[0]
+                        raise InputError(
+                            str(path),
+                            "vcf-record",
+                            f"htslib cannot parse the record after {state.last}: "
+                            f"{why} (a non-numeric POS or FORMAT number, too few columns, "
+                            "or a contig missing from the header?)",
+                            line=line,
+                        ) from None
+                    if not raw:  # htslib read a record the text does not have
+                        break
+                    state.records += 1
+                    state.last = f"{record.CHROM}:{record.POS}"
+                    _record_rows(record, has, fmt, batcher)
+                    out.extend(batcher.full())
+                if state.done:
+                    while text.readline():  # the rest must be blank (checks a cut last line)
+                        pass
+                    out.extend(batcher.rest())
+            return out
+
         try:
-            while True:
-                try:
-                    record = next(it)
-                except StopIteration:
-                    break
-                # cyvcf2 raises a bare Exception when htslib fails to read a record.
-                except Exception as exc:
-                    line = header_lines + n_records + 1
-                    damage = _gzip_damage(path) if compression else None
-                    if damage:
-                        raise _gzip_error(path, damage, line=line, row=f"after {last}") from None
-                    raise InputError(
-                        str(path),
-                        "vcf-record",
-                        f"htslib cannot parse the record after {last}: a non-numeric POS or "
-                        "FORMAT number (AD, DP, AF), too few columns, or a contig missing "
-                        f"from the header? ({str(exc).splitlines()[0]})",
-                        line=line,
-                    ) from None
-                n_records += 1
-                last = f"{record.CHROM}:{record.POS}"
-                _record_rows(record, has, fmt, batcher)
-                yield from batcher.full()
-            yield from batcher.rest()
+            while not state.done:
+                yield from step()
         finally:
             vcf.close()
-        if n_records == 0:
+            text.close()
+            if htslib.lines:
+                details["htslib_messages"] = htslib.lines[:5]
+        if state.records == 0:
             raise InputError(str(path), "not-empty", "the VCF has a header but no records")
 
     return VariantSource(
@@ -331,12 +394,90 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         path=str(path),
         samples=samples,
         batches=batches(),
-        details={
-            "compression": compression or "none",
-            "annotation": fmt.tag if fmt else None,
-            "format_fields": sorted(t for t, present in has.items() if present),
-        },
+        details=details,
     )
+
+
+@dataclass
+class _VcfProgress:
+    """How far a VCF has been read: records so far, the last one, whether it ended."""
+
+    records: int = 0
+    last: str = "the first record"
+    done: bool = False
+
+
+# FORMAT fields the reader takes numbers from, with the header type each must declare.
+_FORMAT_TYPES = {"AD": "Integer", "DP": "Integer", "AF": "Float"}
+
+
+def _check_format_types(path: Path, vcf: Any) -> None:
+    """Refuse AD/DP/AF declared with a type the reader cannot take numbers from."""
+    for tag, expected in _FORMAT_TYPES.items():
+        if not _header_has(vcf, tag):
+            continue
+        declared = str(vcf.get_header_type(tag).get("Type", ""))
+        if declared != expected and not (expected == "Float" and declared == "Integer"):
+            lines = vcf.raw_header.split("\n")
+            line = next(
+                (i for i, t in enumerate(lines, start=1) if t.startswith(f"##FORMAT=<ID={tag},")),
+                None,
+            )
+            raise InputError(
+                str(path),
+                "vcf-format-type",
+                f"FORMAT {tag} is declared Type={declared}; the reader needs Type={expected} "
+                f"(fix the ##FORMAT=<ID={tag},...> header line)",
+                line=line,
+                column=tag,
+            )
+
+
+class _HtslibMessages:
+    """htslib's own stderr lines (``[E::vcf_parse] ...``), captured at the file-descriptor
+    level while cyvcf2 reads, so they do not precede the one-line error; the gist goes
+    into that line instead.
+
+    The capture covers fd 2 of the whole process while it is active (a header read, one
+    batch of records): anything another thread writes to stderr meanwhile lands here too.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._file: IO[bytes] | None = None
+
+    @contextmanager
+    def captured(self) -> Iterator[None]:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            self._file = tmp
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                self._collect()
+                self._file = None
+
+    def _collect(self) -> None:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        new = self._file.read().decode("utf-8", errors="replace").splitlines()
+        self._file.seek(0)
+        self._file.truncate()
+        self.lines.extend(line.strip() for line in new if line.strip())
+
+    def gist(self) -> str:
+        """The last error htslib printed, without its ``[E::function]`` prefix."""
+        self._collect()
+        errors = [line for line in self.lines if line.startswith("[E::")] or self.lines
+        if not errors:
+            return ""
+        last = errors[-1]
+        return last.split("] ", 1)[1] if last.startswith("[") and "] " in last else last
 
 
 def _record_rows(record: Any, has: dict[str, bool], fmt: Any, batcher: _SiteBatcher) -> None:
@@ -396,14 +537,6 @@ _MISSING_TEXT = {"", "NA", "N/A", ".", "NaN", "nan"}
 
 def _detect_maf(path: str) -> bool:
     return path.lower().endswith((".maf", ".maf.gz", ".maf.txt", ".maf.txt.gz"))
-
-
-def _open_text(path: Path, compression: str | None) -> IO[str]:
-    # newline=None: CR, LF and CRLF line endings all read as lines (the maftools
-    # example MAFs use bare CR).
-    if compression:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline=None)
-    return open(path, encoding="utf-8", newline=None)
 
 
 def _text_or_none(values: pd.Series) -> pd.Series:
@@ -467,9 +600,11 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         A ``Tumor_Sample_Barcode`` is not a registered sample, with its line.
     """
     path = Path(path)
+    _refuse_non_file(path, "MAF")
     _check_not_empty(path)
     compression = _compression(path)
-    handle = _open_text(path, compression)
+    # CR, LF and CRLF line endings all read as lines (the maftools example MAFs use bare CR)
+    handle = open_checked_text(path)
     line_no = 0
     try:
         header_line = ""
@@ -481,13 +616,23 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     except (EOFError, OSError, zlib.error) as exc:
         handle.close()
         raise _gzip_error(path, str(exc) or type(exc).__name__, line=line_no + 1) from None
-    except UnicodeDecodeError as exc:
+    except InputError:
         handle.close()
-        raise InputError(str(path), "utf-8", f"not UTF-8 text ({exc.reason})") from None
+        raise
     if not header_line:
         handle.close()
         raise InputError(str(path), "not-empty", "the MAF has no header line")
     header = [h.strip() for h in header_line.rstrip("\r\n").split("\t")]
+    dup = next((h for h in header if header.count(h) > 1), None)
+    if dup is not None:
+        handle.close()
+        raise InputError(
+            str(path),
+            "unique-columns",
+            f"column {dup!r} appears {header.count(dup)} times in the header",
+            line=line_no,
+            column=dup,
+        )
     missing = [c for c in _MAF_REQUIRED if c not in header]
     if missing:
         handle.close()
@@ -501,6 +646,8 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         tab_hint = (
             "; the header has one column: is the file tab-separated?" if len(header) == 1 else ""
         )
+        if header_line.startswith("##") or header_line.lstrip("#").startswith("fileformat=VCF"):
+            tab_hint = f"; the file looks like {describe_content(path)}"
         raise InputError(
             str(path),
             "maf-columns",
@@ -509,6 +656,9 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
             column=missing[0],
         )
     header_line_no = line_no
+    # every row must have the header's fields: a short (cut, truncated) or long row is
+    # refused with its line, never padded or cut by the parser
+    handle.expect_fields(len(header), "\t", comment="#")
     protein_col = next((c for c in _MAF_PROTEIN if c in header), None)
 
     def batches() -> Iterator[pd.DataFrame]:
@@ -543,10 +693,6 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise _gzip_error(
                 path, str(exc) or type(exc).__name__, line=header_line_no + done + 1
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                str(path), "utf-8", f"not UTF-8 text ({exc.reason})", line=header_line_no + done
             ) from None
         finally:
             handle.close()
