@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from resistomics._text_files import CheckedText, describe_content, open_checked_text
 from resistomics.errors import InputError
 from resistomics.modalities._checks import DESIGN_COLUMNS, check_registered
 from resistomics.modalities._registry import register_reader
-from resistomics.modalities._text import CheckedText, describe_content, open_checked_text
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
 __all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]

@@ -27,10 +27,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from resistomics._text_files import describe_content, open_checked_text
 from resistomics.errors import InputError
 from resistomics.modalities._checks import check_registered
 from resistomics.modalities._registry import register_reader
-from resistomics.modalities._text import describe_content, open_checked_text
 from resistomics.modalities.variants._annotation import (
     Annotation,
     annotation_format,
