@@ -69,29 +69,46 @@ def _head(path: Path, n: int = SNIFF_BYTES) -> bytes:
         return b""
 
 
-def _non_text(head: bytes) -> str | None:
-    """What ``head`` looks like if it is not UTF-8 text, with how to convert it."""
+def _non_text(head: bytes) -> tuple[str, int] | None:
+    """What ``head`` looks like if it is not UTF-8 text, with how to convert it, and the
+    offset of the first byte that shows it."""
     if head.startswith(_ZIP_MAGIC):
         kind = (
             "an Excel workbook (.xlsx)"
             if b"xl/" in head or b"[Content_Types].xml" in head
             else "a ZIP archive"
         )
-        return f"the file is {kind}, not text: export the sheet as tab-separated text (.tsv) or unzip it"
+        return (
+            f"the file is {kind}, not text: export the sheet as tab-separated text (.tsv) "
+            "or unzip it",
+            0,
+        )
     if head.startswith(_OLE_MAGIC):
-        return "the file is a legacy Excel workbook (.xls), not text: export the sheet as tab-separated text (.tsv)"
+        return (
+            "the file is a legacy Excel workbook (.xls), not text: export the sheet as "
+            "tab-separated text (.tsv)",
+            0,
+        )
     if head.startswith(_HDF5_MAGIC):
-        return "the file is HDF5 (an .h5ad or .h5 file?), not text: give it a .h5ad name or --format h5ad"
+        return (
+            "the file is HDF5 (an .h5ad or .h5 file?), not text: give it a .h5ad name or "
+            "--format h5ad",
+            0,
+        )
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
-        return "the file is UTF-16 text: convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8 in.tsv > out.tsv"
+        return (
+            "the file is UTF-16 text: convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8 "
+            "in.tsv > out.tsv",
+            0,
+        )
     nul = head.find(b"\x00")
     if nul >= 0:
-        return f"the file holds binary data (a NUL byte at byte {nul + 1}), not text"
+        return f"the file holds binary data (a NUL byte at byte {nul + 1}), not text", nul
     try:
         # the cut may split a character: drop up to 3 trailing bytes of an incomplete one
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as exc:
-        return _latin1_hint(head, exc.start)
+        return _latin1_hint(head, exc.start), exc.start
     return None
 
 
@@ -115,9 +132,11 @@ def _latin1_hint(data: bytes, at: int) -> str:
 
 def refuse_non_text(path: str | Path) -> None:
     """Raise ``text-encoding`` if the start of the file is not UTF-8 text (see module)."""
-    why = _non_text(_head(Path(path)))
-    if why is not None:
-        raise InputError(str(path), "text-encoding", why, line=1)
+    head = _head(Path(path))
+    found = _non_text(head)
+    if found is not None:
+        why, at = found
+        raise InputError(str(path), "text-encoding", why, line=head.count(b"\n", 0, at) + 1)
 
 
 def describe_content(path: str | Path) -> str:

@@ -520,10 +520,12 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             # pandas does not say which line failed: find it (error path only)
             bad = _first_bad_entry(matrix, header_lines + seen + 1)
             found = f", found {bad[1]!r}" if bad else f" ({str(exc).splitlines()[0]})"
-            hint = " (wrong delimiter?)" if bad and ("," in bad[1] or ";" in bad[1]) else ""
+            wrong_sep = bool(bad) and ("," in bad[1] or ";" in bad[1])
+            hint = " (wrong delimiter?)" if wrong_sep else ""
+            ragged = bad is not None and not wrong_sep and len(bad[1].split()) != 3
             raise InputError(
                 str(matrix),
-                "mtx-entries",
+                "field-count" if ragged else "mtx-entries",
                 f"entries must be whitespace-separated 'row col value' numbers{found}{hint}",
                 line=bad[0] if bad else None,
             ) from None

@@ -608,8 +608,10 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     line_no = 0
     try:
         header_line = ""
+        vcf_like = False
         for text in handle:
             line_no += 1
+            vcf_like = vcf_like or text.startswith("##fileformat=VCF")
             if text.strip() and not text.startswith("#"):
                 header_line = text
                 break
@@ -619,6 +621,15 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     except InputError:
         handle.close()
         raise
+    if vcf_like:
+        handle.close()
+        raise InputError(
+            str(path),
+            "format",
+            f"the MAF reader was given {describe_content(path)} (its first line is "
+            "'##fileformat=VCF...'): read it as a VCF (a .vcf name or --format vcf)",
+            line=1,
+        )
     if not header_line:
         handle.close()
         raise InputError(str(path), "not-empty", "the MAF has no header line")
@@ -646,8 +657,6 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         tab_hint = (
             "; the header has one column: is the file tab-separated?" if len(header) == 1 else ""
         )
-        if header_line.startswith("##") or header_line.lstrip("#").startswith("fileformat=VCF"):
-            tab_hint = f"; the file looks like {describe_content(path)}"
         raise InputError(
             str(path),
             "maf-columns",
