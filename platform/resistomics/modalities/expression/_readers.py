@@ -520,7 +520,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             # pandas does not say which line failed: find it (error path only)
             bad = _first_bad_entry(matrix, header_lines + seen + 1)
             found = f", found {bad[1]!r}" if bad else f" ({str(exc).splitlines()[0]})"
-            wrong_sep = bool(bad) and ("," in bad[1] or ";" in bad[1])
+            wrong_sep = bad is not None and ("," in bad[1] or ";" in bad[1])
             hint = " (wrong delimiter?)" if wrong_sep else ""
             ragged = bad is not None and not wrong_sep and len(bad[1].split()) != 3
             raise InputError(
