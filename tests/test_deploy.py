@@ -1,16 +1,157 @@
-"""The deployment material in deploy/ parses, passes its checks and agrees with flows/."""
+"""The deployment material in deploy/ passes the tools that own its formats, its own
+cross-file rules, and agrees with flows/ and with the tested environment."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
+from prefect.utilities.templating import apply_values
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
+SCHEMAS = DEPLOY / "schemas"
+BIN = Path(sys.executable).parent
+KUBERNETES = "1.37.0"  # kubernetes-validate's newest bundled schemas
 
 
-def test_manifests_pass_their_checks() -> None:
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert found, f"{name} is not installed (pyproject.toml dev extra)"
+    return found
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("chart", ["prefect-worker", "prefect-server"])
+def test_helm_values_pass_the_chart_schema(chart: str) -> None:
+    done = _run(
+        _tool("check-jsonschema"),
+        "--schemafile",
+        str(SCHEMAS / f"{chart}.values.schema.json"),
+        str(DEPLOY / "helm" / f"{chart}-values.yaml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_worker_schema_rejects_the_keys_renamed_upstream(tmp_path: Path) -> None:
+    values = yaml.safe_load((DEPLOY / "helm" / "prefect-worker-values.yaml").read_text())
+    worker = values["worker"]
+    worker["apiConfig"] = "server"
+    worker["serverApiConfig"] = worker.pop("selfHostedServerApiConfig")
+    old = tmp_path / "old-values.yaml"
+    old.write_text(yaml.safe_dump(values))
+    done = _run(
+        _tool("check-jsonschema"),
+        "--schemafile",
+        str(SCHEMAS / "prefect-worker.values.schema.json"),
+        str(old),
+    )
+    assert done.returncode == 1
+    assert "'serverApiConfig' was unexpected" in done.stdout
+    assert "'server' is not one of" in done.stdout
+
+
+def test_compose_file_passes_the_compose_spec() -> None:
+    done = _run(
+        _tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(DEPLOY / "compose.yaml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_kubernetes_manifests_pass_strict_validation() -> None:
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc["apiVersion"].startswith("kubernetes.dask.org/"):
+                continue  # CRDs: no schema in kubernetes-validate (deploy/schemas/README.md)
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def _rendered_job() -> dict[str, Any]:
+    """The base job template's Job as a Kubernetes worker fills it for one flow run:
+    the template's defaults plus what the worker supplies (name, command, env, labels);
+    keys whose value stays null are left out, as the Kubernetes API does."""
+    values = yaml.safe_load((DEPLOY / "helm" / "prefect-worker-values.yaml").read_text())
+    template = json.loads(values["worker"]["config"]["baseJobTemplate"]["configuration"])
+    filled = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
+    filled.update(
+        name="ingest-1a2b3c",
+        command=["prefect", "flow-run", "execute"],
+        env=[{"name": "PREFECT__FLOW_RUN_ID", "value": "1a2b3c"}],
+        labels={"prefect.io/flow-run-id": "1a2b3c"},
+        annotations={},
+    )
+    job = apply_values(template["job_configuration"]["job_manifest"], filled)
+
+    def without_nulls(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: without_nulls(v) for k, v in node.items() if v is not None}
+        if isinstance(node, list):
+            return [without_nulls(v) for v in node]
+        return node
+
+    return without_nulls(job)  # type: ignore[no-any-return]
+
+
+def test_the_base_job_template_renders_a_valid_job() -> None:
+    job = _rendered_job()
+    # strict: `completions` / `parallelism` in the pod spec were rejected here
+    kubernetes_validate.validate(job, KUBERNETES, strict=True)
+    assert job["kind"] == "Job" and job["spec"]["completions"] == job["spec"]["parallelism"] == 1
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    done = _run(
+        _tool("hadolint"),
+        "--no-color",
+        "--config",
+        str(DEPLOY / ".hadolint.yaml"),
+        str(DEPLOY / "Dockerfile"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _pins(text: str) -> dict[str, str]:
+    pins = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;#]+)", line.strip().strip('",'))
+        if m:
+            pins[m.group(1).lower().replace("_", "-")] = m.group(3)
+    return pins
+
+
+def test_the_image_installs_the_tested_versions() -> None:
+    constraints = _pins((REPO / "constraints.txt").read_text())
+    for package in ("dask", "distributed", "prefect", "zarr", "anndata"):
+        assert constraints[package] == importlib.metadata.version(package), package
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert (
+        "COPY constraints.txt" in dockerfile and "--constraint /tmp/constraints.txt" in dockerfile
+    )
+    assert "DASK_VERSION" not in dockerfile + (DEPLOY / "compose.yaml").read_text()
+    # the exact pins of pyproject.toml agree with the constraints (make setup uses both)
+    for package, version in _pins((REPO / "pyproject.toml").read_text()).items():
+        assert constraints.get(package) == version, package
+    env_example = (DEPLOY / ".env.example").read_text()
+    assert f"PREFECT_VERSION={constraints['prefect']}" in env_example
+
+
+def test_manifests_pass_their_own_rules() -> None:
     spec = importlib.util.spec_from_file_location("check_manifests", DEPLOY / "check_manifests.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -19,7 +160,7 @@ def test_manifests_pass_their_checks() -> None:
     assert problems == [], problems
 
 
-def test_prefect_yaml_schedules_and_triggers_match_serve() -> None:
+def test_prefect_yaml_and_readme_match_serve() -> None:
     from flows.serve import (
         GC_CRON,
         INTEGRITY_CRON,
@@ -28,19 +169,19 @@ def test_prefect_yaml_schedules_and_triggers_match_serve() -> None:
         build_deployments,
     )
 
+    deployments = build_deployments()
     doc = yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
     crons = [s["cron"] for d in doc["deployments"] for s in d.get("schedules", []) if "cron" in s]
     assert sorted(crons) == sorted([SWEEP_CRON, RECOMPUTE_CRON, GC_CRON, INTEGRITY_CRON])
-    served = {(d.flow_name, d.name) for d in build_deployments()}
-    assert len(served) == len(doc["deployments"]) == 8
+    served = {f"{d.flow_name}/{d.name}" for d in deployments}
+    assert len(served) == len(doc["deployments"])
     expects = sorted(
         e for d in doc["deployments"] for t in d.get("triggers", []) for e in t["expect"]
     )
-    assert expects == sorted(
-        [
-            "resistomics.file.landed",
-            "resistomics.dataset.published",  # signatures (expression)
-            "resistomics.dataset.published",  # clonal (variants)
-            "resistomics.signature.published",
-        ]
-    )
+    assert expects == sorted(e for d in deployments for t in d.triggers for e in t.expect)
+    # deploy/README: the count and the table of deployments
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"{len(deployments)} deployments" in readme
+    table = readme.split("## Deployments, triggers, schedules", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    assert listed == served
