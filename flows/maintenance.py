@@ -85,20 +85,24 @@ def gc_flow(older_than_hours: float = 24, dry_run: bool = False) -> list[dict[st
     retry_delay_seconds=60,
     retry_condition_fn=retry_on_transient_errors,
 )
-def run_integrity(verify_sources: bool) -> list[IntegrityCheck]:
+def run_integrity(verify_sources: bool, sample_files: int | None) -> list[IntegrityCheck]:
     with open_workspace() as ws:
-        return check_integrity(ws, verify_sources=verify_sources)
+        return check_integrity(ws, verify_sources=verify_sources, sample=sample_files)
 
 
 @flow(name="integrity-check", log_prints=False)
-def integrity_flow(verify_sources: bool = True) -> State:
-    """Check that every published version exists and opens, and re-hash the archive.
+def integrity_flow(verify_sources: bool = True, sample_files: int | None = 16) -> State:
+    """Check that every published version exists, opens and matches its file digests.
 
     Parameters
     ----------
     verify_sources
         Re-hash every archived landed file against the catalog's content digests
         (reads all archived bytes once).
+    sample_files
+        Re-hash this many files per version, drawn at random (the nightly default);
+        ``None`` re-hashes every stored file (complete check, on demand). Missing,
+        resized and extra files are found either way.
 
     Returns
     -------
@@ -106,7 +110,7 @@ def integrity_flow(verify_sources: bool = True) -> State:
         Completed with the list of check records, or Failed with
         :class:`IntegrityProblemsError` when any check found a problem.
     """
-    checks = run_integrity(verify_sources)
+    checks = run_integrity(verify_sources, sample_files)
     problems = [c for c in checks if c.result == "problem"]
     warnings = [c for c in checks if c.result == "warning"]
     rows = [asdict(c) for c in sorted(checks, key=lambda c: (c.result == "ok", c.ref, c.check))]

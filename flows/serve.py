@@ -14,7 +14,7 @@ landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seco
 recompute/nightly      cron ``0 2 * * *`` (UTC)                     study (all studies)
 garbage-collection/    cron ``0 3 * * *`` (UTC)                     older_than_hours
 nightly
-integrity-check/       cron ``0 4 * * *`` (UTC)                     verify_sources
+integrity-check/       cron ``0 4 * * *`` (UTC)                     verify_sources, sample_files
 nightly
 =====================  ===========================================  ========================
 

@@ -536,6 +536,42 @@ def catalog_ls(
     console.print(table)
 
 
+@catalog_app.command("verify")
+@handled
+def catalog_verify(
+    all_files: Annotated[
+        bool, typer.Option("--all", help="Re-hash every stored file (default: a sample).")
+    ] = False,
+    sample: Annotated[
+        int, typer.Option(min=0, help="Files re-hashed per version without --all.")
+    ] = 16,
+    sources: Annotated[bool, typer.Option(help="Also re-hash the archived landed files.")] = True,
+) -> None:
+    """Check that published versions exist, open and match their per-file digests.
+
+    Exits non-zero when any check finds a problem (a changed, missing or extra file
+    is named); versions published before manifests existed are warnings.
+
+    Example: resistomics catalog verify --all
+    """
+    from resistomics.pipeline import check_integrity
+
+    ws = _workspace()
+    checks = check_integrity(ws, verify_sources=sources, sample=None if all_files else sample)
+    problems = [c for c in checks if c.result == "problem"]
+    warnings = [c for c in checks if c.result == "warning"]
+    for c in [*problems, *warnings]:
+        console.print(f"{c.result}: {c.ref} [{c.check}] {c.detail}", markup=False, soft_wrap=True)
+    console.print(
+        f"{len(checks)} checks, {len(problems)} problem(s), {len(warnings)} warning(s)"
+        + ("" if all_files else f" (sampled: {sample} file(s) per version; --all for every file)"),
+        markup=False,
+        soft_wrap=True,
+    )
+    if problems:
+        raise typer.Exit(1)
+
+
 @app.command()
 @handled
 def export(

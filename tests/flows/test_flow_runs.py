@@ -247,6 +247,7 @@ def test_integrity_check(workspace: Workspace, land: Land, probe: PrefectProbe) 
     checks = state.result()
     assert {(c["check"], c["result"]) for c in checks} == {
         ("exists", "ok"),
+        ("files", "ok"),
         ("opens", "ok"),
         ("source-digest", "ok"),
     }
@@ -261,7 +262,7 @@ def test_integrity_check(workspace: Workspace, land: Land, probe: PrefectProbe) 
     with pytest.raises(IntegrityProblemsError) as err:
         state.result()
     problems = {(c.ref, c.check) for c in err.value.problems}
-    assert problems == {(ref, "opens"), (result.ref, "exists")}
+    assert problems == {(ref, "files"), (ref, "opens"), (result.ref, "exists")}
     first, latest = probe.artifacts("integrity-check-summary")
     assert "0 problem(s)" in str(first.data) and ref in str(latest.data)
 

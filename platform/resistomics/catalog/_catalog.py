@@ -370,8 +370,14 @@ class Catalog:
                 raise CatalogError(f"version {version_id} is not staged")
             v.uri = uri
 
-    def publish_version(self, version_id: int, report: dict[str, Any]) -> VersionInfo:
-        """Publish a staged version and supersede the previous one, atomically."""
+    def publish_version(
+        self, version_id: int, report: dict[str, Any], *, manifest_digest: str | None = None
+    ) -> VersionInfo:
+        """Publish a staged version and supersede the previous one, atomically.
+
+        ``manifest_digest`` is the digest of the version's file manifest (the stored
+        files' SHA-256s), which integrity checks verify the files against.
+        """
         with self.session() as s:
             v = s.get(Version, version_id)
             if v is None:
@@ -387,6 +393,7 @@ class Catalog:
                 old.status = VersionStatus.SUPERSEDED
             v.status = VersionStatus.PUBLISHED
             v.validation_report = report
+            v.manifest_digest = manifest_digest
             v.published_at = datetime.now(UTC)
             s.flush()
             return _info(v)

@@ -11,6 +11,7 @@ more than a few directories (``settings.gc_max_disagreement``).
 from __future__ import annotations
 
 import posixpath
+import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import StorageError
 from resistomics.pipeline._workspace import Workspace
-from resistomics.storage import digest_path, open_expression_store
+from resistomics.storage import digest_path, open_expression_store, verify_manifest
 
 __all__ = ["Finding", "IntegrityCheck", "check_integrity", "collect_garbage"]
 
@@ -43,7 +44,7 @@ class IntegrityCheck:
 
     ref: str
     status: str
-    check: Literal["exists", "opens", "shape", "source-digest"]
+    check: Literal["exists", "opens", "shape", "files", "source-digest"]
     result: Literal["ok", "warning", "problem"]
     detail: str
 
@@ -210,15 +211,69 @@ def _archived_sources(ws: Workspace, study: str) -> list[str]:
     return [e for d in fs.ls(base, detail=False) if fs.isdir(d) for e in fs.ls(d, detail=False)]
 
 
-def check_integrity(ws: Workspace, *, verify_sources: bool = True) -> list[IntegrityCheck]:
+def _files_check(
+    ws: Workspace, v: VersionInfo, path: str, *, sample: int | None, rng: random.Random
+) -> list[IntegrityCheck]:
+    """The version's stored files against the manifest recorded at publish time."""
+    status = v.status.value
+    if v.manifest_digest is None:
+        return [
+            IntegrityCheck(
+                v.ref,
+                status,
+                "files",
+                "warning",
+                "no manifest (published before per-file digests were recorded): "
+                "its files cannot be verified",
+            )
+        ]
+    hashed, problems = verify_manifest(ws.root, path, v.manifest_digest, sample=sample, rng=rng)
+    if problems:
+        return [
+            IntegrityCheck(
+                v.ref, status, "files", "problem", f"{posixpath.join(path, p.file)}: {p.detail}"
+            )
+            for p in problems
+        ]
+    return [
+        IntegrityCheck(
+            v.ref, status, "files", "ok", f"{hashed} file(s) re-hashed match the manifest"
+        )
+    ]
+
+
+def check_integrity(
+    ws: Workspace,
+    *,
+    verify_sources: bool = True,
+    sample: int | None = None,
+    seed: int | None = None,
+) -> list[IntegrityCheck]:
     """Check every published or superseded version, and the archive's digests.
 
     Each version's location must exist and open (expression stores through the
-    reader, Parquet files through their footers) with the shape the catalog records.
+    reader, Parquet files through their footers) with the shape the catalog records,
+    and its files must match the manifest written at publish time (SHA-256 and size
+    per file, whatever the layout): an altered, missing, resized or extra file is a
+    problem naming the file; a version published before manifests is a warning.
     With ``verify_sources``, every archived landed file is re-hashed: its digest must
     be that of a version of its study (the content digest of ingested data is the
     digest of its source file), and every ingested version should find its source.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    verify_sources
+        Re-hash the archived landed files.
+    sample
+        Re-hash at most this many files per version, drawn at random (the nightly
+        check); ``None`` re-hashes every file of every version (complete, on demand).
+        Missing, resized and unlisted files are found either way.
+    seed
+        Seed of the sample (a rerun with the same seed checks the same files).
     """
+    rng = random.Random(seed)
     checks: list[IntegrityCheck] = []
     live = [
         v
@@ -229,10 +284,11 @@ def check_integrity(ws: Workspace, *, verify_sources: bool = True) -> list[Integ
         path = ws.root.to_path(v.uri)
         if not ws.root.fs.exists(path):
             checks.append(
-                IntegrityCheck(v.ref, v.status.value, "exists", "problem", f"{v.uri} is missing")
+                IntegrityCheck(v.ref, v.status.value, "exists", "problem", f"{path} is missing")
             )
             continue
-        checks.append(IntegrityCheck(v.ref, v.status.value, "exists", "ok", v.uri))
+        checks.append(IntegrityCheck(v.ref, v.status.value, "exists", "ok", path))
+        checks += _files_check(ws, v, path, sample=sample, rng=rng)
         try:
             checks += _open_check(ws, v, path)
         except (OSError, ValueError, KeyError) as exc:

@@ -29,7 +29,7 @@ from resistomics.pipeline._landing import (
     quarantine,
 )
 from resistomics.pipeline._workspace import Workspace
-from resistomics.storage import ExpressionStoreWriter, open_expression_store
+from resistomics.storage import ExpressionStoreWriter, open_expression_store, write_manifest
 from resistomics.validation import ValidationReport, run_expectations, summarize_matrix
 
 __all__ = ["IngestOutcome", "dataset_name_for", "ingest", "validate_version"]
@@ -301,7 +301,8 @@ def publish_landed(
     ws: Workspace, staged: VersionInfo, report: dict[str, Any], *, path: str, detail: str
 ) -> IngestOutcome:
     """Publish a validated version and move its landed file to the archive."""
-    version = ws.catalog.publish_version(staged.id, report)
+    manifest = write_manifest(ws.root, ws.root.to_path(staged.uri))
+    version = ws.catalog.publish_version(staged.id, report, manifest_digest=manifest)
     archive(ws, staged.study, path)
     return IngestOutcome(
         status="published",

@@ -15,7 +15,7 @@ from resistomics import __version__
 from resistomics.catalog import VersionInfo
 from resistomics.modalities import dataset_type
 from resistomics.pipeline._workspace import Workspace
-from resistomics.storage import write_table
+from resistomics.storage import write_manifest, write_table
 from resistomics.validation import run_expectations
 
 __all__ = ["ResultOutcome", "publish_result", "result_digest"]
@@ -106,7 +106,8 @@ def publish_result(
             f"result {study}/{dataset} failed its own expectations: "
             + "; ".join(o.line() for o in report.failures)
         )
-    version = ws.catalog.publish_version(staged.id, report.as_dict())
+    manifest = write_manifest(ws.root, ws.root.to_path(version_dir))
+    version = ws.catalog.publish_version(staged.id, report.as_dict(), manifest_digest=manifest)
     return ResultOutcome(
         status="published",
         version=version,
