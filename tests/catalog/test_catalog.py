@@ -115,3 +115,31 @@ def test_versions_record_kind_and_layout(catalog: Catalog) -> None:
             shape=[1, 1],
             code_version="t",
         )
+
+
+def test_only_a_published_version_fixes_the_dataset_type(catalog: Catalog) -> None:
+    def stage(dtype: str, digest: str):  # type: ignore[no-untyped-def]
+        return catalog.stage_version(
+            study="s",
+            dataset="e",
+            modality="expression",
+            dataset_type=dtype,
+            uri=f"datasets/s/e/{digest}",
+            format="zarr-anndata",
+            layout="sparse-matrix",
+            layout_version=1,
+            digest=digest,
+            schema_version="1",
+            shape=[1, 1],
+            code_version="t",
+        )
+
+    q = stage("expression.counts", "sha256:q")
+    catalog.quarantine_version(q.id, {"success": False}, q.uri)
+    n = stage("expression.normalized", "sha256:n")  # nothing published: free to change
+    assert n.dataset_type == "expression.normalized"
+    catalog.publish_version(n.id, {})
+    with pytest.raises(
+        CatalogError, match=r"holds 'expression\.normalized', not 'expression\.counts'"
+    ):
+        stage("expression.counts", "sha256:c")

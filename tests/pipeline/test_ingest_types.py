@@ -29,3 +29,28 @@ def test_normalised_into_counts_dataset_is_quarantined(t47d_study, land, tmp_pat
     again.write_text(norm.read_text())
     out = ingest(t47d_study, land(t47d_study, again, "t47d"), study="t47d", values="normalized")
     assert out.status == "published" and out.version.dataset_type == "expression.normalized"
+
+
+def test_a_quarantined_attempt_does_not_fix_the_dataset_type(
+    t47d_study, land, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Only a published version fixes a dataset's type: z-scores first quarantined as
+    counts (negative values) ingest as normalised into the same dataset."""
+    from resistomics.pipeline import ingest
+
+    z = tmp_path / "z.tsv"
+    z.write_text("gene_id\tveh_WT_rep1\tveh_WT_rep2\nG1\t-0.3\t1.2\nG2\t0.5\t0.1\n")
+    first = ingest(t47d_study, land(t47d_study, z, "t47d"), study="t47d", dataset="z")
+    assert first.status == "quarantined" and "non-negative-counts" in first.message
+    again = ingest(
+        t47d_study, land(t47d_study, z, "t47d"), study="t47d", dataset="z", values="normalized"
+    )
+    assert again.status == "published", again.message
+    assert again.version is not None and again.version.dataset_type == "expression.normalized"
+    assert t47d_study.catalog.resolve("t47d/z").number == 2
+    # now published, the type is fixed
+    c = tmp_path / "c" / "z.tsv"
+    c.parent.mkdir()
+    c.write_text("gene_id\tveh_WT_rep1\tveh_WT_rep2\nG1\t3\t4\nG2\t5\t6\n")
+    counts = ingest(t47d_study, land(t47d_study, c, "t47d"), study="t47d", dataset="z")
+    assert counts.status == "quarantined" and "[dataset-type]" in counts.message

@@ -330,14 +330,18 @@ class Catalog:
                 )
                 s.add(ds)
                 s.flush()
-            elif ds.dataset_type != dataset_type:
-                raise CatalogError(
-                    f"dataset {study}/{dataset} holds {ds.dataset_type!r}, not {dataset_type!r}"
-                )
             elif ds.kind != kind:
                 raise CatalogError(
                     f"dataset {study}/{dataset} is a {ds.kind.value} dataset, not {kind.value}"
                 )
+            elif ds.dataset_type != dataset_type:
+                # Only published data fixes a dataset's type: attempts that were all
+                # quarantined (or are still staged) leave it free to change.
+                if self._has_published(s, ds):
+                    raise CatalogError(
+                        f"dataset {study}/{dataset} holds {ds.dataset_type!r}, not {dataset_type!r}"
+                    )
+                ds.dataset_type, ds.modality = dataset_type, modality
             number = (
                 s.scalar(select(func.max(Version.number)).where(Version.dataset_id == ds.id)) or 0
             ) + 1
@@ -362,6 +366,18 @@ class Catalog:
                 v.parents = list(s.scalars(select(Version).where(Version.id.in_(parents))))
             s.flush()
             return _info(v)
+
+    @staticmethod
+    def _has_published(s: Session, ds: Dataset) -> bool:
+        published = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(Version)
+                .where(Version.dataset_id == ds.id, Version.status.in_(published))
+            )
+            or 0
+        ) > 0
 
     def set_uri(self, version_id: int, uri: str) -> None:
         with self.session() as s:
