@@ -57,6 +57,23 @@ def test_force_wipes_any_folder_and_an_empty_one_is_taken(tmp_path: Path) -> Non
     assert sorted(p.name for p in other.iterdir()) == [MARKER]
 
 
+def test_the_cli_and_the_demo_do_not_import_prefect_at_import() -> None:
+    # Prefect reads its settings once, when first imported: `resistomics demo/serve`
+    # set PREFECT_API_URL & co. first, which works only while nothing imports it early.
+    code = (
+        "import sys, flows.cli, flows.demo, flows._server; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 # The demo's start-up path in a fresh process (this one has imported Prefect already):
 # demo_services() then one resistomics.file.landed for a file nobody will ever sweep.
 _STARTUP = textwrap.dedent(

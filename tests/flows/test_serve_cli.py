@@ -72,6 +72,8 @@ def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) ->
         ui = _wait_for_line(proc, "Prefect UI:", 120)
         assert f":{port}" in ui
         api = f"http://127.0.0.1:{port}/api"
+        # the UI is told the API on this port, not the default 4200
+        assert httpx.get(f"http://127.0.0.1:{port}/ui-settings").json()["api_url"] == api
         expected = {(d.flow_name, d.name) for d in build_deployments()}
         deadline = time.monotonic() + 120
         served: set[tuple[str, str]] = set()
