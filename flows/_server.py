@@ -8,16 +8,20 @@ talks to it) are environment variables, set before Prefect is imported: Prefect 
 its settings once, at import.
 
 - ``PREFECT_SERVER_ALLOW_EPHEMERAL_MODE=false`` everywhere. Prefect's default profile
-  allows a client without ``PREFECT_API_URL`` to start a temporary in-process server
+  allows a client without ``PREFECT_API_URL`` to start a temporary server of its own
   ("Starting temporary server on http://127.0.0.1:8065") on the *same* SQLite file,
-  ``$PREFECT_HOME/prefect.db``. That was the demo's ``sqlite3.OperationalError: database
-  is locked``: two servers, each with its own services (event persister, triggers,
-  scheduler) writing one SQLite database; and events sent to the temporary server never
-  reached the real one's triggers. Prefect already opens SQLite in WAL mode with a 60 s
-  ``busy_timeout`` (``PREFECT_SERVER_DATABASE_TIMEOUT`` only sets the connect timeout,
-  which that PRAGMA overrides), so one server per database file is the fix, not a longer
-  timeout. With ephemeral mode off, a client missing ``PREFECT_API_URL`` fails at once
-  ("No Prefect API URL provided") instead of starting a second server.
+  ``$PREFECT_HOME/prefect.db``: the demo's events went there, never reaching the real
+  server's triggers, and two servers (each with its services: event persister, triggers,
+  scheduler) wrote one SQLite database, the likely source of the demo's
+  ``sqlite3.OperationalError: database is locked``. Prefect already opens SQLite in WAL
+  mode with a 60 s ``busy_timeout`` (``PREFECT_SERVER_DATABASE_TIMEOUT`` only sets the
+  connect timeout, which that PRAGMA overrides), so a longer timeout would not help; one
+  server per database file does. With ephemeral mode off, a client missing
+  ``PREFECT_API_URL`` fails at once ("No Prefect API URL provided"). Checked here: a
+  client with ephemeral mode on and the server's ``PREFECT_HOME`` started the temporary
+  server on that file; 15 flow runs through it did not reproduce the lock itself, so
+  under heavier load SQLite may still report it (a read transaction upgraded to a write
+  gets no busy wait); the served deployments (compose, Helm) use PostgreSQL.
 - ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` names the SQLite file under ``home``
   explicitly, so the database never depends on which profile a process loaded.
 - ``PREFECT_SERVER_UI_API_URL``: the UI asks ``/ui-settings`` where the API is; without
