@@ -7,10 +7,12 @@ the installed ``resistomics`` script runs; every command here works without Pref
 from __future__ import annotations
 
 import functools
+import json
 import math
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -123,36 +125,85 @@ def study_register(
     samplesheet: Annotated[Path, typer.Argument(help="CSV/TSV sample sheet, one row per sample.")],
     study: Annotated[str, typer.Option("--study", "-s", help="Study name.")],
     description: Annotated[str, typer.Option(help="Free-text description.")] = "",
+    allow_design_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-design-change",
+            help="Allow moving samples to other subjects after the study published data "
+            "(the change is recorded).",
+        ),
+    ] = False,
 ) -> None:
     """Register (or extend) a study from a sample sheet.
 
     Reserved columns: sample_id (required), subject_id, timepoint, phase
     (baseline/on-treatment/progression/relapse), treatment, response
     (sensitive/resistant/partial/unknown), batch, site, subject_kind; any other column is
-    kept as a sample annotation.
+    kept as a sample annotation. Once the study has published data, changed values are
+    recorded as design changes (``study show --json`` lists them), and a sample moving
+    to another subject is refused unless --allow-design-change.
 
     Example: resistomics study register samples.tsv --study t47d
     """
     from resistomics.catalog import parse_sample_sheet
 
     rows = parse_sample_sheet(samplesheet)
-    summary = _workspace().catalog.register_study(study, rows, description=description)
-    console.print(
-        f"study {summary.study}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged"
+    summary = _workspace().catalog.register_study(
+        study, rows, description=description, allow_design_change=allow_design_change
     )
+    recorded = (
+        f"; {summary.design_changes} design change(s) recorded" if summary.design_changes else ""
+    )
+    console.print(
+        f"study {summary.study}: {summary.added} added, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged{recorded}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: fitted to a terminal; piped, every value in full (no wrapping)."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(width=100_000, no_color=True, highlight=False).print(table)
+
+
+def print_json(document: Any) -> None:
+    """Machine-readable output: JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+json_option = typer.Option("--json", help="Print JSON (machine-readable) instead of a table.")
 
 
 @study_app.command("show")
 @handled
-def study_show(study: Annotated[str, typer.Argument(help="Study name.")]) -> None:
-    """Show a study's samples and their design attributes."""
-    frame = _workspace().catalog.samples(study)
+def study_show(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    as_json: Annotated[bool, json_option] = False,
+) -> None:
+    """Show a study's samples and their design attributes.
+
+    With --json: {"study", "samples": [one object per sample], "design_changes": [...]}.
+    """
+    ws = _workspace()
+    frame = ws.catalog.samples(study)
+    if as_json:
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        changes = [
+            {k: v for k, v in asdict(c).items() if k != "study"}
+            for c in ws.catalog.design_changes(study)
+        ]
+        print_json({"study": study, "samples": records, "design_changes": changes})
+        return
     table = Table(title=f"study {study}: {len(frame)} samples")
     for c in frame.columns:
         table.add_column(str(c))
     for _, row in frame.iterrows():
         table.add_row(*["" if v is None or v != v else str(v) for v in row.to_list()])
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -513,8 +564,13 @@ def catalog_ls(
     all_versions: Annotated[
         bool, typer.Option("--all", help="Also staged, quarantined and superseded versions.")
     ] = False,
+    as_json: Annotated[bool, json_option] = False,
 ) -> None:
-    """List datasets and versions.
+    """List datasets and versions (an unknown --study is an error).
+
+    With --json: one object per version (ref, study, dataset, number, kind, modality,
+    dataset_type, status, shape, layout, layout_version, uri, digest, manifest_digest,
+    parents, created_at).
 
     Example: resistomics catalog ls --study t47d --all
     """
@@ -524,16 +580,49 @@ def catalog_ls(
     versions = ws.catalog.versions(
         study=study, status=None if all_versions else VersionStatus.PUBLISHED
     )
+    by_id = {v.id: v for v in ws.catalog.versions()}
+
+    def parents(v: Any) -> list[str]:
+        return [by_id[p].ref for p in v.parent_ids if p in by_id]
+
+    if as_json:
+        print_json(
+            [
+                {
+                    "ref": v.ref,
+                    "study": v.study,
+                    "dataset": v.dataset,
+                    "number": v.number,
+                    "kind": v.kind.value,
+                    "modality": v.modality,
+                    "dataset_type": v.dataset_type,
+                    "status": v.status.value,
+                    "shape": list(v.shape),
+                    "layout": v.layout,
+                    "layout_version": v.layout_version,
+                    "uri": v.uri,
+                    "digest": v.digest,
+                    "manifest_digest": v.manifest_digest,
+                    "parents": parents(v),
+                    "created_at": v.created_at,
+                }
+                for v in versions
+            ]
+        )
+        return
     table = Table(title="catalog")
     for c in ("dataset", "type", "status", "shape", "parents", "uri"):
         table.add_column(c, overflow="fold")
-    by_id = {v.id: v for v in ws.catalog.versions()}
     for v in versions:
-        parents = ", ".join(by_id[p].ref for p in v.parent_ids if p in by_id)
         table.add_row(
-            v.ref, v.dataset_type, v.status.value, "x".join(map(str, v.shape)), parents, v.uri
+            v.ref,
+            v.dataset_type,
+            v.status.value,
+            "x".join(map(str, v.shape)),
+            ", ".join(parents(v)),
+            v.uri,
         )
-    console.print(table)
+    print_table(table)
 
 
 @catalog_app.command("verify")

@@ -124,6 +124,10 @@ class CatalogError(ResistomicsError):
     """The catalog refused an operation (e.g. a conflicting registration)."""
 
 
+class DesignChangeError(CatalogError):
+    """A sample sheet would change the design of data already published (not explicit)."""
+
+
 class DatasetNotFoundError(CatalogError, KeyError):
     """No dataset, version or study by that name."""
 

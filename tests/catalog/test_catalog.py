@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resistomics.catalog import Catalog, DatasetKind, SampleRow, VersionStatus
-from resistomics.errors import CatalogError, DatasetNotFoundError
+from resistomics.catalog import Catalog, DatasetKind, Phase, SampleRow, VersionStatus
+from resistomics.errors import CatalogError, DatasetNotFoundError, DesignChangeError
 
 
 @pytest.fixture
@@ -143,3 +143,53 @@ def test_only_a_published_version_fixes_the_dataset_type(catalog: Catalog) -> No
         CatalogError, match=r"holds 'expression\.normalized', not 'expression\.counts'"
     ):
         stage("expression.counts", "sha256:c")
+
+
+def _publish_source(c: Catalog) -> None:
+    v = _stage(c, "sha256:pub")
+    c.publish_version(v.id, {})
+
+
+def test_moving_a_sample_to_another_subject_after_publication_needs_to_be_explicit(
+    catalog: Catalog,
+) -> None:
+    # before any data: corrections are free and not recorded
+    before = catalog.register_study("s", [SampleRow("B", "P2")])
+    assert before.updated == 1 and before.design_changes == 0
+    catalog.register_study("s", [SampleRow("B", "P1")])
+    _publish_source(catalog)
+    snapshot = catalog.samples("s").to_dict()
+
+    moved = [SampleRow("A", "P1", annotations={"arm": "x"}), SampleRow("B", "P9")]
+    with pytest.raises(
+        DesignChangeError,
+        match=r"sample 'B' would move from subject 'P1' to 'P9'.*s/d@v1.*--allow-design-change",
+    ):
+        catalog.register_study("s", moved)
+    assert catalog.samples("s").to_dict() == snapshot  # nothing changed
+    assert catalog.design_changes("s") == []
+
+    summary = catalog.register_study("s", moved, allow_design_change=True)
+    assert summary.updated == 1 and summary.design_changes == 1
+    assert catalog.samples("s").loc["B", "subject_id"] == "P9"
+    (change,) = catalog.design_changes("s")
+    assert (change.sample, change.field, change.old, change.new, change.explicit) == (
+        "B",
+        "subject_id",
+        "P1",
+        "P9",
+        True,
+    )
+    assert change.changed_at is not None
+
+
+def test_value_corrections_after_publication_are_recorded(catalog: Catalog) -> None:
+    _publish_source(catalog)
+    summary = catalog.register_study(
+        "s", [SampleRow("A", "P1", phase=Phase.PROGRESSION, annotations={"arm": "y"})]
+    )
+    assert summary.updated == 1 and summary.design_changes == 2
+    assert {(c.field, c.old, c.new, c.explicit) for c in catalog.design_changes("s")} == {
+        ("phase", None, "progression", False),
+        ("arm", "x", "y", False),
+    }

@@ -1,6 +1,12 @@
 """SQL catalog of studies, samples, contrasts, datasets, versions and lineage."""
 
-from resistomics.catalog._catalog import Catalog, ContrastInfo, RegistrationSummary, VersionInfo
+from resistomics.catalog._catalog import (
+    Catalog,
+    ContrastInfo,
+    DesignChangeInfo,
+    RegistrationSummary,
+    VersionInfo,
+)
 from resistomics.catalog._models import DatasetKind, Phase, Response, VersionStatus
 from resistomics.catalog._samplesheet import RESERVED_COLUMNS, SampleRow, parse_sample_sheet
 from resistomics.catalog._schema import SchemaChange, head_revision
@@ -10,6 +16,7 @@ __all__ = [
     "Catalog",
     "ContrastInfo",
     "DatasetKind",
+    "DesignChangeInfo",
     "Phase",
     "RegistrationSummary",
     "Response",

@@ -8,6 +8,9 @@ returns published versions.
 
 from __future__ import annotations
 
+import difflib
+import enum
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from resistomics.catalog._models import (
     Contrast,
     Dataset,
     DatasetKind,
+    DesignChange,
     Sample,
     Study,
     Subject,
@@ -31,9 +35,9 @@ from resistomics.catalog._models import (
 )
 from resistomics.catalog._samplesheet import SampleRow
 from resistomics.catalog._schema import SchemaChange, bring_to_head
-from resistomics.errors import CatalogError, DatasetNotFoundError
+from resistomics.errors import CatalogError, DatasetNotFoundError, DesignChangeError
 
-__all__ = ["Catalog", "ContrastInfo", "RegistrationSummary", "VersionInfo"]
+__all__ = ["Catalog", "ContrastInfo", "DesignChangeInfo", "RegistrationSummary", "VersionInfo"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,24 @@ class RegistrationSummary:
     added: int
     updated: int
     unchanged: int
+    design_changes: int = 0  # recorded: values changed after the study published data
+
+
+@dataclass(frozen=True)
+class DesignChangeInfo:
+    """A recorded change to a sample's design after the study had published data."""
+
+    study: str
+    sample: str
+    field: str
+    old: Any
+    new: Any
+    explicit: bool
+    changed_at: datetime
+
+
+def _json_value(value: Any) -> str:
+    return json.dumps(value.value if isinstance(value, enum.Enum) else value, default=str)
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,22 @@ def _info(v: Version) -> VersionInfo:
         parent_ids=tuple(p.id for p in v.parents),
         created_at=v.created_at,
     )
+
+
+def _field_changes(
+    sample: str, current: dict[str, Any], values: dict[str, Any]
+) -> list[tuple[str, str, Any, Any]]:
+    """(sample, field, old, new) for each design value that differs; annotations by key."""
+    out = []
+    for k, new in values.items():
+        if k == "annotations":
+            old_ann, new_ann = current[k] or {}, new or {}
+            for key in sorted(set(old_ann) | set(new_ann)):
+                if old_ann.get(key) != new_ann.get(key):
+                    out.append((sample, key, old_ann.get(key), new_ann.get(key)))
+        elif current[k] != new:
+            out.append((sample, k, current[k], new))
+    return out
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -163,7 +201,17 @@ class Catalog:
     def _study(self, s: Session, name: str) -> Study:
         study = s.scalar(select(Study).where(Study.name == name))
         if study is None:
-            raise DatasetNotFoundError(f"no study named {name!r}; register it with a sample sheet")
+            known = list(s.scalars(select(Study.name).order_by(Study.name)))
+            close = difflib.get_close_matches(name, known, n=1)
+            if close:
+                hint = f"did you mean {close[0]!r}?"
+            elif known:
+                hint = f"studies: {', '.join(known)}"
+            else:
+                hint = "no study is registered yet"
+            raise DatasetNotFoundError(
+                f"no study named {name!r} ({hint}); register it with a sample sheet"
+            )
         return study
 
     def studies(self) -> list[str]:
@@ -171,21 +219,32 @@ class Catalog:
             return list(s.scalars(select(Study.name).order_by(Study.name)))
 
     def register_study(
-        self, name: str, rows: Sequence[SampleRow], *, description: str = ""
+        self,
+        name: str,
+        rows: Sequence[SampleRow],
+        *,
+        description: str = "",
+        allow_design_change: bool = False,
     ) -> RegistrationSummary:
         """Create or extend a study from validated sample-sheet rows, in one transaction.
 
         A sample registered again with the same values is left alone; with different
-        values it is updated (corrections to a design are normal). A sample cannot move
-        to another subject once data references it.
+        values it is updated (corrections to a design are normal). Once the study has
+        published data, every such change is recorded (:meth:`design_changes`), and
+        moving a sample to another subject is refused with
+        :class:`~resistomics.errors.DesignChangeError` (nothing changes) unless
+        ``allow_design_change``: published results were computed with the old design.
         """
         added = updated = unchanged = 0
+        changes: list[tuple[str, str, Any, Any]] = []  # sample, field, old, new
+        moves: list[tuple[str, str, str]] = []  # sample, old subject, new subject
         with self.session() as s:
             study = s.scalar(select(Study).where(Study.name == name))
             if study is None:
                 study = Study(name=name, description=description)
                 s.add(study)
                 s.flush()
+            published = self._published_sources(s, study)
             subjects = {sub.name: sub for sub in study.subjects}
             samples = {smp.name: smp for smp in study.samples}
             for row in rows:
@@ -212,11 +271,75 @@ class Catalog:
                 if current == values and existing.subject.name == row.subject_id:
                     unchanged += 1
                     continue
+                if existing.subject.name != row.subject_id:
+                    moves.append((row.sample_id, existing.subject.name, row.subject_id))
+                    changes.append(
+                        (row.sample_id, "subject_id", existing.subject.name, row.subject_id)
+                    )
+                changes += _field_changes(row.sample_id, current, values)
                 for k, v in values.items():
                     setattr(existing, k, v)
                 existing.subject = subject
                 updated += 1
-        return RegistrationSummary(name, added, updated, unchanged)
+            if moves and published and not allow_design_change:
+                sample, old, new = moves[0]
+                more = f" (and {len(moves) - 1} more)" if len(moves) > 1 else ""
+                refs = ", ".join(published[:3]) + (", ..." if len(published) > 3 else "")
+                raise DesignChangeError(
+                    f"study {name}: sample {sample!r} would move from subject {old!r} to "
+                    f"{new!r}{more}, but data of this study were published with the current "
+                    f"design ({refs}); a change of design must be explicit: register with "
+                    "--allow-design-change (it is recorded); nothing was changed"
+                )
+            if published:
+                for sample, field, old, new in changes:
+                    s.add(
+                        DesignChange(
+                            study_id=study.id,
+                            sample=sample,
+                            field=field,
+                            old_value=_json_value(old),
+                            new_value=_json_value(new),
+                            explicit=field == "subject_id",  # allowed explicitly
+                        )
+                    )
+        recorded = len(changes) if published else 0
+        return RegistrationSummary(name, added, updated, unchanged, recorded)
+
+    @staticmethod
+    def _published_sources(s: Session, study: Study) -> list[str]:
+        """``study/dataset@vN`` of every published or superseded source version."""
+        rows = s.execute(
+            select(Dataset.name, Version.number)
+            .join(Version)
+            .where(
+                Dataset.study_id == study.id,
+                Dataset.kind == DatasetKind.SOURCE,
+                Version.status.in_([VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED]),
+            )
+            .order_by(Dataset.name, Version.number)
+        )
+        return [f"{study.name}/{d}@v{n}" for d, n in rows]
+
+    def design_changes(self, study: str) -> list[DesignChangeInfo]:
+        """Changes to the study's design made after it had published data, oldest first."""
+        with self.session() as s:
+            st = self._study(s, study)
+            rows = s.scalars(
+                select(DesignChange).where(DesignChange.study_id == st.id).order_by(DesignChange.id)
+            )
+            return [
+                DesignChangeInfo(
+                    study=study,
+                    sample=c.sample,
+                    field=c.field,
+                    old=json.loads(c.old_value) if c.old_value is not None else None,
+                    new=json.loads(c.new_value) if c.new_value is not None else None,
+                    explicit=c.explicit,
+                    changed_at=c.changed_at,
+                )
+                for c in rows
+            ]
 
     def samples(self, study: str) -> pd.DataFrame:
         """The study design as a table, one row per sample, indexed by ``sample_id``.
@@ -508,6 +631,7 @@ class Catalog:
         with self.session() as s:
             q = select(Version).join(Dataset).join(Study)
             if study is not None:
+                self._study(s, study)  # an unknown study is an error, not an empty list
                 q = q.where(Study.name == study)
             if status is not None:
                 q = q.where(Version.status == status)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Enum,
@@ -118,6 +119,20 @@ class Contrast(Base):
     group_b: Mapped[str] = mapped_column(String(200))
     where: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     paired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class DesignChange(Base):
+    """One change to a sample's design made after the study had published data."""
+
+    __tablename__ = "design_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    sample: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str] = mapped_column(String(200))  # subject_id, phase, ..., or an annotation
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    explicit: Mapped[bool] = mapped_column(Boolean)  # needed --allow-design-change
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class Dataset(Base):
