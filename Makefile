@@ -50,6 +50,10 @@ lint-deploy: setup
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
 	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/kubernetes/flow-runner-rbac.yaml \
 	    deploy/kubernetes/resistomics-config.yaml
+	$(VENV)/bin/check-jsonschema --schemafile deploy/schemas/daskcluster.v1.schema.json \
+	    deploy/kubernetes/daskcluster.yaml
+	$(VENV)/bin/check-jsonschema --schemafile deploy/schemas/daskautoscaler.v1.schema.json \
+	    deploy/kubernetes/daskautoscaler.yaml
 	$(VENV)/bin/hadolint --config deploy/.hadolint.yaml deploy/Dockerfile
 
 bench: setup

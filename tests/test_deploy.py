@@ -81,8 +81,33 @@ def test_kubernetes_manifests_pass_strict_validation() -> None:
     for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc["apiVersion"].startswith("kubernetes.dask.org/"):
-                continue  # CRDs: no schema in kubernetes-validate (deploy/schemas/README.md)
+                continue  # the operator's CRDs: their own schemas, below
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("kind", ["daskcluster", "daskautoscaler"])
+def test_dask_operator_objects_pass_their_crd_schema(kind: str) -> None:
+    done = _run(
+        _tool("check-jsonschema"),
+        "--schemafile",
+        str(SCHEMAS / f"{kind}.v1.schema.json"),
+        str(DEPLOY / "kubernetes" / f"{kind}.yaml"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_daskcluster_schema_catches_a_wrong_type(tmp_path: Path) -> None:
+    cluster = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
+    cluster["spec"]["worker"]["replicas"] = "two"
+    bad = tmp_path / "daskcluster.yaml"
+    bad.write_text(yaml.safe_dump(cluster))
+    done = _run(
+        _tool("check-jsonschema"),
+        "--schemafile",
+        str(SCHEMAS / "daskcluster.v1.schema.json"),
+        str(bad),
+    )
+    assert done.returncode == 1 and "replicas" in done.stdout
 
 
 def _rendered_job() -> dict[str, Any]:
