@@ -2,8 +2,12 @@
 
 Lists ``<landing>/<study>/<modality>/<entry>`` and emits ``resistomics.file.landed``
 for each entry of a registered study that has been still for ``min_age_seconds`` (a
-file still being copied is left for the next sweep). Re-announcing is safe: ingest
-moves a processed file out of the landing zone, skips one that is already gone, and
+file still being copied is left for the next sweep). Hidden and temporary names are never
+announced: ``.<name>.<uid>.partial`` is a copy in progress (``resistomics ingest`` lands
+atomically under such a name, then renames), ``.intake/`` holds entries an ingest run has
+claimed. Entries claimed by a run that died are given back first, so they are announced
+again. Re-announcing is safe: ingest claims a file (moves it out of the landing zone)
+before reading it, skips one that is already gone, quarantines one it cannot read, and
 recognises bytes it already published.
 """
 
@@ -20,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._runtime import artifact_key, open_workspace
 from flows.events import emit_file_landed
-from resistomics.pipeline import Workspace
+from resistomics.pipeline import Workspace, release_abandoned_claims
 
 __all__ = ["LandedEntry", "find_landed", "sweep_flow"]
 
@@ -78,6 +82,7 @@ def find_landed(
     root = ws.landing.path()
     if not fs.exists(root):
         return []
+    release_abandoned_claims(ws)
     registered = set(ws.catalog.studies())
     found: list[LandedEntry] = []
     for study_dir in _listdir(fs, root):

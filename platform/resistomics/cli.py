@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -27,14 +26,17 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from resistomics.config import Settings, load_settings
-from resistomics.errors import ResistomicsError
+from resistomics.errors import ResistomicsError, printable
 
 __all__ = ["app", "fail", "run_cli"]
 
-console = Console()
-err = Console(stderr=True)
+# User text (study, file and sample names, messages) is never rich markup or emoji codes:
+# markup and emoji are off for every print and table cell; styles are given explicitly.
+console = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 app = typer.Typer(
     name="resistomics",
@@ -64,8 +66,13 @@ app.add_typer(variants_app, name="variants")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear line to stderr and exit non-zero."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print one clear line to stderr and exit non-zero.
+
+    The message is printed as it is: rule tags such as ``[validation]`` and user text such
+    as a study named ``[/i]`` or ``:x:`` are not rich markup or emoji codes, and control
+    characters (a newline in a file name) are escaped so the line stays one line.
+    """
+    err.print(Text.assemble(("error:", "bold red"), " ", printable(message)), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -93,7 +100,7 @@ def _workspace(settings: Settings | None = None) -> Any:
 def progress_bar() -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -234,23 +241,32 @@ def ingest(
     Example: resistomics ingest counts.tsv.gz --study t47d --modality expression
     """
     from resistomics.cluster import dask_client
+    from resistomics.modalities import known_modalities
+    from resistomics.names import check_name
     from resistomics.pipeline import ingest as run_ingest
+    from resistomics.pipeline import land
     from resistomics.pipeline._landing import inside
 
-    ws = _workspace()
+    # Everything that becomes a path or decides where the file goes is checked before a
+    # byte is copied: nothing is left in the landing zone by a refused command.
+    check_name("study", study)
+    check_name("modality", modality)
+    if dataset is not None:
+        check_name("dataset", dataset)
     if values not in (None, "auto", "counts", "normalized"):
         fail(f"--values {values!r}: choose counts, normalized or auto")
-    src = str(path.absolute())
-    if not path.exists():
+    if modality not in known_modalities():
+        fail(f"--modality {modality!r}: choose {', '.join(known_modalities())}")
+    if not path.exists() and not path.is_symlink():
         fail(f"{path}: [file-exists] no such file or directory")
+    ws = _workspace()
+    ws.catalog.samples(study)  # an unknown study: DatasetNotFoundError, nothing copied
+    src = str(path.absolute())
     zone = ws.settings.resolved_landing_zone
-    if not inside(src, zone):
-        target = Path(zone) / study / modality / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():
-            shutil.copytree(path, target, dirs_exist_ok=True)
-        else:
-            shutil.copy2(path, target)
+    if not inside(src, zone, follow=False):
+        target = land(path, Path(zone) / study / modality)
+        if not inside(str(target), zone):  # names are checked above; this cannot happen
+            fail(f"{target}: [landing-zone] outside the landing zone {zone}")
         console.print(f"landed {path} -> {target}")
         src = str(target)
     with dask_client(ws.settings.cluster), progress_bar() as bar:

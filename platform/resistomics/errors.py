@@ -8,6 +8,7 @@ is one line that says exactly what is wrong.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
@@ -22,7 +23,24 @@ __all__ = [
     "StorageError",
     "UnregisteredSampleError",
     "ValidationFailedError",
+    "printable",
 ]
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so one line stays one.
+
+    File names and user arguments may hold newlines, carriage returns, terminal escapes or
+    bidirectional overrides; every error line passes through here before it is printed.
+    """
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _ESCAPED else c
+        for c in text
+    )
+
+
+# control, format (bidi overrides, zero-width), line and paragraph separators
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 class ResistomicsError(Exception):
@@ -90,7 +108,7 @@ class InputError(ResistomicsError, ValueError):
     def one_line(self) -> str:
         where = str(self.location)
         at = f" ({where})" if where else ""
-        return f"{self.file}{at}: [{self.rule}] {self.detail}"
+        return printable(f"{self.file}{at}: [{self.rule}] {self.detail}")
 
 
 class SampleSheetError(InputError):
@@ -117,7 +135,9 @@ class ValidationFailedError(ResistomicsError):
         self.report_uri = report_uri
         first = failures[0] if failures else "unknown failure"
         more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
-        super().__init__(f"{file}: [validation] {first}{more}; quarantined, report at {report_uri}")
+        super().__init__(
+            printable(f"{file}: [validation] {first}{more}; quarantined, report at {report_uri}")
+        )
 
 
 class CatalogError(ResistomicsError):

@@ -117,13 +117,17 @@ def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
         assert states <= {"staged"}, states  # at most a staged leftover
         with pytest.raises(DatasetNotFoundError):
             catalog.resolve("st/big")
-        assert catalog.find_published_by_digest("st", _digest(landed)) is None
+        assert catalog.find_published_by_digest("st", _digest(str(src))) is None
     finally:
         catalog.close()
     assert version_dirs[0].exists()  # the unpublished directory is left for the collector
-    assert Path(landed).exists()  # the child never got to archive or quarantine it
+    # the child had claimed the file (moved it into the landing zone's private intake)
+    # and never got to archive or quarantine it: its bytes wait there, whole
+    (claimed,) = (Path(settings.resolved_landing_zone) / ".intake").glob("*/big.tsv")
+    assert not Path(landed).exists() and _digest(str(claimed)) == _digest(str(src))
 
-    # the same file again: published, and resolve never sees the leftover
+    # the same file again: the dead child's claim is given back, then published, and
+    # resolve never sees the leftover
     outcome = ingest(workspace, landed, study="st")
 
     assert outcome.status == "published", outcome.message

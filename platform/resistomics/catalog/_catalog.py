@@ -36,6 +36,7 @@ from resistomics.catalog._models import (
 from resistomics.catalog._samplesheet import SampleRow
 from resistomics.catalog._schema import SchemaChange, bring_to_head
 from resistomics.errors import CatalogError, DatasetNotFoundError, DesignChangeError
+from resistomics.names import check_name
 
 __all__ = ["Catalog", "ContrastInfo", "DesignChangeInfo", "RegistrationSummary", "VersionInfo"]
 
@@ -235,6 +236,7 @@ class Catalog:
         :class:`~resistomics.errors.DesignChangeError` (nothing changes) unless
         ``allow_design_change``: published results were computed with the old design.
         """
+        check_name("study", name)  # it becomes landing/<study>/ and datasets/<study>/
         added = updated = unchanged = 0
         changes: list[tuple[str, str, Any, Any]] = []  # sample, field, old, new
         moves: list[tuple[str, str, str]] = []  # sample, old subject, new subject

@@ -11,6 +11,7 @@ from resistomics.pipeline._housekeeping import (
     collect_garbage,
 )
 from resistomics.pipeline._ingest import IngestOutcome, dataset_name_for, ingest, validate_version
+from resistomics.pipeline._landing import land, release_abandoned_claims
 from resistomics.pipeline._results import ResultOutcome
 from resistomics.pipeline._signatures import (
     Contrast,
@@ -34,8 +35,10 @@ __all__ = [
     "dataset_name_for",
     "differential_expression",
     "ingest",
+    "land",
     "parse_contrast",
     "recurrent_mutations",
+    "release_abandoned_claims",
     "score_signatures",
     "validate_variant_batches",
     "validate_version",

@@ -21,12 +21,19 @@ from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import CatalogError, InputError, ValidationFailedError
 from resistomics.modalities import dataset_type, reader_for
 from resistomics.modalities.expression import MatrixSource, ReadContext
+from resistomics.names import check_name
 from resistomics.pipeline._landing import (
+    Claim,
     archive,
-    check_landing,
+    check_landed_tree,
+    claim_landed,
+    confine_to_landing,
     digest_landed,
+    find_identical_landing,
+    landing_identity,
     localize,
     quarantine,
+    release_claim,
 )
 from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import ExpressionStoreWriter, open_expression_store, write_manifest
@@ -132,43 +139,78 @@ def ingest(
     Dask work (validation summaries) runs on the current Dask client if one is active,
     else on the local threaded scheduler.
     """
-    check_landing(ws, path)
+    check_name("study", study)
+    check_name("modality", modality)
+    if dataset is not None:
+        check_name("dataset", dataset)
+    confine_to_landing(ws, path)
     samples = ws.catalog.samples(study)
+    named = dataset
     dataset = dataset or dataset_name_for(path)
-    landed_fs_path = ws.landing.to_path(path) if "://" in path else path
-    digest = digest_landed(ws, landed_fs_path)
-    existing = ws.catalog.find_published_by_digest(study, digest)
-    if existing is not None:
-        archive(ws, study, path)
-        return IngestOutcome(
-            status="unchanged",
-            path=path,
-            study=study,
-            dataset=existing.dataset,
-            version=existing,
-            message=f"{path}: identical bytes already published as {existing.ref}; no new version",
-        )
+    identity = landing_identity(modality=modality, fmt=fmt, sample=sample, values=values)
+    claim = claim_landed(ws, path)  # from here on, only this run reads (or moves) the entry
     scratch = Path(tempfile.mkdtemp(prefix="resistomics-ingest-"))
     staged: VersionInfo | None = None
     version_dir: str | None = None
+    local = Path(claim.path)
     try:
-        local = localize(ws, path, scratch)
+        try:
+            check_landed_tree(claim)
+        except InputError as exc:
+            return read_failure(
+                ws,
+                exc,
+                claim=claim,
+                local=local,
+                study=study,
+                dataset=dataset,
+                version_dir=None,
+                staged=None,
+            )
+        claimed_fs_path = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
+        digest = digest_landed(ws, claimed_fs_path)
+        existing = find_identical_landing(
+            ws, study=study, digest=digest, identity=identity, dataset=named
+        )
+        if existing is not None:
+            archive(ws, study, claim)
+            return IngestOutcome(
+                status="unchanged",
+                path=path,
+                study=study,
+                dataset=existing.dataset,
+                version=existing,
+                message=f"{path}: identical bytes with the same options already published as "
+                f"{existing.ref}; no new version",
+            )
+        local = localize(ws, claim.path, scratch)
         try:
             fmt_name, reader = reader_for(modality, str(local), fmt)
         except KeyError as exc:
-            raise InputError(path, "format", str(exc).strip("'\"")) from None
+            refused = InputError(str(local), "format", str(exc).strip("'\""))
+            return read_failure(
+                ws,
+                refused,
+                claim=claim,
+                local=local,
+                study=study,
+                dataset=dataset,
+                version_dir=None,
+                staged=None,
+            )
         if modality == "variants":
             from resistomics.pipeline._ingest_variants import ingest_variants
 
             return ingest_variants(
                 ws,
-                path,
+                claim,
                 local,
                 reader,
                 fmt_name,
                 study=study,
                 dataset=dataset,
                 digest=digest,
+                identity=identity,
                 samples=samples,
                 run_id=run_id,
             )
@@ -218,14 +260,19 @@ def ingest(
                 layout_version=1,
                 digest=digest,
                 run_id=run_id,
-                parameters={"format": fmt_name, "values": source.values_mode, **source.details},
+                parameters={
+                    "format": fmt_name,
+                    "values": source.values_mode,
+                    **source.details,
+                    "landing": identity,
+                },
             )
             summary = writer.close()
         except InputError as exc:
             return read_failure(
                 ws,
                 exc,
-                path=path,
+                claim=claim,
                 local=local,
                 study=study,
                 dataset=dataset,
@@ -243,10 +290,13 @@ def ingest(
             "dtype": summary.dtype,
         }
         if not report_obj.success:
-            return validation_failure(ws, report_obj, report, path=path, staged=staged)
+            return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
         return publish_landed(
-            ws, staged, report, path=path, detail=f"{summary.n_obs} x {summary.n_vars}"
+            ws, staged, report, claim=claim, detail=f"{summary.n_obs} x {summary.n_vars}"
         )
+    except BaseException:
+        release_claim(ws, claim)  # not the file's fault: back to the landing zone, retried
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -298,12 +348,13 @@ def stage_landed(
 
 
 def publish_landed(
-    ws: Workspace, staged: VersionInfo, report: dict[str, Any], *, path: str, detail: str
+    ws: Workspace, staged: VersionInfo, report: dict[str, Any], *, claim: Claim, detail: str
 ) -> IngestOutcome:
     """Publish a validated version and move its landed file to the archive."""
+    path = claim.landed
     manifest = write_manifest(ws.root, ws.root.to_path(staged.uri))
     version = ws.catalog.publish_version(staged.id, report, manifest_digest=manifest)
-    archive(ws, staged.study, path)
+    archive(ws, staged.study, claim)
     return IngestOutcome(
         status="published",
         path=path,
@@ -319,7 +370,7 @@ def read_failure(
     ws: Workspace,
     exc: InputError,
     *,
-    path: str,
+    claim: Claim,
     local: Path,
     study: str,
     dataset: str,
@@ -327,6 +378,7 @@ def read_failure(
     staged: VersionInfo | None,
 ) -> IngestOutcome:
     """Quarantine a file that could not be read; remove whatever was staged for it."""
+    path = claim.landed
     if version_dir is not None:
         ws.root.remove(version_dir)
     if staged is not None:
@@ -343,14 +395,14 @@ def read_failure(
         "message": line,
     }
     md = f"# Quarantined: {path}\n\nThe file could not be read.\n\n- rule: `{exc.rule}`\n- {line}\n"
-    quri = quarantine(ws, study, path, report, md)
+    quri = quarantine(ws, study, claim, report, md)
     return IngestOutcome(
         status="quarantined",
         path=path,
         study=study,
         dataset=dataset,
         version=None,
-        message=line,
+        message=f"{line}; quarantined, report at {quri}",
         report=report,
         quarantine_uri=quri,
     )
@@ -361,12 +413,13 @@ def validation_failure(
     report_obj: ValidationReport,
     report: dict[str, Any],
     *,
-    path: str,
+    claim: Claim,
     staged: VersionInfo,
 ) -> IngestOutcome:
     """Quarantine a staged version whose expectations failed, with its report."""
+    path = claim.landed
     md = f"# Quarantined: {path}\n\nDataset type `{staged.dataset_type}`.\n\n{report_obj.markdown()}\n"
-    quri = quarantine(ws, staged.study, path, report, md)
+    quri = quarantine(ws, staged.study, claim, report, md)
     report["quarantine_uri"] = quri
     version = ws.catalog.quarantine_version(staged.id, report, staged.uri)
     err = ValidationFailedError(path, [o.line() for o in report_obj.failures], quri)

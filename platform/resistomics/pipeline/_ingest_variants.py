@@ -27,6 +27,7 @@ from resistomics.pipeline._ingest import (
     stage_landed,
     validation_failure,
 )
+from resistomics.pipeline._landing import Claim
 from resistomics.pipeline._variants import validate_variant_batches
 from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import write_table
@@ -38,7 +39,7 @@ CALLS = "calls"  # the partitioned Parquet dataset inside a version directory
 
 def ingest_variants(
     ws: Workspace,
-    path: str,
+    claim: Claim,
     local: Path,
     reader: Callable[..., VariantSource],
     fmt_name: str,
@@ -46,10 +47,12 @@ def ingest_variants(
     study: str,
     dataset: str,
     digest: str,
+    identity: dict[str, Any],
     samples: pd.DataFrame,
     run_id: str | None = None,
 ) -> IngestOutcome:
-    """Stage, validate and publish (or quarantine) one landed variant file."""
+    """Stage, validate and publish (or quarantine) one landed (claimed) variant file."""
+    path = claim.landed
     registered = [str(s) for s in samples.index] if len(samples) else []
     subjects = (
         dict(zip(registered, samples["subject_id"].astype(str), strict=True)) if registered else {}
@@ -74,7 +77,7 @@ def ingest_variants(
             layout_version=1,
             digest=digest,
             run_id=run_id,
-            parameters={"format": fmt_name, **source.details},
+            parameters={"format": fmt_name, **source.details, "landing": identity},
         )
         calls_dir = posixpath.join(version_dir, CALLS)
 
@@ -91,7 +94,7 @@ def ingest_variants(
         return read_failure(
             ws,
             exc,
-            path=path,
+            claim=claim,
             local=local,
             study=study,
             dataset=dataset,
@@ -108,5 +111,5 @@ def ingest_variants(
         "rows": n_rows,
     }
     if not report_obj.success:
-        return validation_failure(ws, report_obj, report, path=path, staged=staged)
-    return publish_landed(ws, staged, report, path=path, detail=f"{n_rows} calls")
+        return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
+    return publish_landed(ws, staged, report, claim=claim, detail=f"{n_rows} calls")

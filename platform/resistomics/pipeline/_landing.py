@@ -7,38 +7,316 @@ for ``archive/`` (taken) or ``quarantine/`` (refused) under the data root.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shutil
-import tempfile
+import socket
+import stat
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import InputError
+from resistomics.names import check_file_name
 from resistomics.pipeline._workspace import Workspace
 
-__all__ = ["archive", "check_landing", "digest_landed", "inside", "localize", "move", "quarantine"]
+__all__ = [
+    "INTAKE",
+    "Claim",
+    "archive",
+    "check_landed_tree",
+    "claim_landed",
+    "confine_to_landing",
+    "digest_landed",
+    "find_identical_landing",
+    "inside",
+    "land",
+    "landing_identity",
+    "localize",
+    "move",
+    "quarantine",
+    "release_abandoned_claims",
+    "release_claim",
+]
+
+# Private intake directory inside the landing zone: a claimed file is renamed here before
+# anything reads it. Inside the landing zone so the rename stays on one file system (and
+# is atomic); hidden so the sweep never announces what is in it.
+INTAKE = ".intake"
+_CLAIM_RECORD = ".claim.json"
 
 
-def inside(path: str, zone: str) -> bool:
+def inside(path: str, zone: str, *, follow: bool = True) -> bool:
+    """Whether ``path`` lies strictly inside ``zone`` (local paths: after realpath).
+
+    With ``follow=False`` the entry itself is not resolved (only the directories above
+    it): a symlink in the zone is inside it, wherever it points.
+    """
     if "://" in zone or "://" in path:
         return path.rstrip("/").startswith(zone.rstrip("/") + "/")
-    real, base = os.path.realpath(path), os.path.realpath(zone)
-    return real == base or real.startswith(base + os.sep)
+    if follow:
+        real = os.path.realpath(path)
+    else:
+        absolute = os.path.abspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+    return real.startswith(os.path.realpath(zone) + os.sep)
 
 
-def check_landing(ws: Workspace, path: str) -> None:
+def confine_to_landing(ws: Workspace, path: str) -> str:
+    """The landing-zone path ``path`` names, or an :class:`InputError`.
+
+    The entry itself is not followed (a symlink is judged as a symlink, after it is
+    claimed); every directory above it must resolve inside the landing zone, and no part
+    of the path below the zone may be hidden: ``.intake/`` and ``.<name>.partial`` are
+    files in flight, never ingested from outside.
+    """
     zone = ws.settings.resolved_landing_zone
-    if not inside(path, zone):
+    if "://" in path or "://" in zone:
+        parts = path.rstrip("/").split("/")
+        entry = "/".join(parts)
+        rel = entry.removeprefix(zone.rstrip("/") + "/") if entry != zone.rstrip("/") else ""
+        ok = rel != entry and bool(rel) and ".." not in rel.split("/")
+    else:
+        absolute = os.path.abspath(path)
+        parent = os.path.realpath(os.path.dirname(absolute))
+        entry = os.path.join(parent, os.path.basename(absolute))
+        rel = os.path.relpath(entry, os.path.realpath(zone))
+        ok = bool(os.path.basename(absolute)) and not rel.startswith(("..", os.sep)) and rel != "."
+    if not ok:
         raise InputError(
             path,
             "landing-zone",
             f"only files inside the landing zone {zone} are ingested; copy the file there first "
             "(`resistomics ingest` does this for you)",
         )
+    if any(part.startswith(".") for part in rel.split("/" if "://" in entry else os.sep)):
+        raise InputError(
+            path,
+            "partial",
+            "a hidden name in the landing zone is a file still being copied or already claimed; "
+            "it is never ingested",
+        )
+    return entry
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A landed entry taken out of the landing zone into a private intake directory.
+
+    ``landed`` is the path as it was announced (what messages name); ``path`` is where
+    the entry now is (what is hashed, read, archived or quarantined); nobody else writes
+    to it: writers of the landing zone see the name free again.
+    """
+
+    landed: str
+    path: str
+    directory: str
+
+
+def claim_landed(ws: Workspace, path: str) -> Claim:
+    """Take the landed entry at ``path`` for this process, atomically on a local landing zone.
+
+    Raises
+    ------
+    InputError
+        ``landing-zone`` / ``partial`` for a path outside the zone or in flight;
+        ``file-exists`` if the entry is not there (another run claimed it first, or it
+        was already processed).
+    """
+    entry = confine_to_landing(ws, path)
     fs = ws.landing.fs
-    if not fs.exists(ws.landing.to_path(path) if "://" in path else path):
+    remote = "://" in entry
+    src = ws.landing.to_path(entry) if remote else entry
+    release_abandoned_claims(ws)
+    if not (fs.exists(src) or (not remote and os.path.islink(src))):
         raise InputError(path, "file-exists", "no such file or directory")
+    directory = ws.landing.path(INTAKE, uuid.uuid4().hex[:16])
+    fs.makedirs(directory, exist_ok=True)
+    record = {"landed": path, "host": socket.gethostname(), "pid": os.getpid()}
+    with fs.open(posixpath.join(directory, _CLAIM_RECORD), "w") as f:
+        json.dump(record, f)
+    target = posixpath.join(directory, posixpath.basename(src.rstrip("/")))
+    try:
+        if remote:
+            # Object stores have no rename: copy, then delete. Not atomic: two runs may
+            # both copy the same object; the catalog's digest check keeps them from
+            # publishing it twice.
+            move(fs, src, fs, target)
+        else:
+            os.rename(src, target)
+    except FileNotFoundError:
+        fs.rm(directory, recursive=True)
+        raise InputError(
+            path, "file-exists", "no such file or directory (claimed by another run)"
+        ) from None
+    return Claim(
+        landed=path, path=ws.landing.to_url(target) if remote else target, directory=directory
+    )
+
+
+def release_abandoned_claims(ws: Workspace) -> list[str]:
+    """Put entries claimed by a run that died (same host, process gone) back where they landed.
+
+    A run killed after its claim leaves the entry in ``.intake/``; the next claim (or
+    sweep) returns it to its landing path, unless another file has landed there since.
+    Claims of other hosts are left alone (their process cannot be checked from here).
+    Returns the landed paths put back.
+    """
+    fs = ws.landing.fs
+    intake = ws.landing.path(INTAKE)
+    if not fs.isdir(intake):
+        return []
+    released = []
+    host = socket.gethostname()
+    for directory in fs.ls(intake, detail=False):
+        try:
+            with fs.open(posixpath.join(directory, _CLAIM_RECORD), "r") as f:
+                record = json.load(f)
+        except (FileNotFoundError, ValueError):
+            continue
+        if record.get("host") != host or _alive(int(record.get("pid", 0))):
+            continue
+        landed = str(record["landed"])
+        dst = ws.landing.to_path(landed) if "://" in landed else landed
+        entries = [
+            e for e in fs.ls(directory, detail=False) if posixpath.basename(e) != _CLAIM_RECORD
+        ]
+        if len(entries) == 1 and not fs.exists(dst):
+            if "://" in landed:
+                move(fs, entries[0], fs, dst)
+            else:
+                os.rename(entries[0], dst)
+            released.append(landed)
+        if not entries or released[-1:] == [landed]:
+            fs.rm(directory, recursive=True)
+    return released
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def check_landed_tree(claim: Claim) -> None:
+    """Refuse, before reading, what must not be read: links, FIFOs, devices, bad names.
+
+    Nothing of a link's target is read or named: a 10x directory whose ``barcodes.tsv``
+    points at ``/etc/passwd`` is refused as a link, and the error names only the member.
+    Object stores hold only regular objects; there, only the name is checked.
+    """
+    landed = claim.landed.rstrip("/")
+    try:
+        check_file_name(posixpath.basename(landed))
+    except InputError as exc:
+        raise InputError(landed, exc.rule, exc.detail) from None
+    if "://" in claim.path:
+        return
+    _check_member(claim.path, landed)
+    if not os.path.isdir(claim.path) or os.path.islink(claim.path):
+        return
+    for dirpath, dirnames, filenames in os.walk(claim.path):
+        for name in sorted(dirnames + filenames):
+            member = os.path.join(dirpath, name)
+            shown = posixpath.join(landed, os.path.relpath(member, claim.path))
+            _check_member(member, shown)
+
+
+def _check_member(path: str, shown: str) -> None:
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise InputError(
+            shown,
+            "symlink",
+            "is a symbolic link; land the file itself (links are never followed out of the "
+            "landing zone)",
+        )
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(
+            shown,
+            "file-type",
+            "is not a regular file (a FIFO, socket or device); land a regular file",
+        )
+
+
+def land(source: Path, directory: Path) -> Path:
+    """Copy ``source`` (a file or directory) into ``directory`` of the landing zone atomically.
+
+    The copy is written under a hidden temporary name (``.<name>.<uid>.partial``, which
+    the sweep and ingest ignore), flushed to disk, then renamed to ``<name>``: a copy that
+    is interrupted (``kill -9``, a full disk) never appears under the final name. A file
+    already waiting under that name is replaced; a directory is refused.
+
+    Raises
+    ------
+    InputError
+        ``symlink`` / ``file-type`` for a member of ``source`` that is a link, FIFO or
+        device (checked before anything is copied); ``landed-exists`` for a directory of
+        that name already waiting.
+    """
+    check_landed_tree(Claim(landed=str(source), path=str(source.resolve()), directory=""))
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / source.name
+    partial = directory / f".{source.name[:200]}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        if source.is_dir():
+            if target.exists():
+                raise InputError(
+                    str(target),
+                    "landed-exists",
+                    "a directory of that name already waits in the landing zone; ingest it "
+                    "or remove it first",
+                )
+            shutil.copytree(source, partial, copy_function=_copy_synced)
+            for dirpath, _, _ in os.walk(partial):
+                _fsync_directory(dirpath)
+            os.rename(partial, target)
+        else:
+            _copy_synced(str(source), str(partial))
+            os.replace(partial, target)
+        _fsync_directory(str(directory))
+    finally:
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            partial.unlink()
+    return target
+
+
+def _copy_synced(src: str, dst: str) -> None:
+    with open(src, "rb") as r, open(dst, "xb") as w:
+        shutil.copyfileobj(r, w, 8 << 20)
+        w.flush()
+        os.fsync(w.fileno())
+
+
+def _fsync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def landing_identity(
+    *, modality: str, fmt: str | None, sample: str | None, values: str | None
+) -> dict[str, Any]:
+    """The ingest options that, with the bytes and the dataset, identify a landing.
+
+    The same bytes landed again with the same options are the version already published;
+    with another ``--values``, ``--format`` or ``--sample`` they are a different dataset
+    version (stored under the version's ``parameters["landing"]``).
+    """
+    return {"modality": modality, "format": fmt, "sample": sample, "values": values}
 
 
 def localize(ws: Workspace, path: str, scratch: Path) -> Path:
@@ -63,8 +341,8 @@ def move(src_fs: Any, src: str, dst_fs: Any, dst: str) -> None:
 
     src = src.rstrip("/")
     if isinstance(src_fs, LocalFileSystem) and isinstance(dst_fs, LocalFileSystem):
-        dst_fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        src_fs.mv(src, dst, recursive=True)
+        os.makedirs(posixpath.dirname(dst), exist_ok=True)
+        shutil.move(src, dst)  # a rename where it can; moves a symlink as a link, unread
         return
     files = sorted(src_fs.find(src)) if src_fs.isdir(src) else [src]
     for f in files:
@@ -78,30 +356,71 @@ def move(src_fs: Any, src: str, dst_fs: Any, dst: str) -> None:
     src_fs.rm(src, recursive=True)
 
 
-def quarantine(ws: Workspace, study: str, path: str, report: dict[str, Any], markdown: str) -> str:
-    """Move the landed file into quarantine with its report; return the quarantine URI."""
+def quarantine(
+    ws: Workspace, study: str, claim: Claim, report: dict[str, Any], markdown: str
+) -> str:
+    """Move the claimed entry into quarantine with its report; return the quarantine URI."""
     qdir = ws.root.quarantine_path(study)
     ws.root.fs.makedirs(qdir, exist_ok=True)
-    name = posixpath.basename(path.rstrip("/"))
     src_fs = ws.landing.fs
-    src = ws.landing.to_path(path) if "://" in path else path
-    if src_fs.exists(src):
-        move(src_fs, src, ws.root.fs, posixpath.join(qdir, name))
+    src = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
+    if src_fs.exists(src) or os.path.islink(src):
+        move(src_fs, src, ws.root.fs, posixpath.join(qdir, posixpath.basename(src.rstrip("/"))))
     ws.root.write_json(posixpath.join(qdir, "report.json"), report)
     with ws.root.fs.open(posixpath.join(qdir, "report.md"), "w") as f:
         f.write(markdown)
+    _drop_intake(ws, claim)
     return ws.root.to_url(qdir)
 
 
-def archive(ws: Workspace, study: str, path: str) -> None:
-    """Move a processed landed file out of the landing zone (kept under archive/)."""
-    src = ws.landing.to_path(path) if "://" in path else path
-    if not ws.landing.fs.exists(src):
-        return
-    dst = ws.root.path(
-        "archive", study, Path(tempfile.mktemp(dir="")).name, posixpath.basename(src.rstrip("/"))
-    )
-    move(ws.landing.fs, src, ws.root.fs, dst)
+def archive(ws: Workspace, study: str, claim: Claim) -> None:
+    """Move a processed claimed entry out of the intake (kept under archive/)."""
+    src = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
+    if ws.landing.fs.exists(src):
+        dst = ws.root.path(
+            "archive", study, uuid.uuid4().hex[:16], posixpath.basename(src.rstrip("/"))
+        )
+        move(ws.landing.fs, src, ws.root.fs, dst)
+    _drop_intake(ws, claim)
+
+
+def release_claim(ws: Workspace, claim: Claim) -> None:
+    """Give a claimed entry back to the landing zone (a run that failed for another reason
+    than the file: it is announced again and retried), unless its name was taken since."""
+    fs = ws.landing.fs
+    src = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
+    dst = ws.landing.to_path(claim.landed) if "://" in claim.landed else claim.landed
+    if (fs.exists(src) or os.path.islink(src)) and not fs.exists(dst):
+        if "://" in claim.path:
+            move(fs, src, fs, dst)
+        else:
+            os.rename(src, dst)
+        _drop_intake(ws, claim)
+
+
+def find_identical_landing(
+    ws: Workspace, *, study: str, digest: str, identity: dict[str, Any], dataset: str | None
+) -> VersionInfo | None:
+    """The published (or superseded) version these bytes with these options already made.
+
+    ``dataset`` is the name given explicitly (``None``: any dataset of the study, so a file
+    delivered again under another name is still recognised).
+    """
+    for version in reversed(ws.catalog.versions(study=study)):
+        if (
+            version.digest == digest
+            and version.status in (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+            and version.parameters.get("landing") == identity
+            and (dataset is None or version.dataset == dataset)
+        ):
+            return version
+    return None
+
+
+def _drop_intake(ws: Workspace, claim: Claim) -> None:
+    """Remove the (now empty) intake directory of a claim."""
+    if claim.directory and ws.landing.fs.exists(claim.directory):
+        ws.landing.fs.rm(claim.directory, recursive=True)
 
 
 def digest_landed(ws: Workspace, fs_path: str) -> str:

@@ -1,0 +1,208 @@
+"""The landing zone: confinement, atomic landing, claim-then-hash, links and odd files,
+refusals quarantined, and the identity of a landing (bytes + dataset + options)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from resistomics.errors import InputError
+from resistomics.pipeline import ingest
+from resistomics.pipeline._landing import land
+
+GOOD = "gene_id\tveh_WT_rep1\tveh_WT_rep2\nG1\t3\t4\nG2\t5\t6\n"
+
+
+def _zone(ws) -> Path:  # type: ignore[no-untyped-def]
+    return Path(ws.settings.resolved_landing_zone)
+
+
+def _published(ws) -> list:  # type: ignore[no-untyped-def]
+    return [v for v in ws.catalog.snapshot() if v[4] == "published"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("study", ".."), ("study", "../../escaped"), ("modality", "a/b"), ("dataset", "counts@v2")],
+)
+def test_path_arguments_are_names(t47d_study, land, tmp_path, option, value) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "expr.tsv"
+    src.write_text(GOOD)
+    landed = land(t47d_study, src, "t47d")
+    kwargs = {"study": "t47d", option: value}
+    with pytest.raises(InputError) as err:
+        ingest(t47d_study, landed, **kwargs)
+    assert err.value.rule == "name" and err.value.file == f"{option} {value!r}"
+    assert Path(landed).read_text() == GOOD  # refused before it was claimed: still waiting
+
+
+def test_an_interrupted_landing_never_shows_under_the_final_name(tmp_path: Path) -> None:
+    src = tmp_path / "big.tsv"
+    src.write_bytes(os.urandom(64 << 20))
+    directory = tmp_path / "landing" / "st" / "expression"
+    directory.mkdir(parents=True)
+    target = directory / "big.tsv"
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # what a sweep (or a second ingest) could see at any moment
+        while not done.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                seen.add(target.stat().st_size)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        land(src, directory)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen <= {src.stat().st_size}, sorted(seen)[:5]
+    assert target.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in directory.iterdir()) == ["big.tsv"]  # no .partial left
+
+
+def test_a_partial_file_is_neither_announced_nor_ingested(t47d_study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flows.sweep import find_landed
+
+    partial = _zone(t47d_study) / "t47d" / "expression" / ".expr.tsv.1a2b3c4d.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_text(GOOD[:20])
+    assert find_landed(t47d_study, min_age_seconds=0) == []
+    with pytest.raises(InputError) as err:
+        ingest(t47d_study, str(partial), study="t47d")
+    assert err.value.rule == "partial"
+    assert partial.read_text() == GOOD[:20] and _published(t47d_study) == []
+
+
+def test_two_runs_landing_the_same_path_hash_what_one_of_them_reads(
+    t47d_study, land, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from resistomics.config import Settings
+    from resistomics.pipeline import Workspace
+
+    src = tmp_path / "expr.tsv"
+    src.write_text(GOOD)
+    landed = land(t47d_study, src, "t47d")
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def run() -> None:
+        ws = Workspace.open(Settings.model_validate(t47d_study.settings.model_dump()))
+        try:
+            start.wait()
+            results.append(ingest(ws, landed, study="t47d"))
+        except InputError as exc:
+            results.append(exc)
+        finally:
+            ws.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    published = [r for r in results if getattr(r, "status", None) == "published"]
+    gone = [r for r in results if isinstance(r, InputError)]
+    assert len(published) == 1 and len(gone) == 1, results
+    assert gone[0].rule == "file-exists"  # the flow turns this into a Skipped run
+    digest = "sha256:" + hashlib.sha256(GOOD.encode()).hexdigest()
+    assert published[0].version.digest == digest
+    assert len(_published(t47d_study)) == 1
+
+
+def test_a_link_inside_a_landed_directory_is_refused_unread(t47d_study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:SECRET-CONTENT:/root:/bin/bash\n")
+    run = _zone(t47d_study) / "t47d" / "expression" / "run1"
+    run.mkdir(parents=True)
+    (run / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n1 1 1\n1 1 3\n"
+    )
+    (run / "features.tsv").write_text("G1\tSYM1\tGene Expression\n")
+    (run / "barcodes.tsv").symlink_to(secret)
+
+    outcome = ingest(t47d_study, str(run), study="t47d", sample="veh_WT_rep1")
+
+    assert outcome.status == "quarantined"
+    assert outcome.message.startswith(f"{run}/barcodes.tsv: [symlink] is a symbolic link")
+    qdir = Path(outcome.quarantine_uri)
+    report = (qdir / "report.json").read_text() + (qdir / "report.md").read_text()
+    assert json.loads((qdir / "report.json").read_text())["rule"] == "symlink"
+    for text in (outcome.message, report):
+        assert "SECRET" not in text and str(secret) not in text
+    assert secret.read_text().startswith("root:")  # the target is untouched
+    assert not run.exists() and _published(t47d_study) == []
+
+
+def test_a_fifo_is_refused_with_a_line_instead_of_hanging(t47d_study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fifo = _zone(t47d_study) / "t47d" / "expression" / "counts.tsv"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+
+    outcome = ingest(t47d_study, str(fifo), study="t47d")
+
+    assert outcome.status == "quarantined"
+    assert outcome.message.startswith(f"{fifo}: [file-type] is not a regular file")
+    assert not os.path.lexists(fifo)
+
+
+def test_a_file_refused_before_reading_is_quarantined(t47d_study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flows.sweep import find_landed
+
+    odd = _zone(t47d_study) / "t47d" / "expression" / "notes.docx"
+    odd.parent.mkdir(parents=True)
+    odd.write_bytes(b"PK\x03\x04 not a table")
+
+    outcome = ingest(t47d_study, str(odd), study="t47d")
+
+    assert outcome.status == "quarantined" and "[format]" in outcome.message
+    assert str(odd) in outcome.message and ".intake" not in outcome.message
+    qdir = Path(outcome.quarantine_uri)
+    assert sorted(p.name for p in qdir.iterdir()) == ["notes.docx", "report.json", "report.md"]
+    assert json.loads((qdir / "report.json").read_text())["rule"] == "format"
+    assert find_landed(t47d_study, min_age_seconds=0) == []  # not announced again
+    assert _published(t47d_study) == []
+
+
+def test_the_options_are_part_of_the_identity(t47d_study, land, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "expr.tsv"
+    src.write_text(GOOD)
+    first = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d")
+    assert first.status == "published"
+
+    same = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d")
+    assert same.status == "unchanged" and same.version.id == first.version.id
+
+    renamed = ingest(t47d_study, land(t47d_study, src, "t47d", name="expr_copy.tsv"), study="t47d")
+    assert renamed.status == "unchanged"  # delivered again under another name: recognised
+
+    other = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d", dataset="expr_b")
+    assert other.status == "published" and other.version.ref == "t47d/expr_b@v1"
+
+    normalized = ingest(
+        t47d_study,
+        land(t47d_study, src, "t47d"),
+        study="t47d",
+        values="normalized",
+        dataset="expr_n",
+    )
+    assert normalized.status == "published"
+    assert normalized.version.dataset_type == "expression.normalized"
+
+    again = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized")
+    assert again.status == "unchanged" and again.version.ref == "t47d/expr_n@v1"
+    assert "same options" in again.message
+
+    refused = ingest(
+        t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized", dataset="expr"
+    )
+    assert refused.status == "quarantined" and "[dataset-type]" in refused.message
+    assert t47d_study.catalog.resolve("t47d/expr").id == first.version.id
