@@ -31,7 +31,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() or p.is_symlink())
+    """Every file below ``directory`` (the catalog's SQLite files come and go by themselves)."""
+    return sorted(
+        p
+        for p in directory.rglob("*")
+        if (p.is_file() or p.is_symlink()) and not p.name.startswith("catalog.sqlite")
+    )
 
 
 def _one_error_line(r) -> str:  # type: ignore[no-untyped-def]
