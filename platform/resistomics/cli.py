@@ -174,7 +174,9 @@ def print_table(table: Table) -> None:
     if console.is_terminal:
         console.print(table)
     else:
-        Console(width=100_000, no_color=True, highlight=False).print(table)
+        Console(width=100_000, no_color=True, highlight=False, markup=False, emoji=False).print(
+            table
+        )
 
 
 def print_json(document: Any) -> None:
