@@ -215,3 +215,22 @@ def test_clonal_through_the_cli(env: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["variants", "clonal", "evo/cohort.clonal"])
     assert r.exit_code == 1
     assert "not variant calls" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "utf16", "xlsx", "nul"])
+def test_unreadable_sample_sheet_is_one_line(env: Path, tmp_path: Path, kind: str) -> None:
+    from modalities.bad_files import as_utf16, with_nul, xlsx_like
+
+    good = tmp_path / "good.tsv"
+    good.write_text("sample_id\tphase\nA\tbaseline\nB\trelapse\n")
+    sheet = tmp_path / "s.tsv"
+    if kind == "directory":
+        sheet.mkdir()
+    else:
+        {"utf16": as_utf16, "xlsx": xlsx_like, "nul": with_nul}[kind](good, sheet)
+    r = runner.invoke(app, ["study", "register", str(sheet), "--study", "x"])
+    assert r.exit_code == 1, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line and str(sheet) in line
+    says = {"directory": "is a directory", "utf16": "UTF-16", "xlsx": "Excel", "nul": "NUL"}
+    assert says[kind] in line, line

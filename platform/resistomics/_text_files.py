@@ -212,6 +212,7 @@ class CheckedText(io.TextIOBase):
         self.path = str(path)
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._buf = ""
+        self._pos = 0  # where in _buf the next read starts
         self._eof = False
         self._pending_cr = False
         self._filled_lines = 0  # complete lines decoded so far
@@ -235,24 +236,32 @@ class CheckedText(io.TextIOBase):
 
     def read(self, size: int | None = -1) -> str:
         want = -1 if size is None else size
-        while not self._eof and (want < 0 or len(self._buf) < want):
+        while not self._eof and (want < 0 or len(self._buf) - self._pos < want):
             self._fill()
-        if want < 0 or want >= len(self._buf):
-            out, self._buf = self._buf, ""
-        else:
-            out, self._buf = self._buf[:want], self._buf[want:]
+        end = len(self._buf) if want < 0 else min(len(self._buf), self._pos + want)
+        out = self._buf[self._pos : end]
+        self._pos = end
         self._hand_out(out)
         return out
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        while "\n" not in self._buf and not self._eof:
+        cut = self._buf.find("\n", self._pos)
+        while cut < 0 and not self._eof:
+            searched = len(self._buf) - self._pos
             self._fill()
-        cut = self._buf.find("\n")
+            cut = self._buf.find("\n", self._pos + searched)
         end = len(self._buf) if cut < 0 else cut + 1
-        if size is not None and 0 <= size < end:
-            end = size
-        out, self._buf = self._buf[:end], self._buf[end:]
-        self._hand_out(out)
+        if size is not None and 0 <= size < end - self._pos:
+            end = self._pos + size
+        out = self._buf[self._pos : end]
+        self._pos = end
+        if cut >= 0 and end == cut + 1 and not self._partial:
+            # the common case, a whole line: checked without splitting
+            self.line += 1
+            if self._sep is not None and out.count(self._sep) != self._fields - 1:
+                self._check_row(out[:-1], self.line)
+        else:
+            self._hand_out(out)
         return out
 
     def __iter__(self) -> CheckedText:  # type: ignore[override]
@@ -311,32 +320,43 @@ class CheckedText(io.TextIOBase):
                 line=self._filled_lines + text.count("\n", 0, at) + 1,
             )
         self._check_lengths(text)
-        self._buf += text
+        self._buf = self._buf[self._pos :] + text
+        self._pos = 0
 
     def _check_lengths(self, text: str) -> None:
-        start = 0
-        while True:
-            cut = text.find("\n", start)
-            piece = (len(text) if cut < 0 else cut) - start
-            if self._open_len + piece > MAX_LINE_CHARS:
-                raise InputError(
-                    self.path,
-                    "line-length",
-                    f"a line is longer than {MAX_LINE_CHARS:,} characters (the limit): "
-                    "is the file missing its line breaks, or not a text table?",
-                    line=self._filled_lines + 1,
-                )
-            if cut < 0:
-                self._open_len += piece
-                return
-            self._filled_lines += 1
-            self._open_len = 0
-            start = cut + 1
+        first = text.find("\n")
+        if first < 0:
+            self._open_len += len(text)
+            if self._open_len > MAX_LINE_CHARS:
+                self._too_long()
+            return
+        if self._open_len + first > MAX_LINE_CHARS:
+            self._too_long()
+        last = text.rfind("\n")
+        if last - first > MAX_LINE_CHARS:  # only then can a line in between be too long
+            start = first + 1
+            for k, piece in enumerate(text[start:last].split("\n"), start=1):
+                if len(piece) > MAX_LINE_CHARS:
+                    self._filled_lines += k
+                    self._too_long()
+        self._filled_lines += text.count("\n")
+        self._open_len = len(text) - last - 1
+        if self._open_len > MAX_LINE_CHARS:
+            self._too_long()
+
+    def _too_long(self) -> None:
+        raise InputError(
+            self.path,
+            "line-length",
+            f"a line is longer than {MAX_LINE_CHARS:,} characters (the limit): "
+            "is the file missing its line breaks, or not a text table?",
+            line=self._filled_lines + 1,
+        )
 
     def _hand_out(self, text: str) -> None:
         if not text:
             if self._eof and self._partial:  # the last line has no line break
-                self._check_row(self._partial)
+                self._check_row(self._partial, self.line + 1, last=True)
                 self._partial = ""
                 self.line += 1
             return
@@ -344,25 +364,29 @@ class CheckedText(io.TextIOBase):
         lines[0] = self._partial + lines[0]
         self._partial = lines.pop()
         if self._sep is not None:
-            for k, row in enumerate(lines):
-                self.line += 1
-                self._check_row(row, k)
-        else:
-            self.line += len(lines)
-        if self._partial and self._eof and not self._buf:
-            self._check_row(self._partial)
+            sep, seps = self._sep, self._fields - 1
+            # count in one pass; only rows that differ (blank, comment or bad) are looked at
+            counts = [row.count(sep) for row in lines]
+            if counts.count(seps) != len(counts):
+                for k, n in enumerate(counts):
+                    if n != seps:
+                        self._check_row(lines[k], self.line + k + 1)
+        self.line += len(lines)
+        if self._partial and self._eof and self._pos >= len(self._buf):
+            self._check_row(self._partial, self.line + 1, last=True)
             self._partial = ""
             self.line += 1
 
-    def _check_row(self, row: str, k: int | None = None) -> None:
+    def _check_row(self, row: str, line: int, *, last: bool = False) -> None:
+        """Refuse ``row`` (on ``line``) unless it has the expected fields, is blank or a
+        comment. ``last``: the file's last line, which has no line break."""
         if self._sep is None or not row.strip():
             return
         if self._comment is not None and row.startswith(self._comment):
             return
         found = row.count(self._sep) + 1
         if found != self._fields:
-            line = self.line if k is not None else self.line + 1
-            cut = " (a cut or truncated file?)" if k is None and found < self._fields else ""
+            cut = " (a cut or truncated file?)" if last and found < self._fields else ""
             raise InputError(
                 self.path,
                 "field-count",

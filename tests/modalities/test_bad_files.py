@@ -494,3 +494,22 @@ def test_gzip_builders_keep_gzip(tmp_path):  # type: ignore[no-untyped-def]
     bad = missing_field(good, tmp_path / "bad" / "counts.tsv.gz")
     text = gzip.decompress(bad.path.read_bytes()).decode()
     assert text.split("\n")[bad.line - 1].count("\t") == 4  # one of six fields gone
+
+
+def test_a_50_mb_single_line_is_refused_in_bounded_memory(study, land, tmp_path):  # type: ignore[no-untyped-def]
+    """A file without line breaks once killed the process: it is read in bounded pieces."""
+    import tracemalloc
+
+    path = tmp_path / "one_line.tsv"
+    with open(path, "w") as f:
+        f.write("gene_id\tS1\t")
+        for _ in range(50):
+            f.write("7\t" * (1 << 19))  # 1 MiB a time, 50 MiB in all, no line break
+    tracemalloc.start()
+    try:
+        out = _ingest_bad(study, land, path, modality="expression")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _rule_and_place(out.message, "line-length", "line 1")
+    assert peak < 48 * 2**20, f"peak {peak / 2**20:.0f} MiB while refusing a 50 MiB line"

@@ -334,14 +334,27 @@ def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
     return frame
 
 
-def _first_bad_entry(path: Path, start: int, stop: int | None = None) -> tuple[int, str] | None:
-    """The first line from ``start`` (to ``stop``) that is not ``row col value`` (error
-    path only)."""
-    with _open_text(path) as f:
-        for lineno, text in enumerate(f, start=1):
-            if stop is not None and lineno > stop:
-                break
-            if lineno < start or text.startswith("%"):
+class _EntryScanner:
+    """Reads ``matrix.mtx`` a second time, forward only, to find the line of an entry
+    that is not ``row col value`` (only for chunks where pandas saw a missing value,
+    and on the error path): chunk after chunk, that is one pass over the file in all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: CheckedText | None = None
+        self._lineno = 0
+
+    def first_bad(self, start: int, stop: int | None = None) -> tuple[int, str] | None:
+        """The first bad entry on lines ``start``..``stop`` (to the end if ``None``)."""
+        if self._f is None or self._lineno >= start:
+            self.close()
+            self._f, self._lineno = _open_text(self.path), 0
+        while stop is None or self._lineno < stop:
+            text = self._f.readline()
+            if not text:
+                return None
+            self._lineno += 1
+            if self._lineno < start or text.startswith("%"):
                 continue
             parts = text.split()
             try:
@@ -349,8 +362,13 @@ def _first_bad_entry(path: Path, start: int, stop: int | None = None) -> tuple[i
                     raise ValueError(text)
                 int(parts[0]), int(parts[1]), float(parts[2])
             except ValueError:
-                return lineno, text.strip()
-    return None
+                return self._lineno, text.strip()
+        return None
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 # What the reader takes of a Matrix Market banner: values must be real or integer
@@ -464,6 +482,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         scratch = Path(tempfile.mkdtemp(prefix="resistomics-mtx-", dir=ctx.scratch))
         pieces: dict[int, list[Path]] = {}
         seen = 0
+        scanner = _EntryScanner(matrix)
         try:
             reader = pd.read_csv(
                 handle,
@@ -479,7 +498,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
                 if chunk["v"].isna().any():
                     # a 'nan' value is left for validation; a row with no value is refused
                     first = header_lines + seen + 1
-                    bad_row = _first_bad_entry(matrix, first, first + len(chunk))
+                    bad_row = scanner.first_bad(first, first + len(chunk) - 1)
                     if bad_row is not None:
                         raise InputError(
                             str(matrix),
@@ -518,7 +537,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             if isinstance(exc, InputError):
                 raise
             # pandas does not say which line failed: find it (error path only)
-            bad = _first_bad_entry(matrix, header_lines + seen + 1)
+            bad = scanner.first_bad(header_lines + seen + 1)
             found = f", found {bad[1]!r}" if bad else f" ({str(exc).splitlines()[0]})"
             wrong_sep = bad is not None and ("," in bad[1] or ";" in bad[1])
             hint = " (wrong delimiter?)" if wrong_sep else ""
@@ -533,6 +552,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             raise _gzip_error(matrix, exc, line=header_lines + seen) from None
         finally:
             handle.close()
+            scanner.close()
         if seen != nnz:
             raise InputError(
                 str(matrix),
