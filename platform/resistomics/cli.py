@@ -683,42 +683,60 @@ def catalog_verify(
 @handled
 def export(
     result: Annotated[
-        str, typer.Argument(help="study/dataset[@vN] of a result (or any Parquet dataset).")
+        str,
+        typer.Argument(help="study/dataset[@vN] of a result table, or of an expression dataset."),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="tsv or parquet.")] = "tsv",
+    fmt: Annotated[
+        str, typer.Option("--format", help="tsv or parquet (tables); h5ad (expression).")
+    ] = "tsv",
     table: Annotated[
         str | None, typer.Option(help="Which table of the result (default: the first).")
     ] = None,
 ) -> None:
-    """Export a result table as TSV or Parquet.
+    """Export a result table as TSV or Parquet, or an expression dataset as .h5ad.
 
     Example: resistomics export t47d/counts.signatures --table sample_scores --format tsv -o scores.tsv
-    """
-    from resistomics.storage import read_table
 
+    Example: resistomics export t47d/counts --format h5ad -o t47d.h5ad
+    """
+    from resistomics.storage import export_h5ad, read_table
+
+    if fmt not in ("tsv", "parquet", "h5ad"):
+        fail(f"--format {fmt!r}: choose tsv, parquet or h5ad")
     ws = _workspace()
     version = ws.catalog.resolve(result)
     base = ws.root.to_path(version.uri)
+    if version.dataset_type.startswith("expression."):
+        if fmt != "h5ad":
+            fail(
+                f"{version.ref} is a {version.dataset_type} store, not a table: export it with "
+                f"--format h5ad, or open {ws.root.to_url(base)}/expression.zarr with "
+                "anndata.read_zarr"
+            )
+        summary = export_h5ad(ws.root, base, output)
+        console.print(
+            f"wrote {version.ref} ({summary.n_obs} x {summary.n_vars}, {summary.nnz} non-zeros, "
+            f"design in obs) to {output}"
+        )
+        return
+    if fmt == "h5ad":
+        fail(f"--format h5ad exports expression datasets; {version.ref} is {version.dataset_type}")
     names = sorted(
         p.rsplit("/", 1)[-1][: -len(".parquet")]
         for p in ws.root.fs.ls(base)
         if str(p).endswith(".parquet")
     )
     if not names:
-        fail(
-            f"{version.ref} has no tables to export (it is a {version.dataset_type} store; open {version.uri} with anndata.read_zarr)"
-        )
+        fail(f"{version.ref} ({version.dataset_type}) has no tables to export")
     name = table or names[0]
     if name not in names:
         fail(f"{version.ref} has no table {name!r} (tables: {', '.join(names)})")
     frame = read_table(ws.root, f"{base}/{name}.parquet")
     if fmt == "tsv":
         frame.to_csv(output, sep="\t", index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(output, index=False)
     else:
-        fail(f"--format {fmt!r}: choose tsv or parquet")
+        frame.to_parquet(output, index=False)
     console.print(f"wrote {len(frame)} rows of {version.ref}:{name} to {output}")
 
 

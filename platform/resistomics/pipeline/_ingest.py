@@ -238,6 +238,7 @@ def ingest(
                 genes_per_block=ws.settings.genes_per_block,
                 scratch=scratch,
                 lognorm_target_sum=ws.settings.normalize_target_sum,
+                design=samples,
                 metadata={"source": path, "format": fmt_name, "digest": digest, **source.details},
             )
             for block, labels in source.blocks:

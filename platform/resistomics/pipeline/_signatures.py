@@ -200,15 +200,18 @@ def _published_result(
 
 
 def _cell_design(ws: Workspace, version: VersionInfo, store: ExpressionStore) -> pd.DataFrame:
-    """One row per cell: its obs plus its sample's design attributes from the catalog."""
+    """One row per cell: its obs plus its sample's design attributes from the catalog.
+
+    The store's obs carries the design as it was at ingest; the catalog's current
+    design replaces those columns, so a corrected sample sheet counts.
+    """
     design = ws.catalog.samples(version.study)
     obs = store.obs.copy()
     sample_ids = obs["sample_id"].astype(str).to_numpy()
-    joined = design.reindex(sample_ids)
+    joined = design.drop(columns=["sample_id"], errors="ignore").reindex(sample_ids)
     joined.index = obs.index
     for col in joined.columns:
-        if col not in obs.columns:
-            obs[col] = joined[col].to_numpy()
+        obs[col] = joined[col].to_numpy()
     return obs
 
 

@@ -5,6 +5,7 @@ from resistomics.storage._expression import (
     ExpressionStore,
     ExpressionStoreWriter,
     StoreSummary,
+    export_h5ad,
     open_expression_store,
 )
 from resistomics.storage._manifest import (
@@ -25,6 +26,7 @@ __all__ = [
     "StoreSummary",
     "digest_bytes",
     "digest_path",
+    "export_h5ad",
     "open_expression_store",
     "read_dense_array",
     "read_table",

@@ -143,6 +143,12 @@ class ExpressionStoreWriter:
         For counts, ``var["mean_lognorm"]`` gets each gene's mean of the counts
         normalised to this total per cell and ``log1p``-transformed (what gene-set
         scoring bins genes by), computed during the gene-major pass.
+    design
+        The study design, one row per sample indexed by ``sample_id`` (the catalog's
+        sample sheet). Its columns (subject, phase, timepoint, treatment, response,
+        batch, site, annotations) are written into ``obs`` by each row's
+        ``sample_id``, so that ``anndata.read_zarr`` users get the design; a column the
+        reader also produced is replaced by the sample sheet's.
     """
 
     def __init__(
@@ -159,8 +165,10 @@ class ExpressionStoreWriter:
         scratch: str | Path | None = None,
         metadata: dict[str, Any] | None = None,
         lognorm_target_sum: float = 1e4,
+        design: pd.DataFrame | None = None,
     ) -> None:
         self.root = root
+        self.design = design
         self.path = path
         self.orientation = orientation
         self.value_kind = value_kind
@@ -278,7 +286,7 @@ class ExpressionStoreWriter:
             bg, cols, dtype=dtype, index_dtype=index_dtype, lognorm=lognorm
         )
 
-        obs = obs.copy()
+        obs = _with_design(obs, self.design)
         var = var.copy()
         obs["total_counts"] = totals
         obs["n_genes_by_counts"] = detected
@@ -397,6 +405,18 @@ def _write_compressed(
     )
 
 
+def _with_design(obs: pd.DataFrame, design: pd.DataFrame | None) -> pd.DataFrame:
+    """``obs`` with the design columns of each row's sample (see the writer's ``design``)."""
+    obs = obs.copy()
+    if design is None or design.empty or "sample_id" not in obs.columns:
+        return obs
+    columns = design.drop(columns=["sample_id"], errors="ignore")
+    joined = columns.reindex(obs["sample_id"].astype(str).to_numpy())
+    for c in joined.columns:
+        obs[str(c)] = joined[c].to_numpy()
+    return obs
+
+
 def _write_frame(group: zarr.Group, key: str, frame: pd.DataFrame) -> None:
     from anndata.io import write_elem
 
@@ -404,8 +424,10 @@ def _write_frame(group: zarr.Group, key: str, frame: pd.DataFrame) -> None:
     frame.index = frame.index.astype(str)
     frame.index.name = None
     for c in frame.columns:
-        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]):
-            frame[c] = frame[c].astype(str).astype("category")
+        values = frame[c]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            # text as categories, missing values missing (not the string "None")
+            frame[c] = pd.Categorical(values.where(values.isna(), values.astype(str)))
     write_elem(group, key, frame)
 
 
@@ -549,3 +571,67 @@ def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
         value_kind="normalized" if meta.get("value_kind") == "normalized" else "counts",
         metadata=meta,
     )
+
+
+# -- export ----------------------------------------------------------------------------
+
+#: Elements of the AnnData store copied as they are (small: frames and dicts).
+_SMALL_ELEMENTS = ("obs", "var", "uns", "layers", "obsm", "obsp", "varm", "varp")
+
+
+def export_h5ad(
+    root: DataRoot, path: str, output: str | Path, *, elements_per_block: int = 1 << 22
+) -> StoreSummary:
+    """Write the expression store in the version directory ``path`` as an ``.h5ad`` file.
+
+    The file is what ``anndata.write_h5ad`` would write for the store's AnnData (CSR
+    ``X``, obs with the study design, var, uns), but ``X`` is copied
+    ``elements_per_block`` stored values at a time (48 MB for float32 values and int32
+    indices at the default), so exporting a store larger than memory works; reading the
+    file back with ``anndata.read_h5ad`` loads all of ``X`` (about 8-12 bytes per
+    non-zero), which ``backed="r"`` avoids. Written under a temporary name and renamed,
+    so a failed export leaves no partial file.
+
+    Returns
+    -------
+    StoreSummary
+        Shape, stored values and value dtype of ``X``.
+    """
+    import h5py
+    from anndata.io import read_elem, write_elem
+
+    source = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
+    x = source["X"]
+    assert isinstance(x, zarr.Group)
+    shape = [int(n) for n in x.attrs["shape"]]  # type: ignore[union-attr, arg-type]
+    out = Path(output)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with h5py.File(partial, "w") as target:
+            target.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
+            for key in _SMALL_ELEMENTS:
+                if key in source:
+                    write_elem(target, key, read_elem(source[key]))
+            group = target.create_group("X")
+            group.attrs.update(
+                {"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": shape}
+            )
+            for name in ("data", "indices", "indptr"):
+                array = x[name]
+                assert isinstance(array, zarr.Array)
+                dataset = group.create_dataset(
+                    name,
+                    shape=array.shape,
+                    dtype=array.dtype,
+                    chunks=(min(max(array.shape[0], 1), 1 << 16),) if array.shape[0] else None,
+                    compression="gzip" if array.shape[0] else None,
+                )
+                for start in range(0, array.shape[0], elements_per_block):
+                    stop = min(start + elements_per_block, array.shape[0])
+                    dataset[start:stop] = array[start:stop]
+            nnz = int(x["data"].shape[0])  # type: ignore[union-attr]
+            dtype = str(x["data"].dtype)  # type: ignore[union-attr]
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return StoreSummary(n_obs=shape[0], n_vars=shape[1], nnz=nnz, dtype=dtype)
