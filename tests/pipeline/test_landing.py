@@ -206,3 +206,37 @@ def test_the_options_are_part_of_the_identity(t47d_study, land, tmp_path) -> Non
     )
     assert refused.status == "quarantined" and "[dataset-type]" in refused.message
     assert t47d_study.catalog.resolve("t47d/expr").id == first.version.id
+
+
+def test_a_landing_zone_over_the_data_root_never_hands_over_stored_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from resistomics.catalog import parse_sample_sheet
+    from resistomics.config import ClusterSettings, Settings
+    from resistomics.pipeline import Workspace
+    from shared_data import T47D
+
+    root = tmp_path / "root"
+    settings = Settings(
+        data_root=str(root),
+        landing_zone=str(root),  # misconfigured: the landing zone is the data root itself
+        cluster=ClusterSettings(n_workers=1, processes=False),
+    )
+    ws = Workspace.open(settings)
+    try:
+        ws.catalog.register_study("t47d", parse_sample_sheet(T47D / "samples.tsv"))
+        landed = root / "t47d" / "expression" / "expr.tsv"
+        landed.parent.mkdir(parents=True)
+        landed.write_text(GOOD)
+        published = ingest(ws, str(landed), study="t47d")
+        assert published.status == "published"
+        version_dir = Path(ws.root.to_path(published.version.uri))
+        before = sorted(p.relative_to(root) for p in version_dir.rglob("*"))
+
+        for target in (version_dir, version_dir.parent, root / "datasets" / "t47d"):
+            with pytest.raises(InputError) as err:
+                ingest(ws, str(target), study="t47d")
+            assert err.value.rule == "landing-zone" and "stored data" in err.value.detail
+
+        assert sorted(p.relative_to(root) for p in version_dir.rglob("*")) == before
+        assert ws.catalog.resolve("t47d/expr").id == published.version.id
+    finally:
+        ws.close()

@@ -92,6 +92,16 @@ def confine_to_landing(ws: Workspace, path: str) -> str:
             f"only files inside the landing zone {zone} are ingested; copy the file there first "
             "(`resistomics ingest` does this for you)",
         )
+    for stored in ("datasets", "archive", "quarantine", "catalog.sqlite"):
+        # a landing zone configured as (or above) the data root must still never hand a
+        # published version, an archive or a quarantine to ingest (which moves what it takes)
+        area = ws.root.to_url(ws.root.path(stored))
+        if entry.rstrip("/") == area or inside(entry, area, follow=False):
+            raise InputError(
+                path,
+                "landing-zone",
+                f"is stored data of the data root ({stored}/), never a landed file",
+            )
     if any(part.startswith(".") for part in rel.split("/" if "://" in entry else os.sep)):
         raise InputError(
             path,

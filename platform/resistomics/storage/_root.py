@@ -2,7 +2,9 @@
 
 Layout under the root URL::
 
-    landing/<study>/<modality>/<file>           files arrive here
+    landing/<study>/<modality>/<file>           files arrive here (hidden names: in flight)
+    landing/.intake/<uid>/<file>                claimed by an ingest run, read only there
+    archive/<study>/<uid>/<file>                landed files that were taken
     datasets/<study>/<dataset>/<version-uid>/   immutable version directories
     quarantine/<study>/<uid>/                   rejected files with their report
     catalog.sqlite                              embedded catalog (local roots only)
