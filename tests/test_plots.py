@@ -64,6 +64,7 @@ def _awkward_de(rng: np.random.Generator) -> pd.DataFrame:
     de.loc[20:21, "log2_fold_change"] = np.inf
     de.loc[22:61, ["log2_fold_change", "pct_nz_b"]] = [-29.9, 0.0]  # one arm all zeros
     de.loc[22:61, "pval_adj"] = 1e-12
+    de.loc[62:63, ["pct_nz_a", "pct_nz_b", "log2_fold_change"]] = [0.0, 0.0, 0.0]
     return de
 
 
@@ -76,9 +77,9 @@ def test_volcano_draws_every_gene_and_marks_the_odd_ones(tmp_path: Path) -> None
     pts = volcano_points(de)
     assert len(pts.x) == len(de) and np.isfinite(pts.x).all() and np.isfinite(pts.y).all()
     assert pts.y_clipped.sum() == 5 and pts.no_effect.sum() == 5
-    assert pts.one_arm_zero.sum() == 40
+    assert pts.one_arm_zero.sum() == 40 and pts.not_detected.sum() == 2
     # the zero-arm genes do not set the axis: it follows the genes measured in both arms
-    measured = de["log2_fold_change"].iloc[62:].abs().max()
+    measured = de["log2_fold_change"].iloc[64:].abs().max()
     assert pts.x_limit == pytest.approx(1.1 * measured)
     assert pts.x_clipped.sum() == 42  # 40 zero-arm genes and the two infinite ones
     out = plot_de_volcano(

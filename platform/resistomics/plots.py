@@ -133,8 +133,9 @@ class VolcanoPoints:
     ----------
     x, y
         Plotted coordinates (effect; ``-log10`` adjusted p-value), clipped.
-    significant, one_arm_zero, x_clipped, y_clipped, no_effect, no_fdr
-        Per-gene flags: FDR below the cut-off; an arm without expression; the effect
+    significant, one_arm_zero, not_detected, x_clipped, y_clipped, no_effect, no_fdr
+        Per-gene flags: FDR below the cut-off; exactly one arm without expression; no
+        expression in either arm (drawn where they fall, at 0, 0); the effect
         or ``-log10 FDR`` was clipped to the axis limit; the effect is NaN (drawn at 0);
         the adjusted p-value is missing (e.g. DESeq2's independent filtering; drawn at
         0).
@@ -148,6 +149,7 @@ class VolcanoPoints:
     y: np.ndarray
     significant: np.ndarray
     one_arm_zero: np.ndarray
+    not_detected: np.ndarray
     x_clipped: np.ndarray
     y_clipped: np.ndarray
     no_effect: np.ndarray
@@ -165,13 +167,17 @@ def volcano_points(de: pd.DataFrame, *, fdr: float = 0.05) -> VolcanoPoints:
     no_fdr = np.isnan(padj)
     with np.errstate(divide="ignore"):
         y = -np.log10(np.where(no_fdr, 1.0, padj))
-    one_arm_zero = np.zeros(len(de), dtype=bool)
-    for column in ("pct_nz_a", "pct_nz_b"):
-        if column in de.columns:
-            one_arm_zero |= de[column].to_numpy(dtype=float) == 0
+    zero_a, zero_b = (
+        de[column].to_numpy(dtype=float) == 0
+        if column in de.columns
+        else np.zeros(len(de), dtype=bool)
+        for column in ("pct_nz_a", "pct_nz_b")
+    )
+    one_arm_zero = zero_a ^ zero_b
+    not_detected = zero_a & zero_b
     no_effect = np.isnan(effect)
     finite = np.isfinite(effect)
-    measured = finite & ~one_arm_zero
+    measured = finite & ~one_arm_zero & ~not_detected
     reference = np.abs(effect[measured]) if measured.any() else np.abs(effect[finite])
     x_limit = 1.1 * float(reference.max()) if reference.size and reference.max() > 0 else 1.0
     x = np.where(no_effect, 0.0, effect)
@@ -186,6 +192,7 @@ def volcano_points(de: pd.DataFrame, *, fdr: float = 0.05) -> VolcanoPoints:
         y=y,
         significant=~no_fdr & (padj < fdr),
         one_arm_zero=one_arm_zero,
+        not_detected=not_detected,
         x_clipped=x_clipped,
         y_clipped=y_clipped,
         no_effect=no_effect,
@@ -217,10 +224,15 @@ def plot_de_volcano(
         else de["gene_id"].astype(str).to_numpy()
     )
     fig, ax = plt.subplots(figsize=(7.5, 6.4))
-    odd = pts.one_arm_zero | pts.x_clipped | pts.y_clipped | pts.no_effect
+    odd = pts.one_arm_zero | pts.not_detected | pts.x_clipped | pts.y_clipped | pts.no_effect
     edge = np.where(pts.x < 0, "<", ">")
     groups = [
         (~odd & ~pts.significant, {"s": 5, "color": "lightgrey"}, "not significant"),
+        (
+            pts.not_detected & ~pts.x_clipped,
+            {"s": 16, "marker": "s", "facecolors": "none", "edgecolors": "grey"},
+            "zero in both arms",
+        ),
         (~odd & pts.significant, {"s": 8, "color": "firebrick"}, f"FDR < {fdr:g}"),
         (
             pts.one_arm_zero & ~pts.x_clipped,
@@ -460,17 +472,17 @@ def plot_sample_qc(
         ax.set_xlabel("sample")
         ax.set_title(label, fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.8) for c in colour.values()]
-    axes[0, 1].legend(
+    fig.legend(
         handles,
-        list(colour),
-        title=group_by or "",
+        [f"{group_by}: {g}" if group_by else g for g in colour],
         fontsize=7,
-        title_fontsize=7,
         frameon=False,
-        loc="best",
+        loc="upper right",
+        ncol=min(len(colour), 6),
     )
-    fig.suptitle(title or "per-sample QC", fontsize=10)
-    return _save(plt, fig, output)
+    fig.suptitle(title or "per-sample QC", fontsize=10, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(plt, fig, output, layout=False)
 
 
 #: The dataset types :func:`plot_result` can draw, and what it draws.
