@@ -419,11 +419,13 @@ def _finish(
         t47d_de.tables["de"],
         layout.plots / "t47d_y537s_vs_wt_volcano.png",
         title="T47D vehicle: ESR1 Y537S vs WT (Welch)",
+        arms=("Y537S", "WT"),
     )
     plot_de_volcano(
         sc_de.tables["de"],
         layout.plots / "cohort_progression_vs_baseline_volcano.png",
         title="cohort: progression vs baseline (Wilcoxon)",
+        arms=("progression", "baseline"),
     )
 
     console.rule("[bold]what happened")
