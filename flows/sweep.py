@@ -24,11 +24,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows._runtime import artifact_key, open_workspace
 from flows.events import emit_file_landed
-from resistomics.pipeline import Workspace, release_abandoned_claims
+from resistomics.errors import InputError
+from resistomics.names import check_name
+from resistomics.pipeline import Workspace, in_flight, release_abandoned_claims
 
 __all__ = ["LandedEntry", "find_landed", "sweep_flow"]
 
-_IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart")
+Status = Literal["announced", "settling", "unregistered-study", "bad-name"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,19 @@ class LandedEntry:
     kind: Literal["file", "directory"]
     size_bytes: int
     age_seconds: float | None
-    status: Literal["announced", "settling", "unregistered-study"]
+    status: Status
 
 
 def _ignored(name: str) -> bool:
-    return name.startswith(".") or name.lower().endswith(_IGNORED_SUFFIXES)
+    return in_flight(name)
+
+
+def _valid_name(kind: str, name: str) -> bool:
+    try:
+        check_name(kind, name)
+    except InputError:
+        return False
+    return True
 
 
 def _listdir(fs: fsspec.AbstractFileSystem, path: str) -> list[dict[str, Any]]:
@@ -97,9 +107,11 @@ def find_landed(
                 size, mtime = _size_and_mtime(fs, entry)
                 age = None if mtime is None else max(0.0, now - mtime)
                 if study not in registered:
-                    status: Literal["announced", "settling", "unregistered-study"] = (
-                        "unregistered-study"
-                    )
+                    status: Status = "unregistered-study"
+                elif not _valid_name("modality", modality):
+                    # ingest would refuse the argument without taking the file: announcing
+                    # it would fail again every sweep
+                    status = "bad-name"
                 elif age is not None and age < min_age_seconds:
                     status = "settling"
                 else:
@@ -153,7 +165,8 @@ def sweep_flow(min_age_seconds: float = 60.0) -> list[dict[str, Any]]:
     -------
     list of dict
         One record per entry found: path, study, modality, kind, size, age, status
-        (``announced``, ``settling`` or ``unregistered-study``).
+        (``announced``, ``settling``, ``unregistered-study`` or ``bad-name``: a modality
+        folder whose name is not a valid modality name).
     """
     entries = list_landing_zone(min_age_seconds)
     announced = announce(entries)
@@ -176,6 +189,13 @@ def sweep_flow(min_age_seconds: float = 60.0) -> list[dict[str, Any]]:
             "files wait for studies that are not registered: %s (register them with a "
             "sample sheet)",
             ", ".join(unregistered),
+        )
+    misnamed = sorted({e.modality for e in entries if e.status == "bad-name"})
+    if misnamed:
+        get_run_logger().warning(
+            "files wait in modality folders whose names are not modality names: %s (move "
+            "them to <landing>/<study>/<modality>/)",
+            ", ".join(repr(m) for m in misnamed),
         )
     get_run_logger().info("announced %d of %d landed entries", announced, len(entries))
     return rows

@@ -240,3 +240,21 @@ def test_a_landing_zone_over_the_data_root_never_hands_over_stored_data(tmp_path
         assert ws.catalog.resolve("t47d/expr").id == published.version.id
     finally:
         ws.close()
+
+
+def test_the_sweep_leaves_what_ingest_would_refuse_without_taking(t47d_study) -> None:  # type: ignore[no-untyped-def]
+    from flows.sweep import find_landed
+
+    zone = _zone(t47d_study)
+    odd = zone / "t47d" / "rna seq" / "expr.tsv"  # a modality folder that is no modality name
+    odd.parent.mkdir(parents=True)
+    odd.write_text(GOOD)
+    copying = zone / "t47d" / "expression" / "expr.tsv.part"  # another tool's copy in flight
+    copying.parent.mkdir(parents=True)
+    copying.write_text(GOOD[:10])
+
+    (entry,) = find_landed(t47d_study, min_age_seconds=0)
+    assert entry.modality == "rna seq" and entry.status == "bad-name"
+    with pytest.raises(InputError) as err:
+        ingest(t47d_study, str(copying), study="t47d")
+    assert err.value.rule == "partial" and copying.read_text() == GOOD[:10]

@@ -11,7 +11,7 @@ from resistomics.pipeline._housekeeping import (
     collect_garbage,
 )
 from resistomics.pipeline._ingest import IngestOutcome, dataset_name_for, ingest, validate_version
-from resistomics.pipeline._landing import land, release_abandoned_claims
+from resistomics.pipeline._landing import in_flight, land, release_abandoned_claims
 from resistomics.pipeline._results import ResultOutcome
 from resistomics.pipeline._signatures import (
     Contrast,
@@ -34,6 +34,7 @@ __all__ = [
     "collect_garbage",
     "dataset_name_for",
     "differential_expression",
+    "in_flight",
     "ingest",
     "land",
     "parse_contrast",

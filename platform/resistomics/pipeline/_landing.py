@@ -25,6 +25,7 @@ from resistomics.pipeline._workspace import Workspace
 
 __all__ = [
     "INTAKE",
+    "IN_FLIGHT_SUFFIXES",
     "Claim",
     "archive",
     "check_landed_tree",
@@ -32,6 +33,7 @@ __all__ = [
     "confine_to_landing",
     "digest_landed",
     "find_identical_landing",
+    "in_flight",
     "inside",
     "land",
     "landing_identity",
@@ -47,6 +49,15 @@ __all__ = [
 # is atomic); hidden so the sweep never announces what is in it.
 INTAKE = ".intake"
 _CLAIM_RECORD = ".claim.json"
+
+# Names of files still being written: hidden ones (ours: ``.<name>.<uid>.partial``) and
+# the temporary suffixes of common copy tools (rsync --partial-dir aside, browsers, WinSCP).
+IN_FLIGHT_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart")
+
+
+def in_flight(name: str) -> bool:
+    """Whether a landing-zone name marks a file still being copied (never announced or read)."""
+    return name.startswith(".") or name.lower().endswith(IN_FLIGHT_SUFFIXES)
 
 
 def inside(path: str, zone: str, *, follow: bool = True) -> bool:
@@ -102,7 +113,7 @@ def confine_to_landing(ws: Workspace, path: str) -> str:
                 "landing-zone",
                 f"is stored data of the data root ({stored}/), never a landed file",
             )
-    if any(part.startswith(".") for part in rel.split("/" if "://" in entry else os.sep)):
+    if any(in_flight(part) for part in rel.split("/" if "://" in entry else os.sep)):
         raise InputError(
             path,
             "partial",
