@@ -148,3 +148,29 @@ def test_a_landing_zone_link_to_a_file_outside_is_refused(env: Path, tmp_path: P
     assert not os.path.lexists(link)  # quarantined, so the sweep does not announce it again
     r = runner.invoke(app, ["catalog", "ls", "--study", "t47d"])
     assert "link" not in r.output
+
+
+def test_user_text_in_tables_is_printed_as_it_is(env: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "design.tsv"
+    sheet.write_text("sample_id\tsubject_id\tnote\nA1\tP1\t[/i] :x: [bold]\n")
+    r = runner.invoke(app, ["study", "register", str(sheet), "--study", "marked"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["study", "show", "marked"])
+    assert r.exit_code == 0, r.output
+    assert "[/i] :x: [bold]" in r.stdout
+
+
+def test_option_errors_carry_a_rule_tag(env: Path, tmp_path: Path) -> None:
+    src = tmp_path / "expr.tsv"
+    src.write_text(GOOD)
+    line = _one_error_line(
+        runner.invoke(app, ["ingest", str(src), "--study", "t47d", "--values", "z"])
+    )
+    assert line == "error: --values 'z': [option] choose counts, normalized or auto"
+    line = _one_error_line(
+        runner.invoke(app, ["ingest", str(src), "--study", "t47d", "--modality", "expresion"])
+    )
+    assert (
+        line.startswith("error: --modality 'expresion': [option] choose ") and "expression" in line
+    )
+    assert _files(env / "landing") == []

@@ -256,9 +256,9 @@ def ingest(
     if dataset is not None:
         check_name("dataset", dataset)
     if values not in (None, "auto", "counts", "normalized"):
-        fail(f"--values {values!r}: choose counts, normalized or auto")
+        fail(f"--values {values!r}: [option] choose counts, normalized or auto")
     if modality not in known_modalities():
-        fail(f"--modality {modality!r}: choose {', '.join(known_modalities())}")
+        fail(f"--modality {modality!r}: [option] choose {', '.join(known_modalities())}")
     if not path.exists() and not path.is_symlink():
         fail(f"{path}: [file-exists] no such file or directory")
     ws = _workspace()
