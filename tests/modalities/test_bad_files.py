@@ -513,3 +513,34 @@ def test_a_50_mb_single_line_is_refused_in_bounded_memory(study, land, tmp_path)
         tracemalloc.stop()
     _rule_and_place(out.message, "line-length", "line 1")
     assert peak < 48 * 2**20, f"peak {peak / 2**20:.0f} MiB while refusing a 50 MiB line"
+
+
+def test_htslib_header_messages_are_captured_too(study, land, tmp_path, capfd):  # type: ignore[no-untyped-def]
+    path = _vcf(tmp_path / "calls.vcf")
+    path.write_text(path.read_text().replace("#CHROM\tPOS\tID", "#CHROM POS ID"))
+    capfd.readouterr()
+    out = _ingest_bad(study, land, path, modality="variants")
+    _rule_and_place(out.message, "vcf-header", "line 1")
+    assert "[E::" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+@pytest.mark.parametrize("bom", [False, True], ids=["plain", "utf8-bom"])
+def test_good_tables_with_other_line_endings_or_a_bom_still_publish(  # type: ignore[no-untyped-def]
+    study, land, tmp_path, newline, bom
+):
+    path = _bulk("counts.tsv", seed=5)(tmp_path)
+    text = path.read_text().replace("\n", newline)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    out = ingest(study, land(study, path, STUDY), study=STUDY, dataset="other")
+    assert out.status == "published", out.message
+    assert tuple(out.version.shape) == (4, 40)
+    maf = _maf(tmp_path / "calls.maf")
+    text = maf.read_text().replace("\n", newline)
+    maf.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    out = ingest(
+        study, land(study, maf, STUDY, modality="variants"), study=STUDY, modality="variants",
+        dataset="more_calls",
+    )  # fmt: skip
+    assert out.status == "published", out.message
+    assert out.version.shape[0] == 12
