@@ -388,7 +388,8 @@ def test_h5ad_cell_cycle_phase_does_not_shadow_the_design(study, land, tmp_path)
     out = ingest(ws, land(ws, path, "cc"), study="cc")
     assert out.status == "published", out.message
     stored = ad.read_zarr(f"{ws.root.to_path(out.version.uri)}/expression.zarr")
-    assert "phase" not in stored.obs.columns
+    # the design (from the sample sheet) is in obs too, under its own name
+    assert set(stored.obs["phase"].astype(str)) == {"on-treatment"}
     assert list(stored.obs["h5ad_phase"]) == list(scored.obs["phase"])
     np.testing.assert_allclose(stored.obs["S_score"], scored.obs["S_score"])
     assert out.version.parameters["renamed_obs_columns"] == {"phase": "h5ad_phase"}
