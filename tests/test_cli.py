@@ -234,3 +234,20 @@ def test_unreadable_sample_sheet_is_one_line(env: Path, tmp_path: Path, kind: st
     assert "\n" not in line and str(sheet) in line
     says = {"directory": "is a directory", "utf16": "UTF-16", "xlsx": "Excel", "nul": "NUL"}
     assert says[kind] in line, line
+
+
+def test_threshold_and_scale_options_are_checked_first(env: Path) -> None:
+    from resistomics.cli import _thresholds
+
+    assert _thresholds([]) == "auto" and _thresholds(["auto"]) == "auto"
+    assert _thresholds(["0.25"]) == 0.25
+    assert _thresholds(["EMT=0.3", "DRUG_TOLERANT_PERSISTER=-1"]) == {
+        "EMT": 0.3,
+        "DRUG_TOLERANT_PERSISTER": -1.0,
+    }
+    r = runner.invoke(app, ["signatures", "score", "s/d", "--threshold", "EMT=high"])
+    assert r.exit_code == 1 and "--threshold 'high': not a number" in r.stderr, r.output
+    r = runner.invoke(
+        app, ["signatures", "de", "s/d", "--contrast", "phase:a vs b", "--scale", "log10"]
+    )
+    assert r.exit_code == 1 and "--scale 'log10': choose auto, log1p" in r.stderr, r.output
