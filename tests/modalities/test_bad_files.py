@@ -545,3 +545,22 @@ def test_good_tables_with_other_line_endings_or_a_bom_still_publish(  # type: ig
     )  # fmt: skip
     assert out.status == "published", out.message
     assert out.version.shape[0] == 12
+
+
+@pytest.mark.parametrize("defect", ["latin1", "nul", "long-line", "missing-field", "extra-field"])
+@pytest.mark.parametrize("name", ["counts.tsv", "counts.tsv.gz"])
+def test_defect_far_into_a_file_names_its_line(study, land, tmp_path, defect, name):  # type: ignore[no-untyped-def]
+    """Past the sniffed start (64 KiB) the stream itself finds the defect and its line."""
+    from modalities.bad_files import as_latin1, long_line, with_nul
+
+    good = write_table(tmp_path / name, _genes(6000), list(EXPRESSION_SAMPLES), _counts(6000, 4, 8))
+    build = {
+        "latin1": as_latin1,
+        "nul": with_nul,
+        "long-line": long_line,
+        "missing-field": missing_field,
+        "extra-field": extra_field,
+    }[defect]
+    bad = build(good, tmp_path / "bad" / name, line=5123)
+    out = _ingest_bad(study, land, bad.path, modality="expression")
+    _rule_and_place(out.message, bad.rule, "line 5123")

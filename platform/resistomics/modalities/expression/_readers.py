@@ -2,7 +2,10 @@
 
 Each reader parses its format in blocks (never the whole file at once) and raises
 :class:`~resistomics.errors.InputError` naming the file, the place and the rule on
-anything it cannot parse. Value checks (NaN, negative or fractional counts, library
+anything it cannot parse. Text files (bulk tables, the three files of a 10x
+directory) are read through :func:`resistomics._text_files.open_checked_text`, which
+refuses non-text (``text-encoding``), overlong lines (``line-length``) and rows with
+more or fewer fields than the header (``field-count``) with their line. Value checks (NaN, negative or fractional counts, library
 sizes) are not the readers' job: validation runs them on the staged store with Dask
 and Great Expectations.
 """

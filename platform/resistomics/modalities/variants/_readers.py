@@ -243,10 +243,16 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     Raises
     ------
     InputError
-        ``not-empty``, ``gzip-integrity``, ``vcf-line-endings`` (CR-only line breaks),
-        ``vcf-header``, ``vcf-samples`` (no sample columns) on call; ``vcf-record`` or ``gzip-integrity`` while streaming, with the
-        record's line (exact for plain and compressed text VCF) and ``CHROM:POS`` of
-        the last good record.
+        ``not-empty``, ``gzip`` (a plain file named ``.gz``: refused, not guessed),
+        ``text-encoding``, ``gzip-integrity``, ``vcf-line-endings`` (CR-only line
+        breaks), ``vcf-header`` (with htslib's own message), ``vcf-samples`` (no
+        sample columns), ``vcf-format-type`` (AD/DP declared other than Integer, AF
+        other than Float) on call; ``vcf-record`` (with htslib's message),
+        ``field-count`` (a record with more or fewer columns than the header, or a
+        cut last line, which htslib would pad or ignore), ``line-length`` or
+        ``gzip-integrity`` while streaming, with the record's line and ``CHROM:POS``
+        of the last good record. The same lines are read as text one ahead of
+        htslib for the field-count check (~8 % more CPU).
     UnregisteredSampleError
         A sample column is not a registered sample (rule ``registered-samples``).
     """
@@ -594,8 +600,13 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     Raises
     ------
     InputError
-        ``not-empty``, ``gzip-integrity``, ``maf-columns`` (with a did-you-mean),
-        ``maf-position`` and ``numeric-counts`` (with the line), ``utf-8``.
+        ``not-empty``, ``gzip-integrity``, ``gzip`` (a plain file named ``.gz``),
+        ``format`` (a VCF given to the MAF reader), ``unique-columns``,
+        ``maf-columns`` (with a did-you-mean), ``maf-position`` and
+        ``numeric-counts`` (with the line); from the checked text stream
+        (:mod:`resistomics._text_files`) ``text-encoding``, ``line-length`` and
+        ``field-count`` (a row with more or fewer fields than the header, e.g. a
+        file cut mid-row), with the line.
     UnregisteredSampleError
         A ``Tumor_Sample_Barcode`` is not a registered sample, with its line.
     """
