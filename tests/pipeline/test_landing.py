@@ -258,3 +258,33 @@ def test_the_sweep_leaves_what_ingest_would_refuse_without_taking(t47d_study) ->
     with pytest.raises(InputError) as err:
         ingest(t47d_study, str(copying), study="t47d")
     assert err.value.rule == "partial" and copying.read_text() == GOOD[:10]
+
+
+def test_a_dead_runs_claim_is_given_back_and_announced_again(t47d_study, land) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from flows.sweep import find_landed
+    from resistomics.pipeline._landing import claim_landed
+
+    src = _zone(t47d_study).parent / "expr.tsv"
+    src.write_text(GOOD)
+    landed = land(t47d_study, src, "t47d")
+    claim = claim_landed(t47d_study, landed)
+    assert not Path(landed).exists() and find_landed(t47d_study, min_age_seconds=0) == []
+
+    # the claim as a run killed after claiming leaves it: its process is gone
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record = Path(claim.directory) / ".claim.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "pid": int(dead.stdout)}))
+
+    (entry,) = find_landed(t47d_study, min_age_seconds=0)
+
+    assert entry.path == landed and entry.status == "announced"
+    assert Path(landed).read_text() == GOOD and not Path(claim.directory).exists()
+    assert ingest(t47d_study, landed, study="t47d").status == "published"

@@ -201,19 +201,28 @@ def release_abandoned_claims(ws: Workspace) -> list[str]:
         if record.get("host") != host or _alive(int(record.get("pid", 0))):
             continue
         landed = str(record["landed"])
-        dst = ws.landing.to_path(landed) if "://" in landed else landed
-        entries = [
-            e for e in fs.ls(directory, detail=False) if posixpath.basename(e) != _CLAIM_RECORD
-        ]
-        if len(entries) == 1 and not fs.exists(dst):
-            if "://" in landed:
-                move(fs, entries[0], fs, dst)
-            else:
-                os.rename(entries[0], dst)
-            released.append(landed)
-        if not entries or released[-1:] == [landed]:
-            fs.rm(directory, recursive=True)
+        try:
+            dst = ws.landing.to_path(landed) if "://" in landed else landed
+            if _give_back(fs, directory, dst, remote="://" in landed):
+                released.append(landed)
+        except FileNotFoundError:  # another run gave it back (or removed it) first
+            continue
     return released
+
+
+def _give_back(fs: Any, directory: str, dst: str, *, remote: bool) -> bool:
+    """Move a dead run's claimed entry back to ``dst`` (if free); drop the claim."""
+    entries = [e for e in fs.ls(directory, detail=False) if posixpath.basename(e) != _CLAIM_RECORD]
+    given_back = False
+    if len(entries) == 1 and not fs.exists(dst):
+        if remote:
+            move(fs, entries[0], fs, dst)
+        else:
+            os.rename(entries[0], dst)
+        given_back = True
+    if given_back or not entries:
+        fs.rm(directory, recursive=True)
+    return given_back
 
 
 def _alive(pid: int) -> bool:
