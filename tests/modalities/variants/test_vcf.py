@@ -217,3 +217,18 @@ def test_unparseable_record_names_its_line(tmp_path: Path, bad: str, rule: str) 
     header_lines = vcf_header().count("\n")
     assert err.value.location.line == header_lines + 2
     assert "after chr7:140453136" in str(err.value)
+
+
+def test_htslib_capture_keeps_its_lines_and_passes_other_output_through(capfd) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from resistomics.modalities.variants._readers import _HtslibMessages
+
+    messages = _HtslibMessages()
+    with messages.captured():
+        os.write(2, b"[W::vcf_parse] contig 'chrX' is not defined\n")
+        os.write(2, b"a log line from another thread\n[E::vcf_parse_format] bad AD\n")
+    assert messages.gist() == "bad AD"
+    assert len(messages.lines) == 2
+    err = capfd.readouterr().err
+    assert "a log line from another thread" in err and "::" not in err

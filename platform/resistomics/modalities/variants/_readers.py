@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import os
+import re
 import sys
 import tempfile
 import zlib
@@ -445,11 +446,13 @@ class _HtslibMessages:
     into that line instead.
 
     The capture covers fd 2 of the whole process while it is active (a header read, one
-    batch of records): anything another thread writes to stderr meanwhile lands here too.
+    batch of records): what other code writes to stderr meanwhile (a log line from
+    another thread) is written back to stderr when the capture ends, not kept.
     """
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self._others: list[str] = []
         self._file: IO[bytes] | None = None
 
     @contextmanager
@@ -466,6 +469,9 @@ class _HtslibMessages:
                 os.close(saved)
                 self._collect()
                 self._file = None
+                if self._others:
+                    os.write(2, ("\n".join(self._others) + "\n").encode())
+                    self._others.clear()
 
     def _collect(self) -> None:
         if self._file is None:
@@ -474,7 +480,11 @@ class _HtslibMessages:
         new = self._file.read().decode("utf-8", errors="replace").splitlines()
         self._file.seek(0)
         self._file.truncate()
-        self.lines.extend(line.strip() for line in new if line.strip())
+        for line in new:
+            if _HTSLIB_LINE.match(line):
+                self.lines.append(line.strip())
+            elif line.strip():
+                self._others.append(line)
 
     def gist(self) -> str:
         """The last error htslib printed, without its ``[E::function]`` prefix."""
@@ -482,8 +492,11 @@ class _HtslibMessages:
         errors = [line for line in self.lines if line.startswith("[E::")] or self.lines
         if not errors:
             return ""
-        last = errors[-1]
-        return last.split("] ", 1)[1] if last.startswith("[") and "] " in last else last
+        return errors[-1].split("] ", 1)[-1]
+
+
+# htslib's message lines: "[E::vcf_parse] ...", "[W::bcf_hdr_check_sanity] ..."
+_HTSLIB_LINE = re.compile(r"^\[[EWID]::\w+\] ")
 
 
 def _record_rows(record: Any, has: dict[str, bool], fmt: Any, batcher: _SiteBatcher) -> None:
