@@ -174,3 +174,24 @@ def test_option_errors_carry_a_rule_tag(env: Path, tmp_path: Path) -> None:
         line.startswith("error: --modality 'expresion': [option] choose ") and "expression" in line
     )
     assert _files(env / "landing") == []
+
+
+def test_links_and_fifos_are_refused_before_anything_is_copied(env: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:SECRET-CONTENT:/root:/bin/bash\n")
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n1 1 1\n1 1 3\n"
+    )
+    (run / "features.tsv").write_text("G1\tSYM1\tGene Expression\n")
+    (run / "barcodes.tsv").symlink_to(secret)
+    line = _one_error_line(runner.invoke(app, ["ingest", str(run), "--study", "t47d"]))
+    assert f"{run}/barcodes.tsv: [symlink]" in line
+    assert "SECRET" not in line and str(secret) not in line
+
+    fifo = tmp_path / "counts.tsv"
+    os.mkfifo(fifo)
+    line = _one_error_line(runner.invoke(app, ["ingest", str(fifo), "--study", "t47d"]))
+    assert f"{fifo}: [file-type] is not a regular file" in line
+    assert _files(env / "landing") == []
