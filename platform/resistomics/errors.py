@@ -157,3 +157,8 @@ class DatasetNotFoundError(CatalogError, KeyError):
 
 class StorageError(ResistomicsError, OSError):
     """The data root could not be read or written."""
+
+
+class RootMismatchError(ResistomicsError):
+    """The catalog and the data root do not describe the same data (a moved or wrong
+    root): refused at once, not retried as an I/O error would be."""

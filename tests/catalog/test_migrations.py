@@ -15,6 +15,7 @@ import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,6 +202,20 @@ def test_release_catalog_is_upgraded_and_the_app_works(release_root: Path) -> No
     _app_works(
         Settings(data_root=str(release_root), cluster=ClusterSettings(processes=False, n_workers=1))
     )
+
+
+def test_two_processes_opening_an_old_catalog_upgrade_it_once(release_root: Path) -> None:
+    url = f"sqlite:///{release_root / 'catalog.sqlite'}"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        changes = sorted(c.action for c in pool.map(lambda _: _open_schema(url), range(4)))
+    assert changes == ["current", "current", "current", "upgraded"]
+    assert _schema_diff(url, Base.metadata) == []
+
+
+def _open_schema(url: str) -> Any:
+    catalog = Catalog(url)
+    catalog.close()
+    return catalog.schema
 
 
 def test_init_upgrades_and_says_so(release_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
 from prefect.client.schemas.objects import Artifact, FlowRun, State, StateType
 
 from flows.events import (
@@ -202,6 +202,27 @@ def test_sweep_announces_settled_files_of_registered_studies(
     rows = sweep_flow(min_age_seconds=3600)
     assert {r["status"] for r in rows if r["path"] == ready} == {"settling"}
     assert probe.artifacts("landing-sweep")
+
+
+def test_gc_refuses_at_once_when_catalog_and_root_disagree(
+    workspace: Workspace, land: Land, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
+    shutil.rmtree(workspace.root.to_path(workspace.catalog.resolve(ref).uri))
+    orphan = Path(workspace.root.new_version_path(STUDY, "bulk"))
+    orphan.mkdir(parents=True)
+    monkeypatch.setenv("RESISTOMICS_GC_MAX_DISAGREEMENT", "1")
+    state = gc_flow(older_than_hours=0, return_state=True)
+    assert state.type == StateType.FAILED
+    assert "garbage collection refused: 1 catalog version(s)" in (state.message or "")
+    assert orphan.is_dir()  # nothing removed
+    with get_client(sync_client=True) as client:  # refused, not retried like an I/O error
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert [r.run_count for r in runs] == [1]
 
 
 def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:

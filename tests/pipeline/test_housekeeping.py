@@ -11,7 +11,7 @@ import pytest
 
 from resistomics.catalog import SampleRow
 from resistomics.config import Settings
-from resistomics.errors import StorageError
+from resistomics.errors import RootMismatchError
 from resistomics.pipeline import Workspace, collect_garbage, ingest
 from resistomics.storage import open_expression_store
 
@@ -96,7 +96,9 @@ def test_gc_refuses_when_most_catalog_directories_are_missing(settings: Settings
     snapshot = ws.catalog.snapshot()
     left = _version_dirs(root)
 
-    with pytest.raises(StorageError, match=r"garbage collection refused: 3 catalog version\(s\)"):
+    with pytest.raises(
+        RootMismatchError, match=r"garbage collection refused: 3 catalog version\(s\)"
+    ):
         collect_garbage(ws, older_than=timedelta(0), max_disagreement=3)
     assert _version_dirs(root) == left and orphan.exists()
     assert ws.catalog.snapshot() == snapshot

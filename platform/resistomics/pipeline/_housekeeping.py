@@ -20,7 +20,7 @@ from typing import Literal
 import pyarrow.parquet as pq
 
 from resistomics.catalog import VersionInfo, VersionStatus
-from resistomics.errors import StorageError
+from resistomics.errors import RootMismatchError
 from resistomics.pipeline._workspace import Workspace
 from resistomics.storage import digest_path, open_expression_store, verify_manifest
 
@@ -102,7 +102,7 @@ def collect_garbage(
     than ``max_disagreement`` published/superseded/quarantined versions have no
     directory, plus version directories have no catalog row, the catalog and this
     root do not belong together (a moved or wrong root, a catalog of another root) and
-    garbage collection refuses with :class:`~resistomics.errors.StorageError`,
+    garbage collection refuses with :class:`~resistomics.errors.RootMismatchError`,
     removing nothing.
 
     Parameters
@@ -137,7 +137,7 @@ def collect_garbage(
             if missing
             else f"e.g. {unreferenced[0]}"
         )
-        raise StorageError(
+        raise RootMismatchError(
             f"garbage collection refused: {len(missing)} catalog version(s) have no directory "
             f"under {ws.root.url} and {len(unreferenced)} version directory(ies) are named by "
             f"no catalog row ({example}); more than gc_max_disagreement={limit}, so the "
