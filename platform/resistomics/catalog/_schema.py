@@ -11,13 +11,15 @@ an installed wheel migrates the same way as a checkout. Opening a catalog
 - a catalog at a revision this code does not know (written by a newer resistomics):
   refused, nothing changed.
 
-All of it runs in one transaction that holds the database's write lock (SQLite
-``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so two processes opening an old
-catalog at once upgrade it once.
+A catalog already at head is recognised without locking anything. Otherwise all of it
+runs in one transaction that holds the database's write lock (SQLite ``BEGIN
+IMMEDIATE``, a PostgreSQL advisory lock) and reads the revision again under it, so two
+processes opening an old catalog at once upgrade it once.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -63,7 +65,9 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest schema revision this code knows."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -96,6 +100,13 @@ def _migration_engine(url: str) -> Any:
 def bring_to_head(url: str) -> SchemaChange:
     """Create, stamp or upgrade the catalog at ``url`` so its schema is at head."""
     head = head_revision()
+    probe = create_engine(url)  # the common case, without taking the write lock
+    try:
+        with probe.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return SchemaChange("current", head, head)
+    finally:
+        probe.dispose()
     engine = _migration_engine(url)
     try:
         with engine.begin() as conn:
