@@ -23,7 +23,7 @@ import zarr
 
 from resistomics.catalog import SampleRow
 from resistomics.config import ClusterSettings, Settings
-from resistomics.pipeline import Workspace, ingest
+from resistomics.pipeline import Workspace, check_integrity, ingest
 from resistomics.storage import (
     DataRoot,
     open_expression_store,
@@ -156,6 +156,14 @@ def test_ingest_onto_s3_from_a_local_landing_zone(tmp_path, bucket, options):  #
     archived = [p for p in ws.root.fs.find(ws.root.path("archive")) if p.endswith("counts.tsv.gz")]
     assert len(archived) == 1
     assert ws.root.fs.cat(archived[0]) == original
+    # per-file digests work on S3 too: all match, and one changed object is named
+    files = [c for c in check_integrity(ws, sample=None) if c.check == "files"]
+    assert [(c.result, c.ref) for c in files] == [("ok", "st/counts@v1")]
+    obs = f"{ws.root.to_path(uri)}/expression.zarr/obs/zarr.json"
+    ws.root.fs.pipe(obs, ws.root.fs.cat(obs) + b" ")
+    size = len(ws.root.fs.cat(obs))
+    problems = [c.detail for c in check_integrity(ws, sample=None) if c.result == "problem"]
+    assert problems == [f"{obs}: {size} bytes, published with {size - 1}"]
     ws.close()
 
 

@@ -36,10 +36,13 @@ class ManifestProblem:
     detail: str
 
 
-def _files(root: DataRoot, version_dir: str) -> list[str]:
+def _files(root: DataRoot, version_dir: str) -> dict[str, int]:
+    """Relative path -> size of every stored file but the manifest (one listing)."""
     base = posixpath.normpath(version_dir)
-    found = (posixpath.relpath(p, base) for p in root.fs.find(base))
-    return sorted(rel for rel in found if rel != MANIFEST)
+    found = root.fs.find(base, detail=True)
+    sizes = {posixpath.relpath(p, base): int(info.get("size") or 0) for p, info in found.items()}
+    sizes.pop(MANIFEST, None)
+    return dict(sorted(sizes.items()))
 
 
 def _sha256(root: DataRoot, path: str) -> tuple[str, int]:
@@ -102,15 +105,15 @@ def verify_manifest(
         ]
     listed: dict[str, dict[str, int | str]] = json.loads(raw)["files"]
     problems: list[ManifestProblem] = []
-    present = set(_files(root, version_dir))
-    for rel in sorted(present - set(listed)):
+    present = _files(root, version_dir)
+    for rel in sorted(set(present) - set(listed)):
         problems.append(ManifestProblem(rel, "unlisted", "file not in the published manifest"))
     candidates = []
     for rel, entry in sorted(listed.items()):
         if rel not in present:
             problems.append(ManifestProblem(rel, "missing", "file is missing"))
             continue
-        size = root.fs.size(posixpath.join(version_dir, rel))
+        size = present[rel]
         if size != entry["size"]:
             problems.append(
                 ManifestProblem(rel, "size", f"{size} bytes, published with {entry['size']}")
