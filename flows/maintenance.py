@@ -49,6 +49,9 @@ def run_gc(older_than_hours: float, dry_run: bool) -> list[dict[str, Any]]:
 def gc_flow(older_than_hours: float = 24, dry_run: bool = False) -> list[dict[str, Any]]:
     """Remove staged versions and unreferenced version directories older than a cutoff.
 
+    Fails at once, removing nothing, when the catalog and the data root disagree about
+    more than ``RESISTOMICS_GC_MAX_DISAGREEMENT`` directories (a moved or wrong root).
+
     Parameters
     ----------
     older_than_hours

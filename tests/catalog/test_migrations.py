@@ -337,3 +337,9 @@ def test_migrations_from_empty_give_the_models_schema_on_postgres(pg_url: str) -
         command.upgrade(_config(conn), "head")
     engine.dispose()
     assert _schema_diff(pg_url, Base.metadata) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_catalog_is_refused_clearly(url: str) -> None:
+    with pytest.raises(CatalogError, match="in-memory SQLite catalog is not supported"):
+        Catalog(url)

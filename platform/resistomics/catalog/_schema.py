@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import Connection, create_engine, event, inspect, make_url, text
 
 from resistomics.catalog._models import Base
 from resistomics.errors import CatalogError
@@ -99,6 +99,10 @@ def _migration_engine(url: str) -> Any:
 
 def bring_to_head(url: str) -> SchemaChange:
     """Create, stamp or upgrade the catalog at ``url`` so its schema is at head."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        # Migrations run on their own connection, which would see another empty database.
+        raise CatalogError(f"{url}: an in-memory SQLite catalog is not supported; give a file")
     head = head_revision()
     probe = create_engine(url)  # the common case, without taking the write lock
     try:
