@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from resistomics.catalog import parse_sample_sheet
     from resistomics.config import ClusterSettings, Settings
-    from resistomics.pipeline import Workspace, clonal_evolution, ingest
+    from resistomics.modalities.variants import clonal_evolution
+    from resistomics.pipeline import Workspace, ingest
 
     work = Path(tempfile.mkdtemp(prefix="resistomics-bench-variants-"))
     ws = Workspace.open(

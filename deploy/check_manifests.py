@@ -45,7 +45,7 @@ FLOWS: dict[str, tuple[str | None, set[str]]] = {
         "resistomics.file.landed",
         {"path", "study", "modality", "dataset"},
     ),
-    "flows/signatures.py:signatures_flow": (
+    "flows/analyse.py:analyse_flow": (
         "resistomics.dataset.published",
         {"dataset_ref", "study"},
     ),

@@ -5,7 +5,8 @@ Everything Prefect-specific lives here; each task is a few lines around a call i
 
     resistomics.file.landed ──> ingest ──> resistomics.dataset.published
                                        └─> resistomics.dataset.quarantined
-    resistomics.dataset.published (modality expression) ──> signatures
+    resistomics.dataset.published (kind source, any modality) ──> analyse
+        (that modality's default analyses, from the registry)
                                        ──> resistomics.signature.published ──> report
 
 plus schedules: landing-zone sweep (every 15 min), garbage collection and integrity

@@ -36,7 +36,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the main job on the embedded default: Prefect server, local Dask cluster,
-    landing-zone events driving ingest -> validation -> signatures.
+    landing-zone events driving ingest -> validation -> analyse.
 
     Example: resistomics demo --keep-serving
     """

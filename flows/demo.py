@@ -382,10 +382,12 @@ def _finish(
 ) -> int:
     from distributed import Client
 
-    from resistomics.pipeline import differential_expression, parse_contrast
+    from resistomics.modalities import modality
+    from resistomics.pipeline import parse_contrast
     from resistomics.plots import plot_clone_prevalence, plot_de_volcano, plot_sample_scores
     from resistomics.storage import read_table
 
+    differential_expression = modality("expression").analysis("de").run
     layout.plots.mkdir(exist_ok=True)
     with (
         Client(scheduler_address),

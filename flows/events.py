@@ -7,7 +7,8 @@ parameters:
 label                      value
 =========================  ==================================================
 ``resistomics.study``      study name
-``resistomics.modality``   ``expression``, ``signatures``, ...
+``resistomics.modality``   a registered modality: ``expression``, ``variants``, ...
+``resistomics.kind``       ``source`` (landed data) or ``result`` (dataset events)
 ``resistomics.path``       the landed file (file events, dataset events)
 ``resistomics.dataset``    the version ref ``study/dataset@vN`` (dataset events)
 =========================  ==================================================
@@ -31,6 +32,7 @@ __all__ = [
     "DATASET_QUARANTINED",
     "FILE_LANDED",
     "LABEL_DATASET",
+    "LABEL_KIND",
     "LABEL_MODALITY",
     "LABEL_PATH",
     "LABEL_STUDY",
@@ -52,6 +54,7 @@ LABEL_STUDY = "resistomics.study"
 LABEL_MODALITY = "resistomics.modality"
 LABEL_PATH = "resistomics.path"
 LABEL_DATASET = "resistomics.dataset"
+LABEL_KIND = "resistomics.kind"
 
 
 def file_resource_id(path: str) -> str:
@@ -69,6 +72,7 @@ def _dataset_resource(version: VersionInfo, *, role: str | None = None) -> dict[
         LABEL_STUDY: version.study,
         LABEL_MODALITY: version.modality,
         LABEL_DATASET: version.ref,
+        LABEL_KIND: str(version.kind),
         "resistomics.dataset_type": version.dataset_type,
         "resistomics.uri": version.uri,
     }
@@ -101,7 +105,7 @@ def emit_file_landed(
 
 
 def emit_dataset_published(version: VersionInfo, *, message: str = "") -> Event | None:
-    """Announce a newly published version (triggers signatures for expression data)."""
+    """Announce a newly published version (triggers the analyse deployment for source data)."""
     return emit_event(
         event=DATASET_PUBLISHED,
         resource=_dataset_resource(version),

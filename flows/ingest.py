@@ -60,7 +60,7 @@ __all__ = ["expectation_rows", "ingest_flow"]
     retry_condition_fn=retry_on_transient_errors,
 )
 def ingest_file(
-    path: str, study: str, modality: str, dataset: str | None, run_id: str | None
+    path: str, study: str, modality: str | None, dataset: str | None, run_id: str | None
 ) -> IngestOutcome:
     """Read, stage, validate and publish or quarantine one landed file."""
     with open_workspace() as ws, dask_client(ws.settings.cluster):
@@ -183,7 +183,7 @@ def record_artifacts(outcome: IngestOutcome, modality: str) -> None:
 
 @flow(name="ingest", flow_run_name=ingest_run_name, log_prints=False)
 def ingest_flow(
-    path: str, study: str, modality: str = "expression", dataset: str | None = None
+    path: str, study: str, modality: str | None = None, dataset: str | None = None
 ) -> State:
     """Ingest one landed file or directory into a study.
 
@@ -194,7 +194,8 @@ def ingest_flow(
     study
         A registered study.
     modality
-        The modality whose readers apply (``expression``).
+        The registered modality whose readers apply (default: the landing-zone folder
+        the file is in, ``<landing>/<study>/<modality>/``).
     dataset
         Dataset name; by default the file name without its format extensions.
 
@@ -223,8 +224,8 @@ def ingest_flow(
     except DatasetNotFoundError as exc:
         return _not_taken(path, study, dataset, exc, str(exc))
 
-    announce(outcome, modality)
-    record_artifacts(outcome, modality)
+    announce(outcome, outcome.modality)
+    record_artifacts(outcome, outcome.modality)
     logger.info(outcome.message)
     summary = {
         "status": outcome.status,

@@ -1,8 +1,8 @@
 """Nightly cohort recompute: bring every study's results up to date with its data.
 
-For the newest published version of every source dataset (expression, variant calls)
-runs the flow its ``dataset.published`` event would have run (``signatures`` for
-expression, ``clonal`` for variants) as a subflow. Results are content-addressed
+For the newest published version of every source dataset (whatever its modality) runs
+the flow its ``dataset.published`` event would have run, ``analyse`` (that modality's
+default analyses from the registry), as a subflow. Results are content-addressed
 (inputs, parameters, gene-set / catalogue version, code version), so a dataset whose
 result is current costs a catalog lookup and comes back ``Unchanged``; a new code
 release, a new catalogue version or an event that never arrived makes a new result,
@@ -20,15 +20,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from flows._runtime import artifact_key, open_workspace
-from flows.clonal import clonal_flow
-from flows.signatures import signatures_flow
+from flows.analyse import analyse_flow
 from resistomics.catalog import VersionStatus
 from resistomics.cluster import dask_client
+from resistomics.modalities import modalities
 
-__all__ = ["RECOMPUTED_BY", "recompute_flow", "source_datasets"]
-
-RECOMPUTED_BY: dict[str, Any] = {"expression": signatures_flow, "variants": clonal_flow}
-"""Source modality -> the flow whose result the recompute refreshes."""
+__all__ = ["recompute_flow", "source_datasets"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ def source_datasets(study: str | None) -> list[tuple[str, str, str]]:
         published = ws.catalog.versions(study=study, status=VersionStatus.PUBLISHED)
     newest: dict[tuple[str, str], Any] = {}
     for v in published:
-        if v.modality not in RECOMPUTED_BY:
+        if v.kind != "source" or v.modality not in modalities():
             continue
         key = (v.study, v.dataset)
         if key not in newest or v.number > newest[key].number:
@@ -71,7 +68,7 @@ def recompute_flow(study: str | None = None) -> State:
     # One cluster for the night: the subflows' tasks reuse this client.
     with dask_client(settings):
         for the_study, ref, modality in sources:
-            sub = RECOMPUTED_BY[modality]
+            sub = analyse_flow
             state = sub(ref, the_study, return_state=True)
             done.append(
                 Recomputed(

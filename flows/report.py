@@ -17,10 +17,15 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows._runtime import artifact_key, open_workspace
 from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.errors import UnknownNameError
+from resistomics.modalities import analysis_for_result
 from resistomics.pipeline import Workspace
 from resistomics.storage import read_table
 
 __all__ = ["report_flow", "study_report"]
+
+REPORT_ROWS = 20
+"""Rows of each analysis table shown in the report."""
 
 
 def _cell(value: object) -> str:
@@ -138,6 +143,24 @@ def _result_section(ws: Workspace, result: VersionInfo) -> list[str]:
     return lines
 
 
+def _analysis_section(ws: Workspace, result: VersionInfo) -> list[str]:
+    """The tables the result's analysis shows (from the modality registry), top rows."""
+    try:
+        _, analysis = analysis_for_result(result.dataset_type)
+    except UnknownNameError:
+        return []
+    if analysis.artifacts is None:
+        return []
+    lines: list[str] = []
+    for a in analysis.artifacts(ws, result):
+        if a.kind != "table" or a.table is None or not len(a.table):
+            continue
+        head = a.table.head(REPORT_ROWS)
+        lines += ["", f"{a.description} (first {len(head)} of {len(a.table)}):", ""]
+        lines += _table([str(c) for c in head.columns], head.to_numpy().tolist())
+    return lines
+
+
 def study_report(ws: Workspace, study: str, result_ref: str) -> str:
     """The markdown report of a study, featuring one signature result."""
     versions = ws.catalog.versions(study=study)
@@ -145,9 +168,7 @@ def study_report(ws: Workspace, study: str, result_ref: str) -> str:
     others = [
         v
         for v in versions
-        if v.status == VersionStatus.PUBLISHED
-        and v.dataset_type.startswith("signatures.")
-        and v.id != result.id
+        if v.status == VersionStatus.PUBLISHED and v.kind == "result" and v.id != result.id
     ]
     lines = [
         f"# Study `{study}`",
@@ -169,6 +190,7 @@ def study_report(ws: Workspace, study: str, result_ref: str) -> str:
         "## Latest signature result",
         "",
         *_result_section(ws, result),
+        *_analysis_section(ws, result),
     ]
     if others:
         lines += ["", "## Other results", ""]

@@ -4,10 +4,8 @@
 deployment             runs on                                      parameters
 =====================  ===========================================  ========================
 ingest/on-file-landed  ``resistomics.file.landed``                  path, study, modality
-signatures/on-publish  ``resistomics.dataset.published``,           dataset_ref, study
-                       label ``resistomics.modality=expression``
-clonal/on-publish      ``resistomics.dataset.published``,           dataset_ref, study
-                       label ``resistomics.modality=variants``
+analyse/on-publish     ``resistomics.dataset.published``,           dataset_ref, study
+                       label ``resistomics.kind=source``
 report/on-signature    ``resistomics.signature.published``          result_ref, study
 landing-sweep/every-   cron ``*/15 * * * *``                        min_age_seconds
 15-minutes
@@ -42,11 +40,12 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.types.entrypoint import EntrypointType
 
-from flows.clonal import clonal_flow
+from flows.analyse import analyse_flow
 from flows.events import (
     DATASET_PUBLISHED,
     FILE_LANDED,
     LABEL_DATASET,
+    LABEL_KIND,
     LABEL_MODALITY,
     LABEL_PATH,
     LABEL_STUDY,
@@ -56,7 +55,6 @@ from flows.ingest import ingest_flow
 from flows.maintenance import gc_flow, integrity_flow
 from flows.recompute import recompute_flow
 from flows.report import report_flow
-from flows.signatures import signatures_flow
 from flows.sweep import sweep_flow
 
 __all__ = ["build_deployments", "main", "serve_all"]
@@ -106,35 +104,16 @@ def build_deployments() -> list[RunnerDeployment]:
             concurrency_limit=1,
         ),
         _deployment(
-            signatures_flow,
+            analyse_flow,
             name="on-publish",
-            description="Score resistance programs in a newly published expression dataset.",
+            description="Run the default analyses of a newly published source dataset's modality.",
             triggers=[
                 DeploymentEventTrigger(
-                    name="signatures on resistomics.dataset.published (expression)",
+                    name="analyse on resistomics.dataset.published (source data)",
                     expect={DATASET_PUBLISHED},
                     match={
                         "prefect.resource.id": "resistomics.dataset.*",
-                        LABEL_MODALITY: "expression",
-                    },
-                    parameters={
-                        "dataset_ref": _label(LABEL_DATASET),
-                        "study": _label(LABEL_STUDY),
-                    },
-                )
-            ],
-        ),
-        _deployment(
-            clonal_flow,
-            name="on-publish",
-            description="Clonal evolution of a newly published variant-call dataset.",
-            triggers=[
-                DeploymentEventTrigger(
-                    name="clonal on resistomics.dataset.published (variants)",
-                    expect={DATASET_PUBLISHED},
-                    match={
-                        "prefect.resource.id": "resistomics.dataset.*",
-                        LABEL_MODALITY: "variants",
+                        LABEL_KIND: "source",
                     },
                     parameters={
                         "dataset_ref": _label(LABEL_DATASET),
@@ -168,7 +147,7 @@ def build_deployments() -> list[RunnerDeployment]:
         _deployment(
             recompute_flow,
             name="nightly",
-            description="Bring every study's signature and clonal results up to date.",
+            description="Bring every source dataset's analysis results up to date.",
             cron=RECOMPUTE_CRON,
             concurrency_limit=1,
         ),

@@ -118,6 +118,52 @@ def test_t47d_through_the_cli(env: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "integer-counts" in r.output
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--modality", "expresion"], "unknown modality 'expresion'; did you mean 'expression'?"),
+        (["--format", "h5da"], "did you mean 'h5ad'?"),
+        (
+            ["--valuse", "counts"],
+            "unknown expression ingest option 'valuse'; did you mean 'values'?",
+        ),
+        (["--values", "count"], "--values: Input should be"),
+    ],
+    ids=["modality", "format", "option", "option-value"],
+)
+def test_ingest_typos_fail_at_once_with_did_you_mean(
+    env: Path, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """Choices come from the registry and are checked before anything is copied or a
+    Dask cluster starts (which takes seconds): the typo costs well under a second."""
+    import time
+
+    counts = tmp_path / "counts.tsv"
+    counts.write_text("gene_id\tS0\nG1\t1\n")
+    runner.invoke(app, ["modalities"])  # warm the registry: time only the check
+    started = time.perf_counter()
+    r = runner.invoke(app, ["ingest", str(counts), "--study", "s", *args])
+    elapsed = time.perf_counter() - started
+    assert r.exit_code == 1, r.output
+    assert expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert elapsed < 1.0, elapsed
+    assert not (env / "landing").exists() or not list((env / "landing").rglob("counts.tsv"))
+
+
+def test_other_typos_fail_with_did_you_mean(env: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["export", "s/d", "--format", "tvs", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "did you mean 'tsv'?" in r.stderr, r.stderr
+    r = runner.invoke(app, ["signatures", "score", "s/d", "--method", "singscor"])
+    assert r.exit_code == 1 and "singscore" in r.stderr, r.stderr
+
+
+def test_modalities_lists_formats_options_and_analyses(env: Path) -> None:
+    r = runner.invoke(app, ["modalities"])
+    assert r.exit_code == 0, r.output
+    for text in ("expression", "bulk-table", "--values", "signatures*", "variants", "clonal*"):
+        assert text in r.output, r.output
+
+
 def test_bad_file_one_line_and_nonzero_exit(env: Path, tmp_path: Path) -> None:
     runner.invoke(app, ["study", "register", str(T47D / "samples.tsv"), "--study", "t47d"])
     bad = tmp_path / "bad.tsv"

@@ -6,37 +6,20 @@ the installed ``resistomics`` script runs; every command here works without Pref
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
-from resistomics.config import Settings, load_settings
-from resistomics.errors import ResistomicsError, printable
+from resistomics.terminal import console, err, fail, handled, print_table, progress_bar
+from resistomics.terminal import open_workspace as _workspace
 
 __all__ = ["app", "fail", "run_cli"]
-
-# User text (study, file and sample names, messages) is never rich markup or emoji codes:
-# markup and emoji are off for every print and table cell; styles are given explicitly.
-console = Console(markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 app = typer.Typer(
     name="resistomics",
@@ -48,65 +31,21 @@ app = typer.Typer(
 study_app = typer.Typer(
     help="Register and inspect study designs (sample sheets).", no_args_is_help=True
 )
-signatures_app = typer.Typer(
-    help="Resistance signatures: gene-program scores and differential expression.",
-    no_args_is_help=True,
-)
 catalog_app = typer.Typer(
     help="What the catalog holds: datasets, versions, lineage.", no_args_is_help=True
 )
 app.add_typer(study_app, name="study")
-app.add_typer(signatures_app, name="signatures")
-variants_app = typer.Typer(
-    help="Genetic resistance: clonal evolution and recurrent mutations from variant calls.",
-    no_args_is_help=True,
-)
 app.add_typer(catalog_app, name="catalog")
-app.add_typer(variants_app, name="variants")
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear line to stderr and exit non-zero.
+def _add_modality_commands() -> None:
+    """Each registered modality's own command group (``signatures``, ``variants``, ...)."""
+    from resistomics.modalities import modalities
 
-    The message is printed as it is: rule tags such as ``[validation]`` and user text such
-    as a study named ``[/i]`` or ``:x:`` are not rich markup or emoji codes, and control
-    characters (a newline in a file name) are escaped so the line stays one line.
-    """
-    err.print(Text.assemble(("error:", "bold red"), " ", printable(message)), soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def handled[F: Callable[..., Any]](fn: F) -> F:
-    """Turn platform errors into one line on stderr and a non-zero exit."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ResistomicsError as exc:
-            fail(str(exc))
-        except KeyError as exc:  # dataset-type / reader look-ups
-            fail(str(exc).strip("'\""))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _workspace(settings: Settings | None = None) -> Any:
-    from resistomics.pipeline import Workspace
-
-    return Workspace.open(settings or load_settings())
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}", style="progress.description", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
+    for m in modalities().values():
+        group = m.commands()
+        if group is not None:
+            app.add_typer(group)
 
 
 @app.command()
@@ -169,16 +108,6 @@ def study_register(
     )
 
 
-def print_table(table: Table) -> None:
-    """A table on stdout: fitted to a terminal; piped, every value in full (no wrapping)."""
-    if console.is_terminal:
-        console.print(table)
-    else:
-        Console(width=100_000, no_color=True, highlight=False, markup=False, emoji=False).print(
-            table
-        )
-
-
 def print_json(document: Any) -> None:
     """Machine-readable output: JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
@@ -215,58 +144,81 @@ def study_show(
     print_table(table)
 
 
-@app.command()
+def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
+    """The modality's ingest options from the command line's extra ``--name value`` pairs."""
+    from resistomics.errors import InputError
+
+    values: dict[str, str] = {}
+    args = list(extra)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--"):
+            raise InputError(file, "ingest-option", f"unexpected argument {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if not args or args[0].startswith("--"):
+                raise InputError(file, "ingest-option", f"--{name} needs a value")
+            value = args.pop(0)
+        values[name.replace("-", "_")] = value
+    return plugin.parse_options(values, file=file)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handled
 def ingest(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="File or 10x directory to ingest.")],
     study: Annotated[str, typer.Option("--study", "-s", help="Study the data belongs to.")],
-    modality: Annotated[str, typer.Option(help="Data modality.")] = "expression",
+    modality: Annotated[
+        str | None,
+        typer.Option(help="Data modality (default: the one whose reader recognises the file)."),
+    ] = None,
     dataset: Annotated[
         str | None, typer.Option(help="Dataset name (default: from the file name).")
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="bulk-table, 10x-mtx or h5ad (default: detected)."),
-    ] = None,
-    sample: Annotated[
-        str | None, typer.Option(help="Sample of every cell (10x directory of one sample).")
-    ] = None,
-    values: Annotated[
-        str | None, typer.Option(help="counts, normalized or auto (default per format).")
+        typer.Option("--format", help="One of the modality's formats (default: detected)."),
     ] = None,
 ) -> None:
     """Land a file in the landing zone, validate it and publish it (or quarantine it).
 
     A file outside the landing zone is copied to <landing>/<study>/<modality>/ first.
+    The modality's own options follow as --NAME VALUE (expression: --values
+    counts|normalized|auto, --sample NAME; `resistomics modalities` lists them all).
     Exits non-zero with one line naming the file, place and rule when the file is bad.
 
     Example: resistomics ingest counts.tsv.gz --study t47d --modality expression
     """
-    from resistomics.cluster import dask_client
-    from resistomics.modalities import known_modalities
+    from resistomics.modalities import guess_modality
+    from resistomics.modalities import modality as find_modality
     from resistomics.names import check_name
+
+    # Everything that becomes a path or decides where the file goes, and every choice,
+    # is checked before a byte is copied or a cluster starts: nothing is left in the
+    # landing zone by a refused command, and a typo costs no cluster start-up.
+    check_name("study", study)
+    if modality is not None:
+        check_name("modality", modality)
+    if dataset is not None:
+        check_name("dataset", dataset)
+    if not path.exists() and not path.is_symlink():
+        fail(f"{path}: [file-exists] no such file or directory")
+    plugin = find_modality(modality) if modality else guess_modality(str(path))
+    if fmt is not None:
+        plugin.reader(fmt)
+    options = _modality_options(plugin, ctx.args, file=str(path))
+    from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest
     from resistomics.pipeline import land
     from resistomics.pipeline._landing import inside
 
-    # Everything that becomes a path or decides where the file goes is checked before a
-    # byte is copied: nothing is left in the landing zone by a refused command.
-    check_name("study", study)
-    check_name("modality", modality)
-    if dataset is not None:
-        check_name("dataset", dataset)
-    if values not in (None, "auto", "counts", "normalized"):
-        fail(f"--values {values!r}: [option] choose counts, normalized or auto")
-    if modality not in known_modalities():
-        fail(f"--modality {modality!r}: [option] choose {', '.join(known_modalities())}")
-    if not path.exists() and not path.is_symlink():
-        fail(f"{path}: [file-exists] no such file or directory")
     ws = _workspace()
     ws.catalog.samples(study)  # an unknown study: DatasetNotFoundError, nothing copied
     src = str(path.absolute())
     zone = ws.settings.resolved_landing_zone
     if not inside(src, zone, follow=False):
-        target = land(path, Path(zone) / study / modality)
+        target = land(path, Path(zone) / study / plugin.name)
         if not inside(str(target), zone):  # names are checked above; this cannot happen
             fail(f"{target}: [landing-zone] outside the landing zone {zone}")
         console.print(f"landed {path} -> {target}")
@@ -277,16 +229,32 @@ def ingest(
             ws,
             src,
             study=study,
-            modality=modality,
+            modality=plugin.name,
             dataset=dataset,
             fmt=fmt,
-            sample=sample,
-            values=values,  # type: ignore[arg-type]
+            options=options,
             progress=lambda n: bar.advance(task, n),
         )
     if outcome.status == "quarantined":
         fail(outcome.message)
     console.print(outcome.message)
+
+
+@app.command("modalities")
+@handled
+def list_modalities() -> None:
+    """The registered modalities: their formats, ingest options and analyses."""
+    from resistomics.modalities import modalities
+
+    table = Table(title="modalities")
+    for c in ("modality", "formats", "ingest options", "analyses (* = run on publish)"):
+        table.add_column(c, overflow="fold")
+    for m in modalities().values():
+        formats = ", ".join(r.name for r in m.readers)
+        options = ", ".join(f"--{n.replace('_', '-')}" for n in m.options.model_fields) or "-"
+        analyses = ", ".join(a.name + ("*" if a.default else "") for a in m.analyses) or "-"
+        table.add_row(m.name, formats, options, analyses)
+    print_table(table)
 
 
 @app.command()
@@ -319,260 +287,6 @@ def validate(
     console.print(table)
     if not report.success:
         fail(f"{version.ref}: {len(report.failures)} expectation(s) failed")
-
-
-@signatures_app.command("score")
-@handled
-def signatures_score(
-    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
-    gene_sets: Annotated[
-        str,
-        typer.Option("--gene-sets", help="'builtin' (curated resistance programs) or a GMT file."),
-    ] = "builtin",
-    method: Annotated[
-        list[str] | None, typer.Option(help="score_genes and/or singscore (repeatable).")
-    ] = None,
-    random_state: Annotated[int, typer.Option(help="Seed of score_genes' control-gene draw.")] = 0,
-    threshold: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Score above which a cell counts as program-high in the resistant-fraction "
-            "tables: 'auto' (default: 95th percentile of baseline cells, per program), one "
-            "number for every program, or PROGRAM=NUMBER (repeatable; others stay auto)."
-        ),
-    ] = None,
-) -> None:
-    """Score gene programs in every cell/sample; publishes <dataset>.signatures.
-
-    Example: resistomics signatures score t47d/counts --gene-sets h.all.v7.0.symbols.gmt
-    """
-    from resistomics.cluster import dask_client
-    from resistomics.pipeline import score_signatures
-
-    cut_offs = _thresholds(threshold or [])
-    ws = _workspace()
-    methods = tuple(method or ("score_genes", "singscore"))
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"scoring {dataset}", total=None)
-        outcome = score_signatures(
-            ws,
-            dataset,
-            gene_sets=gene_sets,
-            methods=methods,  # type: ignore[arg-type]
-            random_state=random_state,
-            threshold=cut_offs,
-        )
-    console.print(outcome.message)
-    if outcome.tables:
-        _print_top(
-            outcome.tables["sample_scores"],
-            "mean_score",
-            ["sample_id", "method", "gene_set", "mean_score"],
-            15,
-        )
-
-
-def _thresholds(texts: list[str]) -> float | Literal["auto"] | dict[str, float]:
-    """``--threshold`` values: [] or ['auto'] -> 'auto'; ['0.3'] -> 0.3; ['P=0.3', ...] -> a map."""
-    if not texts or texts == ["auto"]:
-        return "auto"
-    if len(texts) == 1 and "=" not in texts[0]:
-        return _number("--threshold", texts[0])
-    per_program: dict[str, float] = {}
-    for text in texts:
-        name, eq, value = text.partition("=")
-        if not eq or not name.strip():
-            fail(f"--threshold {text!r}: give 'auto', one number, or PROGRAM=NUMBER per program")
-        per_program[name.strip()] = _number("--threshold", value)
-    return per_program
-
-
-def _number(option: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        fail(f"{option} {text!r}: not a number")
-    if not math.isfinite(value):
-        fail(f"{option} {text!r}: not a finite number")
-    return value
-
-
-@signatures_app.command("de")
-@handled
-def signatures_de(
-    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of an expression dataset.")],
-    contrast: Annotated[
-        str, typer.Option(help="'COLUMN:A vs B' over sample (or cell) attributes.")
-    ],
-    where: Annotated[
-        list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
-    ] = None,
-    method: Annotated[str, typer.Option(help="welch, wilcoxon or deseq2 (counts only).")] = "welch",
-    tie_correct: Annotated[
-        bool,
-        typer.Option(
-            help="Tie-corrected Wilcoxon variance (published as <dataset>.de.wilcoxon-tie-corrected...)."
-        ),
-    ] = False,
-    scale: Annotated[
-        str,
-        typer.Option(
-            help="Scale of normalised values, which decides the fold change: log1p (scanpy's "
-            "rule), log2 (difference of means = log2FC), log or zscore (difference of means), "
-            "linear (log2 ratio of means), or auto (recorded at ingest, else guessed from "
-            "the value range). Counts are always log1p-normalised."
-        ),
-    ] = "auto",
-) -> None:
-    """Differential expression between two arms; publishes <dataset>.de.<method>.<contrast>.
-
-    Example: resistomics signatures de t47d/counts --contrast "esr1_genotype:Y537S vs WT" --where treatment=veh
-    """
-    from resistomics.cluster import dask_client
-    from resistomics.pipeline import differential_expression, parse_contrast
-
-    methods: dict[str, Literal["t-test", "wilcoxon", "deseq2"]] = {
-        "welch": "t-test",
-        "t-test": "t-test",
-        "wilcoxon": "wilcoxon",
-        "deseq2": "deseq2",
-    }
-    if method not in methods:
-        fail(f"--method {method!r}: choose welch, wilcoxon or deseq2")
-    scales = ("auto", "log1p", "log2", "log", "linear", "zscore")
-    if scale not in scales:
-        fail(f"--scale {scale!r}: choose {', '.join(scales)}")
-    ws = _workspace()
-    c = parse_contrast(contrast, where or [])
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"DE {dataset}", total=None)
-        outcome = differential_expression(
-            ws,
-            dataset,
-            c,
-            method=methods[method],
-            tie_correct=tie_correct,
-            scale=scale,  # type: ignore[arg-type]
-        )
-    console.print(outcome.message)
-    if outcome.tables:
-        de = outcome.tables["de"]
-        effect = "log2_fold_change" if "log2_fold_change" in de.columns else "mean_difference"
-        console.print(f"fold change: {de['fold_change_rule'].iloc[0]}" if len(de) else "")
-        _print_top(de, None, ["gene_id", "gene_symbol", effect, "pval", "pval_adj"], 15)
-
-
-def _print_top(frame: Any, sort: str | None, columns: list[str], n: int) -> None:
-    top = frame.sort_values(sort, ascending=False) if sort else frame
-    table = Table()
-    for c in columns:
-        table.add_column(c)
-    for _, row in top.head(n).iterrows():
-        table.add_row(
-            *[f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        )
-    console.print(table)
-
-
-@variants_app.command("clonal")
-@handled
-def variants_clonal(
-    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of variant calls.")],
-    max_clones: Annotated[int, typer.Option(help="Most clones per subject.")] = 10,
-    patience: Annotated[
-        int,
-        typer.Option(
-            help="Stop trying more clones after this many without a better BIC (0: try all)."
-        ),
-    ] = 2,
-    precision: Annotated[
-        str | None,
-        typer.Option(
-            help="Beta-binomial precision for over-dispersed reads: a number (e.g. 50-200) "
-            "or 'auto' (chosen per subject by BIC); default: binomial."
-        ),
-    ] = None,
-) -> None:
-    """Per subject: VAF changes vs baseline (Fisher), calls, clones and emergent
-    catalogued resistance mutations; publishes <dataset>.clonal.
-
-    Example: resistomics variants clonal trial/calls
-    """
-    from resistomics.cluster import dask_client
-    from resistomics.pipeline import clonal_evolution
-
-    ws = _workspace()
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        task = bar.add_task(f"clonal evolution of {dataset} (subjects)", total=None)
-        outcome = clonal_evolution(
-            ws,
-            dataset,
-            max_clones=max_clones,
-            patience=patience or None,
-            precision=_precision(precision),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    console.print(outcome.message)
-    if outcome.tables:
-        emergent = outcome.tables["emergent_resistance"]
-        console.print(f"emergent catalogued resistance mutations: {len(emergent)}")
-        if len(emergent):
-            _print_top(
-                emergent, None, ["subject_id", "sample_id", "gene", "protein_change", "call"], 20
-            )
-
-
-def _precision(text: str | None) -> float | Literal["auto"] | None:
-    if text is None:
-        return None
-    if text == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise typer.BadParameter(f"--precision must be a number or 'auto', not {text!r}") from None
-
-
-@variants_app.command("recurrent")
-@handled
-def variants_recurrent(
-    datasets: Annotated[
-        list[str], typer.Argument(help="study/dataset[@vN] of variant calls (one or more).")
-    ],
-    contrast: Annotated[str, typer.Option(help="'COLUMN:A vs B' over sample attributes.")],
-    where: Annotated[
-        list[str] | None, typer.Option(help="COLUMN=VALUE filter (repeatable).")
-    ] = None,
-    paired: Annotated[
-        bool | None,
-        typer.Option(
-            "--paired/--unpaired",
-            help="McNemar on subjects sampled in both arms, or Fisher on independent arms "
-            "(default: paired when every subject is sampled in both).",
-        ),
-    ] = None,
-) -> None:
-    """Genes recurrently mutated in arm A vs arm B (Fisher or paired McNemar per gene, BH),
-    catalogue-flagged.
-
-    Example: resistomics variants recurrent apl/APL_primary apl/APL_relapse --contrast "phase:relapse vs baseline"
-    """
-    from resistomics.cluster import dask_client
-    from resistomics.pipeline import parse_contrast, recurrent_mutations
-
-    ws = _workspace()
-    with dask_client(ws.settings.cluster):
-        outcome = recurrent_mutations(
-            ws, datasets, parse_contrast(contrast, where or []), paired=paired
-        )
-    console.print(outcome.message)
-    if outcome.tables:
-        _print_top(
-            outcome.tables["recurrent"],
-            None,
-            ["gene", "mutated_a", "mutated_b", "test", "pvalue_adj", "catalogue_gene"],
-            15,
-        )
 
 
 @catalog_app.command("ls")
@@ -679,60 +393,60 @@ def catalog_verify(
         raise typer.Exit(1)
 
 
+EXPORT_FORMATS = ("tsv", "parquet", "h5ad")
+
+
 @app.command()
 @handled
 def export(
-    result: Annotated[
-        str,
-        typer.Argument(help="study/dataset[@vN] of a result table, or of an expression dataset."),
-    ],
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of any dataset or result.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="tsv or parquet (tables); h5ad (expression).")
+        str,
+        typer.Option("--format", help="tsv or parquet (one table); h5ad (a sparse matrix)."),
     ] = "tsv",
     table: Annotated[
-        str | None, typer.Option(help="Which table of the result (default: the first).")
+        str | None, typer.Option(help="Which table of the dataset (default: the first).")
     ] = None,
 ) -> None:
-    """Export a result table as TSV or Parquet, or an expression dataset as .h5ad.
+    """Export one table of a dataset as TSV or Parquet (result tables, variant calls, a
+    matrix's obs/var), or a whole store in a format its layout offers (expression: .h5ad).
 
     Example: resistomics export t47d/counts.signatures --table sample_scores --format tsv -o scores.tsv
 
     Example: resistomics export t47d/counts --format h5ad -o t47d.h5ad
     """
-    from resistomics.storage import export_h5ad, read_table
+    from resistomics.errors import UnknownNameError
+    from resistomics.publishing import layout_of
 
-    if fmt not in ("tsv", "parquet", "h5ad"):
-        fail(f"--format {fmt!r}: choose tsv, parquet or h5ad")
+    if fmt not in EXPORT_FORMATS:
+        raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
     ws = _workspace()
-    version = ws.catalog.resolve(result)
+    version = ws.catalog.resolve(dataset)
+    spec = layout_of(version)
     base = ws.root.to_path(version.uri)
-    if version.dataset_type.startswith("expression."):
-        if fmt != "h5ad":
-            fail(
-                f"{version.ref} is a {version.dataset_type} store, not a table: export it with "
-                f"--format h5ad, or open {ws.root.to_url(base)}/expression.zarr with "
-                "anndata.read_zarr"
-            )
-        summary = export_h5ad(ws.root, base, output)
-        console.print(
-            f"wrote {version.ref} ({summary.n_obs} x {summary.n_vars}, {summary.nnz} non-zeros, "
-            f"design in obs) to {output}"
-        )
+    if fmt in spec.exports:
+        detail = spec.exports[fmt](ws.root, base, output)
+        console.print(f"wrote {version.ref} ({detail}) to {output}")
         return
-    if fmt == "h5ad":
-        fail(f"--format h5ad exports expression datasets; {version.ref} is {version.dataset_type}")
-    names = sorted(
-        p.rsplit("/", 1)[-1][: -len(".parquet")]
-        for p in ws.root.fs.ls(base)
-        if str(p).endswith(".parquet")
-    )
-    if not names:
-        fail(f"{version.ref} ({version.dataset_type}) has no tables to export")
+    if fmt not in ("tsv", "parquet"):
+        offered = ", ".join(spec.exports) or "none"
+        fail(f"--format {fmt}: {version.ref} ({spec.spec}) offers tsv, parquet and {offered}")
+    names = spec.tables(ws.root, base) if spec.tables is not None else []
+    if spec.read_table is None or not names:
+        fail(f"{version.ref} ({spec.spec}) has no tables to export")
+    if table is None and spec.exports:
+        # a store, not a table: say how to get all of it
+        fail(
+            f"{version.ref} is a {version.dataset_type} store, not a table: export it with "
+            f"--format {' or --format '.join(spec.exports)}, one of its tables with --table "
+            f"{'|'.join(names)}, or open {ws.root.to_url(base)}/{spec.opens} with "
+            f"{spec.opened_by}"
+        )
     name = table or names[0]
     if name not in names:
-        fail(f"{version.ref} has no table {name!r} (tables: {', '.join(names)})")
-    frame = read_table(ws.root, f"{base}/{name}.parquet")
+        raise UnknownNameError(f"table of {version.ref}", name, names)
+    frame = spec.read_table(ws.root, base, name)
     if fmt == "tsv":
         frame.to_csv(output, sep="\t", index=False)
     else:
@@ -749,16 +463,25 @@ def plot(
         str | None, typer.Option(help="Program to plot (signatures; default: all).")
     ] = None,
 ) -> None:
-    """Plot a result: program scores by sample and phase, or a volcano plot for DE.
+    """Plot a dataset: a result with its analysis's plot (program scores by sample and
+    phase, a volcano plot for DE, clone prevalence), a source dataset's QC plot.
 
     Example: resistomics plot t47d/counts.signatures -o scores.png
     """
+    from resistomics.modalities import analysis_for_result
     from resistomics.plots import plot_result
 
     ws = _workspace()
     version = ws.catalog.resolve(result)
-    plot_result(ws, version, output, gene_set=gene_set)
+    draw = plot_result
+    if version.kind == "result":
+        _, analysis = analysis_for_result(version.dataset_type)
+        draw = analysis.plot or plot_result
+    draw(ws, version, output, gene_set=gene_set)
     console.print(f"wrote {output}")
+
+
+_add_modality_commands()
 
 
 def run_cli() -> None:

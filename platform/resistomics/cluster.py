@@ -85,7 +85,10 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
             threads_per_worker=settings.threads_per_worker,
             memory_limit=settings.memory_limit,
             processes=settings.processes,
-            dashboard_address=":0" if settings.dashboard else None,
+            # Always a free port: with None, distributed still serves HTTP on 8787 and
+            # warns "Port 8787 is already in use" whenever another cluster runs.
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": settings.dashboard},
             silence_logs=logging.WARNING,
         )
         with cluster, Client(cluster) as client:

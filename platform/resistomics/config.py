@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "their directory plus version directories lack a catalog row than this "
         "(a moved or wrong data root, not crashed writes).",
     )
+    modalities: dict[str, dict[str, object]] = Field(
+        default_factory=dict,
+        description="One settings section per modality (RESISTOMICS_MODALITIES__<NAME>__<KEY>), "
+        "validated by that modality's settings model.",
+    )
 
     @property
     def is_local(self) -> bool:

@@ -9,6 +9,8 @@ is one line that says exactly what is wrong.
 from __future__ import annotations
 
 import unicodedata
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "ResistomicsError",
     "SampleSheetError",
     "StorageError",
+    "UnknownNameError",
     "UnregisteredSampleError",
     "ValidationFailedError",
     "printable",
@@ -162,3 +165,30 @@ class StorageError(ResistomicsError, OSError):
 class RootMismatchError(ResistomicsError):
     """The catalog and the data root do not describe the same data (a moved or wrong
     root): refused at once, not retried as an I/O error would be."""
+
+
+class UnknownNameError(ResistomicsError, KeyError):
+    """A registry has nothing by that name (modality, reader format, dataset type,
+    layout, analysis); the message lists what it has and the closest match.
+
+    Parameters
+    ----------
+    what
+        What was looked up, e.g. ``"modality"`` or ``"expression reader format"``.
+    name
+        The name asked for.
+    known
+        The names the registry knows.
+    """
+
+    def __init__(self, what: str, name: str, known: Iterable[str]) -> None:
+        self.what = what
+        self.name = name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(self.known) or "none"
+        super().__init__(f"unknown {what} {name!r}{hint} (known: {listed})")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])

@@ -84,7 +84,8 @@ def test_catalog_lifecycle_on_postgres(pg_url: str) -> None:
 def test_ingest_with_postgres_catalog(pg_url: str, tmp_path: Path, land) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
     from resistomics.config import ClusterSettings, Settings
-    from resistomics.pipeline import Workspace, differential_expression, ingest, parse_contrast
+    from resistomics.modalities.expression import differential_expression
+    from resistomics.pipeline import Workspace, ingest, parse_contrast
 
     ws = Workspace.open(
         Settings(

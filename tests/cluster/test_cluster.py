@@ -42,3 +42,17 @@ def test_kubernetes_spec_gets_a_unique_name_everywhere() -> None:
     assert a["metadata"]["name"].startswith(old + "-")
     assert old not in yaml.safe_dump(a).replace(a["metadata"]["name"], "")
     assert spec["metadata"]["name"] == old  # the input is not modified
+
+
+def test_local_cluster_never_claims_the_default_dashboard_port() -> None:
+    """distributed's "Port 8787 is already in use" warning never reaches a user: the
+    scheduler's HTTP server takes a free port, whatever else runs on the machine."""
+    import warnings
+
+    settings = ClusterSettings(n_workers=1, processes=False, memory_limit="1GiB")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with build_client(settings, reuse=False) as client:
+            port = client.scheduler_info()["services"].get("dashboard")
+    assert port != 8787
+    assert not [w for w in caught if "already in use" in str(w.message)]

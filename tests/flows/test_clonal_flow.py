@@ -1,12 +1,14 @@
-"""The clonal flow on a published variants dataset: result, event, artifacts."""
+"""The analyse flow on a published variants dataset (clonal evolution): result, event,
+artifacts."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flows.clonal import EMERGENT_COLUMNS, clonal_flow
+from flows.analyse import analyse_flow
 from flows.ingest import ingest_flow
+from resistomics.modalities.variants._artifacts import EMERGENT_COLUMNS
 from resistomics.pipeline import Workspace
 from trial_variants import variants_maf
 
@@ -17,9 +19,10 @@ def test_clonal_flow_reports_emergent_resistance(
     workspace: Workspace, land: Any, probe: Any
 ) -> None:
     ref = ingest_flow(variants_maf(workspace), STUDY, modality="variants")["ref"]
-    state = clonal_flow(ref, STUDY, return_state=True)
+    state = analyse_flow(ref, STUDY, return_state=True)
     assert state.name == "Completed", state.message
-    result = workspace.catalog.resolve(state.result()["ref"])
+    assert set(state.result()["results"]) == {"clonal"}
+    result = workspace.catalog.resolve(state.result()["results"]["clonal"]["ref"])
     assert result.dataset_type == "signatures.clonal"
     (table,) = probe.artifacts(f"clonal-{STUDY}-calls-emergent-resistance")
     data = table.data
@@ -36,8 +39,7 @@ def test_clonal_flow_reports_emergent_resistance(
     assert sorted(r["subject_id"] for r in clone_rows) == ["P0", "P1", "P2", "P3"]
     assert all(r["resistance_changes"] == "ESR1:Y537S" for r in clone_rows)
     assert all(r["prevalence"].startswith("baseline 0.0") for r in clone_rows), clone_rows
-    again = clonal_flow(ref, STUDY, return_state=True)
+    again = analyse_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
-    expression_ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
-    skipped = clonal_flow(expression_ref, STUDY, return_state=True)
+    skipped = analyse_flow(result.ref, STUDY, return_state=True)  # a result is not analysed
     assert skipped.name == "Skipped"

@@ -3,7 +3,7 @@
 ``python -m flows.serve`` runs in a subprocess against the session's temporary Prefect
 server (its triggers and automations run; its scheduler does not, which the chain does
 not need). The test only lands a file and emits ``resistomics.file.landed``; the
-server's triggers start ingest, ingest's event starts signatures, and signatures' event
+server's triggers start ingest, ingest's event starts analyse, and analyse's event
 starts the report.
 """
 
@@ -31,7 +31,7 @@ from resistomics.pipeline import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STUDY = "trial"  # registered by the `workspace` fixture
-DEPLOYMENTS = ("ingest/on-file-landed", "signatures/on-publish", "report/on-signature")
+DEPLOYMENTS = ("ingest/on-file-landed", "analyse/on-publish", "report/on-signature")
 CHAIN_TIMEOUT = 240.0
 
 
@@ -134,7 +134,7 @@ def test_landed_file_reaches_signatures_and_report_by_events(
     (ingest_run,) = [r for r in _ingest_runs(path) if r.state_type == StateType.COMPLETED]
     assert ingest_run.parameters == {"path": path, "study": STUDY, "modality": "expression"}
     assert workspace.catalog.resolve(f"{STUDY}/bulk").run_id == str(ingest_run.id)
-    sig_runs = [r for r in _runs("signatures/on-publish") if r.state_type == StateType.COMPLETED]
+    sig_runs = [r for r in _runs("analyse/on-publish") if r.state_type == StateType.COMPLETED]
     assert [r.parameters for r in sig_runs] == [{"dataset_ref": f"{STUDY}/bulk@v1", "study": STUDY}]
     assert result.run_id == str(sig_runs[0].id)
     report_runs = _runs("report/on-signature")

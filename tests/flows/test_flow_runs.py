@@ -26,8 +26,8 @@ from flows.events import (
 )
 from flows.ingest import ingest_flow
 from flows.maintenance import IntegrityProblemsError, gc_flow, integrity_flow
+from flows.analyse import analyse_flow
 from flows.report import report_flow
-from flows.signatures import signatures_flow
 from flows.sweep import sweep_flow
 from resistomics.catalog import VersionStatus
 from resistomics.errors import DatasetNotFoundError
@@ -143,10 +143,10 @@ def test_event_for_a_file_already_processed_is_skipped(workspace: Workspace, lan
 def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectProbe) -> None:
     ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
 
-    state = signatures_flow(ref, STUDY, return_state=True)
+    state = analyse_flow(ref, STUDY, return_state=True)
     assert state.name == "Completed", state.message
     assert _flow_run(state).name == ref  # the dataset, not a random name
-    result_ref = state.result()["ref"]
+    result_ref = state.result()["results"]["signatures"]["ref"]
     assert result_ref == f"{STUDY}/bulk.signatures@v1"
     result = workspace.catalog.resolve(result_ref)
     assert result.parent_ids == (workspace.catalog.resolve(ref).id,)
@@ -160,7 +160,7 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
         first.setdefault(r["sample_id"], r["gene_set"])
     assert {first[s] for s in ("S0", "S1", "S2", "S3")} == {"DRUG_EFFLUX_ABC"}, first
 
-    again = signatures_flow(ref, STUDY, return_state=True)
+    again = analyse_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
 
     report_state = report_flow(result_ref, STUDY, return_state=True)
@@ -172,10 +172,10 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
     assert report.type == "markdown"
 
 
-def test_signatures_skip_non_expression(workspace: Workspace, land: Land) -> None:
+def test_analyse_skips_results(workspace: Workspace, land: Land) -> None:
     ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
-    result_ref = signatures_flow(ref, STUDY)["ref"]
-    state = signatures_flow(result_ref, STUDY, return_state=True)
+    result_ref = analyse_flow(ref, STUDY)["results"]["signatures"]["ref"]
+    state = analyse_flow(result_ref, STUDY, return_state=True)
     assert state.type == StateType.COMPLETED and state.name == "Skipped"
 
 
@@ -262,7 +262,7 @@ def test_gc_removes_only_garbage(workspace: Workspace, land: Land) -> None:
 
 def test_integrity_check(workspace: Workspace, land: Land, probe: PrefectProbe) -> None:
     ref = ingest_flow(land("bulk.tsv"), STUDY)["ref"]
-    signatures_flow(ref, STUDY)
+    analyse_flow(ref, STUDY)
     state = integrity_flow(return_state=True)
     assert state.type == StateType.COMPLETED, state.message
     checks = state.result()

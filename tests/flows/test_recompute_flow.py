@@ -24,7 +24,7 @@ def _rows(probe: Any, key: str) -> list[dict[str, Any]]:
 
 def _results(workspace: Workspace) -> dict[str, int]:
     published = workspace.catalog.versions(study=STUDY, status=VersionStatus.PUBLISHED)
-    return {v.dataset: v.number for v in published if v.modality == "signatures"}
+    return {v.dataset: v.number for v in published if v.kind == "result"}
 
 
 def test_recompute_refreshes_results_only_when_they_are_stale(
@@ -38,7 +38,8 @@ def test_recompute_refreshes_results_only_when_they_are_stale(
     state = recompute_flow(STUDY, return_state=True)
     assert state.name == "Completed", state.message
     rows = {r["dataset"]: r for r in _rows(probe, "recompute-trial")}
-    assert {r["flow"] for r in rows.values()} == {"signatures", "clonal"}
+    assert {r["flow"] for r in rows.values()} == {"analyse"}
+    assert {r["modality"] for r in rows.values()} == {"expression", "variants"}
     assert {r["state"] for r in rows.values()} == {"Completed"}
     assert _results(workspace) == {"bulk.signatures": 1, "calls.clonal": 1}
 
@@ -49,7 +50,7 @@ def test_recompute_refreshes_results_only_when_they_are_stale(
     assert _results(workspace) == {"bulk.signatures": 1, "calls.clonal": 1}
 
     # A new code release: every result is recomputed and supersedes the old one.
-    monkeypatch.setattr("resistomics.pipeline._results.__version__", "99.0.0")
+    monkeypatch.setattr("resistomics.publishing._results.__version__", "99.0.0")
     state = recompute_flow(None, return_state=True)  # all studies
     assert state.name == "Completed", state.message
     assert _results(workspace) == {"bulk.signatures": 2, "calls.clonal": 2}

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from resistomics.catalog import SampleRow
 from resistomics.errors import InputError, MethodInputError
-from resistomics.pipeline import differential_expression, ingest, parse_contrast
+from resistomics.modalities.expression import differential_expression
+from resistomics.pipeline import ingest, parse_contrast
 from resistomics.storage import open_expression_store
 
 STUDY = "st"

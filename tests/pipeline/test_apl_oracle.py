@@ -25,7 +25,8 @@ def _barcodes(path: Path) -> list[str]:
 
 def test_pml_and_rara_top_recurrent_relapse_genes(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.pipeline import ingest, parse_contrast, recurrent_mutations
+    from resistomics.modalities.variants import recurrent_mutations
+    from resistomics.pipeline import ingest, parse_contrast
 
     files = {"baseline": APL / "APL_primary.maf.gz", "relapse": APL / "APL_relapse.maf.gz"}
     rows = [

@@ -11,7 +11,8 @@ from pipeline.variant_cohort import planted_cohort
 
 def test_emergent_resistance_mutation_and_its_clone(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.pipeline import clonal_evolution, ingest
+    from resistomics.modalities.variants import clonal_evolution
+    from resistomics.pipeline import ingest
 
     sheet, maf = planted_cohort(tmp_path, np.random.default_rng(11))
     workspace.catalog.register_study("evo", parse_sample_sheet(sheet))
@@ -52,7 +53,8 @@ def test_recurrence_where_restricts_calls_and_denominators(workspace, land, tmp_
     import pandas as pd
 
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.pipeline import ingest, parse_contrast, recurrent_mutations
+    from resistomics.modalities.variants import recurrent_mutations
+    from resistomics.pipeline import ingest, parse_contrast
 
     sheet, maf = planted_cohort(tmp_path, np.random.default_rng(5))
     design = pd.read_csv(sheet, sep="\t")

@@ -15,7 +15,9 @@ def test_normalised_into_counts_dataset_is_quarantined(t47d_study, land, tmp_pat
     norm = tmp_path / "norm" / "expr.tsv"
     norm.parent.mkdir()
     norm.write_text("gene_id\tveh_WT_rep1\tveh_WT_rep2\nG1\t-0.3\t1.2\nG2\t0.5\t0.1\n")
-    out = ingest(t47d_study, land(t47d_study, norm, "t47d"), study="t47d", values="normalized")
+    out = ingest(
+        t47d_study, land(t47d_study, norm, "t47d"), study="t47d", options={"values": "normalized"}
+    )
     assert out.status == "quarantined"
     assert (
         "[dataset-type]" in out.message
@@ -27,7 +29,9 @@ def test_normalised_into_counts_dataset_is_quarantined(t47d_study, land, tmp_pat
     again = tmp_path / "again" / "expr_z.tsv"
     again.parent.mkdir()
     again.write_text(norm.read_text())
-    out = ingest(t47d_study, land(t47d_study, again, "t47d"), study="t47d", values="normalized")
+    out = ingest(
+        t47d_study, land(t47d_study, again, "t47d"), study="t47d", options={"values": "normalized"}
+    )
     assert out.status == "published" and out.version.dataset_type == "expression.normalized"
 
 

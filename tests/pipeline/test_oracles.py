@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resistomics.pipeline import differential_expression, parse_contrast, score_signatures
+from resistomics.modalities.expression import differential_expression, score_signatures
+from resistomics.pipeline import parse_contrast
 from shared_data import GENESETS
 
 ER_GENES = ["GREB1", "PGR", "TFF1"]

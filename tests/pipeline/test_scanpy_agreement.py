@@ -13,12 +13,8 @@ import scanpy as sc
 def test_pipeline_scores_and_de_equal_scanpy(workspace, land, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
     from resistomics.knowledge import builtin_programs
-    from resistomics.pipeline import (
-        differential_expression,
-        ingest,
-        parse_contrast,
-        score_signatures,
-    )
+    from resistomics.modalities.expression import differential_expression, score_signatures
+    from resistomics.pipeline import ingest, parse_contrast
     from resistomics.simulate import simulate_cohort
 
     cohort = simulate_cohort(n_subjects=3, cells_per_sample=120, n_genes=500, seed=5)

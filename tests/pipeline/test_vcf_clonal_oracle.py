@@ -36,7 +36,8 @@ def test_planted_resistant_clones_recovered_from_vcf(workspace, land, tmp_path: 
     from matplotlib.image import imread
 
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.pipeline import clonal_evolution, ingest
+    from resistomics.modalities.variants import clonal_evolution
+    from resistomics.pipeline import ingest
     from resistomics.plots import plot_result
 
     sim = simulate_clonal_cohort(n_subjects=6, seed=2)

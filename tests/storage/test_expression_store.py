@@ -16,7 +16,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from resistomics.storage import DataRoot, ExpressionStoreWriter, _expression, open_expression_store
+from resistomics.storage import (
+    DataRoot,
+    ExpressionStoreWriter,
+    _sparse_matrix,
+    open_expression_store,
+)
 
 N_CELLS, N_GENES = 157, 83
 
@@ -83,7 +88,7 @@ def _write(tmp_path, x, *, orientation, block, rows_per_block, genes_per_block):
 def test_writer_round_trip(
     tmp_path, monkeypatch, orientation, block, rows_per_block, genes_per_block, nnz_per_chunk, dtype
 ):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(_expression, "NNZ_PER_CHUNK", nnz_per_chunk)
+    monkeypatch.setattr(_sparse_matrix, "NNZ_PER_CHUNK", nnz_per_chunk)
     x = _matrix(dtype)
     root, path, obs, var, summary = _write(
         tmp_path,

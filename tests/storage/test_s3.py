@@ -271,7 +271,7 @@ def test_dense_array_round_trip_on_s3(bucket, options):  # type: ignore[no-untyp
 
 def test_variant_calls_and_clonal_results_on_s3(tmp_path, bucket, options):  # type: ignore[no-untyped-def]
     from resistomics.catalog import parse_sample_sheet
-    from resistomics.pipeline import clonal_evolution
+    from resistomics.modalities.variants import clonal_evolution
     from resistomics.simulate import simulate_clonal_cohort
 
     landing = tmp_path / "landing"

@@ -1,22 +1,50 @@
-"""Modalities: readers of source formats into canonical layouts, and dataset types."""
+"""Modalities as plugins: the :class:`Modality` interface and its registry.
 
-from resistomics.modalities import expression as expression  # registers readers
-from resistomics.modalities import variants as variants  # registers readers
+A modality is one folder here (readers, writer into a shared layout, validation
+summaries, analyses, command group) plus its dataset types in ``schemas/``; the
+pipeline, flows and generic CLI only ask the registry (:func:`modality`,
+:func:`modalities`). Third-party modalities register through the entry-point group
+``resistomics.modalities``.
+"""
+
+from resistomics.dataset_types import DatasetType, dataset_type, dataset_types
+from resistomics.modalities._plugin import (
+    Analysis,
+    Artifact,
+    Modality,
+    NoOptions,
+    Reader,
+    Summaries,
+    Written,
+)
 from resistomics.modalities._registry import (
-    DatasetType,
-    dataset_type,
-    dataset_types,
-    known_modalities,
+    ENTRY_POINT_GROUP,
+    analysis_for_result,
+    guess_modality,
+    modalities,
+    modality,
+    modality_names,
     reader_for,
-    register_reader,
+    refresh,
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "Analysis",
+    "Artifact",
     "DatasetType",
+    "Modality",
+    "NoOptions",
+    "Reader",
+    "Summaries",
+    "Written",
+    "analysis_for_result",
     "dataset_type",
     "dataset_types",
-    "expression",
-    "known_modalities",
+    "guess_modality",
+    "modalities",
+    "modality",
+    "modality_names",
     "reader_for",
-    "register_reader",
+    "refresh",
 ]

@@ -1,93 +1,142 @@
-"""Registry of dataset types, declared once in ``schemas/`` and looked up by name.
+"""The registry of modalities: built-ins registered explicitly, others by entry point.
 
-A dataset type says what a dataset holds (modality, layout, value kind) and which
-expectations it must meet. Adding a modality means adding a YAML type in ``schemas/``,
-a reader registered with :func:`register_reader`, and its suite: no chain of ``if``s.
+As xarray's ``list_engines()``: the built-in modalities are listed here by name (their
+modules are imported when the registry is first asked, never as an import side effect),
+and any installed package can add one through the entry-point group
+``resistomics.modalities``::
+
+    # the plugin's pyproject.toml
+    [project.entry-points."resistomics.modalities"]
+    methylation = "resistomics_methylation:MethylationModality"
+
+The object an entry point names is a :class:`~resistomics.modalities.Modality` subclass
+(instantiated without arguments) or instance. A plugin may not shadow a built-in.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
+from importlib.metadata import entry_points
 from typing import Any
 
-import yaml
+from resistomics.dataset_types import add_schema_dir
+from resistomics.errors import ConfigError, InputError, UnknownNameError
+from resistomics.modalities._plugin import Analysis, Modality
 
-from resistomics._resources import schemas_dir
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "analysis_for_result",
+    "guess_modality",
+    "modalities",
+    "modality",
+    "modality_names",
+    "reader_for",
+    "refresh",
+]
 
-__all__ = ["DatasetType", "dataset_type", "dataset_types", "reader_for", "register_reader"]
+ENTRY_POINT_GROUP = "resistomics.modalities"
+
+#: The built-in modalities: registry name -> "module:class".
+BUILTINS: dict[str, str] = {
+    "expression": "resistomics.modalities.expression._modality:ExpressionModality",
+    "variants": "resistomics.modalities.variants._modality:VariantsModality",
+}
 
 
-@dataclass(frozen=True)
-class DatasetType:
-    name: str
-    version: str
-    modality: str
-    layout: str
-    value_kind: str | None
-    description: str
-    expectations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+def _load(target: Any, origin: str) -> Modality:
+    obj = target() if isinstance(target, type) else target
+    if not isinstance(obj, Modality):
+        raise ConfigError(f"{origin} is not a resistomics Modality (got {type(obj).__name__})")
+    return obj
+
+
+def _import(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 @cache
-def dataset_types() -> dict[str, DatasetType]:
-    """Every dataset type declared under ``schemas/`` (by name)."""
-    out: dict[str, DatasetType] = {}
-    for path in sorted(schemas_dir().rglob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or "layout" not in doc:
-            continue
-        out[doc["name"]] = DatasetType(
-            name=doc["name"],
-            version=str(doc["version"]),
-            modality=doc["modality"],
-            layout=doc["layout"],
-            value_kind=doc.get("value_kind"),
-            description=" ".join(str(doc.get("description", "")).split()),
-            expectations=doc.get("expectations", {}) or {},
-        )
+def modalities() -> dict[str, Modality]:
+    """Every registered modality by name: built-ins, then installed entry points."""
+    out = {name: _load(_import(spec), spec) for name, spec in BUILTINS.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name} = {ep.value}"
+        if ep.name in out:
+            raise ConfigError(f"{origin}: a modality named {ep.name!r} is already registered")
+        m = _load(ep.load(), origin)
+        if m.name != ep.name:
+            raise ConfigError(f"{origin}: the modality calls itself {m.name!r}")
+        out[m.name] = m
+    for m in out.values():
+        if m.schemas is not None:
+            add_schema_dir(m.schemas)
     return out
 
 
-def dataset_type(name: str) -> DatasetType:
+def refresh() -> None:
+    """Forget what was loaded (after installing a plugin in a running process; tests)."""
+    modalities.cache_clear()
+
+
+def modality_names() -> list[str]:
+    return sorted(modalities())
+
+
+def modality(name: str) -> Modality:
+    """The modality ``name``.
+
+    Raises
+    ------
+    UnknownNameError
+        (also a ``KeyError``) listing the registered modalities and the closest match.
+    """
     try:
-        return dataset_types()[name]
+        return modalities()[name]
     except KeyError:
-        known = ", ".join(sorted(dataset_types()))
-        raise KeyError(f"unknown dataset type {name!r} (known: {known})") from None
+        raise UnknownNameError("modality", name, modalities()) from None
 
 
-_READERS: dict[tuple[str, str], Callable[..., Any]] = {}
-_DETECTORS: list[tuple[str, str, Callable[[str], bool]]] = []
+def reader_for(
+    modality_name: str, path: str, fmt: str | None = None
+) -> tuple[str, Callable[..., Any]]:
+    """``(format, read function)`` for ``path``: by explicit format, else by guessing."""
+    m = modality(modality_name)
+    r = m.reader(fmt) if fmt is not None else m.guess_reader(path)
+    return r.name, r.read
 
 
-def register_reader(
-    modality: str, fmt: str, detect: Callable[[str], bool]
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a reader of format ``fmt`` for ``modality``; ``detect(path)`` recognises it."""
+def guess_modality(path: str) -> Modality:
+    """The modality whose reader recognises ``path`` (the longest matching suffix wins).
 
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _READERS[(modality, fmt)] = fn
-        _DETECTORS.append((modality, fmt, detect))
-        return fn
+    Raises
+    ------
+    InputError
+        Rule ``modality`` when no registered reader recognises the file.
+    """
+    lower = path.lower().rstrip("/")
+    best: tuple[int, Modality] | None = None
+    for m in modalities().values():
+        for r in m.readers:
+            if not r.guess_can_open(path):
+                continue
+            length = max((len(s) for s in r.suffixes if lower.endswith(s)), default=0)
+            if best is None or length > best[0]:
+                best = (length, m)
+    if best is None:
+        raise InputError(
+            path,
+            "modality",
+            f"no reader recognises this file; give --modality ({', '.join(modality_names())})",
+        )
+    return best[1]
 
-    return wrap
 
-
-def reader_for(modality: str, path: str, fmt: str | None = None) -> tuple[str, Callable[..., Any]]:
-    """The reader for ``path`` (by explicit format, else by detection)."""
-    if fmt is not None:
-        if (modality, fmt) not in _READERS:
-            known = ", ".join(f for m, f in _READERS if m == modality)
-            raise KeyError(f"no {modality} reader for format {fmt!r} (known: {known})")
-        return fmt, _READERS[(modality, fmt)]
-    for m, f, detect in _DETECTORS:
-        if m == modality and detect(path):
-            return f, _READERS[(m, f)]
-    known = ", ".join(f for m, f in _READERS if m == modality) or "none"
-    raise KeyError(f"no {modality} reader recognises {path} (formats: {known})")
-
-
-def known_modalities() -> list[str]:
-    return sorted({m for m, _ in _READERS})
+def analysis_for_result(dataset_type: str) -> tuple[Modality, Analysis]:
+    """The modality and analysis that publish results of ``dataset_type``."""
+    found = {a.result_type: (m, a) for m in modalities().values() for a in m.analyses}
+    try:
+        return found[dataset_type]
+    except KeyError:
+        raise UnknownNameError("result type", dataset_type, found) from None

@@ -1,46 +1,46 @@
-"""Orchestration-free pipeline steps: ingest, validate, publish, compute.
+"""Orchestration-free pipeline steps: the one ingest and analyse template, housekeeping.
 
-Flows (``flows/``) and the CLI call these; they hold no Prefect code.
+Flows (``flows/``) and the CLI call these; they hold no Prefect code and name no
+modality: every modality-specific step comes from the registry
+(:mod:`resistomics.modalities`).
 """
 
-from resistomics.pipeline._clonal import clonal_evolution, recurrent_mutations
+from resistomics.contrasts import Contrast, parse_contrast
+from resistomics.pipeline._analyse import AnalysisRun, analyse, default_analyses
 from resistomics.pipeline._housekeeping import (
     Finding,
     IntegrityCheck,
     check_integrity,
     collect_garbage,
 )
-from resistomics.pipeline._ingest import IngestOutcome, dataset_name_for, ingest, validate_version
-from resistomics.pipeline._landing import in_flight, land, release_abandoned_claims
-from resistomics.pipeline._results import ResultOutcome
-from resistomics.pipeline._signatures import (
-    Contrast,
-    differential_expression,
-    parse_contrast,
-    score_signatures,
+from resistomics.pipeline._ingest import (
+    IngestOutcome,
+    dataset_name_for,
+    ingest,
+    modality_of_landed,
+    validate_version,
 )
-from resistomics.pipeline._variants import validate_variant_batches
-from resistomics.pipeline._workspace import Workspace
+from resistomics.pipeline._landing import in_flight, land, release_abandoned_claims
+from resistomics.publishing import ResultOutcome, Workspace
 
 __all__ = [
+    "AnalysisRun",
     "Contrast",
     "Finding",
     "IngestOutcome",
     "IntegrityCheck",
     "ResultOutcome",
     "Workspace",
+    "analyse",
     "check_integrity",
-    "clonal_evolution",
     "collect_garbage",
     "dataset_name_for",
-    "differential_expression",
+    "default_analyses",
     "in_flight",
     "ingest",
     "land",
+    "modality_of_landed",
     "parse_contrast",
-    "recurrent_mutations",
     "release_abandoned_claims",
-    "score_signatures",
-    "validate_variant_batches",
     "validate_version",
 ]

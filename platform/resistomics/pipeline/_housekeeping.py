@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import pyarrow.parquet as pq
-
 from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import RootMismatchError
-from resistomics.pipeline._workspace import Workspace
-from resistomics.storage import digest_path, open_expression_store, verify_manifest
+from resistomics.publishing import Workspace, layout_of
+from resistomics.storage import digest_path, verify_manifest
 
 __all__ = ["Finding", "IntegrityCheck", "check_integrity", "collect_garbage"]
 
@@ -170,36 +168,25 @@ def collect_garbage(
 
 
 def _open_check(ws: Workspace, v: VersionInfo, path: str) -> list[IntegrityCheck]:
+    """Open a version through its layout and compare the shape with the catalog's."""
     status = v.status.value
-    if v.format == "zarr-anndata":
-        store = open_expression_store(ws.root, path)
-        # Building both lazy views reads both index arrays (cell- and gene-major).
-        store.cells()
-        store.genes()
-        checks = [IntegrityCheck(v.ref, status, "opens", "ok", "expression store opens")]
-        if v.shape and tuple(store.shape) != tuple(v.shape):
-            checks.append(
-                IntegrityCheck(
-                    v.ref,
-                    status,
-                    "shape",
-                    "problem",
-                    f"store holds {store.shape[0]} x {store.shape[1]}, catalog says "
-                    f"{' x '.join(map(str, v.shape))}",
-                )
+    spec = layout_of(v)
+    if spec.inspect is None:
+        return [IntegrityCheck(v.ref, status, "opens", "warning", f"{spec.spec} is only planned")]
+    found = spec.inspect(ws.root, path)
+    checks = [IntegrityCheck(v.ref, status, "opens", "ok", f"{spec.spec}: {found.detail}")]
+    if found.shape is not None and v.shape and tuple(found.shape) != tuple(v.shape):
+        checks.append(
+            IntegrityCheck(
+                v.ref,
+                status,
+                "shape",
+                "problem",
+                f"store holds {' x '.join(map(str, found.shape))}, catalog says "
+                f"{' x '.join(map(str, v.shape))}",
             )
-        return checks
-    if v.format == "parquet":
-        files = [p for p in ws.root.fs.find(path) if p.endswith(".parquet")]
-        if not files:
-            return [
-                IntegrityCheck(v.ref, status, "opens", "problem", "no Parquet files in the version")
-            ]
-        for p in files:
-            with ws.root.fs.open(p, "rb") as f:
-                pq.read_metadata(f)
-        return [IntegrityCheck(v.ref, status, "opens", "ok", f"{len(files)} Parquet file(s) open")]
-    return []
+        )
+    return checks
 
 
 def _archived_sources(ws: Workspace, study: str) -> list[str]:

@@ -14,6 +14,7 @@ import shutil
 import socket
 import stat
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -338,15 +339,16 @@ def _fsync_directory(path: str) -> None:
 
 
 def landing_identity(
-    *, modality: str, fmt: str | None, sample: str | None, values: str | None
+    *, modality: str, fmt: str | None, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The ingest options that, with the bytes and the dataset, identify a landing.
 
     The same bytes landed again with the same options are the version already published;
-    with another ``--values``, ``--format`` or ``--sample`` they are a different dataset
-    version (stored under the version's ``parameters["landing"]``).
+    with another ``--format`` or modality option (expression's ``--values``, ``--sample``)
+    they are a different dataset version (stored under the version's
+    ``parameters["landing"]``).
     """
-    return {"modality": modality, "format": fmt, "sample": sample, "values": values}
+    return {"modality": modality, "format": fmt, **options}
 
 
 def localize(ws: Workspace, path: str, scratch: Path) -> Path:

@@ -1,7 +1,14 @@
-"""Storage: fsspec data root, Zarr v3 expression stores, Parquet tables, digests."""
+"""Storage: fsspec data root, the shared versioned layouts, Parquet tables, digests."""
 
 from resistomics.storage._arrays import read_dense_array, write_dense_array
-from resistomics.storage._expression import (
+from resistomics.storage._layouts import Layout, StoredContents, layout, layouts, parse_layout
+from resistomics.storage._partitioned_table import (
+    append_partitioned,
+    partition_directories,
+    read_partition,
+)
+from resistomics.storage._root import DataRoot, digest_bytes, digest_path
+from resistomics.storage._sparse_matrix import (
     ExpressionStore,
     ExpressionStoreWriter,
     StoreSummary,
@@ -14,7 +21,6 @@ from resistomics.storage._manifest import (
     verify_manifest,
     write_manifest,
 )
-from resistomics.storage._root import DataRoot, digest_bytes, digest_path
 from resistomics.storage._tables import read_table, write_table
 
 __all__ = [
@@ -22,13 +28,21 @@ __all__ = [
     "DataRoot",
     "ExpressionStore",
     "ExpressionStoreWriter",
+    "Layout",
     "ManifestProblem",
     "StoreSummary",
+    "StoredContents",
+    "append_partitioned",
     "digest_bytes",
     "digest_path",
     "export_h5ad",
+    "layout",
+    "layouts",
     "open_expression_store",
+    "parse_layout",
+    "partition_directories",
     "read_dense_array",
+    "read_partition",
     "read_table",
     "verify_manifest",
     "write_dense_array",

@@ -25,9 +25,9 @@ from resistomics.modalities import dataset_type
 from resistomics.modalities.variants import (
     read_vcf,
     summarize_variant_batches,
+    validate_variant_batches,
     variant_suites,
 )
-from resistomics.pipeline import validate_variant_batches
 from resistomics.validation import ValidationReport
 
 
@@ -43,7 +43,7 @@ def failed(report: ValidationReport) -> dict[str, list[str]]:
 
 def test_dataset_type_is_declared() -> None:
     kind = dataset_type("variants.calls")
-    assert (kind.modality, kind.layout) == ("variants", "parquet-partitioned-by-subject")
+    assert (kind.modality, kind.layout) == ("variants", "partitioned-table@1")
     assert set(variant_suites()) == {"partitions", "contigs", "samples", "dataset"}
 
 

@@ -28,7 +28,6 @@ import scipy.sparse as sp
 from resistomics._text_files import CheckedText, describe_content, open_checked_text
 from resistomics.errors import InputError
 from resistomics.modalities._checks import DESIGN_COLUMNS, check_registered
-from resistomics.modalities._registry import register_reader
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
 __all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]
@@ -89,7 +88,6 @@ def _detect_table(path: str) -> bool:
     )
 
 
-@register_reader("expression", "bulk-table", _detect_table)
 def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
     """Bulk expression table, genes x samples (TSV/CSV, optionally gzip).
 
@@ -380,7 +378,6 @@ _MTX_FIELDS = ("real", "integer", "double")
 _MTX_SYMMETRY = ("general",)
 
 
-@register_reader("expression", "10x-mtx", _detect_mtx)
 def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
     """10x Genomics Matrix Market directory (Cell Ranger v2 or v3 layout).
 
@@ -811,7 +808,6 @@ def _detect_h5ad(path: str) -> bool:
     return path.lower().endswith(".h5ad")
 
 
-@register_reader("expression", "h5ad", _detect_h5ad)
 def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
     """AnnData ``.h5ad``: counts from ``layers["counts"]``, else ``raw.X``, else ``X``.
 

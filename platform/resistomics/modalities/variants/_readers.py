@@ -31,7 +31,6 @@ import pyarrow.compute as pc
 from resistomics._text_files import describe_content, open_checked_text
 from resistomics.errors import InputError
 from resistomics.modalities._checks import check_registered
-from resistomics.modalities._registry import register_reader
 from resistomics.modalities.variants._annotation import (
     Annotation,
     annotation_format,
@@ -223,7 +222,6 @@ def _header_has(vcf: Any, tag: str) -> bool:
     return True
 
 
-@register_reader("variants", "vcf", _detect_vcf)
 def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     """Multi-sample VCF (plain, gzip or bgzip), parsed by cyvcf2 (htslib).
 
@@ -596,7 +594,6 @@ def _maf_counts(path: Path, raw: pd.Series, column: str, lines: np.ndarray) -> p
     return num.astype("Int64")
 
 
-@register_reader("variants", "maf", _detect_maf)
 def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     """Mutation Annotation Format (GDC/TCGA style), plain or gzip, any line endings.
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resistomics.modalities._registry import dataset_type
+from resistomics.dataset_types import dataset_type
 from resistomics.modalities.variants._source import empty_calls
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Expression stores: sparse matrices in Zarr v3 in the AnnData on-disk layout.
+"""Layout `sparse-matrix@1`: sparse matrices in Zarr v3 in the AnnData on-disk layout, both orientations.
 
 One version directory holds two Zarr v3 groups::
 

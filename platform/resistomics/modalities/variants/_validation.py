@@ -1,8 +1,4 @@
-"""Validation of variant calls: the variants modality's summaries checked by GX.
-
-Lives in the pipeline because it joins two sibling layers (modalities and validation),
-which the import contracts keep from importing each other.
-"""
+"""Validation of call batches: the ``variants.calls`` summaries checked by GX."""
 
 from __future__ import annotations
 
@@ -10,8 +6,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from resistomics.modalities import dataset_type
-from resistomics.modalities.variants import (
+from resistomics.dataset_types import dataset_type
+from resistomics.modalities.variants._summaries import (
     DEFAULT_CONTIGS,
     DEFAULT_VAF_TOLERANCE,
     summarize_variant_batches,

@@ -11,24 +11,21 @@ end. Results are published with lineage.
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import dask
 import pandas as pd
-import pyarrow.dataset as pads
 
 from resistomics.catalog import VersionInfo
 from resistomics.cluster import parallelism
+from resistomics.contrasts import Contrast
 from resistomics.errors import InputError, MethodInputError
 from resistomics.knowledge import MutationCatalogue, annotate, builtin_mutations
-from resistomics.pipeline._ingest_variants import CALLS
-from resistomics.pipeline._results import ResultOutcome, publish_result
-from resistomics.pipeline._signatures import Contrast, _published_result
-from resistomics.pipeline._workspace import Workspace
+from resistomics.modalities.variants._layout import CALLS, PARTITION
+from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
 from resistomics.signatures import cluster_clones, recurrent_genes, variant_changes
-from resistomics.storage import DataRoot
+from resistomics.storage import partition_directories, read_partition
 
 __all__ = ["clonal_evolution", "recurrent_mutations"]
 
@@ -45,25 +42,18 @@ def _design(ws: Workspace, study: str) -> pd.DataFrame:
     return ws.catalog.samples(study).drop(columns=["sample_id"], errors="ignore")
 
 
-def _read_subject(url: str, options_json: str, directory: str) -> pd.DataFrame:
-    root = DataRoot(url, json.loads(options_json))
-    table = pads.dataset(directory, format="parquet", filesystem=root.fs).to_table()
-    frame = table.to_pandas()
-    frame.insert(0, "subject_id", directory.rstrip("/").rsplit("subject_id=", 1)[1])
-    return frame
-
-
 def _calls_by_subject(ws: Workspace, version: VersionInfo) -> Any:
     """The calls as a dask DataFrame with one partition per subject (lazy)."""
     import dask.dataframe as dd
 
-    base = posixpath.join(ws.root.to_path(version.uri), CALLS)
-    dirs = sorted(p for p in ws.root.fs.ls(base, detail=False) if "subject_id=" in p)
+    dirs = partition_directories(ws.root, ws.root.to_path(version.uri), CALLS, by=PARTITION)
     if not dirs:
         raise MethodInputError(f"{version.ref} holds no calls")
     opts = json.dumps(ws.root.storage_options, sort_keys=True)
-    meta = _read_subject(ws.root.url, opts, dirs[0]).iloc[:0]
-    parts = [dask.delayed(_read_subject, pure=True)(ws.root.url, opts, d) for d in dirs]
+    meta = read_partition(ws.root.url, opts, dirs[0], by=PARTITION).iloc[:0]
+    parts = [
+        dask.delayed(read_partition, pure=True)(ws.root.url, opts, d, by=PARTITION) for d in dirs
+    ]
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
@@ -136,7 +126,7 @@ def clonal_evolution(
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
     }
-    digest, existing = _published_result(ws, version, "signatures.clonal", parameters)
+    digest, existing = published_result(ws, version, "signatures.clonal", parameters)
     if existing is not None:
         return existing
     design = _design(ws, version.study)
@@ -170,6 +160,7 @@ def clonal_evolution(
     }
     return publish_result(
         ws,
+        modality="variants",
         parents=[version],
         study=version.study,
         dataset=f"{version.dataset}.clonal",
@@ -214,7 +205,7 @@ def recurrent_mutations(
         "catalogue": catalogue.source,
         "catalogue_version": catalogue.version,
     }
-    digest, existing = _published_result(
+    digest, existing = published_result(
         ws,
         versions[0],
         "signatures.recurrent",
@@ -241,6 +232,7 @@ def recurrent_mutations(
     table = result.reset_index()
     return publish_result(
         ws,
+        modality="variants",
         parents=versions,
         study=the_study,
         dataset=f"recurrent.{contrast.slug}",

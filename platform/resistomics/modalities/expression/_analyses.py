@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import posixpath
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import dask
@@ -21,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from resistomics.catalog import VersionInfo
+from resistomics.contrasts import Contrast, unknown_attribute, unknown_value
 from resistomics.errors import InputError, MethodInputError
 from resistomics.knowledge import GeneSetCollection, load_gene_sets
-from resistomics.pipeline._results import ResultOutcome, publish_result, result_digest
-from resistomics.pipeline._workspace import Workspace
+from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
 from resistomics.signatures import (
     FOLD_CHANGE_RULES,
     ValueScale,
@@ -41,98 +40,9 @@ from resistomics.signatures import (
 )
 from resistomics.storage import ExpressionStore, open_expression_store, write_dense_array
 
-__all__ = ["Contrast", "differential_expression", "parse_contrast", "score_signatures"]
+__all__ = ["differential_expression", "score_signatures"]
 
 ScoreMethod = Literal["score_genes", "singscore"]
-
-
-@dataclass(frozen=True)
-class Contrast:
-    """``column: group_a vs group_b`` with optional ``where`` filters on sample attributes."""
-
-    column: str
-    group_a: str
-    group_b: str
-    where: Mapping[str, str]
-
-    def as_parameters(self) -> dict[str, Any]:
-        """The contrast as recorded in a result's parameters (and its digest)."""
-        return {
-            "column": self.column,
-            "a": self.group_a,
-            "b": self.group_b,
-            "where": dict(self.where),
-        }
-
-    def selected(self, frame: pd.DataFrame) -> np.ndarray:
-        """Which rows of ``frame`` (samples or cells) pass every ``where`` filter.
-
-        Raises
-        ------
-        InputError
-            When a filter names a column the frame does not have, or a value the
-            column never takes (the message lists the values it does take).
-        """
-        keep = np.ones(len(frame), dtype=bool)
-        for k, v in self.where.items():
-            if k not in frame.columns:
-                raise InputError("--where", "where-column", unknown_attribute(k, frame))
-            values = frame[k].astype(str).to_numpy()
-            if not (values == v).any():
-                raise InputError("--where", "where-value", unknown_value(k, v, frame))
-            keep &= values == v
-        return keep
-
-    @property
-    def slug(self) -> str:
-        parts = [self.column, self.group_a, "vs", self.group_b]
-        parts += [f"{k}-{v}" for k, v in sorted(self.where.items())]
-        return "_".join("".join(c if c.isalnum() or c == "_" else "-" for c in p) for p in parts)
-
-
-#: Columns of the cell/sample frame that are measurements, not design attributes.
-_QC_COLUMNS = ("total_counts", "n_genes_by_counts")
-
-
-def unknown_attribute(column: str, frame: pd.DataFrame) -> str:
-    """The message for a column that is not a sample or cell attribute: the known ones,
-    and the closest as a did-you-mean."""
-    known = [str(c) for c in frame.columns if c not in _QC_COLUMNS]
-    close = difflib.get_close_matches(column, known, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"no sample or cell attribute {column!r}; {hint}known: {', '.join(known)}"
-
-
-def unknown_value(column: str, value: str, frame: pd.DataFrame) -> str:
-    """The message for a value that ``column`` never takes: the values it takes (the
-    first 20) and the closest as a did-you-mean."""
-    present = pd.Series(frame[column].dropna().astype(str).unique())
-    taken = sorted(present.tolist())
-    close = difflib.get_close_matches(value, taken, n=1, cutoff=0.4)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    shown = ", ".join(repr(t) for t in taken[:20]) + (" ..." if len(taken) > 20 else "")
-    return f"no sample or cell has {column}={value!r}; {hint}{column} takes: {shown or 'no value'}"
-
-
-def parse_contrast(text: str, where: Sequence[str] = ()) -> Contrast:
-    """Parse ``"COLUMN:A vs B"`` and ``["COLUMN=VALUE", ...]``.
-
-    Raises
-    ------
-    InputError
-        When the text does not have that shape.
-    """
-    column, sep, rest = text.partition(":")
-    arms = [a.strip() for a in rest.split(" vs ")] if sep else []
-    if not column.strip() or len(arms) != 2 or not all(arms):
-        raise InputError("--contrast", "contrast-syntax", f"{text!r}: write it as 'COLUMN:A vs B'")
-    filters: dict[str, str] = {}
-    for w in where:
-        k, eq, v = w.partition("=")
-        if not eq or not k.strip():
-            raise InputError("--where", "where-syntax", f"{w!r}: write it as COLUMN=VALUE")
-        filters[k.strip()] = v.strip()
-    return Contrast(column.strip(), arms[0], arms[1], filters)
 
 
 def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, ExpressionStore]:
@@ -186,17 +96,6 @@ def _value_scale(
     (lo_hi,) = dask.compute(value_range(store.genes()))
     lowest, highest = (float(v) for v in np.asarray(lo_hi))
     return detect_scale(lowest, highest, target_sum=ws.settings.normalize_target_sum), "detected"
-
-
-def _published_result(
-    ws: Workspace, version: VersionInfo, dtype: str, parameters: dict[str, Any]
-) -> tuple[str, ResultOutcome | None]:
-    """The result's digest, and the outcome to return if that result is already published."""
-    digest = result_digest([version], dtype, parameters)
-    existing = ws.catalog.find_published_by_digest(version.study, digest)
-    if existing is None:
-        return digest, None
-    return digest, ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
 
 
 def _cell_design(ws: Workspace, version: VersionInfo, store: ExpressionStore) -> pd.DataFrame:
@@ -300,7 +199,7 @@ def score_signatures(
         "target_sum": ws.settings.normalize_target_sum,
     }
     name = f"{version.dataset}.signatures"
-    digest, existing = _published_result(ws, version, "signatures.scores", parameters)
+    digest, existing = published_result(ws, version, "signatures.scores", parameters)
     if existing is not None:
         return existing
 
@@ -412,6 +311,7 @@ def score_signatures(
 
     outcome = publish_result(
         ws,
+        modality="expression",
         parents=[version],
         study=version.study,
         dataset=name,
@@ -540,7 +440,7 @@ def differential_expression(
             contrast.slug,
         ]
     )
-    digest, existing = _published_result(ws, version, "signatures.de", parameters)
+    digest, existing = published_result(ws, version, "signatures.de", parameters)
     if existing is not None:
         return existing
     ws.catalog.save_contrast(
@@ -632,6 +532,7 @@ def differential_expression(
     de.insert(2, "rank", np.arange(1, len(de) + 1))
     return publish_result(
         ws,
+        modality="expression",
         parents=[version],
         study=version.study,
         dataset=name,

@@ -13,12 +13,14 @@ import pandas as pd
 
 from resistomics import __version__
 from resistomics.catalog import VersionInfo
-from resistomics.modalities import dataset_type
-from resistomics.pipeline._workspace import Workspace
-from resistomics.storage import write_manifest, write_table
+from resistomics.dataset_types import dataset_type
+from resistomics.publishing._workspace import Workspace
+from resistomics.storage import layout, write_manifest, write_table
 from resistomics.validation import run_expectations
 
-__all__ = ["ResultOutcome", "publish_result", "result_digest"]
+__all__ = ["RESULT_LAYOUT", "ResultOutcome", "publish_result", "published_result", "result_digest"]
+
+RESULT_LAYOUT = "result-tables@1"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def result_digest(parents: list[VersionInfo], dtype: str, parameters: Mapping[st
 def publish_result(
     ws: Workspace,
     *,
+    modality: str,
     parents: list[VersionInfo],
     study: str,
     dataset: str,
@@ -59,20 +62,25 @@ def publish_result(
     write_extra: Callable[[str], None] | None = None,
     run_id: str | None = None,
 ) -> ResultOutcome:
-    """Stage, write, validate and publish a result dataset (Parquet tables + extras)."""
+    """Stage, write, validate and publish a result dataset (Parquet tables + extras).
+
+    The result is recorded as ``kind="result"`` of the ``modality`` that computed it, in
+    the ``result-tables@1`` layout.
+    """
+    spec = layout(RESULT_LAYOUT)
     version_dir = ws.root.new_version_path(study, dataset)
     first = tables[next(iter(tables))]
     dt = dataset_type(dtype)
     staged = ws.catalog.stage_version(
         study=study,
         dataset=dataset,
-        modality="signatures",
+        modality=modality,
         dataset_type=dtype,
         kind="result",
         uri=ws.root.relative_uri(version_dir),
-        format="parquet",
-        layout="result-tables",
-        layout_version=1,
+        format=spec.format,
+        layout=spec.name,
+        layout_version=spec.version,
         digest=digest,
         schema_version=dt.version,
         shape=list(first.shape),
@@ -114,3 +122,14 @@ def publish_result(
         tables=dict(tables),
         message=f"published {version.ref}",
     )
+
+
+def published_result(
+    ws: Workspace, version: VersionInfo, dtype: str, parameters: dict[str, Any]
+) -> tuple[str, ResultOutcome | None]:
+    """The result's digest, and the outcome to return if that result is already published."""
+    digest = result_digest([version], dtype, parameters)
+    existing = ws.catalog.find_published_by_digest(version.study, digest)
+    if existing is None:
+        return digest, None
+    return digest, ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")

@@ -1,0 +1,253 @@
+"""What a modality is: the one interface every modality (built-in or third-party) implements.
+
+In the spirit of xarray's ``BackendEntrypoint`` and anndata's ``IOSpec``: a modality
+declares its readers, its ingest options and settings, how it writes a landed file as a
+staged version in one of the shared layouts (:mod:`resistomics.storage`), how it
+summarises a stored version for validation, and its analyses. The pipeline, the flows
+and the generic CLI only ever talk to this interface through the registry
+(:mod:`resistomics.modalities._registry`), so a new modality is one folder under
+``modalities/`` plus its dataset types in ``schemas/``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from resistomics.dataset_types import DatasetType, dataset_types
+from resistomics.errors import InputError, UnknownNameError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import typer
+
+    from resistomics.catalog import VersionInfo
+    from resistomics.config import Settings
+    from resistomics.publishing import ResultOutcome, Staging, Workspace
+
+__all__ = [
+    "Analysis",
+    "Artifact",
+    "Modality",
+    "NoOptions",
+    "Reader",
+    "Summaries",
+    "Written",
+]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One source format a modality reads.
+
+    ``guess_can_open(path)`` must be cheap (suffix, a few header bytes) and never raise;
+    ``read(path, context)`` returns whatever the modality's writer consumes and raises
+    :class:`~resistomics.errors.InputError` (file, rule, place) for a bad file.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    description: str
+    guess_can_open: Callable[[str], bool]
+    read: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a modality's writer reports once the staged version is complete.
+
+    ``summaries`` are the validation summary tables when the writer computed them in its
+    streaming pass (saving a second read); without them the pipeline asks
+    :meth:`Modality.summarize` on the stored version.
+    """
+
+    shape: tuple[int, ...]
+    detail: str
+    report: Mapping[str, Any] = field(default_factory=dict)
+    summaries: Summaries | None = None
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Validation input for a dataset type's suites: summary tables and ``$name`` values."""
+
+    tables: Mapping[str, pd.DataFrame]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A Prefect-free description of something a run shows (flows turn it into an artifact).
+
+    ``key_parts`` become the artifact key (lower-cased, dashes); ``table`` is a frame of
+    rows, ``markdown`` a document.
+    """
+
+    kind: Literal["table", "markdown"]
+    key_parts: tuple[str, ...]
+    description: str
+    table: pd.DataFrame | None = None
+    markdown: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis a modality offers on its published datasets.
+
+    Parameters
+    ----------
+    name
+        Short name (``signatures``, ``clonal``): the flow run and artifact keys use it.
+    result_type
+        The dataset type it publishes (declared in ``schemas/``).
+    run
+        ``run(ws, ref, *, study, run_id, **parameters) -> ResultOutcome``; raises
+        :class:`~resistomics.errors.MethodInputError` or ``InputError`` when the data
+        cannot be analysed this way.
+    default
+        Whether the ``analyse`` deployment runs it on every newly published dataset.
+    artifacts
+        ``artifacts(ws, result) -> [Artifact]``: what a run shows about its result.
+    plot
+        ``plot(ws, result, output, **options)``: writes a figure of the result.
+    """
+
+    name: str
+    result_type: str
+    run: Callable[..., ResultOutcome]
+    description: str
+    default: bool = True
+    artifacts: Callable[[Workspace, VersionInfo], Sequence[Artifact]] | None = None
+    plot: Callable[..., None] | None = None
+
+
+class NoOptions(BaseModel):
+    """A modality without ingest options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Modality(ABC):
+    """A modality: its name, readers, options, writer, validation summaries and analyses.
+
+    Subclasses set the class attributes and implement :meth:`write` and
+    :meth:`summarize`. Register built-ins in :mod:`resistomics.modalities._registry`;
+    third-party packages declare an entry point in the group ``resistomics.modalities``
+    whose object is a :class:`Modality` subclass or instance.
+    """
+
+    #: Registry name, also the folder under ``schemas/`` and the landing-zone folder.
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: Readers, tried in this order when no format is given.
+    readers: ClassVar[tuple[Reader, ...]] = ()
+    #: Ingest options (``resistomics ingest --NAME VALUE``), validated at the edge.
+    options: ClassVar[type[BaseModel]] = NoOptions
+    #: The settings section of this modality (``RESISTOMICS_MODALITIES__<NAME>__...``).
+    settings: ClassVar[type[BaseModel]] = NoOptions
+    analyses: ClassVar[tuple[Analysis, ...]] = ()
+    #: A plugin's own folder of dataset-type YAML files (built-ins live in ``schemas/``).
+    schemas: ClassVar[Path | None] = None
+
+    # ------------------------------------------------------------------ declared data
+    def dataset_types(self) -> list[DatasetType]:
+        """The dataset types this modality's data is stored as (``schemas/<name>/``)."""
+        return [t for t in dataset_types().values() if t.modality == self.name]
+
+    def reader(self, fmt: str) -> Reader:
+        """The reader of format ``fmt`` (did-you-mean when there is none)."""
+        for r in self.readers:
+            if r.name == fmt:
+                return r
+        raise UnknownNameError(f"{self.name} format", fmt, [r.name for r in self.readers])
+
+    def guess_reader(self, path: str) -> Reader:
+        """The first reader whose ``guess_can_open`` accepts ``path``.
+
+        Raises
+        ------
+        InputError
+            Rule ``format``, listing this modality's formats, when none does.
+        """
+        for r in self.readers:
+            if r.guess_can_open(path):
+                return r
+        known = ", ".join(f"{r.name} ({' '.join(r.suffixes)})" for r in self.readers)
+        raise InputError(
+            path, "format", f"no {self.name} reader recognises this file (formats: {known})"
+        )
+
+    def suffixes(self) -> tuple[str, ...]:
+        """Every file suffix a reader of this modality claims, longest first."""
+        return tuple(sorted({s for r in self.readers for s in r.suffixes}, key=len, reverse=True))
+
+    def analysis(self, name: str) -> Analysis:
+        for a in self.analyses:
+            if a.name == name:
+                return a
+        raise UnknownNameError(f"{self.name} analysis", name, [a.name for a in self.analyses])
+
+    def parse_options(self, values: Mapping[str, Any] | BaseModel | None, *, file: str) -> Any:
+        """Validate ingest options into :attr:`options`.
+
+        Raises
+        ------
+        InputError
+            Rule ``ingest-option`` naming the option and what it accepts.
+        """
+        if isinstance(values, self.options):
+            return values
+        raw = values.model_dump() if isinstance(values, BaseModel) else dict(values or {})
+        unknown = [k for k in raw if k not in self.options.model_fields]
+        if unknown:
+            raise InputError(
+                file,
+                "ingest-option",
+                str(
+                    UnknownNameError(
+                        f"{self.name} ingest option", unknown[0], self.options.model_fields
+                    )
+                ),
+            )
+        try:
+            return self.options.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InputError(
+                file, "ingest-option", f"--{where.replace('_', '-')}: {first['msg']}"
+            ) from None
+
+    def settings_of(self, settings: Settings) -> Any:
+        """This modality's settings section, validated."""
+        return self.settings.model_validate(settings.modalities.get(self.name, {}))
+
+    # ------------------------------------------------------------------ behaviour
+    @abstractmethod
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        """Read ``staging.local`` with ``reader`` and write it as a staged version.
+
+        Call ``staging.stage(dataset_type=..., layout=...)`` before the first byte goes
+        under ``staging.version_dir``; raise ``InputError`` for a bad file (the pipeline
+        removes what was staged and quarantines the file).
+        """
+
+    @abstractmethod
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        """The validation summaries of a stored version (re-validation, integrity)."""
+
+    def default_analyses(self) -> list[Analysis]:
+        return [a for a in self.analyses if a.default]
+
+    def commands(self) -> typer.Typer | None:
+        """This modality's command group, if it has one; the CLI adds it under the
+        group's own name (``typer.Typer(name="signatures")``)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<modality {self.name}: {', '.join(r.name for r in self.readers)}>"

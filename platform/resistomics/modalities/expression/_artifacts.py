@@ -1,0 +1,86 @@
+"""What a signatures run shows (Prefect-free; the analyse flow makes the artifacts)."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import pandas as pd
+
+from resistomics.catalog import VersionInfo
+from resistomics.modalities._plugin import Artifact
+from resistomics.publishing import Workspace
+from resistomics.storage import read_table
+
+__all__ = ["TOP_PER_SAMPLE", "signature_artifacts", "top_programs"]
+
+TOP_PER_SAMPLE = 3
+"""Programs listed per sample in the artifact."""
+
+
+def top_programs(sample_scores: pd.DataFrame, *, per_sample: int = TOP_PER_SAMPLE) -> pd.DataFrame:
+    """The highest-scoring programs of each sample (``score_genes`` scores if present)."""
+    methods = list(sample_scores["method"].unique())
+    method = "score_genes" if "score_genes" in methods else methods[0]
+    scores = sample_scores[sample_scores["method"] == method]
+    top = (
+        scores.sort_values(["sample_id", "mean_score"], ascending=[True, False])
+        .groupby("sample_id", observed=True, sort=True)
+        .head(per_sample)
+    )
+    design = [c for c in ("subject_id", "phase", "response", "timepoint", "treatment") if c in top]
+    columns = ["sample_id", *design, "method", "gene_set", "mean_score", "n_cells"]
+    return top[[c for c in columns if c in top.columns]].reset_index(drop=True)
+
+
+def signature_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
+    """Top programs per sample, the resistant-fraction shift, and a summary."""
+    inputs = [ws.catalog.get_version(i).ref for i in result.parent_ids]
+    folder = ws.root.to_path(result.uri)
+    sample_scores = read_table(ws.root, posixpath.join(folder, "sample_scores.parquet"))
+    shift_path = posixpath.join(folder, "fraction_shift.parquet")
+    shift = read_table(ws.root, shift_path) if ws.root.fs.exists(shift_path) else None
+    study = result.study
+    dataset = result.dataset.removesuffix(".signatures")
+    out = [
+        Artifact(
+            "table",
+            ("signatures", study, dataset, "top-programs"),
+            f"Top {TOP_PER_SAMPLE} programs per sample in {result.ref}",
+            table=top_programs(sample_scores),
+        )
+    ]
+    if shift is not None and len(shift):
+        out.append(
+            Artifact(
+                "table",
+                ("signatures", study, dataset, "resistant-fraction"),
+                f"Resistant-cell fraction shift per program in {result.ref}",
+                table=shift,
+            )
+        )
+    params: dict[str, Any] = result.parameters
+    markdown = (
+        "\n".join(
+            [
+                f"# Signatures: `{result.ref}`",
+                "",
+                f"- input: {', '.join(f'`{r}`' for r in inputs)}",
+                f"- gene sets: `{params.get('gene_sets')}` version `{params.get('gene_sets_version')}`",
+                f"- methods: {', '.join(params.get('methods', []))}",
+                f"- tables: `{result.uri}` (sample_scores, cell_scores, gene_sets"
+                + (", fraction_shift)" if shift is not None else ")"),
+                f"- code version: `{result.code_version}`",
+            ]
+        )
+        + "\n"
+    )
+    out.append(
+        Artifact(
+            "markdown",
+            ("signatures", study, dataset),
+            f"Signatures of {result.ref}",
+            markdown=markdown,
+        )
+    )
+    return out

@@ -1,0 +1,205 @@
+"""The expression modality: bulk tables, 10x directories and h5ad into ``sparse-matrix@1``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from resistomics.config import Settings, ValidationSettings
+from resistomics.modalities._plugin import Analysis, Modality, Reader, Summaries, Written
+from resistomics.modalities.expression._readers import (
+    _detect_h5ad,
+    _detect_mtx,
+    _detect_table,
+    read_bulk_table,
+    read_h5ad,
+    read_mtx_dir,
+)
+from resistomics.modalities.expression._source import MatrixSource, ReadContext
+
+if TYPE_CHECKING:
+    import typer
+
+    from resistomics.catalog import VersionInfo
+    from resistomics.publishing import Staging, Workspace
+
+__all__ = ["LAYOUT", "VALIDATION_BLOCK_NNZ", "ExpressionModality", "ExpressionOptions"]
+
+LAYOUT = "sparse-matrix@1"
+
+# Values per task of the validation summaries. A summary task holds its block a few
+# times over (values, row index, masks), so 1 Mi values (one Zarr chunk, ~8 MiB as CSR)
+# keep a task under ~50 MiB: workers with a few hundred MiB validate any dataset without
+# pausing. The extra tasks cost nothing next to the decompression.
+VALIDATION_BLOCK_NNZ = 1 << 20
+
+
+class ExpressionOptions(BaseModel):
+    """Ingest options of expression files (``resistomics ingest --values ... --sample ...``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values: Literal["auto", "counts", "normalized"] | None = Field(
+        default=None, description="counts, normalized or auto (default per format)"
+    )
+    sample: str | None = Field(
+        default=None, description="sample of every cell (10x directory of one sample)"
+    )
+
+
+def _signature_artifacts(ws: Workspace, result: VersionInfo) -> Any:
+    from resistomics.modalities.expression._artifacts import signature_artifacts
+
+    return signature_artifacts(ws, result)
+
+
+def _plot(ws: Workspace, result: VersionInfo, output: Any, **options: Any) -> None:
+    from resistomics.plots import plot_result
+
+    plot_result(ws, result, output, **options)
+
+
+def _score(ws: Workspace, ref: str, **kwargs: Any) -> Any:
+    from resistomics.modalities.expression._analyses import score_signatures
+
+    return score_signatures(ws, ref, **kwargs)
+
+
+def _de(ws: Workspace, ref: str, *args: Any, **kwargs: Any) -> Any:
+    from resistomics.modalities.expression._analyses import differential_expression
+
+    return differential_expression(ws, ref, *args, **kwargs)
+
+
+class ExpressionModality(Modality):
+    """Expression counts or normalised values, cells or samples x genes."""
+
+    name = "expression"
+    description = "RNA expression: bulk count tables, 10x Matrix Market directories, h5ad"
+    readers = (
+        Reader(
+            "bulk-table",
+            (".tsv", ".tsv.gz", ".csv", ".csv.gz", ".txt", ".txt.gz", ".tab", ".counts"),
+            "genes x samples count table (featureCounts, RSEM, plain TSV/CSV)",
+            _detect_table,
+            read_bulk_table,
+        ),
+        Reader(
+            "10x-mtx",
+            (),
+            "10x Cell Ranger directory (matrix.mtx[.gz], features/genes, barcodes)",
+            _detect_mtx,
+            read_mtx_dir,
+        ),
+        Reader(
+            "h5ad",
+            (".h5ad",),
+            "AnnData .h5ad (layers['counts'], raw.X or X)",
+            _detect_h5ad,
+            read_h5ad,
+        ),
+    )
+    options = ExpressionOptions
+    settings = ValidationSettings
+    analyses = (
+        Analysis(
+            "signatures",
+            "signatures.scores",
+            _score,
+            "gene-program scores per cell/sample and the resistant-fraction shift",
+            default=True,
+            artifacts=_signature_artifacts,
+            plot=_plot,
+        ),
+        Analysis(
+            "de",
+            "signatures.de",
+            _de,
+            "differential expression between the arms of a contrast",
+            default=False,
+            plot=_plot,
+        ),
+    )
+
+    def settings_of(self, settings: Settings) -> ValidationSettings:
+        """Expression's section is ``validation`` (``RESISTOMICS_VALIDATION__...``)."""
+        return settings.validation
+
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        from resistomics.storage import ExpressionStoreWriter
+
+        ws = staging.ws
+        samples = ws.catalog.samples(staging.study)
+        ctx = ReadContext(
+            registered_samples=frozenset(samples.index.astype(str))
+            if len(samples)
+            else frozenset(),
+            sample=options.sample,
+            values=options.values,
+            rows_per_block=ws.settings.rows_per_chunk,
+            genes_per_block=ws.settings.genes_per_block,
+            scratch=staging.scratch,
+        )
+        source: MatrixSource = reader.read(staging.local, ctx)
+        writer = ExpressionStoreWriter(
+            ws.root,
+            staging.new_version_dir(),
+            orientation=source.orientation,
+            obs=source.fixed if source.orientation == "genes" else None,
+            var=source.fixed if source.orientation == "cells" else None,
+            value_kind="counts",  # provisional; fixed below once the stream is read
+            rows_per_block=ws.settings.rows_per_chunk,
+            genes_per_block=ws.settings.genes_per_block,
+            scratch=staging.scratch,
+            lognorm_target_sum=ws.settings.normalize_target_sum,
+            design=samples,
+            metadata={
+                "source": staging.landed,
+                "format": reader.name,
+                "digest": staging.digest,
+                **source.details,
+            },
+        )
+        for block, labels in source.blocks:
+            writer.add(block, labels)
+            del block  # not alive while the reader makes the next one: one block at a time
+            staging.advance(1)
+        writer.value_kind = source.value_kind
+        staging.stage(
+            dataset_type=f"expression.{source.value_kind}",
+            layout=LAYOUT,
+            parameters={"format": reader.name, "values": source.values_mode, **source.details},
+        )
+        summary = writer.close()
+        return Written(
+            shape=(summary.n_obs, summary.n_vars),
+            detail=f"{summary.n_obs} x {summary.n_vars}",
+            report={"nnz": summary.nnz, "dtype": summary.dtype},
+        )
+
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        from resistomics.storage import open_expression_store
+        from resistomics.validation import summarize_matrix
+
+        store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+        summaries = summarize_matrix(
+            store.cells(target_nnz=VALIDATION_BLOCK_NNZ), store.obs, store.var
+        )
+        registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+        v = self.settings_of(ws.settings)
+        return Summaries(
+            tables={"chunks": summaries.chunks, "cells": summaries.cells, "genes": summaries.genes},
+            params={
+                "registered_samples": registered,
+                "min_library_size": v.min_library_size,
+                "max_library_size": v.max_library_size,
+                "min_detected_genes": v.min_detected_genes,
+                "max_detected_genes": v.max_detected_genes,
+            },
+        )
+
+    def commands(self) -> typer.Typer:
+        from resistomics.modalities.expression._commands import signatures_app
+
+        return signatures_app

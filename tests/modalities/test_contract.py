@@ -1,0 +1,256 @@
+"""The modality contract: every registered modality, built-in or plugin, must pass these.
+
+Each modality provides a good file, a file its reader refuses and a file that reads but
+fails validation (:data:`SAMPLES`); the suite then checks what the platform promises for
+any modality: reader errors are one-line ``InputError``s naming file, rule and place; a
+bad file is quarantined and the catalog and stored bytes stay as they were; a published
+version re-validates, passes the integrity check, survives garbage collection, exports,
+and its default analyses publish results. A new modality gets these tests by adding its
+samples here (the first test fails until it does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import toy_modality
+from resistomics.catalog import SampleRow, VersionStatus
+from resistomics.knowledge import builtin_programs
+from resistomics.modalities import modality, modality_names
+from resistomics.pipeline import (
+    Workspace,
+    analyse,
+    check_integrity,
+    collect_garbage,
+    ingest,
+    validate_version,
+)
+from resistomics.simulate import MAF_COLUMNS
+
+STUDY = "contract"
+SAMPLES_IDS = [f"S{i}" for i in range(6)]
+
+
+def _counts(folder: Path) -> Path:
+    """Counts of every built-in program gene plus filler (scoring needs control bins)."""
+    programs = builtin_programs().as_mapping()
+    genes = sorted({g for members in programs.values() for g in members})
+    genes += [f"GENE{i:04d}" for i in range(400 - len(genes))]
+    rng = np.random.default_rng(0)
+    means = rng.lognormal(3.0, 1.0, size=len(genes))
+    lines = ["gene_id\t" + "\t".join(SAMPLES_IDS)]
+    for g, mu in zip(genes, means, strict=True):
+        lines.append(f"{g}\t" + "\t".join(str(int(v)) for v in rng.poisson(mu, len(SAMPLES_IDS))))
+    path = folder / "counts.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _counts_bad(folder: Path) -> Path:
+    path = folder / "counts.tsv"
+    path.write_text("gene_id\tS0\tS1\nG1\t3\t4\nG2\t5\tlots\n")
+    return path
+
+
+def _counts_invalid(folder: Path) -> Path:
+    path = folder / "counts.tsv"
+    path.write_text("gene_id\tS0\tS1\nG1\t3\t4\nG1\t5\t6\n")  # a gene ID twice
+    return path
+
+
+def _maf(folder: Path, *, vaf_above_one: bool = False) -> Path:
+    rows = []
+    for i, s in enumerate(SAMPLES_IDS):
+        for gene, pos in (("ESR1", 152419920), ("TP53", 7675088)):
+            alt = 30 if i % 2 else 0
+            depth = 100 if not vaf_above_one else 20
+            rows.append(
+                [
+                    gene,
+                    "6",
+                    str(pos),
+                    "A",
+                    "C",
+                    s,
+                    "p.Y537S",
+                    "Missense_Mutation",
+                    str(max(depth - alt, 0)),
+                    str(alt),
+                    str(depth),
+                ]
+            )
+    path = folder / "calls.maf"
+    path.write_text("\n".join("\t".join(r) for r in [MAF_COLUMNS, *rows]) + "\n")
+    return path
+
+
+def _maf_bad(folder: Path) -> Path:
+    path = folder / "calls.maf"
+    path.write_text("\t".join(MAF_COLUMNS[:3]) + "\nESR1\t6\t1\n")  # required columns missing
+    return path
+
+
+def _toy(folder: Path) -> Path:
+    return toy_modality.write_good(folder / "values.toy", SAMPLES_IDS)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A modality's sample files: each writer puts one file (or folder) into a folder."""
+
+    good: Callable[[Path], Path]
+    bad: Callable[[Path], Path]
+    invalid: Callable[[Path], Path]
+
+
+SAMPLES: dict[str, Samples] = {
+    "expression": Samples(_counts, _counts_bad, _counts_invalid),
+    "variants": Samples(_maf, _maf_bad, lambda f: _maf(f, vaf_above_one=True)),
+    "toy": Samples(
+        _toy,
+        lambda f: toy_modality.write_bad(f / "values.toy", SAMPLES_IDS),
+        lambda f: toy_modality.write_invalid(f / "values.toy", SAMPLES_IDS),
+    ),
+}
+
+
+def test_every_registered_modality_has_contract_samples(toy_plugin: Path) -> None:
+    missing = set(modality_names()) - set(SAMPLES)
+    assert not missing, f"add sample files for {sorted(missing)} to SAMPLES"
+
+
+@pytest.fixture(params=sorted(SAMPLES))
+def name(request: pytest.FixtureRequest, toy_plugin: Path) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def study(workspace: Workspace) -> Workspace:
+    rows = [
+        SampleRow(
+            sample_id=s,
+            subject_id=f"P{i // 2}",
+            phase="baseline" if i % 2 == 0 else "relapse",
+            timepoint=0 if i % 2 == 0 else 100,
+        )
+        for i, s in enumerate(SAMPLES_IDS)
+    ]
+    workspace.catalog.register_study(STUDY, rows)
+    return workspace
+
+
+def _land(ws: Workspace, name: str, write: Callable[[Path], Path], tmp: Path) -> str:
+    folder = Path(ws.settings.resolved_landing_zone) / STUDY / name
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    src = write(tmp)
+    target = folder / src.name
+    src.rename(target)
+    return str(target)
+
+
+def _stored(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and not {"quarantine", "landing"} & set(p.parts)
+        and not p.name.startswith("catalog.sqlite")
+    }
+
+
+@pytest.fixture
+def published(study: Workspace, name: str, tmp_path: Path) -> Iterator[tuple[Workspace, str]]:
+    out = ingest(study, _land(study, name, SAMPLES[name].good, tmp_path / "good"), study=STUDY)
+    assert out.status == "published", out.message
+    assert out.version is not None and out.version.modality == name
+    yield study, out.version.ref
+
+
+def test_bad_file_is_quarantined_with_one_line_and_nothing_changes(
+    published: tuple[Workspace, str], name: str, tmp_path: Path
+) -> None:
+    ws, _ = published
+    before = ws.catalog.snapshot()
+    root = Path(ws.settings.data_root)
+    stored = _stored(root)
+    path = _land(ws, name, SAMPLES[name].bad, tmp_path / "bad")
+    out = ingest(ws, path, study=STUDY)
+    assert out.status == "quarantined", out.message
+    assert len(out.message.splitlines()) == 1
+    assert Path(path).name in out.message and f"[{out.report['rule']}]" in out.message
+    assert out.report["stage"] == "read" and out.report["location"], out.report  # the place
+    assert ws.catalog.snapshot() == before
+    assert _stored(root) == stored
+    assert not ws.catalog.versions(study=STUDY, status=VersionStatus.STAGED)
+    assert out.quarantine_uri is not None and (Path(out.quarantine_uri) / "report.json").exists()
+
+
+def test_invalid_file_is_quarantined_by_validation(
+    study: Workspace, name: str, tmp_path: Path
+) -> None:
+    out = ingest(
+        study, _land(study, name, SAMPLES[name].invalid, tmp_path / "invalid"), study=STUDY
+    )
+    assert out.status == "quarantined", out.message
+    assert "[validation]" in out.message and len(out.message.splitlines()) == 1
+    assert out.version is not None and out.version.status == VersionStatus.QUARANTINED
+    assert not study.catalog.versions(study=STUDY, status=VersionStatus.PUBLISHED)
+
+
+def test_published_version_revalidates(published: tuple[Workspace, str]) -> None:
+    ws, ref = published
+    report = validate_version(ws, ws.catalog.resolve(ref))
+    assert report.success, report.markdown()
+
+
+def test_published_version_passes_the_integrity_check(published: tuple[Workspace, str]) -> None:
+    ws, ref = published
+    mine = [c for c in check_integrity(ws) if c.ref == ref]
+    assert {c.check for c in mine} >= {"exists", "opens", "source-digest"}
+    assert all(c.result == "ok" for c in mine), mine
+
+
+def test_garbage_collection_keeps_published_data(published: tuple[Workspace, str]) -> None:
+    ws, ref = published
+    version = ws.catalog.resolve(ref)
+    found = collect_garbage(ws, older_than=timedelta(0))
+    assert not [f for f in found if ws.root.to_path(version.uri) in f.path]
+    assert Path(ws.root.to_path(version.uri)).is_dir()
+
+
+def test_published_version_exports_and_revalidates_through_the_cli(
+    published: tuple[Workspace, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.cli import app
+
+    ws, ref = published
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", ws.settings.data_root)
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    runner = CliRunner()
+    r = runner.invoke(app, ["validate", ref])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "export.tsv"
+    r = runner.invoke(app, ["export", ref, "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert len(out.read_text().splitlines()) > 1
+
+
+def test_default_analyses_publish_results(published: tuple[Workspace, str], name: str) -> None:
+    ws, ref = published
+    for a in modality(name).default_analyses():
+        run = analyse(ws, ref, a.name)
+        assert run.outcome.status == "published", run.outcome.message
+        result = run.outcome.version
+        assert result.kind == "result" and result.dataset_type == a.result_type
+        assert result.modality == name
+        assert analyse(ws, ref, a.name).outcome.status == "unchanged"
