@@ -7,11 +7,10 @@ two-arm analysis take one :class:`Contrast`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import difflib
 
 import numpy as np
 import pandas as pd

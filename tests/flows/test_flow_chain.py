@@ -9,6 +9,7 @@ starts the report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,22 +36,24 @@ DEPLOYMENTS = ("ingest/on-file-landed", "analyse/on-publish", "report/on-signatu
 CHAIN_TIMEOUT = 240.0
 
 
-@pytest.fixture
-def served(prefect_api: str, resistomics_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
-    """``python -m flows.serve`` against the test server; yields its log file."""
-    log_path = tmp_path / "serve.log"
+@contextlib.contextmanager
+def _serve(
+    prefect_api: str, env_vars: dict[str, str], log_path: Path, *paths: str
+) -> Iterator[Path]:
+    """``python -m flows.serve`` against the test server with ``paths`` first on
+    PYTHONPATH; yields its log file."""
     env = {
         **os.environ,
-        **resistomics_env,
+        **env_vars,
         "PREFECT_API_URL": prefect_api,
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_LOGGING_LEVEL": "INFO",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([*paths, str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "flows.serve"],
-            cwd=tmp_path,  # not the repo root: runs must find `flows` anyway
+            cwd=log_path.parent,  # not the repo root: runs must find `flows` anyway
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -65,6 +68,13 @@ def served(prefect_api: str, resistomics_env: dict[str, str], tmp_path: Path) ->
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def served(prefect_api: str, resistomics_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
+    """``python -m flows.serve`` against the test server; yields its log file."""
+    with _serve(prefect_api, resistomics_env, tmp_path / "serve.log") as log:
+        yield log
 
 
 def _wait_for_deployments(proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -150,5 +160,66 @@ def _report_done() -> bool:
     return any(r.state_type == StateType.COMPLETED for r in _runs("report/on-signature"))
 
 
+def _reported(result_ref: str) -> bool:
+    return any(
+        r.state_type == StateType.COMPLETED and r.parameters.get("result_ref") == result_ref
+        for r in _runs("report/on-signature")
+    )
+
+
 def _ingest_runs(path: str) -> list[FlowRun]:
     return [r for r in _runs("ingest/on-file-landed") if r.parameters.get("path") == path]
+
+
+@pytest.mark.integration
+def test_a_plugin_modality_runs_the_whole_chain_without_library_edits(
+    workspace: Workspace,
+    prefect_api: str,
+    resistomics_env: dict[str, str],
+    tmp_path: Path,
+    probe: Any,
+) -> None:
+    """The toy modality of tests/toy_modality, installed through a real entry point (a
+    .dist-info on the served process's PYTHONPATH), goes file -> event -> ingest ->
+    validation -> publish -> analyse -> report through the real Prefect server."""
+    import toy_modality
+
+    site = toy_modality.install(tmp_path / "site")
+    tests_dir = str(Path(toy_modality.__file__).resolve().parents[1])
+    folder = Path(workspace.settings.resolved_landing_zone) / STUDY / "toy"
+    folder.mkdir(parents=True)
+    path = str(toy_modality.write_good(folder / "values.toy", [f"S{i}" for i in range(8)]))
+    with _serve(prefect_api, resistomics_env, tmp_path / "serve.log", str(site), tests_dir) as log:
+        started = time.monotonic()
+        emit_file_landed(path, study=STUDY, modality="toy", detected_by="test")
+        probe.flush_events()
+        result = None
+        reannounced = False
+        while time.monotonic() < started + CHAIN_TIMEOUT:
+            try:
+                result = workspace.catalog.resolve(f"{STUDY}/values.summary")
+            except DatasetNotFoundError:
+                result = None
+            if result is not None and _reported(result.ref):
+                break
+            if not reannounced and time.monotonic() - started > 30 and not _ingest_runs(path):
+                emit_file_landed(path, study=STUDY, modality="toy", detected_by="test-retry")
+                probe.flush_events()
+                reannounced = True
+            time.sleep(1)
+        assert result is not None and _reported(result.ref), log.read_text()[-6000:]
+    source = workspace.catalog.resolve(f"{STUDY}/values")
+    assert (source.modality, source.dataset_type, source.layout) == (
+        "toy",
+        "toy.values",
+        "partitioned-table",
+    )
+    assert source.status == VersionStatus.PUBLISHED and source.shape == (24, 3)
+    assert (result.kind, result.modality, result.dataset_type) == ("result", "toy", "toy.summary")
+    assert result.parent_ids == (source.id,)
+    (analyse_run,) = [
+        r
+        for r in _runs("analyse/on-publish")
+        if r.state_type == StateType.COMPLETED and r.parameters.get("dataset_ref") == source.ref
+    ]
+    assert result.run_id == str(analyse_run.id)

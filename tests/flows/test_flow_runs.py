@@ -15,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
 from prefect.client.schemas.objects import Artifact, FlowRun, State, StateType
 
+from flows.analyse import analyse_flow
 from flows.events import (
     DATASET_PUBLISHED,
     DATASET_QUARANTINED,
@@ -26,7 +27,6 @@ from flows.events import (
 )
 from flows.ingest import ingest_flow
 from flows.maintenance import IntegrityProblemsError, gc_flow, integrity_flow
-from flows.analyse import analyse_flow
 from flows.report import report_flow
 from flows.sweep import sweep_flow
 from resistomics.catalog import VersionStatus

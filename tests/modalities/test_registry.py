@@ -53,7 +53,7 @@ def test_unknown_names_say_what_exists_and_what_was_meant() -> None:
     )
     with pytest.raises(UnknownNameError, match="did you mean 'h5ad'"):
         modality("expression").reader("h5da")
-    with pytest.raises(UnknownNameError, match="did you mean 'expression.counts'"):
+    with pytest.raises(UnknownNameError, match=r"did you mean 'expression\.counts'"):
         dataset_type("expression.count")
     with pytest.raises(UnknownNameError, match="did you mean 'clonal'"):
         modality("variants").analysis("clonl")

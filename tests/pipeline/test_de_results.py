@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from resistomics.errors import InputError
-from resistomics.pipeline import differential_expression, ingest, parse_contrast
+from resistomics.modalities.expression import differential_expression
+from resistomics.pipeline import ingest, parse_contrast
 
 WT = [f"veh_WT_rep{i}" for i in range(1, 5)]
 MUT = [f"veh_Y537S_rep{i}" for i in range(1, 5)]
@@ -34,7 +35,9 @@ def _log2_values(planted: np.ndarray) -> np.ndarray:
 def test_log2_data_gives_the_planted_fold_change_and_says_so(t47d_study, land, tmp_path):  # type: ignore[no-untyped-def]
     planted = np.array([2.0, -2.0, 1.0, 0.0, 0.0, 0.0])
     src = _normalised_table(tmp_path / "log2.tsv", _log2_values(planted))
-    out = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized")
+    out = ingest(
+        t47d_study, land(t47d_study, src, "t47d"), study="t47d", options={"values": "normalized"}
+    )
     assert out.status == "published", out.message
     contrast = parse_contrast("esr1_genotype:Y537S vs WT", ["treatment=veh"])
     res = differential_expression(t47d_study, out.version.ref, contrast)
@@ -52,7 +55,9 @@ def test_zscored_data_never_gives_nan(t47d_study, land, tmp_path):  # type: igno
     values[4:, :40] += 1.5
     values = (values - values.mean(0)) / values.std(0)
     src = _normalised_table(tmp_path / "z.tsv", values)
-    out = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized")
+    out = ingest(
+        t47d_study, land(t47d_study, src, "t47d"), study="t47d", options={"values": "normalized"}
+    )
     contrast = parse_contrast("esr1_genotype:Y537S vs WT")
     de = differential_expression(t47d_study, out.version.ref, contrast).tables["de"]
     assert "log2_fold_change" not in de.columns

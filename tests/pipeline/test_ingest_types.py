@@ -47,7 +47,11 @@ def test_a_quarantined_attempt_does_not_fix_the_dataset_type(
     first = ingest(t47d_study, land(t47d_study, z, "t47d"), study="t47d", dataset="z")
     assert first.status == "quarantined" and "non-negative-counts" in first.message
     again = ingest(
-        t47d_study, land(t47d_study, z, "t47d"), study="t47d", dataset="z", values="normalized"
+        t47d_study,
+        land(t47d_study, z, "t47d"),
+        study="t47d",
+        dataset="z",
+        options={"values": "normalized"},
     )
     assert again.status == "published", again.message
     assert again.version is not None and again.version.dataset_type == "expression.normalized"

@@ -11,7 +11,7 @@ import pytest
 
 from resistomics.errors import InputError
 from resistomics.knowledge import GeneSet, GeneSetCollection
-from resistomics.pipeline import score_signatures
+from resistomics.modalities.expression import score_signatures
 
 
 @pytest.fixture

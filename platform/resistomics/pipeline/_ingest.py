@@ -41,7 +41,7 @@ from resistomics.pipeline._landing import (
     quarantine,
     release_claim,
 )
-from resistomics.publishing import Staging, Workspace
+from resistomics.publishing import Staging, Workspace, layout_of
 from resistomics.storage import write_manifest
 from resistomics.validation import ValidationReport, run_expectations
 
@@ -109,8 +109,16 @@ def validate_version(ws: Workspace, version: VersionInfo) -> ValidationReport:
     """Re-run the dataset type's expectations on a stored (staged or published) version,
     whatever its modality.
 
-    Dask work (the summaries) runs on the current Dask client if one is active.
+    A result is checked on its stored tables (read through its layout). Dask work (the
+    summaries) runs on the current Dask client if one is active.
     """
+    if version.kind == "result":
+        spec = layout_of(version)
+        base = ws.root.to_path(version.uri)
+        names = spec.tables(ws.root, base) if spec.tables is not None else []
+        assert spec.read_table is not None
+        tables = {n: spec.read_table(ws.root, base, n) for n in names}
+        return _check(version, Summaries(tables))
     m = modality(version.modality)
     return _check(version, m.summarize(ws, version))
 

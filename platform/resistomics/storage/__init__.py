@@ -2,6 +2,12 @@
 
 from resistomics.storage._arrays import read_dense_array, write_dense_array
 from resistomics.storage._layouts import Layout, StoredContents, layout, layouts, parse_layout
+from resistomics.storage._manifest import (
+    MANIFEST,
+    ManifestProblem,
+    verify_manifest,
+    write_manifest,
+)
 from resistomics.storage._partitioned_table import (
     append_partitioned,
     partition_directories,
@@ -14,12 +20,6 @@ from resistomics.storage._sparse_matrix import (
     StoreSummary,
     export_h5ad,
     open_expression_store,
-)
-from resistomics.storage._manifest import (
-    MANIFEST,
-    ManifestProblem,
-    verify_manifest,
-    write_manifest,
 )
 from resistomics.storage._tables import read_table, write_table
 

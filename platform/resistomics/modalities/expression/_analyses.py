@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import dask
