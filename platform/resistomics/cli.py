@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from resistomics.terminal import console, err, fail, handled, print_table, progress_bar
+from resistomics.terminal import console, fail, handled, print_table, progress_bar
 from resistomics.terminal import open_workspace as _workspace
 
 __all__ = ["app", "fail", "run_cli"]
@@ -473,7 +473,7 @@ def plot(
 
     ws = _workspace()
     version = ws.catalog.resolve(result)
-    draw = plot_result
+    draw: Callable[..., object] = plot_result
     if version.kind == "result":
         _, analysis = analysis_for_result(version.dataset_type)
         draw = analysis.plot or plot_result

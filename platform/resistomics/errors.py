@@ -8,8 +8,8 @@ is one line that says exactly what is wrong.
 
 from __future__ import annotations
 
-import unicodedata
 import difflib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 

@@ -129,7 +129,7 @@ def test_a_link_inside_a_landed_directory_is_refused_unread(t47d_study, tmp_path
     (run / "features.tsv").write_text("G1\tSYM1\tGene Expression\n")
     (run / "barcodes.tsv").symlink_to(secret)
 
-    outcome = ingest(t47d_study, str(run), study="t47d", sample="veh_WT_rep1")
+    outcome = ingest(t47d_study, str(run), study="t47d", options={"sample": "veh_WT_rep1"})
 
     assert outcome.status == "quarantined"
     assert outcome.message.startswith(f"{run}/barcodes.tsv: [symlink] is a symbolic link")
@@ -191,18 +191,24 @@ def test_the_options_are_part_of_the_identity(t47d_study, land, tmp_path) -> Non
         t47d_study,
         land(t47d_study, src, "t47d"),
         study="t47d",
-        values="normalized",
+        options={"values": "normalized"},
         dataset="expr_n",
     )
     assert normalized.status == "published"
     assert normalized.version.dataset_type == "expression.normalized"
 
-    again = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized")
+    again = ingest(
+        t47d_study, land(t47d_study, src, "t47d"), study="t47d", options={"values": "normalized"}
+    )
     assert again.status == "unchanged" and again.version.ref == "t47d/expr_n@v1"
     assert "same options" in again.message
 
     refused = ingest(
-        t47d_study, land(t47d_study, src, "t47d"), study="t47d", values="normalized", dataset="expr"
+        t47d_study,
+        land(t47d_study, src, "t47d"),
+        study="t47d",
+        options={"values": "normalized"},
+        dataset="expr",
     )
     assert refused.status == "quarantined" and "[dataset-type]" in refused.message
     assert t47d_study.catalog.resolve("t47d/expr").id == first.version.id
