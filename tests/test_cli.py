@@ -121,13 +121,19 @@ def test_t47d_through_the_cli(env: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--modality", "expresion"], "unknown modality 'expresion'; did you mean 'expression'?"),
-        (["--format", "h5da"], "did you mean 'h5ad'?"),
+        (
+            ["--modality", "expresion"],
+            "--modality 'expresion': [option] choose expression or variants; did you mean 'expression'?",
+        ),
+        (
+            ["--format", "h5da"],
+            "--format 'h5da': [option] choose 10x-mtx, bulk-table or h5ad; did you mean 'h5ad'?",
+        ),
         (
             ["--valuse", "counts"],
-            "unknown expression ingest option 'valuse'; did you mean 'values'?",
+            "--valuse: [option] not an option of expression ingest; did you mean --values?",
         ),
-        (["--values", "count"], "--values: Input should be"),
+        (["--values", "count"], "--values 'count': [option] choose counts, normalized or auto"),
     ],
     ids=["modality", "format", "option", "option-value"],
 )
@@ -283,7 +289,7 @@ def test_unreadable_sample_sheet_is_one_line(env: Path, tmp_path: Path, kind: st
 
 
 def test_threshold_and_scale_options_are_checked_first(env: Path) -> None:
-    from resistomics.cli import _thresholds
+    from resistomics.modalities.expression._commands import _thresholds
 
     assert _thresholds([]) == "auto" and _thresholds(["auto"]) == "auto"
     assert _thresholds(["0.25"]) == 0.25

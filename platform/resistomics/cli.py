@@ -144,6 +144,15 @@ def study_show(
     print_table(table)
 
 
+def _choices(exc: Any) -> str:
+    """``a, b or c`` from a registry's UnknownNameError, with its did-you-mean."""
+    known = list(exc.known)
+    listed = (
+        ", ".join(known[:-1]) + (" or " if len(known) > 1 else "") + (known[-1] if known else "")
+    )
+    return listed + (f"; did you mean {exc.suggestion!r}?" if exc.suggestion else "")
+
+
 def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
     """The modality's ingest options from the command line's extra ``--name value`` pairs."""
     from resistomics.errors import InputError
@@ -153,11 +162,11 @@ def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
     while args:
         arg = args.pop(0)
         if not arg.startswith("--"):
-            raise InputError(file, "ingest-option", f"unexpected argument {arg!r}")
+            raise InputError(repr(arg), "option", "an unexpected argument")
         name, eq, value = arg[2:].partition("=")
         if not eq:
             if not args or args[0].startswith("--"):
-                raise InputError(file, "ingest-option", f"--{name} needs a value")
+                raise InputError(f"--{name}", "option", "needs a value")
             value = args.pop(0)
         values[name.replace("-", "_")] = value
     return plugin.parse_options(values, file=file)
@@ -190,6 +199,7 @@ def ingest(
 
     Example: resistomics ingest counts.tsv.gz --study t47d --modality expression
     """
+    from resistomics.errors import UnknownNameError
     from resistomics.modalities import guess_modality
     from resistomics.modalities import modality as find_modality
     from resistomics.names import check_name
@@ -204,9 +214,15 @@ def ingest(
         check_name("dataset", dataset)
     if not path.exists() and not path.is_symlink():
         fail(f"{path}: [file-exists] no such file or directory")
-    plugin = find_modality(modality) if modality else guess_modality(str(path))
+    try:
+        plugin = find_modality(modality) if modality else guess_modality(str(path))
+    except UnknownNameError as exc:
+        fail(f"--modality {modality!r}: [option] choose {_choices(exc)}")
     if fmt is not None:
-        plugin.reader(fmt)
+        try:
+            plugin.reader(fmt)
+        except UnknownNameError as exc:
+            fail(f"--format {fmt!r}: [option] choose {_choices(exc)}")
     options = _modality_options(plugin, ctx.args, file=str(path))
     from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest

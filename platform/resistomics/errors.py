@@ -186,6 +186,8 @@ class UnknownNameError(ResistomicsError, KeyError):
         self.name = name
         self.known = sorted(known)
         close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.6)
+        #: The closest known name, if any is close.
+        self.suggestion: str | None = close[0] if close else None
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listed = ", ".join(self.known) or "none"
         super().__init__(f"unknown {what} {name!r}{hint} (known: {listed})")

@@ -198,30 +198,38 @@ class Modality(ABC):
         Raises
         ------
         InputError
-            Rule ``ingest-option`` naming the option and what it accepts.
+            Rule ``option``, placed at the option and its value (``--values 'z'``), saying
+            what it accepts (or, for an unknown option, the closest one).
         """
         if isinstance(values, self.options):
             return values
         raw = values.model_dump() if isinstance(values, BaseModel) else dict(values or {})
-        unknown = [k for k in raw if k not in self.options.model_fields]
-        if unknown:
-            raise InputError(
-                file,
-                "ingest-option",
-                str(
-                    UnknownNameError(
-                        f"{self.name} ingest option", unknown[0], self.options.model_fields
-                    )
-                ),
-            )
+        fields = self.options.model_fields
+        for name in raw:
+            if name not in fields:
+                flag = f"--{name.replace('_', '-')}"
+                unknown = UnknownNameError("option", name, fields)
+                hint = (
+                    f"did you mean --{unknown.suggestion.replace('_', '-')}? "
+                    if unknown.suggestion
+                    else ""
+                )
+                known = ", ".join(f"--{f.replace('_', '-')}" for f in fields) or "none"
+                raise InputError(
+                    flag, "option", f"not an option of {self.name} ingest; {hint}(options: {known})"
+                )
         try:
             return self.options.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(
-                file, "ingest-option", f"--{where.replace('_', '-')}: {first['msg']}"
-            ) from None
+            name = str(first["loc"][0]) if first["loc"] else ""
+            flag = f"--{name.replace('_', '-')} {raw.get(name)!r}"
+            ctx = first.get("ctx") or {}
+            if first["type"] == "literal_error" and "expected" in ctx:
+                message = f"choose {str(ctx['expected']).replace(chr(39), '')}"
+            else:
+                message = first["msg"]
+            raise InputError(flag, "option", message) from None
 
     def settings_of(self, settings: Settings) -> Any:
         """This modality's settings section, validated."""

@@ -40,7 +40,7 @@ class ExpressionOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    values: Literal["auto", "counts", "normalized"] | None = Field(
+    values: Literal["counts", "normalized", "auto"] | None = Field(
         default=None, description="counts, normalized or auto (default per format)"
     )
     sample: str | None = Field(
