@@ -33,6 +33,7 @@ from resistomics.pipeline import (
     ingest,
     validate_version,
 )
+from resistomics.publishing import layout_of
 from resistomics.simulate import MAF_COLUMNS
 
 STUDY = "contract"
@@ -239,8 +240,12 @@ def test_published_version_exports_and_revalidates_through_the_cli(
     runner = CliRunner()
     r = runner.invoke(app, ["validate", ref])
     assert r.exit_code == 0, r.output
+    version = ws.catalog.resolve(ref)
+    spec = layout_of(version)
+    assert spec.tables is not None
+    first = spec.tables(ws.root, ws.root.to_path(version.uri))[0]
     out = tmp_path / "export.tsv"
-    r = runner.invoke(app, ["export", ref, "-o", str(out)])
+    r = runner.invoke(app, ["export", ref, "--table", first, "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert len(out.read_text().splitlines()) > 1
 
