@@ -125,6 +125,13 @@ def guess_modality(path: str) -> Modality:
             if best is None or length > best[0]:
                 best = (length, m)
     if best is None:
+        # Nothing opens it (a FIFO, a broken link): go by the name alone, so the landing
+        # step can say what is wrong with the entry itself.
+        for m in modalities().values():
+            for length in (len(s) for s in m.suffixes() if lower.endswith(s)):
+                if best is None or length > best[0]:
+                    best = (length, m)
+    if best is None:
         raise InputError(
             path,
             "modality",
