@@ -91,7 +91,10 @@ def serve(
             memory_limit=settings.cluster.memory_limit,
             processes=True,
             # bokeh's dashboard server cannot be stopped cleanly from a synchronous close
-            dashboard_address=":0" if dashboard else None,
+            # (off unless asked); the HTTP port is a free one either way, or distributed
+            # binds 8787 and warns when another cluster holds it
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": dashboard},
         )
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -198,14 +198,16 @@ def demo_services(layout: DemoLayout, *, n_workers: int = 2) -> Iterator[DemoSer
             server = stack.enter_context(prefect_server(layout.prefect_home, port=port))
             # No dashboard: bokeh's server cannot be stopped cleanly from
             # LocalCluster.close() in this process (it logs a RuntimeError at exit);
-            # `resistomics serve` has one.
+            # `resistomics serve` has one. The HTTP port is a free one all the same: with
+            # None, distributed still binds 8787 and warns when another cluster holds it.
             cluster = stack.enter_context(
                 LocalCluster(
                     n_workers=n_workers,
                     threads_per_worker=1,
                     processes=True,
                     memory_limit="4GiB",
-                    dashboard_address=None,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"dashboard": False},
                 )
             )
         os.environ["RESISTOMICS_CLUSTER__KIND"] = "address"
