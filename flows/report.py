@@ -20,7 +20,6 @@ from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import UnknownNameError
 from resistomics.modalities import analysis_for_result
 from resistomics.pipeline import Workspace
-from resistomics.storage import read_table
 
 __all__ = ["report_flow", "study_report"]
 
@@ -114,33 +113,13 @@ def _quarantine_section(ws: Workspace, study: str) -> list[str]:
 
 
 def _result_section(ws: Workspace, result: VersionInfo) -> list[str]:
+    """Where the result came from and where its tables are (any modality)."""
     parents = [ws.catalog.get_version(i).ref for i in result.parent_ids]
-    folder = ws.root.to_path(result.uri)
-    lines = [
-        f"- result: `{result.ref}` from {', '.join(f'`{p}`' for p in parents)}",
+    return [
+        f"- result: `{result.ref}` ({result.dataset_type}) from "
+        + ", ".join(f"`{p}`" for p in parents),
         f"- tables: `{result.uri}`",
-        "",
     ]
-    path = posixpath.join(folder, "sample_scores.parquet")
-    if not ws.root.fs.exists(path):
-        return lines
-    scores = read_table(ws.root, path)
-    method = (
-        "score_genes" if (scores["method"] == "score_genes").any() else scores["method"].iloc[0]
-    )
-    scores = scores[scores["method"] == method]
-    if "response" in scores.columns and scores["response"].notna().any():
-        by = scores.pivot_table(
-            index="gene_set", columns="response", values="mean_score", aggfunc="mean"
-        )
-        lines.append(f"Mean program score by response ({method}):")
-        lines.append("")
-        rows = [
-            [gs, *[f"{x:.4g}" if pd.notna(x) else "" for x in row.tolist()]]
-            for gs, row in by.iterrows()
-        ]
-        lines += _table(["program", *by.columns.astype(str)], rows)
-    return lines
 
 
 def _analysis_section(ws: Workspace, result: VersionInfo) -> list[str]:
@@ -162,7 +141,7 @@ def _analysis_section(ws: Workspace, result: VersionInfo) -> list[str]:
 
 
 def study_report(ws: Workspace, study: str, result_ref: str) -> str:
-    """The markdown report of a study, featuring one signature result."""
+    """The markdown report of a study, featuring one result (any modality's analysis)."""
     versions = ws.catalog.versions(study=study)
     result = ws.catalog.resolve(result_ref, study=study)
     others = [
@@ -187,7 +166,7 @@ def study_report(ws: Workspace, study: str, result_ref: str) -> str:
         "",
         *_quarantine_section(ws, study),
         "",
-        "## Latest signature result",
+        "## Latest result",
         "",
         *_result_section(ws, result),
         *_analysis_section(ws, result),

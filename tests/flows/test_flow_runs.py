@@ -160,6 +160,12 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
         first.setdefault(r["sample_id"], r["gene_set"])
     assert {first[s] for s in ("S0", "S1", "S2", "S3")} == {"DRUG_EFFLUX_ABC"}, first
 
+    # The planted efflux program scores higher in the resistant samples than in the
+    # sensitive ones, and the report (generic) shows the modality's table of it.
+    (by_response,) = probe.artifacts(f"signatures-{STUDY}-bulk-score-by-response")
+    efflux = next(r for r in _rows(by_response) if r["program"] == "DRUG_EFFLUX_ABC")
+    assert float(efflux["resistant"]) > float(efflux["sensitive"]), efflux
+
     again = analyse_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
 
@@ -168,6 +174,7 @@ def test_signatures_and_report(workspace: Workspace, land: Land, probe: PrefectP
     markdown = report_state.result()
     assert f"`{result_ref}`" in markdown and f"`{ref}`" in markdown
     assert "DRUG_EFFLUX_ABC" in markdown and "resistant" in markdown
+    assert "Mean program score by response" in markdown
     (report,) = probe.artifacts(f"study-report-{STUDY}")
     assert report.type == "markdown"
 

@@ -12,7 +12,7 @@ from resistomics.modalities._plugin import Artifact
 from resistomics.publishing import Workspace
 from resistomics.storage import read_table
 
-__all__ = ["TOP_PER_SAMPLE", "signature_artifacts", "top_programs"]
+__all__ = ["TOP_PER_SAMPLE", "mean_score_by_response", "signature_artifacts", "top_programs"]
 
 TOP_PER_SAMPLE = 3
 """Programs listed per sample in the artifact."""
@@ -33,6 +33,24 @@ def top_programs(sample_scores: pd.DataFrame, *, per_sample: int = TOP_PER_SAMPL
     return top[[c for c in columns if c in top.columns]].reset_index(drop=True)
 
 
+def mean_score_by_response(sample_scores: pd.DataFrame) -> pd.DataFrame | None:
+    """Mean program score per response group (``score_genes`` scores if present).
+
+    One row per program, one column per response value; ``None`` when no sample has a
+    response recorded.
+    """
+    methods = list(sample_scores["method"].unique())
+    method = "score_genes" if "score_genes" in methods else methods[0]
+    scores = sample_scores[sample_scores["method"] == method]
+    if "response" not in scores.columns or not scores["response"].notna().any():
+        return None
+    by = scores.pivot_table(
+        index="gene_set", columns="response", values="mean_score", aggfunc="mean"
+    )
+    by.columns = [str(c) for c in by.columns]
+    return by.reset_index().rename(columns={"gene_set": "program"}).assign(method=method)
+
+
 def signature_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """Top programs per sample, the resistant-fraction shift, and a summary."""
     inputs = [ws.catalog.get_version(i).ref for i in result.parent_ids]
@@ -50,6 +68,16 @@ def signature_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
             table=top_programs(sample_scores),
         )
     ]
+    by_response = mean_score_by_response(sample_scores)
+    if by_response is not None:
+        out.append(
+            Artifact(
+                "table",
+                ("signatures", study, dataset, "score-by-response"),
+                f"Mean program score by response in {result.ref}",
+                table=by_response,
+            )
+        )
     if shift is not None and len(shift):
         out.append(
             Artifact(
