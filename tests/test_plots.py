@@ -96,12 +96,14 @@ def test_plot_of_a_source_dataset_and_of_an_unplottable_type(
     from matplotlib.image import imread
 
     from resistomics.errors import MethodInputError
-    from resistomics.plots import plot_result
+    from resistomics.modalities import plot_dataset
 
     version = t47d_published.catalog.resolve("t47d/counts")
-    image = imread(plot_result(t47d_published, version, tmp_path / "qc.png"))
+    image = imread(plot_dataset(t47d_published, version, tmp_path / "qc.png"))
     assert image.shape[1] > 600 and image[..., :3].std() > 0.05
-    with pytest.raises(MethodInputError, match=r"no plot for .*expression\.counts: per-sample QC"):
-        plot_result(
-            t47d_published, replace(version, dataset_type="variants.calls"), tmp_path / "x.png"
+    with pytest.raises(MethodInputError, match=r"no plot for .*expression datasets: per-sample QC"):
+        plot_dataset(
+            t47d_published,
+            replace(version, modality="variants", dataset_type="variants.calls"),
+            tmp_path / "x.png",
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -484,16 +483,11 @@ def plot(
 
     Example: resistomics plot t47d/counts.signatures -o scores.png
     """
-    from resistomics.modalities import analysis_for_result
-    from resistomics.plots import plot_result
+    from resistomics.modalities import plot_dataset
 
     ws = _workspace()
     version = ws.catalog.resolve(result)
-    draw: Callable[..., object] = plot_result
-    if version.kind == "result":
-        _, analysis = analysis_for_result(version.dataset_type)
-        draw = analysis.plot or plot_result
-    draw(ws, version, output, gene_set=gene_set)
+    plot_dataset(ws, version, output, gene_set=gene_set)
     console.print(f"wrote {output}")
 
 

@@ -1,4 +1,8 @@
-"""Plots of results, for people who would rather look than read."""
+"""Plots of results, for people who would rather look than read.
+
+Drawing only: which dataset gets which plot is the modality's to say (its source plot
+and its analyses' plots; :func:`resistomics.modalities.plot_dataset` dispatches).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,11 @@ import numpy as np
 import pandas as pd
 
 from resistomics.catalog import VersionInfo
-from resistomics.errors import MethodInputError
-from resistomics.storage import read_table
 
 __all__ = [
-    "PLOTS",
     "VolcanoPoints",
     "plot_clone_prevalence",
     "plot_de_volcano",
-    "plot_result",
     "plot_sample_qc",
     "plot_sample_scores",
     "volcano_points",
@@ -483,53 +483,3 @@ def plot_sample_qc(
     fig.suptitle(title or "per-sample QC", fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(plt, fig, output, layout=False)
-
-
-#: The dataset types :func:`plot_result` can draw, and what it draws.
-PLOTS = {
-    "expression.counts": "per-sample QC (library size, detected genes)",
-    "expression.normalized": "per-sample QC (sum of values, detected genes)",
-    "signatures.scores": "program scores per sample, by phase",
-    "signatures.de": "volcano plot of the contrast",
-    "signatures.clonal": "clone prevalence per subject",
-}
-
-
-def plot_result(
-    ws: Any, version: VersionInfo, output: str | Path, *, gene_set: str | None = None
-) -> Path:
-    """Plot a published dataset by its type (:data:`PLOTS`).
-
-    Raises
-    ------
-    MethodInputError
-        For a dataset type with no plot; the message lists the types that have one.
-    """
-    base = ws.root.to_path(version.uri)
-    if version.dataset_type.startswith("expression."):
-        from resistomics.storage import open_expression_store
-
-        store = open_expression_store(ws.root, base)
-        return plot_sample_qc(
-            store.obs,
-            ws.catalog.samples(version.study),
-            output,
-            counts=store.value_kind == "counts",
-            title=f"per-sample QC of {version.ref} ({version.dataset_type}, "
-            f"{len(store.obs)} x {len(store.var)})",
-        )
-    if version.dataset_type == "signatures.scores":
-        return plot_sample_scores(
-            read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set
-        )
-    if version.dataset_type == "signatures.de":
-        title, arms = volcano_title(version)
-        return plot_de_volcano(
-            read_table(ws.root, f"{base}/de.parquet"), output, title=title, arms=arms
-        )
-    if version.dataset_type == "signatures.clonal":
-        return plot_clone_prevalence(read_table(ws.root, f"{base}/clones.parquet"), output)
-    raise MethodInputError(
-        f"no plot for {version.ref} ({version.dataset_type}); plots exist for "
-        + "; ".join(f"{k}: {v}" for k, v in PLOTS.items())
-    )

@@ -36,9 +36,9 @@ def test_planted_resistant_clones_recovered_from_vcf(workspace, land, tmp_path: 
     from matplotlib.image import imread
 
     from resistomics.catalog import parse_sample_sheet
+    from resistomics.modalities import plot_dataset
     from resistomics.modalities.variants import clonal_evolution
     from resistomics.pipeline import ingest
-    from resistomics.plots import plot_result
 
     sim = simulate_clonal_cohort(n_subjects=6, seed=2)
     vcf = sim.write_vcf(tmp_path / "trial.vcf")
@@ -83,7 +83,7 @@ def test_planted_resistant_clones_recovered_from_vcf(workspace, land, tmp_path: 
             >= 0.9
         ).all()
 
-    png = plot_result(workspace, result.version, tmp_path / "clones.png")
+    png = plot_dataset(workspace, result.version, tmp_path / "clones.png")
     image = imread(png)
     assert image.shape[0] > 200 and image.shape[1] > 600
     red = (image[..., 0] > 0.6) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)

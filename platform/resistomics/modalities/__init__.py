@@ -24,6 +24,8 @@ from resistomics.modalities._registry import (
     modalities,
     modality,
     modality_names,
+    plot_dataset,
+    plots_available,
     reader_for,
     refresh,
 )
@@ -45,6 +47,8 @@ __all__ = [
     "modalities",
     "modality",
     "modality_names",
+    "plot_dataset",
+    "plots_available",
     "reader_for",
     "refresh",
 ]

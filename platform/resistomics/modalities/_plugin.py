@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from resistomics.dataset_types import DatasetType, dataset_types
-from resistomics.errors import InputError, UnknownNameError
+from resistomics.errors import InputError, MethodInputError, UnknownNameError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,7 +123,7 @@ class Analysis:
     description: str
     default: bool = True
     artifacts: Callable[[Workspace, VersionInfo], Sequence[Artifact]] | None = None
-    plot: Callable[..., None] | None = None
+    plot: Callable[..., Path] | None = None
 
 
 class NoOptions(BaseModel):
@@ -248,6 +248,19 @@ class Modality(ABC):
     @abstractmethod
     def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
         """The validation summaries of a stored version (re-validation, integrity)."""
+
+    #: What :meth:`plot` draws of a source dataset ("" when the modality has no such plot).
+    plot_description: ClassVar[str] = ""
+
+    def plot(self, ws: Workspace, version: VersionInfo, output: Path, **options: Any) -> Path:
+        """Draw one of this modality's source datasets to ``output`` (PNG).
+
+        Raises
+        ------
+        MethodInputError
+            When the modality has no plot of its source datasets (the default).
+        """
+        raise MethodInputError(f"no plot for {version.ref} ({version.dataset_type})")
 
     def default_analyses(self) -> list[Analysis]:
         return [a for a in self.analyses if a.default]

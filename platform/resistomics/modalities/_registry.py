@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from resistomics.dataset_types import add_schema_dir
-from resistomics.errors import ConfigError, InputError, UnknownNameError
+from resistomics.errors import ConfigError, InputError, MethodInputError, UnknownNameError
 from resistomics.modalities._plugin import Analysis, Modality
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "modalities",
     "modality",
     "modality_names",
+    "plot_dataset",
+    "plots_available",
     "reader_for",
     "refresh",
 ]
@@ -147,3 +149,44 @@ def analysis_for_result(dataset_type: str) -> tuple[Modality, Analysis]:
         return found[dataset_type]
     except KeyError:
         raise UnknownNameError("result type", dataset_type, found) from None
+
+
+def plots_available() -> dict[str, str]:
+    """What can be plotted: ``<modality> datasets`` and result types, with what is drawn."""
+    out: dict[str, str] = {}
+    for m in modalities().values():
+        if m.plot_description:
+            out[f"{m.name} datasets"] = m.plot_description
+        for a in m.analyses:
+            if a.plot is not None:
+                out[a.result_type] = f"{a.name} ({m.name})"
+    return out
+
+
+def plot_dataset(ws: Any, version: Any, output: Any, **options: Any) -> Any:
+    """Plot a published dataset: a result with its analysis's plot, a source dataset with
+    its modality's plot. Returns the path written.
+
+    Raises
+    ------
+    MethodInputError
+        For a dataset nothing can plot; the message lists what can be plotted.
+    """
+    if version.kind == "result":
+        try:
+            _, analysis = analysis_for_result(version.dataset_type)
+            draw = analysis.plot
+        except UnknownNameError:
+            draw = None
+    else:
+        try:
+            m = modality(version.modality)
+            draw = m.plot if m.plot_description else None
+        except UnknownNameError:
+            draw = None
+    if draw is None:
+        raise MethodInputError(
+            f"no plot for {version.ref} ({version.dataset_type}); plots exist for "
+            + "; ".join(f"{k}: {v}" for k, v in plots_available().items())
+        )
+    return draw(ws, version, output, **options)

@@ -54,10 +54,25 @@ def _signature_artifacts(ws: Workspace, result: VersionInfo) -> Any:
     return signature_artifacts(ws, result)
 
 
-def _plot(ws: Workspace, result: VersionInfo, output: Any, **options: Any) -> None:
-    from resistomics.plots import plot_result
+def _plot_scores(
+    ws: Workspace, result: VersionInfo, output: Any, *, gene_set: str | None = None, **_: Any
+) -> Any:
+    from resistomics.plots import plot_sample_scores
+    from resistomics.storage import read_table
 
-    plot_result(ws, result, output, **options)
+    base = ws.root.to_path(result.uri)
+    return plot_sample_scores(
+        read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set
+    )
+
+
+def _plot_de(ws: Workspace, result: VersionInfo, output: Any, **_: Any) -> Any:
+    from resistomics.plots import plot_de_volcano, volcano_title
+    from resistomics.storage import read_table
+
+    title, arms = volcano_title(result)
+    de = read_table(ws.root, f"{ws.root.to_path(result.uri)}/de.parquet")
+    return plot_de_volcano(de, output, title=title, arms=arms)
 
 
 def _score(ws: Workspace, ref: str, **kwargs: Any) -> Any:
@@ -110,7 +125,7 @@ class ExpressionModality(Modality):
             "gene-program scores per cell/sample and the resistant-fraction shift",
             default=True,
             artifacts=_signature_artifacts,
-            plot=_plot,
+            plot=_plot_scores,
         ),
         Analysis(
             "de",
@@ -118,9 +133,26 @@ class ExpressionModality(Modality):
             _de,
             "differential expression between the arms of a contrast",
             default=False,
-            plot=_plot,
+            plot=_plot_de,
         ),
     )
+
+    plot_description = "per-sample QC (library size or sum of values, detected genes)"
+
+    def plot(self, ws: Workspace, version: VersionInfo, output: Any, **options: Any) -> Any:
+        """Per-sample QC of an expression dataset (library size, detected genes)."""
+        from resistomics.plots import plot_sample_qc
+        from resistomics.storage import open_expression_store
+
+        store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+        return plot_sample_qc(
+            store.obs,
+            ws.catalog.samples(version.study),
+            output,
+            counts=store.value_kind == "counts",
+            title=f"per-sample QC of {version.ref} ({version.dataset_type}, "
+            f"{len(store.obs)} x {len(store.var)})",
+        )
 
     def settings_of(self, settings: Settings) -> ValidationSettings:
         """Expression's section is ``validation`` (``RESISTOMICS_VALIDATION__...``)."""

@@ -47,10 +47,13 @@ def _clonal_artifacts(ws: Workspace, result: VersionInfo) -> Any:
     return clonal_artifacts(ws, result)
 
 
-def _plot(ws: Workspace, result: VersionInfo, output: Any, **options: Any) -> None:
-    from resistomics.plots import plot_result
+def _plot_clones(ws: Workspace, result: VersionInfo, output: Any, **_: Any) -> Any:
+    from resistomics.plots import plot_clone_prevalence
+    from resistomics.storage import read_table
 
-    plot_result(ws, result, output, **options)
+    return plot_clone_prevalence(
+        read_table(ws.root, f"{ws.root.to_path(result.uri)}/clones.parquet"), output
+    )
 
 
 class VariantsModality(Modality):
@@ -82,7 +85,7 @@ class VariantsModality(Modality):
             "per-subject VAF changes, clones and emergent catalogued resistance mutations",
             default=True,
             artifacts=_clonal_artifacts,
-            plot=_plot,
+            plot=_plot_clones,
         ),
         Analysis(
             "recurrent",
