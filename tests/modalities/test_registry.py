@@ -30,7 +30,7 @@ def test_builtins_are_registered_with_their_parts() -> None:
         "expression.counts",
         "expression.normalized",
     }
-    assert set(expression.options.model_fields) == {"values", "sample"}
+    assert set(expression.options.model_fields) == {"values", "sample", "scale"}
     assert [a.name for a in expression.default_analyses()] == ["signatures"]
     variants = modality("variants")
     assert [t.name for t in variants.dataset_types()] == ["variants.calls"]

@@ -49,6 +49,41 @@ def test_log2_data_gives_the_planted_fold_change_and_says_so(t47d_study, land, t
     assert ".log2." in res.version.dataset
 
 
+def test_scale_recorded_at_ingest_is_what_de_uses(t47d_study, land, tmp_path):  # type: ignore[no-untyped-def]
+    # z-scores declared as log2 at ingest: DE takes the recorded scale, not its guess
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1, (8, 50))
+    src = _normalised_table(tmp_path / "declared.tsv", values)
+    out = ingest(
+        t47d_study,
+        land(t47d_study, src, "t47d"),
+        study="t47d",
+        options={"values": "normalized", "scale": "log2"},
+    )
+    assert out.status == "published", out.message
+    assert out.version.parameters["scale"] == "log2"
+    contrast = parse_contrast("esr1_genotype:Y537S vs WT")
+    res = differential_expression(t47d_study, out.version.ref, contrast)
+    assert (res.version.parameters["scale"], res.version.parameters["scale_source"]) == (
+        "log2",
+        "recorded",
+    )
+    assert set(res.tables["de"]["fold_change_rule"]) == {"difference-of-log2-means"}
+
+
+def test_scale_of_counts_is_refused_at_ingest(t47d_study, land):  # type: ignore[no-untyped-def]
+    from shared_data import T47D
+
+    out = ingest(
+        t47d_study,
+        land(t47d_study, T47D / "counts.tsv.gz", "t47d"),
+        study="t47d",
+        options={"scale": "log2"},
+    )
+    assert out.status == "quarantined"
+    assert "[option]" in out.message and "--values normalized" in out.message
+
+
 def test_zscored_data_never_gives_nan(t47d_study, land, tmp_path):  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(2)
     values = rng.normal(0, 1, (8, 300))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from resistomics.config import Settings, ValidationSettings
+from resistomics.errors import InputError
 from resistomics.modalities._plugin import Analysis, Modality, Reader, Summaries, Written
 from resistomics.modalities.expression._readers import (
     _detect_h5ad,
@@ -45,6 +46,11 @@ class ExpressionOptions(BaseModel):
     )
     sample: str | None = Field(
         default=None, description="sample of every cell (10x directory of one sample)"
+    )
+    scale: Literal["log1p", "log2", "log", "linear", "zscore"] | None = Field(
+        default=None,
+        description="scale of normalized values (log1p, log2, log, linear, zscore), recorded "
+        "so fold changes follow it (default: guessed from the value range when needed)",
     )
 
 
@@ -198,10 +204,24 @@ class ExpressionModality(Modality):
             del block  # not alive while the reader makes the next one: one block at a time
             staging.advance(1)
         writer.value_kind = source.value_kind
+        if options.scale is not None:
+            if source.value_kind == "counts":
+                raise InputError(
+                    f"--scale {options.scale!r}",
+                    "option",
+                    "the file holds counts, which are log1p-normalised before testing; "
+                    "--scale describes normalized values (--values normalized)",
+                )
+            writer.metadata["value_scale"] = options.scale
         staging.stage(
             dataset_type=f"expression.{source.value_kind}",
             layout=LAYOUT,
-            parameters={"format": reader.name, "values": source.values_mode, **source.details},
+            parameters={
+                "format": reader.name,
+                "values": source.values_mode,
+                **({"scale": options.scale} if options.scale else {}),
+                **source.details,
+            },
         )
         summary = writer.close()
         return Written(
