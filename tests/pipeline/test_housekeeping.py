@@ -120,3 +120,30 @@ def test_gc_never_removes_a_directory_a_catalog_row_names(settings: Settings) ->
     for v in quarantined + superseded:
         assert Path(ws.root.to_path(v.uri)).is_dir()
     ws.close()
+
+
+def test_gc_removes_only_abandoned_partial_copies_of_our_own(settings: Settings) -> None:
+    """A copy into the landing zone killed mid-way leaves ``.<name>.<uid>.partial``
+    (pipeline.land); GC removes it once old, and leaves anything else in flight alone."""
+    ws = Workspace.open(settings)
+    folder = Path(ws.settings.resolved_landing_zone) / "st" / "expression"
+    folder.mkdir(parents=True)
+    ours = folder / ".counts.tsv.0123abcd.partial"
+    ours.write_text("gene_id\tS1\nG1\t")
+    ours_dir = folder / ".run_10x.89abcdef.partial"
+    ours_dir.mkdir()
+    (ours_dir / "matrix.mtx").write_text("%%MatrixMarket")
+    theirs = folder / "upload.tsv.part"  # another tool's transfer: not ours to remove
+    theirs.write_text("x")
+    fresh = collect_garbage(ws, older_than=timedelta(hours=1))
+    assert [f for f in fresh if f.kind == "abandoned-landing"] == []  # may still be copying
+    assert ours.exists()
+    dry = collect_garbage(ws, older_than=timedelta(0), dry_run=True)
+    assert {Path(f.path).name for f in dry} == {ours.name, ours_dir.name}
+    assert ours.exists() and ours_dir.exists()
+    found = collect_garbage(ws, older_than=timedelta(0))
+    assert {(f.kind, Path(f.path).name, f.removed) for f in found} == {
+        ("abandoned-landing", ours.name, True),
+        ("abandoned-landing", ours_dir.name, True),
+    }
+    assert not ours.exists() and not ours_dir.exists() and theirs.exists()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import posixpath
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.errors import RootMismatchError
@@ -29,7 +30,7 @@ __all__ = ["Finding", "IntegrityCheck", "check_integrity", "collect_garbage"]
 class Finding:
     """One thing garbage collection removed (or would remove, in a dry run)."""
 
-    kind: Literal["staged-version", "unreferenced-directory"]
+    kind: Literal["staged-version", "unreferenced-directory", "abandoned-landing"]
     path: str
     ref: str | None
     age_hours: float
@@ -54,9 +55,10 @@ def _aware(t: datetime | None) -> datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def _dir_mtime(ws: Workspace, path: str) -> datetime | None:
-    """Newest modification time inside ``path`` (a write in progress keeps it fresh)."""
-    fs = ws.root.fs
+def _dir_mtime(ws: Workspace, path: str, fs: Any = None) -> datetime | None:
+    """Newest modification time inside ``path`` (a write in progress keeps it fresh);
+    on the data root's file system unless ``fs`` is given."""
+    fs = fs if fs is not None else ws.root.fs
     infos = list(fs.find(path, withdirs=True, detail=True).values()) or [fs.info(path)]
     times = []
     for info in infos:
@@ -67,6 +69,33 @@ def _dir_mtime(ws: Workspace, path: str) -> datetime | None:
             value if isinstance(value, datetime) else datetime.fromtimestamp(float(value), UTC)
         )
     return max((_aware(t) for t in times if t is not None), default=None)  # type: ignore[type-var]
+
+
+#: The temporary name of a copy into the landing zone made by ``resistomics ingest``
+#: (pipeline._landing.land): ``.<name>.<8 hex>.partial``. Only these are ours to remove;
+#: other tools' in-flight names may belong to a transfer still running.
+_OUR_PARTIAL = re.compile(r"^\..+\.[0-9a-f]{8}\.partial$")
+
+
+def _abandoned_landings(ws: Workspace) -> list[str]:
+    """Partial copies under ``<landing>/<study>/<modality>/`` (a killed ``ingest`` copy)."""
+    fs = ws.landing.fs
+    base = ws.landing.path()
+    if not fs.exists(base):
+        return []
+    found = []
+    for study_dir in fs.ls(base, detail=False):
+        if posixpath.basename(study_dir).startswith(".") or not fs.isdir(study_dir):
+            continue  # .intake/ holds claims, released by the sweep
+        for modality_dir in fs.ls(study_dir, detail=False):
+            if not fs.isdir(modality_dir):
+                continue
+            found += [
+                e
+                for e in fs.ls(modality_dir, detail=False)
+                if _OUR_PARTIAL.match(posixpath.basename(e.rstrip("/")))
+            ]
+    return found
 
 
 def _version_dirs(ws: Workspace) -> list[str]:
@@ -93,7 +122,8 @@ def collect_garbage(
     now: datetime | None = None,
     max_disagreement: int | None = None,
 ) -> list[Finding]:
-    """Remove staged versions and unreferenced version directories older than ``older_than``.
+    """Remove staged versions, unreferenced version directories and abandoned partial
+    copies in the landing zone (``.<name>.<uid>.partial``) older than ``older_than``.
 
     A directory that any catalog version names, whatever its status, is never removed.
     Before removing anything, the catalog and the data root are compared: when more
@@ -164,6 +194,15 @@ def collect_garbage(
         found.append(
             Finding("unreferenced-directory", version_dir, None, round(age, 2), not dry_run)
         )
+
+    for partial in _abandoned_landings(ws):
+        mtime = _dir_mtime(ws, partial, ws.landing.fs)
+        if mtime is not None and mtime > cutoff:
+            continue  # a copy may still be running
+        if not dry_run:
+            ws.landing.fs.rm(partial, recursive=True)
+        age = (now - mtime).total_seconds() / 3600 if mtime is not None else float("nan")
+        found.append(Finding("abandoned-landing", partial, None, round(age, 2), not dry_run))
     return found
 
 
