@@ -18,11 +18,16 @@ TOP_PER_SAMPLE = 3
 """Programs listed per sample in the artifact."""
 
 
-def top_programs(sample_scores: pd.DataFrame, *, per_sample: int = TOP_PER_SAMPLE) -> pd.DataFrame:
-    """The highest-scoring programs of each sample (``score_genes`` scores if present)."""
+def _preferred_scores(sample_scores: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The scores of one method: ``score_genes`` if present, else the first."""
     methods = list(sample_scores["method"].unique())
     method = "score_genes" if "score_genes" in methods else methods[0]
-    scores = sample_scores[sample_scores["method"] == method]
+    return method, sample_scores[sample_scores["method"] == method]
+
+
+def top_programs(sample_scores: pd.DataFrame, *, per_sample: int = TOP_PER_SAMPLE) -> pd.DataFrame:
+    """The highest-scoring programs of each sample (``score_genes`` scores if present)."""
+    _, scores = _preferred_scores(sample_scores)
     top = (
         scores.sort_values(["sample_id", "mean_score"], ascending=[True, False])
         .groupby("sample_id", observed=True, sort=True)
@@ -39,9 +44,7 @@ def mean_score_by_response(sample_scores: pd.DataFrame) -> pd.DataFrame | None:
     One row per program, one column per response value; ``None`` when no sample has a
     response recorded.
     """
-    methods = list(sample_scores["method"].unique())
-    method = "score_genes" if "score_genes" in methods else methods[0]
-    scores = sample_scores[sample_scores["method"] == method]
+    method, scores = _preferred_scores(sample_scores)
     if "response" not in scores.columns or not scores["response"].notna().any():
         return None
     by = scores.pivot_table(
