@@ -103,6 +103,15 @@ def _toy(folder: Path) -> Path:
     return toy_modality.write_good(folder / "values.toy", SAMPLES_IDS)
 
 
+def _toym_bad(folder: Path) -> Path:
+    """A toym file whose sixth row is not a number (rule toym-number, line 7)."""
+    path = toy_modality.write_matrix(folder / "values.toym", SAMPLES_IDS)
+    lines = path.read_text().splitlines()
+    lines[6] = lines[6].replace("\t5\t", "\tlots\t", 1)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @dataclass(frozen=True)
 class Samples:
     """A modality's sample files: each writer puts one file (or folder) into a folder."""
@@ -119,6 +128,12 @@ SAMPLES: dict[str, Samples] = {
         _toy,
         lambda f: toy_modality.write_bad(f / "values.toy", SAMPLES_IDS),
         lambda f: toy_modality.write_invalid(f / "values.toy", SAMPLES_IDS),
+    ),
+    # the dense feature-matrix@1 layout, as methylation and metabolomics store it
+    "toymatrix": Samples(
+        lambda f: toy_modality.write_matrix(f / "values.toym", SAMPLES_IDS),
+        _toym_bad,
+        lambda f: toy_modality.write_matrix(f / "values.toym", SAMPLES_IDS, negative=True),
     ),
 }
 
@@ -248,6 +263,15 @@ def test_published_version_exports_and_revalidates_through_the_cli(
     r = runner.invoke(app, ["export", ref, "--table", first, "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert len(out.read_text().splitlines()) > 1
+    for fmt in spec.exports:  # whole-store formats of the layout (h5ad of a matrix)
+        whole = tmp_path / f"export.{fmt}"
+        r = runner.invoke(app, ["export", ref, "--format", fmt, "-o", str(whole)])
+        assert r.exit_code == 0, r.output
+        if fmt == "h5ad":
+            import anndata
+
+            adata = anndata.read_h5ad(whole, backed="r")
+            assert sorted(adata.shape) == sorted(version.shape), (adata.shape, version.shape)
 
 
 def test_default_analyses_publish_results(published: tuple[Workspace, str], name: str) -> None:

@@ -1,10 +1,13 @@
-"""A toy modality defined entirely outside the library: what a third-party plugin is.
+"""Toy modalities defined entirely outside the library: what a third-party plugin is.
 
-It reads ``.toy`` files (a ``#toy v1`` header, then ``sample_id<TAB>feature<TAB>value``
+``toy`` reads ``.toy`` files (a ``#toy v1`` header, then ``sample_id<TAB>feature<TAB>value``
 rows), stores them in the shared ``partitioned-table@1`` layout (table ``values`` by
 sample), declares its dataset types in its own ``schemas/`` folder and has one default
-analysis (the mean value per sample). Installed through a real entry point
-(``resistomics.modalities``) by :func:`install`, never by editing library code.
+analysis (the mean value per sample). ``toymatrix`` reads ``.toym`` files (a ``#toym``
+header naming the samples, then one feature per row) into the shared dense
+``feature-matrix@1`` layout, as methylation and metabolomics will. Both are installed
+through a real entry point (``resistomics.modalities``) by :func:`install`, never by
+editing library code.
 """
 
 from __future__ import annotations
@@ -26,9 +29,23 @@ from resistomics.publishing import (
     publish_result,
     published_result,
 )
-from resistomics.storage import append_partitioned, partition_directories, read_partition
+from resistomics.storage import (
+    FeatureBlock,
+    append_partitioned,
+    open_feature_matrix,
+    partition_directories,
+    read_partition,
+    write_feature_matrix,
+)
 
-__all__ = ["ToyModality", "install", "write_bad", "write_good"]
+__all__ = [
+    "ToyMatrixModality",
+    "ToyModality",
+    "install",
+    "write_bad",
+    "write_good",
+    "write_matrix",
+]
 
 HEADER = "#toy v1"
 TABLE = "values"
@@ -166,6 +183,142 @@ class ToyModality(Modality):
         )
 
 
+MATRIX_HEADER = "#toym"
+
+
+def _matrix_can_open(path: str) -> bool:
+    return path.lower().endswith(".toym") and Path(path).is_file()
+
+
+def read_toy_matrix(
+    path: str | Path, ctx: dict[str, Any]
+) -> tuple[list[str], Iterator[FeatureBlock]]:
+    """The samples of a ``.toym`` file and its feature rows, 3 at a time ("NA": missing)."""
+    path = str(path)
+    f = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the generator
+    header = f.readline().rstrip("\n").split("\t")
+    if header[0] != MATRIX_HEADER or len(header) < 2:
+        f.close()
+        raise InputError(
+            path, "toym-header", f"the first line must be {MATRIX_HEADER!r} + samples", line=1
+        )
+    samples = header[1:]
+
+    def blocks() -> Iterator[FeatureBlock]:
+        with f:
+            rows: list[list[str]] = []
+            for n, line in enumerate(f, start=2):
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) != len(header):
+                    raise InputError(
+                        path,
+                        "toym-fields",
+                        f"expected {len(header)} fields, found {len(fields)}",
+                        line=n,
+                    )
+                for name, v in zip(samples, fields[1:], strict=True):
+                    if v != "NA":
+                        try:
+                            float(v)
+                        except ValueError:
+                            raise InputError(
+                                path, "toym-number", f"{v!r} is not a number", line=n, column=name
+                            ) from None
+                rows.append(fields)
+                if len(rows) == 3:
+                    yield _matrix_block(rows)
+                    rows = []
+            if rows:
+                yield _matrix_block(rows)
+
+    return samples, blocks()
+
+
+def _matrix_block(rows: list[list[str]]) -> FeatureBlock:
+    import numpy as np
+
+    values = np.array([[np.nan if v == "NA" else float(v) for v in r[1:]] for r in rows])
+    return FeatureBlock(pd.DataFrame({"feature": [r[0] for r in rows]}), {"value": values})
+
+
+class ToyMatrixModality(Modality):
+    name = "toymatrix"
+    description = "toy dense features x samples matrix (a test plugin)"
+    readers = (
+        Reader("toym", (".toym",), "toy dense matrix format", _matrix_can_open, read_toy_matrix),
+    )
+    schemas = Path(__file__).parent / "schemas"
+
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        ws = staging.ws
+        samples, blocks = reader.read(staging.local, {})
+        registered = set(ws.catalog.samples(staging.study).index.astype(str))
+        unknown = [s for s in samples if s not in registered]
+        if unknown:
+            raise InputError(
+                staging.landed,
+                "registered-samples",
+                f"sample {unknown[0]!r} is not registered",
+                line=1,
+            )
+        first = next(blocks, None)  # a bad first row fails before anything is staged
+        staging.stage(dataset_type="toymatrix.values", layout="feature-matrix@1", parameters={})
+
+        def counted() -> Iterator[FeatureBlock]:
+            for block in [first] if first is not None else []:
+                yield block
+            for block in blocks:
+                staging.advance(1)
+                yield block
+
+        summary = write_feature_matrix(
+            ws.root,
+            staging.new_version_dir(),
+            counted(),
+            samples=pd.DataFrame({"sample_id": samples}),
+            arrays={"value": "float64"},
+            feature_id="feature",
+            primary="value",
+            features_per_chunk=4,
+            samples_per_chunk=4,
+        )
+        shape = (summary.n_features, summary.n_samples)
+        return Written(shape=shape, detail=f"{shape[0]} features x {shape[1]} samples")
+
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        import dask
+
+        store = open_feature_matrix(ws.root, ws.root.to_path(version.uri))
+        values = store.array("value")
+        (mins,) = dask.compute(values.map_blocks(_block_min, chunks=(1, 1), dtype=float))
+        registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+        return Summaries(
+            {"blocks": pd.DataFrame({"min": mins.ravel()}), "samples": store.samples},
+            {"registered_samples": registered},
+        )
+
+
+def _block_min(block: Any) -> Any:
+    import numpy as np
+
+    finite = block[~np.isnan(block)]
+    return np.array([[finite.min() if finite.size else 0.0]])
+
+
+def write_matrix(path: Path, samples: list[str], *, negative: bool = False) -> Path:
+    """A good ``.toym`` file (10 features, one missing value), or one with a negative value."""
+    lines = [MATRIX_HEADER + "\t" + "\t".join(samples)]
+    for i in range(10):
+        values = [str(i + j) for j in range(len(samples))]
+        if i == 4:
+            values[1] = "NA"
+        if negative and i == 7:
+            values[0] = "-2"
+        lines.append(f"F{i}\t" + "\t".join(values))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_good(path: Path, samples: list[str]) -> Path:
     lines = [HEADER] + [f"{s}\tf{i}\t{i + 1}" for s in samples for i in range(3)]
     path.write_text("\n".join(lines) + "\n")
@@ -192,5 +345,6 @@ def install(site: Path) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: resistomics-toy\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         "[resistomics.modalities]\ntoy = toy_modality:ToyModality\n"
+        "toymatrix = toy_modality:ToyMatrixModality\n"
     )
     return site

@@ -1,6 +1,14 @@
 """Storage: fsspec data root, the shared versioned layouts, Parquet tables, digests."""
 
 from resistomics.storage._arrays import read_dense_array, write_dense_array
+from resistomics.storage._feature_matrix import (
+    FeatureBlock,
+    FeatureMatrix,
+    FeatureMatrixSummary,
+    FeatureMatrixWriter,
+    open_feature_matrix,
+    write_feature_matrix,
+)
 from resistomics.storage._layouts import Layout, StoredContents, layout, layouts, parse_layout
 from resistomics.storage._manifest import (
     MANIFEST,
@@ -28,6 +36,10 @@ __all__ = [
     "DataRoot",
     "ExpressionStore",
     "ExpressionStoreWriter",
+    "FeatureBlock",
+    "FeatureMatrix",
+    "FeatureMatrixSummary",
+    "FeatureMatrixWriter",
     "Layout",
     "ManifestProblem",
     "StoreSummary",
@@ -39,6 +51,7 @@ __all__ = [
     "layout",
     "layouts",
     "open_expression_store",
+    "open_feature_matrix",
     "parse_layout",
     "partition_directories",
     "read_dense_array",
@@ -46,6 +59,7 @@ __all__ = [
     "read_table",
     "verify_manifest",
     "write_dense_array",
+    "write_feature_matrix",
     "write_manifest",
     "write_table",
 ]

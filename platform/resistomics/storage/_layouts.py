@@ -18,9 +18,9 @@ layout                 what                                                     
                        (:mod:`resistomics.storage._partitioned_table`)               fragments,
                                                                                      transcripts
 ``result-tables@1``    ``<name>.parquet`` per result table, plus extras (Zarr)       every result
-``feature-matrix@1``   PLANNED: dense feature-block Zarr matrix (samples x           methylation,
-                       features, chunked by feature blocks) with a Parquet feature   metabolomics
-                       index (CpG site / metabolite: id, chrom, pos or m/z, rt)
+``feature-matrix@1``   dense Zarr v3 arrays (features x samples, chunked by feature   methylation,
+                       and sample block) with a Parquet feature index and samples    metabolomics
+                       table (:mod:`resistomics.storage._feature_matrix`)
 ``spatialdata@1``      PLANNED: a SpatialData Zarr store (images, labels, points,    spatial
                        shapes, AnnData table) that ``spatialdata.read_zarr`` opens
 =====================  ===========================================================  ===========
@@ -115,6 +115,28 @@ def _sparse_h5ad(root: DataRoot, path: str, output: Path) -> str:
     return f"{summary.n_obs} x {summary.n_vars}, {summary.nnz} non-zeros, design in obs"
 
 
+# --------------------------------------------------------------------- feature-matrix@1
+def _dense_inspect(root: DataRoot, path: str) -> StoredContents:
+    from resistomics.storage._feature_matrix import inspect_feature_matrix
+
+    shape, detail = inspect_feature_matrix(root, path)
+    return StoredContents(shape, detail)
+
+
+def _dense_tables(root: DataRoot, path: str) -> list[str]:
+    return ["features", "samples"]
+
+
+def _dense_read(root: DataRoot, path: str, name: str) -> pd.DataFrame:
+    return read_table(root, posixpath.join(path, f"{name}.parquet"))
+
+
+def _dense_h5ad(root: DataRoot, path: str, output: Path) -> str:
+    from resistomics.storage._feature_matrix import export_feature_matrix_h5ad
+
+    return export_feature_matrix_h5ad(root, path, output)
+
+
 # ------------------------------------------------------------------ partitioned-table@1
 def _partitioned_tables(root: DataRoot, path: str) -> list[str]:
     return sorted(
@@ -193,9 +215,16 @@ _LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "feature-matrix",
         1,
-        "zarr",
-        "planned: dense samples x features Zarr matrix in feature blocks with a Parquet "
-        "feature/site index (methylation counts, metabolite abundances)",
+        "zarr-feature-matrix",
+        "dense Zarr v3 arrays (features x samples, chunked by feature and sample block) "
+        "with a Parquet feature/site index and samples table (methylation counts, "
+        "metabolite abundances): <version>/matrix.zarr, features.parquet, samples.parquet",
+        _dense_inspect,
+        _dense_tables,
+        _dense_read,
+        exports={"h5ad": _dense_h5ad},
+        opens="matrix.zarr",
+        opened_by="zarr.open_group (or resistomics.storage.open_feature_matrix)",
     ),
     Layout(
         "spatialdata",
