@@ -78,6 +78,15 @@ def study_register(
             "(the change is recorded).",
         ),
     ] = False,
+    pseudonymise: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymise",
+            help="Register subject IDs as keyed-hash pseudonyms (subj-<12 hex>); the key "
+            "and the pseudonym -> ID map stay outside the data root "
+            "(RESISTOMICS_PRIVACY__KEY_FILE). A pseudonymised study stays so.",
+        ),
+    ] = False,
 ) -> None:
     """Register (or extend) a study from a sample sheet.
 
@@ -88,17 +97,34 @@ def study_register(
     recorded as design changes (``study show --json`` lists them), and a sample moving
     to another subject is refused unless --allow-design-change.
 
+    With --pseudonymise (or RESISTOMICS_PRIVACY__PSEUDONYMISE=true for every new study)
+    no raw subject ID reaches the catalog or anything made from it; a sample ID or other
+    field that contains a subject ID is refused.
+
     Example: resistomics study register samples.tsv --study t47d
     """
     from resistomics.catalog import parse_sample_sheet
 
     rows = parse_sample_sheet(samplesheet)
-    summary = _workspace().catalog.register_study(
-        study, rows, description=description, allow_design_change=allow_design_change
+    ws = _workspace()
+    exists = study in ws.catalog.studies()
+    wanted = (
+        ws.catalog.pseudonym_key(study) is not None
+        if exists and not pseudonymise
+        else pseudonymise or ws.settings.privacy.pseudonymise
+    )
+    summary = ws.catalog.register_study(
+        study,
+        rows,
+        description=description,
+        allow_design_change=allow_design_change,
+        pseudonyms=ws.pseudonyms() if wanted else None,
     )
     recorded = (
         f"; {summary.design_changes} design change(s) recorded" if summary.design_changes else ""
     )
+    if wanted:
+        recorded += "; subject IDs pseudonymised"
     console.print(
         f"study {summary.study}: {summary.added} added, {summary.updated} updated, "
         f"{summary.unchanged} unchanged{recorded}",

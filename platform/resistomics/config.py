@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ClusterSettings", "Settings", "ValidationSettings", "load_settings"]
+__all__ = [
+    "ClusterSettings",
+    "PrivacySettings",
+    "Settings",
+    "ValidationSettings",
+    "load_settings",
+]
 
 
 class ClusterSettings(BaseModel):
@@ -52,6 +58,33 @@ class ValidationSettings(BaseModel):
     max_detected_genes: int | None = None
 
 
+class PrivacySettings(BaseModel):
+    """Pseudonymised subject IDs (``resistomics study register --pseudonymise``)."""
+
+    pseudonymise: bool = Field(
+        default=False,
+        description="Pseudonymise the subject IDs of every new study (as --pseudonymise).",
+    )
+    key_file: str | None = Field(
+        default=None,
+        description="The secret key of the keyed hash; created (mode 0600) on first use. "
+        "Must lie outside the data root and the landing zone.",
+    )
+    mapping_file: str | None = Field(
+        default=None,
+        description="Pseudonym -> raw subject ID table (mode 0600); default: "
+        "subject-pseudonyms.tsv next to the key file. Outside the data root.",
+    )
+
+    @property
+    def resolved_mapping_file(self) -> str | None:
+        if self.mapping_file:
+            return self.mapping_file
+        if self.key_file:
+            return str(Path(self.key_file).expanduser().parent / "subject-pseudonyms.tsv")
+        return None
+
+
 class Settings(BaseSettings):
     """All settings of the platform.
 
@@ -70,6 +103,7 @@ class Settings(BaseSettings):
     storage_options: dict[str, object] = Field(default_factory=dict)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     rows_per_chunk: int = Field(
         default=8192, ge=16, description="Cells (rows) per Zarr chunk of an expression store."
     )

@@ -20,6 +20,7 @@ __all__ = [
     "DatasetNotFoundError",
     "InputError",
     "MethodInputError",
+    "PrivacyError",
     "ResistomicsError",
     "SampleSheetError",
     "StorageError",
@@ -56,6 +57,12 @@ class ConfigError(ResistomicsError, ValueError):
 
 class ClusterConfigError(ConfigError):
     """The Dask cluster section of the configuration cannot be honoured."""
+
+
+class PrivacyError(ConfigError):
+    """Pseudonymisation cannot be done safely: the key or mapping file is misplaced or
+    readable by others, a key does not match the study's, or a study would mix raw and
+    pseudonymised subject IDs."""
 
 
 @dataclass(frozen=True)

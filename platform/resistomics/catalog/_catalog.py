@@ -33,9 +33,15 @@ from resistomics.catalog._models import (
     Version,
     VersionStatus,
 )
+from resistomics.catalog._pseudonyms import SubjectPseudonyms
 from resistomics.catalog._samplesheet import SampleRow
 from resistomics.catalog._schema import SchemaChange, bring_to_head
-from resistomics.errors import CatalogError, DatasetNotFoundError, DesignChangeError
+from resistomics.errors import (
+    CatalogError,
+    DatasetNotFoundError,
+    DesignChangeError,
+    PrivacyError,
+)
 from resistomics.names import check_name
 
 __all__ = ["Catalog", "ContrastInfo", "DesignChangeInfo", "RegistrationSummary", "VersionInfo"]
@@ -156,6 +162,25 @@ def _field_changes(
     return out
 
 
+def _pseudonym_mismatch(study: str, recorded: str | None, given: str | None) -> str:
+    if recorded is None:
+        return (
+            f"study {study} is registered with raw subject IDs; pseudonymising it now would "
+            "leave them in what it already holds: register the sheet as a new study "
+            "with --pseudonymise; nothing was changed"
+        )
+    if given is None:
+        return (
+            f"study {study} has pseudonymised subject IDs; register with its key "
+            "(RESISTOMICS_PRIVACY__KEY_FILE) and --pseudonymise; nothing was changed"
+        )
+    return (
+        f"study {study} was pseudonymised with another key (fingerprint {recorded}, "
+        f"this one {given}): the same subjects would get other pseudonyms; give the "
+        "study's key file; nothing was changed"
+    )
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -226,6 +251,7 @@ class Catalog:
         *,
         description: str = "",
         allow_design_change: bool = False,
+        pseudonyms: SubjectPseudonyms | None = None,
     ) -> RegistrationSummary:
         """Create or extend a study from validated sample-sheet rows, in one transaction.
 
@@ -235,6 +261,12 @@ class Catalog:
         moving a sample to another subject is refused with
         :class:`~resistomics.errors.DesignChangeError` (nothing changes) unless
         ``allow_design_change``: published results were computed with the old design.
+
+        With ``pseudonyms`` the subject IDs are registered as their pseudonyms (the
+        raw IDs go only to the mapping file) and the study records the key's
+        fingerprint; a pseudonymised study is only registered again with the same key,
+        and a study registered with raw subject IDs is not pseudonymised afterwards
+        (:class:`~resistomics.errors.PrivacyError`, nothing changes).
         """
         check_name("study", name)  # it becomes landing/<study>/ and datasets/<study>/
         added = updated = unchanged = 0
@@ -242,10 +274,15 @@ class Catalog:
         moves: list[tuple[str, str, str]] = []  # sample, old subject, new subject
         with self.session() as s:
             study = s.scalar(select(Study).where(Study.name == name))
+            key = pseudonyms.key_id if pseudonyms is not None else None
+            if study is not None and study.pseudonym_key != key:
+                raise PrivacyError(_pseudonym_mismatch(name, study.pseudonym_key, key))
             if study is None:
-                study = Study(name=name, description=description)
+                study = Study(name=name, description=description, pseudonym_key=key)
                 s.add(study)
                 s.flush()
+            if pseudonyms is not None:
+                rows = pseudonyms.pseudonymise(name, rows)
             published = self._published_sources(s, study)
             subjects = {sub.name: sub for sub in study.subjects}
             samples = {smp.name: smp for smp in study.samples}
@@ -307,6 +344,13 @@ class Catalog:
                     )
         recorded = len(changes) if published else 0
         return RegistrationSummary(name, added, updated, unchanged, recorded)
+
+    def pseudonym_key(self, study: str) -> str | None:
+        """The fingerprint of the key the study's subject IDs are pseudonymised with
+        (``None``: raw IDs, or no such study yet)."""
+        with self.session() as s:
+            st = s.scalar(select(Study).where(Study.name == study))
+            return st.pseudonym_key if st is not None else None
 
     @staticmethod
     def _published_sources(s: Session, study: Study) -> list[str]:

@@ -68,6 +68,8 @@ class Study(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Fingerprint of the key its subject IDs are pseudonymised with; None: raw IDs.
+    pseudonym_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     subjects: Mapped[list[Subject]] = relationship(back_populates="study")
     samples: Mapped[list[Sample]] = relationship(back_populates="study")

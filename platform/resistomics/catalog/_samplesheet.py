@@ -62,6 +62,9 @@ class SampleRow:
     site: str | None = None
     subject_kind: str = "patient"
     annotations: dict[str, Any] = field(default_factory=dict)
+    # where the row came from, for messages about it (not part of the design)
+    sheet: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
 
 
 def _norm(name: str) -> str:
@@ -325,6 +328,8 @@ def parse_sample_sheet(path: str | Path, text: str | None = None) -> list[Sample
                 site=_value(rec.get("site", "")),
                 subject_kind=_value(rec.get("subject_kind", "")) or "patient",
                 annotations=annotations,
+                sheet=path,
+                line=lineno,
             )
         )
     if not out:
