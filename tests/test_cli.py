@@ -37,6 +37,29 @@ def test_help_everywhere(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
+def test_start_up_imports_no_reader_or_compute_stack() -> None:
+    """``resistomics <typo>`` and ``--help`` load the registry, every modality's option
+    model and command group, but none of the readers' or analyses' libraries."""
+    import subprocess
+    import sys
+
+    heavy = ["anndata", "cyvcf2", "scipy", "pandas", "dask", "zarr", "h5py", "numpy"]
+    code = (
+        "import sys, flows.cli\n"
+        "from resistomics.modalities import modalities\n"
+        "for m in modalities().values():\n"
+        "    m.options.model_json_schema(); m.commands(); [r.name for r in m.readers]\n"
+        f"print(sorted(set({heavy!r}) & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    # and a typo exits at once with typer's usage error, still without them
+    typo = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "nosuchcommand"], capture_output=True, text=True
+    )
+    assert typo.returncode == 2 and "No such command" in typo.stderr, typo.stderr
+
+
 def test_expected_commands_exist() -> None:
     names = {" ".join(c) for c in _all_commands()}
     for expected in (

@@ -147,3 +147,76 @@ def test_unknown_where_column_and_contrast_arm_say_did_you_mean(t47d_published):
     with pytest.raises(InputError, match="contrast-arm") as info:
         differential_expression(t47d_published, "t47d/counts", contrast)
     assert "did you mean 'Y537S'" in str(info.value) and "'D538G'" in str(info.value)
+
+
+def _scanpy_log1p_h5ad(path: Path, base: float | None) -> Path:
+    """An h5ad normalised by scanpy's own ``sc.pp.log1p`` (which writes uns["log1p"])."""
+    import anndata as ad
+    import scanpy as sc
+
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(30_000, (8, 30)).astype(np.float32)  # log1p max ~10.3 > 9.21
+    counts[4:, :5] *= 4
+    adata = ad.AnnData(
+        counts,
+        obs=pd.DataFrame({"sample_id": WT + MUT}, index=[f"c{i}" for i in range(8)]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(30)]),
+    )
+    if base is None:
+        sc.pp.log1p(adata)
+    else:
+        sc.pp.log1p(adata, base=base)
+    assert "log1p" in adata.uns
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("base", "scale", "rule"),
+    [
+        (None, "log1p", "log2-ratio-of-expm1-means"),  # scanpy's own rule
+        (2, "log2", "difference-of-log2-means"),
+        (10, "log", "difference-of-means"),
+    ],
+)
+def test_h5ad_log1p_of_scanpy_is_recorded_and_used_by_de(  # type: ignore[no-untyped-def]
+    t47d_study, land, tmp_path, base, scale, rule
+):
+    src = _scanpy_log1p_h5ad(tmp_path / "lognorm.h5ad", base)
+    out = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d")  # --values auto
+    assert out.status == "published", out.message
+    assert out.version.dataset_type == "expression.normalized"
+    assert (out.version.parameters["scale"], out.version.parameters["scale_source"]) == (
+        scale,
+        "file",
+    )
+    res = differential_expression(
+        t47d_study, out.version.ref, parse_contrast("esr1_genotype:Y537S vs WT")
+    )
+    params = res.version.parameters
+    # the value range alone (max ~10.3) would be guessed as log2: the file's word wins
+    assert (params["scale"], params["scale_source"]) == (scale, "recorded")
+    de = res.tables["de"].set_index("gene_id")
+    assert set(de["fold_change_rule"]) == {rule}
+    if scale == "log1p":  # x4 planted in the first five genes
+        np.testing.assert_allclose(
+            de.loc[[f"G{i}" for i in range(5)], "log2_fold_change"], 2, atol=0.05
+        )
+
+
+def test_h5ad_without_log1p_entry_is_guessed(t47d_study, land, tmp_path):  # type: ignore[no-untyped-def]
+    import h5py
+
+    src = _scanpy_log1p_h5ad(tmp_path / "bare.h5ad", None)
+    with h5py.File(src, "r+") as f:
+        del f["uns/log1p"]
+    out = ingest(t47d_study, land(t47d_study, src, "t47d"), study="t47d")
+    assert out.status == "published", out.message
+    assert "scale" not in out.version.parameters
+    res = differential_expression(
+        t47d_study, out.version.ref, parse_contrast("esr1_genotype:Y537S vs WT")
+    )
+    assert (res.version.parameters["scale"], res.version.parameters["scale_source"]) == (
+        "log2",
+        "detected",
+    )

@@ -38,7 +38,31 @@ __all__ = [
     "Reader",
     "Summaries",
     "Written",
+    "deferred",
 ]
+
+
+def deferred(module: str, name: str) -> Callable[..., Any]:
+    """The function ``module.name``, imported on its first call.
+
+    A modality's readers and analyses pull in pandas, anndata, cyvcf2 or scipy; the
+    registry, the CLI's option checks and ``--help`` need none of them. Declaring
+    ``Reader(..., read=deferred("pkg._readers", "read_x"))`` keeps those imports out of
+    start-up (``tests/test_cli.py`` checks that the CLI imports none of them).
+    """
+    target: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not target:
+            import importlib
+
+            target.append(getattr(importlib.import_module(module), name))
+        return target[0](*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = module
+    call.__doc__ = f"{module}.{name}, imported on first use."
+    return call
 
 
 @dataclass(frozen=True)

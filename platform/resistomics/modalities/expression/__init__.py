@@ -1,15 +1,23 @@
 """Expression modality: bulk count tables, 10x Matrix Market directories, h5ad.
 
-The analyses (:func:`score_signatures`, :func:`differential_expression`) are imported on
-first use: they pull in the statistics stack, which the registry and the CLI's argument
-checks must not wait for.
+The readers and the analyses (:func:`score_signatures`, :func:`differential_expression`)
+are imported on first use: they pull in pandas, scipy, anndata and the statistics stack,
+which the registry and the CLI's argument checks must not wait for.
 """
 
 from typing import Any
 
 from resistomics.modalities.expression._modality import ExpressionModality, ExpressionOptions
-from resistomics.modalities.expression._readers import read_bulk_table, read_h5ad, read_mtx_dir
-from resistomics.modalities.expression._source import MatrixSource, ReadContext
+
+_LAZY = {
+    "read_bulk_table": "_readers",
+    "read_h5ad": "_readers",
+    "read_mtx_dir": "_readers",
+    "MatrixSource": "_source",
+    "ReadContext": "_source",
+    "score_signatures": "_analyses",
+    "differential_expression": "_analyses",
+}
 
 __all__ = [
     "ExpressionModality",
@@ -25,8 +33,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("score_signatures", "differential_expression"):
-        from resistomics.modalities.expression import _analyses
+    if name in _LAZY:
+        import importlib
 
-        return getattr(_analyses, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(name)

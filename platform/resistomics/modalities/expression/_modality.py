@@ -8,22 +8,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from resistomics.config import Settings, ValidationSettings
 from resistomics.errors import InputError
-from resistomics.modalities._plugin import Analysis, Modality, Reader, Summaries, Written
-from resistomics.modalities.expression._readers import (
-    _detect_h5ad,
-    _detect_mtx,
-    _detect_table,
-    read_bulk_table,
-    read_h5ad,
-    read_mtx_dir,
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
 )
-from resistomics.modalities.expression._source import MatrixSource, ReadContext
 
 if TYPE_CHECKING:
     import typer
 
     from resistomics.catalog import VersionInfo
+    from resistomics.modalities.expression._source import MatrixSource
     from resistomics.publishing import Staging, Workspace
+
+# The readers (numpy, pandas, scipy, anndata, h5py) load when a file is read, not when
+# the registry or the CLI starts.
+_READERS = "resistomics.modalities.expression._readers"
 
 __all__ = ["LAYOUT", "VALIDATION_BLOCK_NNZ", "ExpressionModality", "ExpressionOptions"]
 
@@ -103,22 +106,22 @@ class ExpressionModality(Modality):
             "bulk-table",
             (".tsv", ".tsv.gz", ".csv", ".csv.gz", ".txt", ".txt.gz", ".tab", ".counts"),
             "genes x samples count table (featureCounts, RSEM, plain TSV/CSV)",
-            _detect_table,
-            read_bulk_table,
+            deferred(_READERS, "_detect_table"),
+            deferred(_READERS, "read_bulk_table"),
         ),
         Reader(
             "10x-mtx",
             (),
             "10x Cell Ranger directory (matrix.mtx[.gz], features/genes, barcodes)",
-            _detect_mtx,
-            read_mtx_dir,
+            deferred(_READERS, "_detect_mtx"),
+            deferred(_READERS, "read_mtx_dir"),
         ),
         Reader(
             "h5ad",
             (".h5ad",),
             "AnnData .h5ad (layers['counts'], raw.X or X)",
-            _detect_h5ad,
-            read_h5ad,
+            deferred(_READERS, "_detect_h5ad"),
+            deferred(_READERS, "read_h5ad"),
         ),
     )
     options = ExpressionOptions
@@ -165,6 +168,7 @@ class ExpressionModality(Modality):
         return settings.validation
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        from resistomics.modalities.expression._source import ReadContext
         from resistomics.storage import ExpressionStoreWriter
 
         ws = staging.ws
@@ -204,6 +208,11 @@ class ExpressionModality(Modality):
             del block  # not alive while the reader makes the next one: one block at a time
             staging.advance(1)
         writer.value_kind = source.value_kind
+        declared = source.value_scale if source.value_kind == "normalized" else None
+        if options.scale is None and declared is not None:
+            # the file says how it was normalised (an h5ad's uns["log1p"]): DE's
+            # --scale auto finds it recorded instead of guessing from the value range
+            writer.metadata["value_scale"] = declared
         if options.scale is not None:
             if source.value_kind == "counts":
                 raise InputError(
@@ -220,6 +229,11 @@ class ExpressionModality(Modality):
                 "format": reader.name,
                 "values": source.values_mode,
                 **({"scale": options.scale} if options.scale else {}),
+                **(
+                    {"scale": declared, "scale_source": "file"}
+                    if options.scale is None and declared is not None
+                    else {}
+                ),
                 **source.details,
             },
         )

@@ -808,13 +808,49 @@ def _detect_h5ad(path: str) -> bool:
     return path.lower().endswith(".h5ad")
 
 
+def _h5ad_log1p(f: Any) -> tuple[str, str] | None:
+    """The scale scanpy's ``sc.pp.log1p`` declares in ``uns["log1p"]``, if any.
+
+    ``log1p`` writes ``uns["log1p"] = {"base": base}`` (``None``, stored as an empty
+    HDF5 value, for the natural log). Returns the scale DE uses for it and the base as
+    text: natural -> ``log1p`` (scanpy's own fold-change rule), base 2 -> ``log2``
+    (``log2(1 + x)``: the difference of means is the log2 fold change, as for log2
+    CPM), any other base -> ``log`` (differences of means on the stored scale). An
+    entry whose base is not a positive number other than 1 declares nothing.
+    """
+    import math
+
+    import h5py
+
+    entry = f.get("uns/log1p")
+    if entry is None:
+        return None
+    raw = entry.get("base") if isinstance(entry, h5py.Group) else None
+    value = None if raw is None or not isinstance(raw, h5py.Dataset) else raw[()]
+    if value is None or isinstance(value, h5py.Empty):
+        return "log1p", "e"
+    try:
+        base = float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not math.isfinite(base) or base <= 0 or base == 1:
+        return None
+    if math.isclose(base, math.e):
+        return "log1p", "e"
+    if base == 2:
+        return "log2", "2"
+    return "log", f"{base:g}"
+
+
 def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
     """AnnData ``.h5ad``: counts from ``layers["counts"]``, else ``raw.X``, else ``X``.
 
     Read in row blocks straight from the HDF5 file (CSR, CSC or dense), never loaded
     whole. With ``values="auto"`` (the default for h5ad) a matrix taken from ``X`` or
     ``raw`` is stored as counts only if every value is a whole number >= 0; a
-    log-normalised ``X`` becomes the normalised-expression type.
+    log-normalised ``X`` becomes the normalised-expression type. An ``X`` that scanpy's
+    ``sc.pp.log1p`` marked (``uns["log1p"]``, with its ``base``) declares its scale
+    (:attr:`MatrixSource.value_scale`), which the store records as ``value_scale``.
 
     The matrix is checked against obs and var before any block is read (two
     dimensions, numbers, the shape obs x var, a non-decreasing ``indptr``, indices
@@ -913,6 +949,9 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             f"obs column(s) {', '.join(sorted(renamed))} collide with the sample sheet's "
             f"design columns and are kept as {', '.join(renamed[k] for k in sorted(renamed))}"
         )
+    log1p = _h5ad_log1p(f) if where == "X" and mode != "counts" else None
+    if log1p is not None:
+        details["log1p_base"] = log1p[1]
     source = MatrixSource(
         fmt="h5ad",
         orientation=orientation,
@@ -920,6 +959,7 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
         blocks=iter(()),
         values_mode=mode,
         details=details,
+        value_scale=log1p[0] if log1p is not None else None,
     )
 
     def blocks() -> Iterator[tuple[Any, pd.DataFrame]]:

@@ -61,6 +61,10 @@ class MatrixSource:
     values_mode: ValuesMode
     tracker: ValueTracker = field(default_factory=ValueTracker)
     details: dict[str, Any] = field(default_factory=dict)
+    #: The scale the file declares for normalised values (an h5ad whose ``uns`` has
+    #: scanpy's ``log1p`` entry: ``log1p``, ``log2`` or ``log``); recorded with the
+    #: store as ``value_scale`` when the values are stored as normalised.
+    value_scale: str | None = None
 
     @property
     def value_kind(self) -> Literal["counts", "normalized"]:

@@ -1,25 +1,29 @@
 """Variants modality: somatic variant calls from VCF and MAF as ``variants.calls`` tables.
 
-The analyses (:func:`clonal_evolution`, :func:`recurrent_mutations`) are imported on first
-use, as in the expression modality.
+The readers, summaries and analyses (:func:`clonal_evolution`,
+:func:`recurrent_mutations`) are imported on first use (pandas, pyarrow, cyvcf2, scipy),
+as in the expression modality.
 """
 
 from typing import Any
 
 from resistomics.modalities.variants._modality import VariantsModality
-from resistomics.modalities.variants._readers import read_maf, read_vcf
-from resistomics.modalities.variants._source import (
-    CANONICAL_COLUMNS,
-    VariantReadContext,
-    VariantSource,
-)
-from resistomics.modalities.variants._summaries import (
-    DEFAULT_CONTIGS,
-    DEFAULT_VAF_TOLERANCE,
-    summarize_variant_batches,
-    variant_params,
-    variant_suites,
-)
+
+_LAZY = {
+    "read_maf": "_readers",
+    "read_vcf": "_readers",
+    "CANONICAL_COLUMNS": "_source",
+    "VariantReadContext": "_source",
+    "VariantSource": "_source",
+    "DEFAULT_CONTIGS": "_summaries",
+    "DEFAULT_VAF_TOLERANCE": "_summaries",
+    "summarize_variant_batches": "_summaries",
+    "variant_params": "_summaries",
+    "variant_suites": "_summaries",
+    "validate_variant_batches": "_validation",
+    "clonal_evolution": "_analyses",
+    "recurrent_mutations": "_analyses",
+}
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -40,12 +44,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "validate_variant_batches":
-        from resistomics.modalities.variants import _validation
+    if name in _LAZY:
+        import importlib
 
-        return _validation.validate_variant_batches
-    if name in ("clonal_evolution", "recurrent_mutations"):
-        from resistomics.modalities.variants import _analyses
-
-        return getattr(_analyses, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(name)

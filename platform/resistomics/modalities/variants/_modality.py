@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from resistomics.modalities._plugin import Analysis, Modality, Reader, Summaries, Written
-from resistomics.modalities.variants._layout import CALLS, LAYOUT, PARTITION
-from resistomics.modalities.variants._readers import _detect_maf, _detect_vcf, read_maf, read_vcf
-from resistomics.modalities.variants._source import CANONICAL_COLUMNS, VariantReadContext
-from resistomics.modalities.variants._summaries import (
-    DEFAULT_VAF_TOLERANCE,
-    summarize_variant_batches,
-    variant_params,
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
 )
+from resistomics.modalities.variants._layout import CALLS, LAYOUT, PARTITION
 
 if TYPE_CHECKING:
+    import pandas as pd
     import typer
 
     from resistomics.catalog import VersionInfo
@@ -27,6 +26,9 @@ __all__ = ["VariantsModality"]
 
 #: Calls read back per batch when a stored version is re-validated.
 REVALIDATION_BATCH_ROWS = 100_000
+
+# The readers (pandas, pyarrow, cyvcf2) load when a file is read, not at start-up.
+_READERS = "resistomics.modalities.variants._readers"
 
 
 def _clonal(ws: Workspace, ref: str, **kwargs: Any) -> Any:
@@ -66,15 +68,15 @@ class VariantsModality(Modality):
             "vcf",
             (".vcf", ".vcf.gz", ".vcf.bgz"),
             "VCF 4.x with per-sample AD/DP (Mutect2, Strelka, VarScan, ...)",
-            _detect_vcf,
-            read_vcf,
+            deferred(_READERS, "_detect_vcf"),
+            deferred(_READERS, "read_vcf"),
         ),
         Reader(
             "maf",
             (".maf", ".maf.gz", ".maf.txt", ".maf.txt.gz"),
             "Mutation Annotation Format (GDC / cBioPortal / maftools)",
-            _detect_maf,
-            read_maf,
+            deferred(_READERS, "_detect_maf"),
+            deferred(_READERS, "read_maf"),
         ),
     )
     analyses = (
@@ -97,6 +99,13 @@ class VariantsModality(Modality):
     )
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        from resistomics.modalities.variants._source import CANONICAL_COLUMNS, VariantReadContext
+        from resistomics.modalities.variants._summaries import (
+            DEFAULT_VAF_TOLERANCE,
+            summarize_variant_batches,
+            variant_params,
+        )
+
         ws = staging.ws
         samples = ws.catalog.samples(staging.study)
         registered = [str(s) for s in samples.index] if len(samples) else []
@@ -136,6 +145,13 @@ class VariantsModality(Modality):
 
     def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
         import pyarrow.dataset as pads
+
+        from resistomics.modalities.variants._source import CANONICAL_COLUMNS
+        from resistomics.modalities.variants._summaries import (
+            DEFAULT_VAF_TOLERANCE,
+            summarize_variant_batches,
+            variant_params,
+        )
 
         base = f"{ws.root.to_path(version.uri)}/{CALLS}"
         columns = list(CANONICAL_COLUMNS)
