@@ -1,8 +1,12 @@
 """The one place that builds a Dask client.
 
 Local cluster by default (worker processes on this machine); a scheduler address, a
-Kubernetes ``DaskCluster`` (dask-kubernetes operator) or a SLURM allocation
-(dask-jobqueue) by configuration. Everything else asks this module for a client.
+Kubernetes ``DaskCluster`` (dask-kubernetes operator) or SLURM jobs (dask-jobqueue) by
+configuration. Everything else asks this module for a client.
+
+With ``cluster.tls_ca_file`` set, every connection is ``tls://`` with the configured
+certificates and ``require_encryption``: a plain-TCP peer, or one whose certificate is
+not signed by the CA, cannot connect (``distributed.Security``).
 """
 
 from __future__ import annotations
@@ -11,17 +15,19 @@ import contextlib
 import copy
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from distributed import Client, LocalCluster
+from distributed.security import Security
 
 from resistomics.config import ClusterSettings
 from resistomics.errors import ClusterConfigError
 
-__all__ = ["dask_client", "parallelism"]
+__all__ = ["dask_client", "parallelism", "security"]
 
 
 def _existing_client() -> Client | None:
@@ -42,6 +48,84 @@ def parallelism() -> int:
         if threads > 0:
             return threads
     return os.cpu_count() or 1
+
+
+def security(settings: ClusterSettings) -> Security | None:
+    """The ``distributed.Security`` of the configured TLS certificates, None without TLS.
+
+    Encryption is required: a ``tcp://`` address is refused rather than used in clear.
+    The roles the settings do not name (a client-only configuration) are left empty.
+    """
+    if not settings.tls:
+        return None
+    for path in (
+        settings.tls_ca_file,
+        settings.tls_client_cert,
+        settings.tls_client_key,
+        settings.tls_scheduler_cert,
+        settings.tls_scheduler_key,
+        settings.tls_worker_cert,
+        settings.tls_worker_key,
+    ):
+        if path is not None and not Path(path).is_file():
+            raise ClusterConfigError(f"cluster TLS file {path} does not exist")
+    return Security(
+        require_encryption=True,
+        tls_ca_file=settings.tls_ca_file,
+        tls_client_cert=settings.tls_client_cert,
+        tls_client_key=settings.tls_client_key,
+        tls_scheduler_cert=settings.tls_scheduler_cert,
+        tls_scheduler_key=settings.tls_scheduler_key,
+        tls_worker_cert=settings.tls_worker_cert,
+        tls_worker_key=settings.tls_worker_key,
+    )
+
+
+def _slurm_cluster(settings: ClusterSettings, sec: Security | None) -> Any:
+    """A ``SLURMCluster`` from the settings over the Dask config's ``jobqueue.slurm``.
+
+    The scheduler runs in this process and listens on ``scheduler_host`` (127.0.0.1 by
+    default: workers on this machine) or on ``interface``; its HTTP server takes a free
+    port. The jobs run this process's Python unless ``slurm_python`` or the Dask config
+    says otherwise, so scheduler and workers unpickle the same code.
+    """
+    import dask
+    from dask_jobqueue import SLURMCluster
+
+    scheduler_options = dict(dask.config.get("jobqueue.slurm.scheduler-options", None) or {})
+    scheduler_options.setdefault("dashboard_address", ":0")
+    scheduler_options["dashboard"] = settings.dashboard
+    kwargs: dict[str, Any] = {}
+    if settings.interface:
+        kwargs["interface"] = settings.interface
+        scheduler_options.pop("host", None)
+    elif "interface" not in scheduler_options:
+        scheduler_options["host"] = settings.scheduler_host
+        if settings.scheduler_host in ("127.0.0.1", "localhost", "::1"):
+            # workers of a loopback scheduler run on this machine: they listen there too
+            configured = dask.config.get("jobqueue.slurm.worker-extra-args", None) or []
+            kwargs["worker_extra_args"] = [*configured, "--host", settings.scheduler_host]
+    python = settings.slurm_python or dask.config.get("jobqueue.slurm.python", None)
+    if settings.slurm_log_directory:
+        Path(settings.slurm_log_directory).mkdir(parents=True, exist_ok=True)
+        kwargs["log_directory"] = settings.slurm_log_directory
+    if settings.slurm_job_extra_directives:
+        configured = dask.config.get("jobqueue.slurm.job-extra-directives", None) or []
+        kwargs["job_extra_directives"] = [*configured, *settings.slurm_job_extra_directives]
+    if sec is not None:
+        kwargs["security"] = sec
+        kwargs["protocol"] = "tls://"
+    return SLURMCluster(
+        queue=settings.slurm_queue,
+        account=settings.slurm_account,
+        cores=settings.threads_per_worker,
+        processes=1,
+        memory=settings.memory_limit,
+        walltime=settings.slurm_walltime,
+        python=python or sys.executable,
+        scheduler_options=scheduler_options,
+        **kwargs,
+    )
 
 
 def _unique_cluster_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +163,11 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
     if reuse and (client := _existing_client()) is not None:
         yield client
         return
+    sec = security(settings)
     if settings.kind == "local":
+        tls: dict[str, Any] = (
+            {"security": sec, "protocol": "tls://", "host": "127.0.0.1"} if sec else {}
+        )
         cluster = LocalCluster(
             n_workers=settings.n_workers,
             threads_per_worker=settings.threads_per_worker,
@@ -90,11 +178,12 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
             dashboard_address=":0",
             scheduler_kwargs={"dashboard": settings.dashboard},
             silence_logs=logging.WARNING,
+            **tls,
         )
-        with cluster, Client(cluster) as client:
+        with cluster, Client(cluster, security=sec) as client:
             yield client
     elif settings.kind == "address":
-        with Client(settings.address) as client:
+        with Client(settings.address, security=sec) as client:
             yield client
     elif settings.kind == "kubernetes":
         try:
@@ -114,24 +203,23 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
         )
         with KubeCluster(custom_cluster_spec=spec) as cluster:
             cluster.scale(settings.n_workers)
-            with Client(cluster) as client:
+            with Client(cluster, security=sec) as client:
                 yield client
     elif settings.kind == "slurm":
         try:
-            from dask_jobqueue import SLURMCluster
+            import dask_jobqueue  # noqa: F401
         except ImportError as exc:
             raise ClusterConfigError(
                 "cluster.kind=slurm needs the 'slurm' extra: pip install resistomics[slurm]"
             ) from exc
-        with SLURMCluster(
-            queue=settings.slurm_queue,
-            account=settings.slurm_account,
-            cores=settings.threads_per_worker,
-            memory=settings.memory_limit,
-            walltime=settings.slurm_walltime,
-        ) as cluster:
-            cluster.scale(jobs=settings.n_workers)
-            with Client(cluster) as client:
+        with _slurm_cluster(settings, sec) as cluster:
+            if settings.adaptive:
+                # Jobs are asked for while tasks wait and released once idle: an
+                # analysis holds no allocation before or after it computes.
+                cluster.adapt(minimum_jobs=settings.minimum_jobs, maximum_jobs=settings.n_workers)
+            else:
+                cluster.scale(jobs=settings.n_workers)
+            with Client(cluster, security=sec) as client:
                 yield client
     else:  # pragma: no cover - pydantic restricts the values
         raise ClusterConfigError(f"unknown cluster kind {settings.kind!r}")

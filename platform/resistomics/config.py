@@ -23,17 +23,48 @@ __all__ = [
 
 
 class ClusterSettings(BaseModel):
-    """Where Dask computations run."""
+    """Where Dask computations run.
+
+    TLS is on when ``tls_ca_file`` is set: every connection is then ``tls://`` with
+    certificates signed by that CA (``distributed.Security(require_encryption=True)``),
+    and a peer without such a certificate is refused. The client pair is this process's;
+    the scheduler and worker pairs are needed by the kinds that start them (``local``,
+    ``slurm``). ``deploy/production/tls.py`` makes a set.
+    """
 
     kind: Literal["local", "address", "kubernetes", "slurm"] = "local"
     address: str | None = Field(
-        default=None, description="Scheduler address (tcp://host:8786) when kind=address."
+        default=None,
+        description="Scheduler address (tcp://host:8786, tls://host:8786) when kind=address.",
     )
-    n_workers: int = Field(default=2, ge=1)
+    n_workers: int = Field(
+        default=2, ge=1, description="Workers (local), pods (kubernetes), at most jobs (slurm)."
+    )
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: str = Field(default="4GiB", description="Per-worker memory limit.")
     processes: bool = True
     dashboard: bool = False
+    # TLS (local, address, slurm)
+    tls_ca_file: str | None = Field(default=None, description="CA certificate (PEM): TLS on.")
+    tls_client_cert: str | None = None
+    tls_client_key: str | None = None
+    tls_scheduler_cert: str | None = None
+    tls_scheduler_key: str | None = None
+    tls_worker_cert: str | None = None
+    tls_worker_key: str | None = None
+    # slurm: where the scheduler (in this process) listens for the jobs' workers
+    scheduler_host: str = Field(
+        default="127.0.0.1",
+        description="Scheduler listen address (slurm); ignored when `interface` is set.",
+    )
+    interface: str | None = Field(
+        default=None, description="Network interface of scheduler and workers (slurm), e.g. ib0."
+    )
+    adaptive: bool = Field(
+        default=True,
+        description="slurm: adapt between minimum_jobs and n_workers jobs (else a fixed n_workers).",
+    )
+    minimum_jobs: int = Field(default=0, ge=0)
     # kubernetes / slurm
     kubernetes_cluster_spec: str | None = Field(
         default=None, description="Path to a DaskCluster YAML (dask-kubernetes)."
@@ -41,11 +72,57 @@ class ClusterSettings(BaseModel):
     slurm_queue: str | None = None
     slurm_account: str | None = None
     slurm_walltime: str = "02:00:00"
+    slurm_job_extra_directives: list[str] = Field(
+        default_factory=list, description="Extra #SBATCH lines, e.g. ['--tmp=200G']."
+    )
+    slurm_log_directory: str | None = Field(
+        default=None, description="Folder for the worker jobs' output (else the Dask config's)."
+    )
+    slurm_python: str | None = Field(
+        default=None,
+        description="Python of the worker jobs (else the Dask config's, else this process's).",
+    )
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca_file is not None
 
     @model_validator(mode="after")
     def _address_needed(self) -> ClusterSettings:
         if self.kind == "address" and not self.address:
             raise ValueError("cluster.kind=address needs cluster.address (tcp://host:8786)")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> ClusterSettings:
+        pairs = {"client": (self.tls_client_cert, self.tls_client_key)}
+        if self.kind in ("local", "slurm"):
+            pairs["scheduler"] = (self.tls_scheduler_cert, self.tls_scheduler_key)
+            pairs["worker"] = (self.tls_worker_cert, self.tls_worker_key)
+        given = [
+            name
+            for name in type(self).model_fields
+            if name.startswith("tls_") and getattr(self, name) is not None
+        ]
+        if not self.tls:
+            if given:
+                raise ValueError(f"cluster.{given[0]} is set but cluster.tls_ca_file is not")
+            if self.kind == "address" and (self.address or "").startswith("tls://"):
+                raise ValueError(
+                    f"cluster.address {self.address} is TLS: set cluster.tls_ca_file, "
+                    "tls_client_cert and tls_client_key"
+                )
+            return self
+        for role, (cert, key) in pairs.items():
+            if not cert or not key:
+                raise ValueError(
+                    f"cluster.tls_ca_file is set: cluster.kind={self.kind} also needs "
+                    f"cluster.tls_{role}_cert and cluster.tls_{role}_key"
+                )
+        if self.kind == "address" and not (self.address or "").startswith("tls://"):
+            raise ValueError(
+                f"cluster.tls_ca_file is set but cluster.address {self.address} is not tls://"
+            )
         return self
 
 
