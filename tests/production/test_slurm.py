@@ -209,7 +209,9 @@ def _progress(dask_scheduler: Any) -> dict[str, Any]:
     }
 
 
-def test_scancel_of_a_worker_job_mid_analysis_changes_nothing(slurm_env, two_workspaces) -> None:  # type: ignore[no-untyped-def]
+def test_scancel_of_a_worker_job_mid_analysis_changes_nothing(  # type: ignore[no-untyped-def]
+    slurm_env, two_workspaces, caplog
+) -> None:
     reference_root, faulted_root = two_workspaces
     # the run without the fault: the same graph on this process's threads
     reference = _de(reference_root, ClusterSettings(processes=False, n_workers=1))
@@ -255,6 +257,9 @@ def test_scancel_of_a_worker_job_mid_analysis_changes_nothing(slurm_env, two_wor
         survivors = {str(w["name"]) for w in client.scheduler_info()["workers"].values()}
         assert killed["name"] not in survivors
         assert killed["job"] not in _squeue()
+        # the scheduler (in this process) saw results lost with the job and recomputed them
+        lost = [r for r in caplog.records if "recomputed elsewhere" in r.getMessage()]
+        assert lost, "the killed worker's results were not recomputed"
         print(
             f"killed job {killed['job']} holding {killed['held'][killed['name']]} keys, "
             f"{killed['left']} tasks left, {killed['done']} done"
