@@ -67,14 +67,19 @@ def client_env(home: Path, api_url: str) -> dict[str, str]:
     }
 
 
-def server_env(home: Path, *, port: int) -> dict[str, str]:
-    """Environment for a server on 127.0.0.1:``port`` keeping everything under ``home``."""
-    api_url = f"http://127.0.0.1:{port}/api"
+def _client_host(host: str) -> str:
+    """Where a client on this machine reaches a server listening on ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def server_env(home: Path, *, port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """Environment for a server on ``host``:``port`` keeping everything under ``home``."""
+    api_url = f"http://{_client_host(host)}:{port}/api"
     env = dict(os.environ)
     env.update(client_env(home, api_url))
     env.update(
         {
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_HOST": host,
             "PREFECT_SERVER_API_PORT": str(port),
             "PREFECT_SERVER_UI_API_URL": api_url,
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
@@ -107,19 +112,20 @@ def _healthy(api_url: str) -> bool:
 
 @contextlib.contextmanager
 def prefect_server(
-    home: Path, *, port: int | None = None, timeout: float = 120.0
+    home: Path, *, port: int | None = None, host: str = "127.0.0.1", timeout: float = 120.0
 ) -> Iterator[PrefectServer]:
-    """A Prefect server on 127.0.0.1 with its SQLite database under ``home``."""
+    """A Prefect server on ``host`` (loopback unless told) with its SQLite database
+    under ``home``."""
     home = home.absolute()
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{_client_host(host)}:{port}"
     log = home / "server.log"
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(home, port=port),
+            [prefect, "server", "start", "--host", host, "--port", str(port)],
+            env=server_env(home, port=port, host=host),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

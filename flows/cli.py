@@ -59,6 +59,14 @@ def serve(
         typer.Option(help="PREFECT_HOME for a server started here (default: <data root>/prefect)."),
     ] = None,
     port: Annotated[int, typer.Option(help="Port of a server started here.")] = 4200,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Interface the Prefect server, the Dask scheduler, workers and dashboard "
+            "listen on. Loopback by default: anyone who reaches the scheduler can run code "
+            "on the workers, so open it (0.0.0.0) only behind a firewall or with TLS.",
+        ),
+    ] = "127.0.0.1",
     limit: Annotated[int, typer.Option(help="Most flow runs at once.")] = 2,
     dashboard: Annotated[
         bool, typer.Option(help="Start the Dask dashboard (needs bokeh).")
@@ -67,7 +75,8 @@ def serve(
     """Serve the deployments (triggers + schedules) with a local Dask cluster.
 
     Uses the Prefect server in PREFECT_API_URL if set; otherwise starts one on
-    127.0.0.1:PORT with its database under --prefect-home. Blocks until Ctrl-C.
+    HOST:PORT (127.0.0.1 unless --host) with its database under --prefect-home. Every
+    port of the local Dask cluster is on HOST too. Blocks until Ctrl-C.
 
     Example: resistomics serve --port 4200
     """
@@ -90,10 +99,12 @@ def serve(
             threads_per_worker=settings.cluster.threads_per_worker,
             memory_limit=settings.cluster.memory_limit,
             processes=True,
+            host=host,
             # bokeh's dashboard server cannot be stopped cleanly from a synchronous close
             # (off unless asked); the HTTP port is a free one either way, or distributed
-            # binds 8787 and warns when another cluster holds it
-            dashboard_address=":0",
+            # binds 8787 and warns when another cluster holds it. On HOST: ":0" would
+            # listen on every interface.
+            dashboard_address=f"{host}:0",
             scheduler_kwargs={"dashboard": dashboard},
         )
     finally:
@@ -108,7 +119,7 @@ def serve(
             _serve(limit)
             return
         try:
-            with prefect_server(home, port=port) as server:
+            with prefect_server(home, port=port, host=host) as server:
                 os.environ.update(client_env(home, server.api_url))
                 typer.echo(f"Prefect UI: {server.ui_url}")
                 _serve(limit)

@@ -206,7 +206,8 @@ def demo_services(layout: DemoLayout, *, n_workers: int = 2) -> Iterator[DemoSer
                     threads_per_worker=1,
                     processes=True,
                     memory_limit="4GiB",
-                    dashboard_address=":0",
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",  # ":0" is every interface
                     scheduler_kwargs={"dashboard": False},
                 )
             )

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from flows.serve import build_deployments
@@ -23,6 +24,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening(pid: int) -> list[tuple[int, str, str, int]]:
+    """(pid, process name, address, port) of every listening socket of ``pid`` and
+    its descendants (the Prefect server, the Dask scheduler, nannies and workers)."""
+    root = psutil.Process(pid)
+    found = []
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="inet")
+            name = p.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found += [(p.pid, name, c.laddr.ip, c.laddr.port) for c in conns if c.status == "LISTEN"]
+    return found
 
 
 def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
@@ -90,6 +106,15 @@ def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) ->
         }
         assert scheduled[("recompute", "nightly")] == ["0 2 * * *"]
         assert scheduled[("landing-sweep", "every-15-minutes")] == ["*/15 * * * *"]
+
+        # every service it started listens on loopback only: Prefect API/UI, Dask
+        # scheduler, its HTTP (dashboard) port, nannies, workers
+        sockets = listening(proc.pid)
+        ports = {port for *_, port in sockets}
+        assert port in ports, sockets
+        assert len({pid for pid, *_ in sockets}) >= 3, sockets  # server, cluster, worker
+        exposed = [s for s in sockets if s[2] not in ("127.0.0.1", "::1")]
+        assert exposed == [], exposed
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
