@@ -49,12 +49,12 @@ lint-deploy: setup
 	    deploy/helm/prefect-server-values.yaml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
 	$(VENV)/bin/kubernetes-validate --strict --quiet deploy/kubernetes/flow-runner-rbac.yaml \
-	    deploy/kubernetes/resistomics-config.yaml
+	    deploy/kubernetes/resistomics-config.yaml deploy/kubernetes/dask-networkpolicy.yaml
 	$(VENV)/bin/check-jsonschema --schemafile deploy/schemas/daskcluster.v1.schema.json \
 	    deploy/kubernetes/daskcluster.yaml
 	$(VENV)/bin/check-jsonschema --schemafile deploy/schemas/daskautoscaler.v1.schema.json \
 	    deploy/kubernetes/daskautoscaler.yaml
-	$(VENV)/bin/hadolint --config deploy/.hadolint.yaml deploy/Dockerfile
+	$(VENV)/bin/hadolint --config deploy/.hadolint.yaml deploy/Dockerfile deploy/minio/Dockerfile
 
 bench: setup
 	$(PY) -m pip install --quiet -e ".[bench]"

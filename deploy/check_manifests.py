@@ -90,6 +90,8 @@ DEPENDS_ON_CONDITIONS = {
 }
 
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|access[_-]?key)", re.I)
+# keys whose value names a Secret object (a reference), not a secret value
+SECRET_REFERENCE_KEYS = {"secretName", "existingSecret"}
 # user:password@ inside a URL
 URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:(?P<pw>.+?)@[\w.\-\[\]]")
 # `event.resource.<label>` is undefined in Prefect templates (labels contain dots);
@@ -242,7 +244,7 @@ def _check_no_inline_secrets(rel: str, docs: list[Any], rep: _Report) -> None:
             if not isinstance(value, str) or not value.strip():
                 continue
             literal = "${" not in value and not value.startswith("<")
-            if SECRET_KEY.search(str(key)) and literal:
+            if SECRET_KEY.search(str(key)) and literal and key not in SECRET_REFERENCE_KEYS:
                 rep.error(rel, f"{trail}: looks like an inlined secret; reference it instead")
             for m in URL_CREDENTIALS.finditer(value):
                 pw = m.group("pw")

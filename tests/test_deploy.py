@@ -143,15 +143,293 @@ def test_the_base_job_template_renders_a_valid_job() -> None:
     assert job["kind"] == "Job" and job["spec"]["completions"] == job["spec"]["parallelism"] == 1
 
 
-def test_dockerfile_passes_hadolint() -> None:
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "minio/Dockerfile"])
+def test_dockerfile_passes_hadolint(dockerfile: str) -> None:
     done = _run(
         _tool("hadolint"),
         "--no-color",
         "--config",
         str(DEPLOY / ".hadolint.yaml"),
-        str(DEPLOY / "Dockerfile"),
+        str(DEPLOY / dockerfile),
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_makefile_lints_every_manifest() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        assert f"deploy/kubernetes/{path.name}" in makefile, path.name
+    for path in sorted(DEPLOY.rglob("Dockerfile")):
+        assert f"deploy/{path.relative_to(DEPLOY)}" in makefile, path
+
+
+# -------------------------------------------------------------------------- security
+# A literal value after a secret-looking name (YAML `key: value`, env `KEY=value`, a
+# CLI `--password value`), a URL with user:password@, a private key or an AWS key ID.
+_SECRET_NAME = (
+    r"[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?string)[\w.-]*"
+)
+_SECRET_PATTERNS = [
+    re.compile(rf"^\s*-?\s*[\"']?(?P<name>{_SECRET_NAME})[\"']?\s*[:=]\s*(?P<value>\S.*)$", re.I),
+    re.compile(r"://[^/\s:@'\"]+:(?P<value>[^@\s'\"]+)@"),
+    re.compile(r"(?P<value>-----BEGIN [A-Z ]*PRIVATE KEY-----)"),
+    re.compile(r"(?P<value>\bAKIA[0-9A-Z]{16}\b)"),
+]
+
+
+def _is_reference(value: str) -> bool:
+    """A value that points at a secret instead of holding one: an interpolation
+    (``${VAR}``, ``$VAR``, ``{{ }}``, a YAML alias), a placeholder (``<password>``, ``…``),
+    a reference key or
+    mapping (``secretKeyRef``, ``valueFrom``, ``existingSecret: name``), a path, empty."""
+    v = value.strip().strip(",").strip("'\"")
+    return (
+        not v
+        or v.startswith(("${", "$", "{{", "<", "/", "./", "#", "{", "[", "*", "&", "…"))
+        or v in {"|", ">", "null", "true", "false", "True", "False"}
+        or bool(re.fullmatch(r"[A-Za-z0-9_.-]*(<[^>]*>|\$\{[^}]*\}|\$\w+)[^\s]*", v))
+    )
+
+
+_REFERENCE_NAMES = re.compile(
+    r"^(secretName|existingSecret|secretKeyRef|secretRef|secrets|.*_FILE|.*_KEY_FILE|"
+    r"SECRET_KEY|SECRET_REFERENCE_KEYS|URL_CREDENTIALS|.*_(CERT|KEY))$"
+)
+
+
+def _repo_files(root: Path) -> list[Path]:
+    """The files under ``root`` that are or would be committed (tracked, or new and not
+    git-ignored: a generated deploy/tls/ or deploy/.env is not the repository's)."""
+    done = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "."],
+        capture_output=True,
+        cwd=root,
+        check=True,
+    )
+    names = {n for n in done.stdout.decode().split("\0") if n}
+    return sorted(root / n for n in names if (root / n).is_file())
+
+
+def literal_secrets(root: Path, files: list[Path] | None = None) -> list[str]:
+    """``file:line: text`` of every literal secret in ``files`` (default: every file
+    under ``root``)."""
+    found = []
+    for path in files if files is not None else sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix in {".json", ".pyc"} or "schemas" in path.parts:
+            continue  # vendored schemas describe keys, they hold no values
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            for pattern in _SECRET_PATTERNS:
+                m = pattern.search(line)
+                if m is None:
+                    continue
+                name = m.groupdict().get("name")
+                if name is not None and (
+                    _REFERENCE_NAMES.match(name) or line.lstrip().startswith("#")
+                ):
+                    continue
+                if name is not None and _is_reference(m.group("value")):
+                    continue
+                if name is None and _is_reference(m.group("value")):
+                    continue
+                found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    return found
+
+
+def test_no_literal_secret_in_deploy(tmp_path: Path) -> None:
+    assert literal_secrets(DEPLOY, _repo_files(DEPLOY)) == []
+    env = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    secrets = [k for k in env if re.search(r"PASSWORD|SECRET|ACCESS_KEY|AUTH_STRING", k)]
+    assert len(secrets) >= 7 and all(env[k] == "" for k in secrets), secrets
+    # the scan finds what it is for
+    planted = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, planted)
+    with open(planted / "compose.yaml", "a") as f:
+        f.write("x-leak:\n  POSTGRES_PASSWORD: hunter2\n")
+    (planted / "helm" / "x.yaml").write_text(
+        "url: postgresql://prefect:s3cr3t@db:5432/prefect\nkey: AKIAABCDEFGHIJKLMNOP\n"
+    )
+    (planted / "tls.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n")
+    (planted / ".env.example").write_text("PREFECT_AUTH_STRING=admin:letmein\n")
+    hits = literal_secrets(planted)
+    assert len(hits) == 5, hits
+
+
+def test_containers_run_as_a_non_root_user() -> None:
+    for dockerfile in sorted(DEPLOY.rglob("Dockerfile")):
+        users = re.findall(r"^USER\s+(\S+)", dockerfile.read_text(), re.M)
+        assert users and users[-1].split(":")[0] not in {"0", "root"}, dockerfile
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        user = str(service.get("user", ""))
+        assert user and user.split(":")[0] not in {"0", "root"}, name
+    dask = yaml.safe_load((DEPLOY / "helm" / "dask-values.yaml").read_text())
+    for part in ("scheduler", "worker"):
+        assert dask[part]["securityContext"]["runAsNonRoot"] is True, part
+    for chart, key in (("prefect-server", "server"), ("prefect-worker", "worker")):
+        values = yaml.safe_load((DEPLOY / "helm" / f"{chart}-values.yaml").read_text())
+        assert values[key]["podSecurityContext"]["runAsNonRoot"] is True, chart
+        assert values[key]["containerSecurityContext"]["runAsNonRoot"] is True, chart
+    cluster = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
+    for part in ("scheduler", "worker"):
+        assert cluster["spec"][part]["spec"]["securityContext"]["runAsNonRoot"] is True
+    pod = _rendered_job()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert all(c["securityContext"]["runAsNonRoot"] for c in pod["containers"])
+
+
+def _tls_flags(args: list[Any]) -> dict[str, str]:
+    args = [str(a) for a in args]
+    return {
+        flag: args[args.index(flag) + 1]
+        for flag in ("--tls-ca-file", "--tls-cert", "--tls-key")
+        if flag in args
+    }
+
+
+def test_dask_talks_tls_only_in_compose_helm_and_the_operator_cluster() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    targets = {
+        name: {s["target"]: s["source"] for s in svc.get("secrets", [])}
+        for name, svc in services.items()
+    }
+    for name in ("dask-scheduler", "dask-worker"):
+        command = [str(c) for c in services[name]["command"]]
+        assert command[command.index("--protocol") + 1] == "tls", name
+        flags = _tls_flags(command)
+        assert len(flags) == 3 and set(flags.values()) <= set(targets[name]), (name, flags)
+        assert services[name]["environment"]["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+    assert "tls://dask-scheduler:8786" in services["dask-worker"]["command"]
+    for source in {s for t in targets.values() for s in t.values()}:
+        assert compose["secrets"][source]["file"].startswith("${DASK_TLS_DIR:-./tls}/")
+    runner = services["flow-runner"]["environment"]
+    assert runner["RESISTOMICS_CLUSTER__ADDRESS"].startswith("tls://")
+    tls_settings = {k: v for k, v in runner.items() if k.startswith("RESISTOMICS_CLUSTER__TLS_")}
+    assert set(tls_settings.values()) <= set(targets["flow-runner"]), tls_settings
+    assert set(tls_settings) == {
+        "RESISTOMICS_CLUSTER__TLS_CA_FILE",
+        "RESISTOMICS_CLUSTER__TLS_CLIENT_CERT",
+        "RESISTOMICS_CLUSTER__TLS_CLIENT_KEY",
+    }
+    from resistomics.config import ClusterSettings
+
+    fields = set(ClusterSettings.model_fields)
+    if any(f.startswith("tls_") for f in fields):  # the settings names the platform reads
+        assert {k.removeprefix("RESISTOMICS_CLUSTER__").lower() for k in tls_settings} <= fields
+    config = yaml.safe_load((DEPLOY / "kubernetes" / "resistomics-config.yaml").read_text())
+    assert {k: v for k, v in config["data"].items() if k.startswith("RESISTOMICS_CLUSTER__TLS_")}
+    assert config["data"]["RESISTOMICS_CLUSTER__ADDRESS"].startswith("tls://")
+    pod = _rendered_job()["spec"]["template"]["spec"]
+    mounted = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    assert "/etc/dask/tls" in mounted
+    tls_volume = next(v for v in pod["volumes"] if v["name"] == "dask-tls")
+    assert tls_volume["secret"]["secretName"] == "resistomics-dask-tls"
+
+    dask = yaml.safe_load((DEPLOY / "helm" / "dask-values.yaml").read_text())
+    assert dask["scheduler"]["extraArgs"] == ["--protocol", "tls"]
+    env = {e["name"]: e for e in dask["scheduler"]["env"]}
+    for key in ("CA_FILE", "SCHEDULER__CERT", "SCHEDULER__KEY"):
+        ref = env[f"DASK_DISTRIBUTED__COMM__TLS__{key}"]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "resistomics-dask-tls"
+    assert dask["worker"]["custom_scheduler_url"].startswith("tls://")
+    assert len(_tls_flags(dask["worker"]["extraArgs"])) == 3
+    for part in ("scheduler", "worker"):
+        names = {e["name"]: e.get("value") for e in dask[part]["env"]}
+        assert names["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True", part
+
+    cluster = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
+    for part in ("scheduler", "worker"):
+        spec = cluster["spec"][part]["spec"]
+        (container,) = spec["containers"]
+        assert len(_tls_flags(container["args"])) == 3, part
+        assert "tls" in container["args"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["dask-tls"]["secret"]["secretName"] == "resistomics-dask-tls"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+    assert (
+        "tls://resistomics-dask-scheduler:8786"
+        in cluster["spec"]["worker"]["spec"]["containers"][0]["args"]
+    )
+
+
+def test_only_flow_runners_and_dask_pods_reach_the_scheduler() -> None:
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "dask-networkpolicy.yaml").read_text()))
+    policies = {d["metadata"]["name"]: d for d in docs}
+    assert all(d["kind"] == "NetworkPolicy" for d in docs)
+    job_labels = _rendered_job()["spec"]["template"]["metadata"]["labels"]
+    cluster = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
+    scheduler_labels = cluster["spec"]["scheduler"]["service"]["selector"]
+    for name in ("resistomics-dask-scheduler", "dask-chart-scheduler"):
+        spec = policies[name]["spec"]
+        assert spec["policyTypes"] == ["Ingress"]
+        comm = next(r for r in spec["ingress"] if {"protocol": "TCP", "port": 8786} in r["ports"])
+        selectors = [p["podSelector"]["matchLabels"] for p in comm["from"]]
+        assert all("namespaceSelector" not in p for p in comm["from"])  # no other namespace
+        # the flow-run pods (the base job template's labels) and the workers, no one else
+        assert any(s.items() <= job_labels.items() for s in selectors), selectors
+        assert all(
+            s.items() <= job_labels.items()
+            or s.get("dask.org/component", s.get("component")) == "worker"
+            for s in selectors
+        ), selectors
+    selector = policies["resistomics-dask-scheduler"]["spec"]["podSelector"]["matchLabels"]
+    assert selector == scheduler_labels
+    assert {"resistomics-dask-workers", "dask-chart-workers"} <= set(policies)
+
+
+def test_prefect_basic_auth_is_on_in_helm_and_compose() -> None:
+    server = yaml.safe_load((DEPLOY / "helm" / "prefect-server-values.yaml").read_text())
+    worker = yaml.safe_load((DEPLOY / "helm" / "prefect-worker-values.yaml").read_text())
+    assert server["server"]["basicAuth"] == {
+        "enabled": True,
+        "existingSecret": "prefect-basic-auth",
+    }
+    auth = worker["worker"]["selfHostedServerApiConfig"]["basicAuth"]
+    assert auth == {"enabled": True, "existingSecret": "prefect-basic-auth"}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert "PREFECT_SERVER_API_AUTH_STRING" in compose["prefect-server"]["environment"]
+    for name in ("flow-runner", "prefect-deploy"):
+        assert "PREFECT_API_AUTH_STRING" in compose[name]["environment"], name
+
+
+def test_images_are_pinned_to_exact_versions() -> None:
+    """Every image reference is an exact version (digests cannot be resolved here)."""
+    env = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+
+    def resolve(image: str) -> str:
+        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), image)
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    images = [resolve(str(s["image"])) for s in compose.values() if "image" in s]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    images += re.findall(r"^ARG PYTHON_IMAGE=(\S+)", dockerfile, re.M)
+    images += [
+        f"quay.io/minio/minio:{v}"
+        for v in re.findall(
+            r"^ARG MINIO_VERSION=(\S+)", (DEPLOY / "minio" / "Dockerfile").read_text(), re.M
+        )
+    ]
+    for values in ("prefect-server", "prefect-worker"):
+        doc = yaml.safe_load((DEPLOY / "helm" / f"{values}-values.yaml").read_text())
+        image = (doc.get("global", {}).get("prefect") or doc["worker"])["image"]
+        images.append(f"{image['repository']}:{image['prefectTag']}")
+    assert len(images) >= 10, images
+    for image in images:
+        if image.startswith("resistomics"):  # built here from the pinned bases
+            continue
+        tag = image.rsplit(":", 1)[-1]
+        assert re.search(r"\d+\.\d+\.\d+|RELEASE\.\d{4}-|^\d+\.\d+-", tag), image
+        assert tag not in {"latest", "16", "3.12", "3"}, image
+    assert "python:3.12.12-slim-bookworm" in images
 
 
 def _pins(text: str) -> dict[str, str]:
