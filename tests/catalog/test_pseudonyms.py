@@ -96,6 +96,14 @@ def test_a_field_carrying_a_raw_subject_id_is_refused_without_showing_it(
     assert not p.mapping_file.exists()  # nothing recorded
 
 
+def test_a_sheet_of_pseudonyms_is_not_hashed_twice(tmp_path: Path) -> None:
+    p = _open(tmp_path)
+    exported = p.pseudonym("PT-7731")  # as `study show` prints it
+    with pytest.raises(SampleSheetError, match="is a pseudonym already") as err:
+        p.pseudonymise("s", _sheet(tmp_path, ["A\tQQ-1\tx", f"B\t{exported}\tx"]))
+    assert "line 3, column 'subject_id'" in str(err.value)
+
+
 def test_a_short_id_inside_another_token_is_a_coincidence(tmp_path: Path) -> None:
     p = _open(tmp_path)
     rows = _sheet(tmp_path, ["SP12\tP1\tx"])  # "P1" in "SP12" is not the patient

@@ -169,14 +169,27 @@ class SubjectPseudonyms:
         Raises
         ------
         SampleSheetError
-            Rule ``pseudonymise``: another field of a row (sample ID, treatment, batch,
-            site, an annotation) contains a raw subject ID of the sheet, or the sheet
-            has no ``subject_id`` column (each sample would be its own subject, its ID
+            Rule ``pseudonymise``: a subject ID that is a pseudonym already, another
+            field of a row (sample ID, treatment, batch, site, an annotation) that
+            contains a raw subject ID of the sheet, or a sheet without a ``subject_id``
+            column (each sample would be its own subject, its ID
             the raw ID). The message names line and column, never the value.
         PrivacyError
             Two raw IDs with one pseudonym (a 48-bit collision), or a mapping file
             others can read.
         """
+        for n, row in enumerate(rows, start=1):
+            if self.is_pseudonym(row.subject_id):
+                raise SampleSheetError(
+                    row.sheet or "sample sheet",
+                    "pseudonymise",
+                    f"subject {row.subject_id!r} is a pseudonym already: the sheet must carry "
+                    "the raw subject IDs (a sheet exported by `study show` would be hashed "
+                    "twice, making new subjects)",
+                    line=row.line,
+                    column="subject_id",
+                    row=None if row.line is not None else f"#{n}",
+                )
         raws = sorted({r.subject_id for r in rows}, key=len, reverse=True)
         for n, row in enumerate(rows, start=1):
             fields = {
