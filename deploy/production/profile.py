@@ -556,14 +556,20 @@ def start_prefect_server(profile: Profile, keys: dict[str, str], pg_port: int) -
             timeout=240,
             proc=service,
         )
-    status = _http_status(
-        f"{api_url}/admin/version", headers=_basic_auth(keys["prefect_auth_string"])
-    )
-    if status != 200:
-        raise ProfileError(
-            f"the Prefect server at {api_url} refused the profile's auth string ({status})"
+    # the API itself, with the auth string (a loaded machine: allow it time to answer)
+    deadline = time.monotonic() + 60
+    while True:
+        status = _http_status(
+            f"{api_url}/admin/version", headers=_basic_auth(keys["prefect_auth_string"]), timeout=10
         )
-    return api_url
+        if status == 200:
+            return api_url
+        if status == 401 or time.monotonic() > deadline:
+            raise ProfileError(
+                f"the Prefect server at {api_url} answered {status or 'nothing'} with the "
+                "profile's auth string"
+            )
+        time.sleep(1)
 
 
 def work_pool_name() -> str:
@@ -706,6 +712,18 @@ def _load_sibling(name: str) -> ModuleType | None:
     return module
 
 
+def _slurm_state(profile: Profile) -> Path:
+    """The SLURM cluster's folder: ``<state>/slurm``, or a short one under /tmp when that
+    path is too long for the unix sockets munge and slurmstepd put in it."""
+    folder = profile.state / "slurm"
+    slurm = _load_sibling("slurm")
+    limit = getattr(slurm, "MAX_STATE_PATH", 64)
+    if len(str(folder)) <= limit:
+        return folder
+    digest = hashlib.sha256(str(profile.state).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"resistomics-slurm-{digest}"
+
+
 def start_dask(profile: Profile, mode: str) -> dict[str, str]:
     """Settings of the Dask cluster every flow run builds (``resistomics.cluster``)."""
     if mode == "local":
@@ -715,14 +733,19 @@ def start_dask(profile: Profile, mode: str) -> dict[str, str]:
             "RESISTOMICS_CLUSTER__THREADS_PER_WORKER": "1",
             "RESISTOMICS_CLUSTER__MEMORY_LIMIT": "2GiB",
         }
-    slurm, tls = _load_sibling("slurm"), _load_sibling("tls")
+    slurm = _load_sibling("slurm")
     if slurm is None:
         raise ProfileError(f"--dask slurm needs {HERE / 'slurm.py'}")
-    env: dict[str, str] = {}
-    if tls is not None:
-        env.update(tls.make_certs(profile.state))
-    _log("SLURM: starting the one-node cluster")
-    env.update(slurm.start(profile.state))
+    folder = _slurm_state(profile)
+    _log(f"SLURM: the one-node cluster in {folder} (Dask workers as jobs, TLS)")
+    try:
+        # munged, slurmctld, slurmd (installed with apt when missing); the TLS
+        # certificates of scheduler, workers and clients (tls.py) in the same folder
+        env: dict[str, str] = slurm.start(folder)
+    except slurm.SlurmUnavailable as exc:
+        raise ProfileError(f"SLURM cannot run here ({exc}); start with --dask local") from exc
+    except RuntimeError as exc:
+        raise ProfileError(f"SLURM did not start: {exc}") from exc
     return env
 
 
@@ -731,7 +754,8 @@ def stop_dask(profile: Profile) -> None:
         return
     slurm = _load_sibling("slurm")
     if slurm is not None:
-        slurm.stop(profile.state)
+        slurm.stop(_slurm_state(profile))
+        _log("SLURM stopped")
 
 
 # ----------------------------------------------------------------------------- env
@@ -843,6 +867,8 @@ def stop(state: Path, *, wipe: bool = False) -> None:
     if stop_postgres(profile):
         _log("PostgreSQL stopped")
     if wipe:
+        if _read(profile.state / "dask-mode") == "slurm":
+            shutil.rmtree(_slurm_state(profile), ignore_errors=True)  # may be under /tmp
         shutil.rmtree(profile.state)
         _log(f"removed {profile.state}")
 
@@ -868,6 +894,20 @@ def status(state: Path) -> dict[str, Any]:
         "port": int(_read(profile.pg_dir / "port") or 0) or None,
         "log": str(profile.pg_dir / "log"),
     }
+    if _read(profile.state / "dask-mode") == "slurm":
+        conf = _slurm_state(profile) / "slurm.conf"
+        try:
+            done = subprocess.run(
+                ["sinfo", "--noheader", "--format=%T"],
+                env={**os.environ, "SLURM_CONF": str(conf)},
+                capture_output=True,
+                text=True,
+                timeout=15,
+            )
+            up = done.returncode == 0 and conf.exists()
+        except (OSError, subprocess.TimeoutExpired):
+            up = False
+        services["slurm"] = {"running": up, "port": None, "log": str(conf.parent / "log")}
     return {
         "state": str(profile.state),
         "dask": _read(profile.state / "dask-mode"),

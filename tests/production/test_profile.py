@@ -79,7 +79,8 @@ def test_landed_files_drive_the_chain_through_the_worker(
     started = time.monotonic()
     study = production.new_study(tmp_path)
     good = production.land(study, "bulk.tsv", seed=1)
-    bad = production.land(study, "bad.tsv", seed=2, negative=True)
+    # after bulk.tsv in the sweep's order: ingest runs one at a time, analyse need not wait
+    bad = production.land(study, "rejected.tsv", seed=2, negative=True)
     production.sweep()  # announces both files: resistomics.file.landed
 
     ws = Workspace.open(production.settings())
@@ -96,7 +97,7 @@ def test_landed_files_drive_the_chain_through_the_worker(
         )
         return (
             status.get(result_ref) == VersionStatus.PUBLISHED
-            and status.get(f"{study}/bad@v1") == VersionStatus.QUARANTINED
+            and status.get(f"{study}/rejected@v1") == VersionStatus.QUARANTINED
             and reported
         )
 
@@ -112,7 +113,7 @@ def test_landed_files_drive_the_chain_through_the_worker(
         assert {ref: v.status for ref, v in versions.items()} == {
             f"{study}/bulk@v1": VersionStatus.PUBLISHED,
             f"{study}/bulk.signatures@v1": VersionStatus.PUBLISHED,
-            f"{study}/bad@v1": VersionStatus.QUARANTINED,
+            f"{study}/rejected@v1": VersionStatus.QUARANTINED,
         }
         source, result = versions[f"{study}/bulk@v1"], versions[result_ref]
         assert result.parent_ids == (source.id,)
@@ -142,10 +143,13 @@ def test_landed_files_drive_the_chain_through_the_worker(
             assert fs.find(f"{root}/{v.uri}"), v.uri
         landing = production.env["RESISTOMICS_LANDING_ZONE"].removeprefix("s3://")
         assert not fs.exists(f"{landing}/{study}/expression/bulk.tsv")
-        assert not fs.exists(f"{landing}/{study}/expression/bad.tsv")
+        assert not fs.exists(f"{landing}/{study}/expression/rejected.tsv")
         quarantined = fs.find(f"{root}/quarantine/{study}")
-        assert {Path(p).name for p in quarantined} >= {"bad.tsv", "report.json", "report.md"}
-        assert bad  # announced by the sweep, quarantined above
+        assert {Path(p).name for p in quarantined} >= {"rejected.tsv", "report.json", "report.md"}
+        (event,) = production.events(
+            "resistomics.dataset.quarantined", f"resistomics.dataset.{study}/rejected"
+        )
+        assert event["resource"]["resistomics.path"] == bad
 
         # the CLI pointed at the profile (source profile.env) lists the same versions
         listed = production.run("resistomics", "catalog", "ls", "--study", study, "--all", "--json")
