@@ -191,6 +191,12 @@ def _is_reference(value: str) -> bool:
     )
 
 
+def _is_string_literal(value: str) -> bool:
+    """A Python string literal without interpolation (``"hunter2"``, not ``keys["x"]`` or
+    ``f"{token}"``)."""
+    return value.strip()[:1] in {'"', "'"}
+
+
 _REFERENCE_NAMES = re.compile(
     r"^(secretName|existingSecret|secretKeyRef|secretRef|secrets|.*_FILE|.*_KEY_FILE|"
     r"SECRET_KEY|SECRET_REFERENCE_KEYS|URL_CREDENTIALS|.*_(CERT|KEY))$"
@@ -229,6 +235,12 @@ def literal_secrets(root: Path, files: list[Path] | None = None) -> list[str]:
                     continue
                 if name is not None and _is_reference(m.group("value")):
                     continue
+                if (
+                    name is not None
+                    and path.suffix == ".py"
+                    and not _is_string_literal(m.group("value"))
+                ):
+                    continue  # Python: a variable or call (a generated secret), not a literal
                 if name is None and _is_reference(m.group("value")):
                     continue
                 found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
@@ -254,8 +266,12 @@ def test_no_literal_secret_in_deploy(tmp_path: Path) -> None:
     )
     (planted / "tls.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n")
     (planted / ".env.example").write_text("PREFECT_AUTH_STRING=admin:letmein\n")
+    # Python: a literal is found, a generated or looked-up value is not
+    (planted / "x.py").write_text(
+        'DB_PASSWORD = "hunter2"\nauth_string = keys["auth"]\ntoken = secrets.token_hex(8)\n'
+    )
     hits = literal_secrets(planted)
-    assert len(hits) == 5, hits
+    assert len(hits) == 6, hits
 
 
 def test_containers_run_as_a_non_root_user() -> None:
