@@ -22,10 +22,11 @@ nothing needs Prefect Cloud. ``serve`` polls the server for runs of these deploy
 and starts each in a subprocess (``python -m prefect.engine``) with this process's
 environment, so ``RESISTOMICS_*`` settings given to the server process reach every run.
 
-Ingest runs one at a time (deployment concurrency limit 1, further runs wait in
-``AwaitingConcurrencySlot``): a sweep can announce a file whose triggered ingest is
-still running, and two concurrent ingests of the same bytes would both pass the
-"already published?" check. Throughput inside one ingest comes from the Dask cluster.
+Ingest runs at most ``RESISTOMICS_INGEST__CONCURRENCY`` at a time (the deployment's
+concurrency limit; further runs wait in ``AwaitingConcurrencySlot``; default 1 with a
+SQLite catalog, 4 with PostgreSQL). Concurrent ingests are safe: the catalog decides
+and publishes under the study's lock, so two of the same bytes or the same dataset
+make one version (see :mod:`resistomics.catalog`); the limit only sizes the load.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from flows.maintenance import gc_flow, integrity_flow
 from flows.recompute import recompute_flow
 from flows.report import report_flow
 from flows.sweep import sweep_flow
+from resistomics.config import Settings, load_settings
 
 __all__ = ["build_deployments", "main", "serve_all"]
 
@@ -82,8 +84,12 @@ def _deployment(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
     return deployment
 
 
-def build_deployments() -> list[RunnerDeployment]:
-    """Every deployment of the platform, with its trigger or schedule."""
+def build_deployments(settings: Settings | None = None) -> list[RunnerDeployment]:
+    """Every deployment of the platform, with its trigger or schedule.
+
+    ``settings`` (default: from the environment) give the ingest concurrency limit.
+    """
+    settings = settings or load_settings()
     return [
         _deployment(
             ingest_flow,
@@ -101,7 +107,7 @@ def build_deployments() -> list[RunnerDeployment]:
                     },
                 )
             ],
-            concurrency_limit=1,
+            concurrency_limit=settings.ingest_concurrency,
         ),
         _deployment(
             analyse_flow,

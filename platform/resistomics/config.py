@@ -15,11 +15,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ClusterSettings",
+    "IngestSettings",
     "PrivacySettings",
     "Settings",
     "ValidationSettings",
     "load_settings",
 ]
+
+#: Ingest runs at once by default with a PostgreSQL catalog (row locks let them publish
+#: in parallel); a SQLite catalog has one write lock for the whole file, so 1 there.
+POSTGRES_INGEST_CONCURRENCY = 4
 
 
 class ClusterSettings(BaseModel):
@@ -162,6 +167,19 @@ class PrivacySettings(BaseModel):
         return None
 
 
+class IngestSettings(BaseModel):
+    """How landed files are taken."""
+
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most ingest flow runs at once (the ingest deployment's concurrency "
+        f"limit); default 1 with a SQLite catalog, {POSTGRES_INGEST_CONCURRENCY} with "
+        "PostgreSQL. Correctness never depends on it: the catalog's locks and constraints "
+        "keep concurrent ingests of the same bytes or dataset to one version.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the platform.
 
@@ -181,6 +199,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     rows_per_chunk: int = Field(
         default=8192, ge=16, description="Cells (rows) per Zarr chunk of an expression store."
     )
@@ -216,6 +235,14 @@ class Settings(BaseSettings):
         if not self.is_local:
             raise ValueError("a remote data_root needs an explicit catalog_url (e.g. PostgreSQL)")
         return f"sqlite:///{self.local_root / 'catalog.sqlite'}"
+
+    @property
+    def ingest_concurrency(self) -> int:
+        """The ingest concurrency limit: the setting, else the catalog backend's default."""
+        if self.ingest.concurrency is not None:
+            return self.ingest.concurrency
+        sqlite = self.resolved_catalog_url.startswith("sqlite")
+        return 1 if sqlite else POSTGRES_INGEST_CONCURRENCY
 
     @property
     def resolved_landing_zone(self) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CatalogError",
+    "CatalogUnavailableError",
     "ClusterConfigError",
     "ConfigError",
     "DatasetNotFoundError",
@@ -156,6 +157,11 @@ class CatalogError(ResistomicsError):
 
 class DesignChangeError(CatalogError):
     """A sample sheet would change the design of data already published (not explicit)."""
+
+
+class CatalogUnavailableError(CatalogError, ConnectionError):
+    """The catalog database could not be reached (or stayed locked) for longer than the
+    retry window; nothing was changed. A :class:`ConnectionError`, so flows retry it."""
 
 
 class DatasetNotFoundError(CatalogError, KeyError):

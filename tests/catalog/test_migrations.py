@@ -335,3 +335,110 @@ def test_migrations_from_empty_give_the_models_schema_on_postgres(pg_url: str) -
 def test_an_in_memory_catalog_is_refused_clearly(url: str) -> None:
     with pytest.raises(CatalogError, match="in-memory SQLite catalog is not supported"):
         Catalog(url)
+
+
+# -- 0006: version identity and the publication invariants ----------------------------------
+
+
+def _catalog_at(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), revision)
+    engine.dispose()
+
+
+def _raced_rows(url: str) -> None:
+    """What two concurrent ingests could leave before 0006: v1 and v2 of identical bytes
+    and options, and two published versions of one dataset."""
+    landing = '{"landing": {"modality": "expression", "format": null, "values": "counts"}}'
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO studies (id, name, description, created_at) "
+                "VALUES (1, 's', '', CURRENT_TIMESTAMP)"
+            )
+        )
+        for did, name in ((1, "same"), (2, "twice")):
+            conn.execute(
+                text(
+                    "INSERT INTO datasets (id, study_id, name, modality, dataset_type, kind, "
+                    "created_at) VALUES (:id, 1, :name, 'expression', 'expression.counts', "
+                    "'source', CURRENT_TIMESTAMP)"
+                ),
+                {"id": did, "name": name},
+            )
+        rows = [  # id, dataset, number, status, digest
+            (1, 1, 1, "superseded", "sha256:a"),
+            (2, 1, 2, "published", "sha256:a"),  # identical bytes: made by the race
+            (3, 2, 1, "published", "sha256:b"),
+            (4, 2, 2, "published", "sha256:c"),  # a second published version
+        ]
+        for vid, did, number, status, digest in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO versions (id, dataset_id, number, uri, format, layout, "
+                    "layout_version, digest, schema_version, shape, status, "
+                    "validation_report, code_version, parameters, created_at) VALUES "
+                    "(:id, :d, :n, :uri, 'zarr', 'sparse-matrix', 1, :digest, '1', '[]', "
+                    ":status, '{}', 't', :params, CURRENT_TIMESTAMP)"
+                ),
+                {
+                    "id": vid,
+                    "d": did,
+                    "n": number,
+                    "uri": f"datasets/s/x/v-{vid:016x}",
+                    "digest": digest,
+                    "status": status,
+                    "params": landing,
+                },
+            )
+    engine.dispose()
+
+
+def _check_identity_upgrade(url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    _catalog_at(url, "0005")
+    _raced_rows(url)
+    catalog = Catalog(url)
+    assert catalog.schema.action == "upgraded" and catalog.schema.before == "0005"
+    catalog.close()
+    assert _schema_diff(url, Base.metadata) == []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, status, identity FROM versions ORDER BY id")).all()
+        # nothing deleted; the newest of two published stays published; the raced
+        # duplicate keeps its row without an identity
+        assert [(r[0], r[1]) for r in rows] == [
+            (1, "superseded"),
+            (2, "published"),
+            (3, "superseded"),
+            (4, "published"),
+        ]
+        assert rows[0][2] is not None and rows[1][2] is None
+        assert rows[2][2] is not None and rows[3][2] is not None
+        # from now on the database itself refuses a second published version ...
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("UPDATE versions SET status = 'published' WHERE id = 3"))
+        # ... and a second published-or-superseded version with the same identity
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE versions SET identity = (SELECT identity FROM versions "
+                    "WHERE id = 1) WHERE id = 2"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_0006_keeps_raced_duplicates_and_enforces_one_published_version(tmp_path: Path) -> None:
+    _check_identity_upgrade(f"sqlite:///{tmp_path / 'raced.sqlite'}")
+
+
+@pytest.mark.integration
+@needs_pg
+def test_0006_on_postgres(pg_url: str) -> None:
+    _check_identity_upgrade(pg_url)

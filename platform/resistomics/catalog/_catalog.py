@@ -4,22 +4,40 @@ Every state change is one transaction, so a crash at any point leaves the catalo
 consistent: a version is either staged (invisible to readers), published, quarantined
 or superseded. Readers resolve datasets only through :meth:`Catalog.resolve`, which
 returns published versions.
+
+Concurrency. Many processes may write at once (ingests of different datasets run in
+parallel on PostgreSQL). Every write transaction that decides something from what it
+read first takes the study's lock: ``SELECT ... FOR UPDATE`` of the study row on
+PostgreSQL; on SQLite every write transaction is ``BEGIN IMMEDIATE`` (the database's
+one write lock, waited for with a busy timeout), so it reads what the previous writer
+committed. Under that lock a dataset row is got or created, a version number chosen,
+and a publication checked against the versions already published, so two ingests of
+the same bytes publish one version and the other finds it (see
+:meth:`Catalog.publish_version`). The database enforces the invariants as well
+(partial unique indexes, :class:`~resistomics.catalog._models.Version`). A transaction
+that fails for a reason that a retry can cure (the server restarted or dropped the
+connection, a deadlock or serialisation failure, SQLite's lock still held after the busy
+timeout) is retried as a whole, with backoff, for up to ``retry_seconds``; then it fails
+with :class:`~resistomics.errors.CatalogUnavailableError`.
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import json
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from resistomics.catalog._models import (
@@ -32,19 +50,32 @@ from resistomics.catalog._models import (
     Subject,
     Version,
     VersionStatus,
+    version_identity,
 )
 from resistomics.catalog._pseudonyms import SubjectPseudonyms
 from resistomics.catalog._samplesheet import SampleRow
 from resistomics.catalog._schema import SchemaChange, bring_to_head
 from resistomics.errors import (
     CatalogError,
+    CatalogUnavailableError,
     DatasetNotFoundError,
     DesignChangeError,
     PrivacyError,
 )
 from resistomics.names import check_name
 
-__all__ = ["Catalog", "ContrastInfo", "DesignChangeInfo", "RegistrationSummary", "VersionInfo"]
+__all__ = [
+    "Catalog",
+    "ContrastInfo",
+    "DesignChangeInfo",
+    "RegistrationSummary",
+    "VersionInfo",
+    "version_identity",
+]
+
+# PostgreSQL SQLSTATEs a retried transaction can get past: the server shutting down or
+# starting up, a connection lost, a serialisation failure or deadlock.
+_TRANSIENT_SQLSTATES = {"57P01", "57P02", "57P03", "40001", "40P01"}
 
 
 @dataclass(frozen=True)
@@ -181,16 +212,79 @@ def _pseudonym_mismatch(study: str, recorded: str | None, given: str | None) -> 
     )
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+_READ_ONLY = "resistomics_read_only"
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """SQLite: WAL, a busy timeout, and write transactions that take the write lock first.
+
+    pysqlite begins a transaction lazily, at the first write, as ``BEGIN DEFERRED``: a
+    transaction that read first then cannot take the write lock once another process
+    has committed (SQLite answers "database is locked" at once, whatever the busy
+    timeout), and what it read may be stale. So the driver's own transaction handling
+    is off and each transaction begins explicitly: ``BEGIN IMMEDIATE`` (waits for the
+    write lock, then reads the latest data) unless the session is read-only.
+    """
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        # WAL lets flows read while another process publishes; a busy timeout instead
-        # of "database is locked" when two processes write at once.
+        # the busy timeout first: switching to WAL itself waits for the lock
+        cur.execute("PRAGMA busy_timeout=60000")
+        # WAL lets flows read while another process publishes
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Whether a failed transaction can succeed when run again."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+    module = type(orig).__module__
+    if module.startswith("psycopg"):
+        # no SQLSTATE: the client could not reach the server (connection refused or
+        # closed while it restarts)
+        return type(orig).__name__ == "OperationalError"
+    message = str(orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+def _retried[**P, R](method: Callable[P, R]) -> Callable[P, R]:
+    """Run a catalog method (one or more whole transactions) again on a transient failure."""
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        catalog = args[0]
+        assert isinstance(catalog, Catalog)
+        deadline = time.monotonic() + catalog.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                if isinstance(exc, IntegrityError) or not _transient(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    where = catalog.engine.url.render_as_string(hide_password=True)
+                    raise CatalogUnavailableError(
+                        f"catalog {where} did not answer within {catalog.retry_seconds:g} s "
+                        f"({type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]})"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    return run
 
 
 class Catalog:
@@ -203,20 +297,34 @@ class Catalog:
         ``postgresql+psycopg://user@host/resistomics``.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, retry_seconds: float = 60.0) -> None:
         self.url = url
+        self.retry_seconds = retry_seconds
         # Before the first session: a new catalog is created at the schema head, an old
         # one upgraded (never create_all over an existing catalog).
         self.schema: SchemaChange = bring_to_head(url)
-        self.engine = create_engine(url, future=True)
+        # pre-ping: a pooled connection that a server restart closed is replaced at
+        # checkout instead of failing the next transaction
+        self.engine = create_engine(url, future=True, pool_pre_ping=True)
         if url.startswith("sqlite"):
-            _sqlite_pragmas(self.engine)
+            _sqlite_transactions(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self._reads = sessionmaker(reader, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+        """One write transaction: committed on success, rolled back on any error.
+
+        On SQLite it holds the database's write lock from its first statement.
+        """
         with self._sessions() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """One read-only transaction (on SQLite it takes no write lock)."""
+        with self._reads() as s, s.begin():
             yield s
 
     def close(self) -> None:
@@ -224,8 +332,11 @@ class Catalog:
 
     # -- studies and samples ---------------------------------------------------------
 
-    def _study(self, s: Session, name: str) -> Study:
-        study = s.scalar(select(Study).where(Study.name == name))
+    def _study(self, s: Session, name: str, *, lock: bool = False) -> Study:
+        """The study row; ``lock``: held until the transaction ends (PostgreSQL
+        ``FOR UPDATE``; SQLite's write transactions hold the database lock anyway)."""
+        q = select(Study).where(Study.name == name)
+        study = s.scalar(q.with_for_update() if lock else q)
         if study is None:
             known = list(s.scalars(select(Study.name).order_by(Study.name)))
             close = difflib.get_close_matches(name, known, n=1)
@@ -240,10 +351,12 @@ class Catalog:
             )
         return study
 
+    @_retried
     def studies(self) -> list[str]:
-        with self.session() as s:
+        with self._read() as s:
             return list(s.scalars(select(Study.name).order_by(Study.name)))
 
+    @_retried
     def register_study(
         self,
         name: str,
@@ -273,10 +386,10 @@ class Catalog:
         changes: list[tuple[str, str, Any, Any]] = []  # sample, field, old, new
         moves: list[tuple[str, str, str]] = []  # sample, old subject, new subject
         with self.session() as s:
-            study = s.scalar(select(Study).where(Study.name == name))
-            key = pseudonyms.key_id if pseudonyms is not None else None
-            if study is not None and study.pseudonym_key != key:
-                raise PrivacyError(_pseudonym_mismatch(name, study.pseudonym_key, key))
+    CatalogUnavailableError,
+    DatasetNotFoundError,
+    DesignChangeError,
+    PrivacyError,
             if study is None:
                 study = Study(name=name, description=description, pseudonym_key=key)
                 s.add(study)
@@ -367,9 +480,10 @@ class Catalog:
         )
         return [f"{study.name}/{d}@v{n}" for d, n in rows]
 
+    @_retried
     def design_changes(self, study: str) -> list[DesignChangeInfo]:
         """Changes to the study's design made after it had published data, oldest first."""
-        with self.session() as s:
+        with self._read() as s:
             st = self._study(s, study)
             rows = s.scalars(
                 select(DesignChange).where(DesignChange.study_id == st.id).order_by(DesignChange.id)
@@ -387,13 +501,14 @@ class Catalog:
                 for c in rows
             ]
 
+    @_retried
     def samples(self, study: str) -> pd.DataFrame:
         """The study design as a table, one row per sample, indexed by ``sample_id``.
 
         Columns: ``subject_id``, ``subject_kind``, ``timepoint``, ``phase``,
         ``treatment``, ``response``, ``batch``, ``site``, then every annotation.
         """
-        with self.session() as s:
+        with self._read() as s:
             st = self._study(s, study)
             records = []
             for smp in sorted(st.samples, key=lambda x: x.name):
@@ -418,6 +533,7 @@ class Catalog:
 
     # -- contrasts -----------------------------------------------------------------
 
+    @_retried
     def save_contrast(
         self,
         study: str,
@@ -447,8 +563,9 @@ class Catalog:
             )
         return ContrastInfo(study, name, column, group_a, group_b, where, paired_by)
 
+    @_retried
     def contrasts(self, study: str) -> list[ContrastInfo]:
-        with self.session() as s:
+        with self._read() as s:
             st = self._study(s, study)
             rows = s.scalars(select(Contrast).where(Contrast.study_id == st.id))
             return [
@@ -458,6 +575,7 @@ class Catalog:
 
     # -- datasets and versions -------------------------------------------------------
 
+    @_retried
     def stage_version(
         self,
         *,
@@ -487,19 +605,11 @@ class Catalog:
         """
         kind = DatasetKind(kind)
         with self.session() as s:
-            st = self._study(s, study)
-            ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == dataset))
-            if ds is None:
-                ds = Dataset(
-                    study=st,
-                    name=dataset,
-                    modality=modality,
-                    dataset_type=dataset_type,
-                    kind=kind,
-                )
-                s.add(ds)
-                s.flush()
-            elif ds.kind != kind:
+            st = self._study(s, study, lock=True)  # number and dataset chosen under it
+            ds = self._dataset(
+                s, st, dataset, modality=modality, dataset_type=dataset_type, kind=kind
+            )
+            if ds.kind != kind:
                 raise CatalogError(
                     f"dataset {study}/{dataset} is a {ds.kind.value} dataset, not {kind.value}"
                 )
@@ -522,6 +632,7 @@ class Catalog:
                 layout=layout,
                 layout_version=layout_version,
                 digest=digest,
+                identity=version_identity(digest, (parameters or {}).get("landing")),
                 schema_version=schema_version,
                 shape=list(shape),
                 status=VersionStatus.STAGED,
@@ -537,6 +648,33 @@ class Catalog:
             return _info(v)
 
     @staticmethod
+    def _dataset(
+        s: Session, st: Study, name: str, *, modality: str, dataset_type: str, kind: DatasetKind
+    ) -> Dataset:
+        """The study's dataset ``name``, created if missing.
+
+        Callers hold the study's lock, so no other transaction creates it meanwhile; a
+        writer that does not (an older release) makes the insert fail on the unique
+        (study, name), and the row it created is used instead.
+        """
+        q = select(Dataset).where(Dataset.study_id == st.id, Dataset.name == name)
+        ds = s.scalar(q)
+        if ds is not None:
+            return ds
+        try:
+            with s.begin_nested():
+                ds = Dataset(
+                    study=st, name=name, modality=modality, dataset_type=dataset_type, kind=kind
+                )
+                s.add(ds)
+                s.flush()
+        except IntegrityError:
+            ds = s.scalar(q)
+            if ds is None:
+                raise
+        return ds
+
+    @staticmethod
     def _has_published(s: Session, ds: Dataset) -> bool:
         published = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
         return (
@@ -548,6 +686,15 @@ class Catalog:
             or 0
         ) > 0
 
+    @_retried
+    def set_shape(self, version_id: int, shape: Sequence[int]) -> None:
+        """Record the shape of a still staged version (once its writer knows it)."""
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is not None and v.status == VersionStatus.STAGED:
+                v.shape = list(shape)
+
+    @_retried
     def set_uri(self, version_id: int, uri: str) -> None:
         with self.session() as s:
             v = s.get(Version, version_id)
@@ -555,20 +702,56 @@ class Catalog:
                 raise CatalogError(f"version {version_id} is not staged")
             v.uri = uri
 
+    @_retried
     def publish_version(
-        self, version_id: int, report: dict[str, Any], *, manifest_digest: str | None = None
+        self,
+        version_id: int,
+        report: dict[str, Any],
+        *,
+        manifest_digest: str | None = None,
+        same_as: Literal["dataset", "study"] = "dataset",
     ) -> VersionInfo:
         """Publish a staged version and supersede the previous one, atomically.
 
         ``manifest_digest`` is the digest of the version's file manifest (the stored
         files' SHA-256s), which integrity checks verify the files against.
+
+        Under the study's lock, a version with the same identity (content digest and
+        landing options) already published or superseded in the dataset -- or anywhere
+        in the study with ``same_as="study"`` (the same file delivered under another
+        name) -- wins: this staged version is deleted instead and *that* version is
+        returned (its ``id`` differs from ``version_id``); the caller removes the staged
+        files. So two ingests of the same bytes at once publish one version.
         """
         with self.session() as s:
             v = s.get(Version, version_id)
             if v is None:
                 raise DatasetNotFoundError(f"no version with id {version_id}")
+            study = self._study(s, v.dataset.study.name, lock=True)
+            s.refresh(v)  # as committed by whoever held the lock before us
             if v.status != VersionStatus.STAGED:
                 raise CatalogError(f"version {v.id} is {v.status.value}, not staged")
+            done = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+            same = (
+                select(Version)
+                .join(Dataset)
+                .where(
+                    Version.identity == v.identity,
+                    Version.status.in_(done),
+                    Version.id != v.id,
+                )
+                .order_by(Version.id.desc())
+            )
+            same = (
+                same.where(Dataset.study_id == study.id)
+                if same_as == "study"
+                else same.where(Version.dataset_id == v.dataset_id)
+            )
+            existing = s.scalars(same).first()
+            if existing is not None:
+                v.parents = []
+                s.delete(v)
+                return _info(existing)
             for old in s.scalars(
                 select(Version).where(
                     Version.dataset_id == v.dataset_id,
@@ -576,6 +759,7 @@ class Catalog:
                 )
             ):
                 old.status = VersionStatus.SUPERSEDED
+            s.flush()  # the partial unique index allows one published version
             v.status = VersionStatus.PUBLISHED
             v.validation_report = report
             v.manifest_digest = manifest_digest
@@ -583,6 +767,30 @@ class Catalog:
             s.flush()
             return _info(v)
 
+    @_retried
+    def find_identical(
+        self, study: str, *, digest: str, landing: Any, dataset: str | None = None
+    ) -> VersionInfo | None:
+        """The newest published or superseded version with this content digest and landing
+        options, in ``dataset`` (``None``: any dataset of the study)."""
+        with self._read() as s:
+            st = self._study(s, study)
+            q = (
+                select(Version)
+                .join(Dataset)
+                .where(
+                    Dataset.study_id == st.id,
+                    Version.identity == version_identity(digest, landing),
+                    Version.status.in_([VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED]),
+                )
+                .order_by(Version.id.desc())
+            )
+            if dataset is not None:
+                q = q.where(Dataset.name == dataset)
+            v = s.scalars(q).first()
+            return _info(v) if v is not None else None
+
+    @_retried
     def quarantine_version(self, version_id: int, report: dict[str, Any], uri: str) -> VersionInfo:
         with self.session() as s:
             v = s.get(Version, version_id)
@@ -594,6 +802,7 @@ class Catalog:
             s.flush()
             return _info(v)
 
+    @_retried
     def delete_staged(self, version_id: int) -> None:
         """Forget a staged version (its files are gone); published data is never touched."""
         with self.session() as s:
@@ -602,9 +811,10 @@ class Catalog:
                 v.parents = []
                 s.delete(v)
 
+    @_retried
     def find_published_by_digest(self, study: str, digest: str) -> VersionInfo | None:
         """A published (or superseded) version with these content bytes, if any."""
-        with self.session() as s:
+        with self._read() as s:
             st = self._study(s, study)
             v = s.scalar(
                 select(Version)
@@ -618,6 +828,7 @@ class Catalog:
             )
             return _info(v) if v is not None else None
 
+    @_retried
     def resolve(self, ref: str, *, study: str | None = None) -> VersionInfo:
         """Resolve ``[study/]dataset[@vN]`` to a published (or superseded, if pinned) version."""
         name, _, pin = ref.partition("@")
@@ -625,7 +836,7 @@ class Catalog:
             study, name = name.split("/", 1)
         if study is None:
             raise DatasetNotFoundError(f"{ref!r}: give the study as study/dataset or --study")
-        with self.session() as s:
+        with self._read() as s:
             st = self._study(s, study)
             ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == name))
             if ds is None:
@@ -664,17 +875,19 @@ class Catalog:
                     raise DatasetNotFoundError(f"{ref!r}: no published version")
             return _info(v)
 
+    @_retried
     def get_version(self, version_id: int) -> VersionInfo:
-        with self.session() as s:
+        with self._read() as s:
             v = s.get(Version, version_id)
             if v is None:
                 raise DatasetNotFoundError(f"no version with id {version_id}")
             return _info(v)
 
+    @_retried
     def versions(
         self, *, study: str | None = None, status: VersionStatus | None = None
     ) -> list[VersionInfo]:
-        with self.session() as s:
+        with self._read() as s:
             q = select(Version).join(Dataset).join(Study)
             if study is not None:
                 self._study(s, study)  # an unknown study is an error, not an empty list

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -14,17 +16,27 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def version_identity(digest: str, landing: Any) -> str:
+    """What makes two versions of a dataset the same: the content digest and, for landed
+    data, the ingest options it was read with (``parameters["landing"]``; results carry
+    theirs in the digest already)."""
+    doc = json.dumps({"digest": digest, "landing": landing}, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
 
 
 class Base(DeclarativeBase):
@@ -164,9 +176,38 @@ version_parents = Table(
 )
 
 
+_PUBLISHED = "status = 'published'"
+_PUBLISHED_OR_SUPERSEDED = "status IN ('published', 'superseded')"
+
+
 class Version(Base):
+    """One version of a dataset.
+
+    Two invariants are enforced by the database itself (partial unique indexes), so
+    concurrent ingests cannot break them whatever the code does: a dataset has at most
+    one *published* version, and no two published-or-superseded versions of a dataset
+    share an ``identity`` (content digest + landing options, :func:`version_identity`).
+    """
+
     __tablename__ = "versions"
-    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "number"),
+        Index(
+            "uq_versions_one_published",
+            "dataset_id",
+            unique=True,
+            sqlite_where=text(_PUBLISHED),
+            postgresql_where=text(_PUBLISHED),
+        ),
+        Index(
+            "uq_versions_identity",
+            "dataset_id",
+            "identity",
+            unique=True,
+            sqlite_where=text(_PUBLISHED_OR_SUPERSEDED),
+            postgresql_where=text(_PUBLISHED_OR_SUPERSEDED),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
     number: Mapped[int] = mapped_column(Integer)
@@ -176,6 +217,9 @@ class Version(Base):
     layout_version: Mapped[int] = mapped_column(Integer)
     manifest_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
     digest: Mapped[str] = mapped_column(String(80), index=True)
+    # digest + landing options (version_identity); NULL only for duplicates made by
+    # concurrent ingests before revision 0006, which keep their rows
+    identity: Mapped[str | None] = mapped_column(String(80), nullable=True)
     schema_version: Mapped[str] = mapped_column(String(40))
     shape: Mapped[list[Any]] = mapped_column(JSON, default=list)
     status: Mapped[VersionStatus] = mapped_column(

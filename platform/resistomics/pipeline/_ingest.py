@@ -233,7 +233,14 @@ def ingest(
         report = {"stage": "validate", "file": path, **report_obj.as_dict(), **written.report}
         if not report_obj.success:
             return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
-        return publish_landed(ws, staged, report, claim=claim, detail=written.detail)
+        return publish_landed(
+            ws,
+            staged,
+            report,
+            claim=claim,
+            detail=written.detail,
+            same_as="dataset" if named else "study",
+        )
     except BaseException:
         release_claim(ws, claim)  # not the file's fault: back to the landing zone, retried
         raise
@@ -251,13 +258,40 @@ def _modality(ws: Workspace, path: str, name: str | None) -> Modality:
 
 
 def publish_landed(
-    ws: Workspace, staged: VersionInfo, report: dict[str, Any], *, claim: Claim, detail: str
+    ws: Workspace,
+    staged: VersionInfo,
+    report: dict[str, Any],
+    *,
+    claim: Claim,
+    detail: str,
+    same_as: Literal["dataset", "study"] = "dataset",
 ) -> IngestOutcome:
     """Publish a validated version (with the manifest of its files) and move its landed
-    file to the archive."""
+    file to the archive.
+
+    If another ingest published the same bytes with the same options meanwhile (checked
+    by the catalog under the study's lock; ``same_as``: in this dataset or anywhere in
+    the study), this version is dropped, its files removed, and the outcome is
+    ``unchanged``.
+    """
     path = claim.landed
     manifest = write_manifest(ws.root, ws.root.to_path(staged.uri))
-    version = ws.catalog.publish_version(staged.id, report, manifest_digest=manifest)
+    version = ws.catalog.publish_version(
+        staged.id, report, manifest_digest=manifest, same_as=same_as
+    )
+    if version.id != staged.id:
+        ws.root.remove(ws.root.to_path(staged.uri))  # the catalog row is gone already
+        archive(ws, staged.study, claim)
+        return IngestOutcome(
+            status="unchanged",
+            path=path,
+            modality=staged.modality,
+            study=staged.study,
+            dataset=version.dataset,
+            version=version,
+            message=f"{path}: identical bytes with the same options were published as "
+            f"{version.ref} by another ingest meanwhile; no new version",
+        )
     archive(ws, staged.study, claim)
     return IngestOutcome(
         status="published",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.catalog import VersionInfo
 from resistomics.errors import InputError
 from resistomics.names import check_file_name
 from resistomics.pipeline._workspace import Workspace
@@ -436,17 +436,11 @@ def find_identical_landing(
     """The published (or superseded) version these bytes with these options already made.
 
     ``dataset`` is the name given explicitly (``None``: any dataset of the study, so a file
-    delivered again under another name is still recognised).
+    delivered again under another name is still recognised). A check before any work;
+    publication checks again under the study's lock (another ingest of the same bytes
+    may be running now).
     """
-    for version in reversed(ws.catalog.versions(study=study)):
-        if (
-            version.digest == digest
-            and version.status in (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
-            and version.parameters.get("landing") == identity
-            and (dataset is None or version.dataset == dataset)
-        ):
-            return version
-    return None
+    return ws.catalog.find_identical(study, digest=digest, landing=identity, dataset=dataset)
 
 
 def _drop_intake(ws: Workspace, claim: Claim) -> None:

@@ -116,6 +116,9 @@ def publish_result(
         )
     manifest = write_manifest(ws.root, ws.root.to_path(version_dir))
     version = ws.catalog.publish_version(staged.id, report.as_dict(), manifest_digest=manifest)
+    if version.id != staged.id:  # the same computation was published meanwhile
+        ws.root.remove(version_dir)
+        return ResultOutcome("unchanged", version, {}, f"{version.ref} is already up to date")
     return ResultOutcome(
         status="published",
         version=version,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from resistomics import __version__
-from resistomics.catalog import VersionInfo, VersionStatus
+from resistomics.catalog import VersionInfo
 from resistomics.dataset_types import dataset_type
 from resistomics.errors import CatalogError, InputError
 from resistomics.publishing._workspace import Workspace
@@ -83,7 +83,7 @@ class Staging:
     def set_shape(self, shape: Sequence[int]) -> VersionInfo:
         """Record the shape of the (still staged) version; return it as now recorded."""
         assert self.version is not None, "stage() first"
-        _set_shape(self.ws, self.version, list(shape))
+        self.ws.catalog.set_shape(self.version.id, list(shape))
         self.version = self.ws.catalog.get_version(self.version.id)
         return self.version
 
@@ -122,12 +122,3 @@ def _stage(
     staging.version = staged
     staging.parameters = parameters
     return staged
-
-
-def _set_shape(ws: Workspace, version: VersionInfo, shape: list[int]) -> None:
-    from resistomics.catalog._models import Version
-
-    with ws.catalog.session() as s:
-        v = s.get(Version, version.id)
-        if v is not None and v.status == VersionStatus.STAGED:
-            v.shape = shape
