@@ -1,8 +1,8 @@
 """Ingests racing in real processes: exactly the right versions, no traceback.
 
-Each child process runs the real CLI command (``resistomics ingest``) once every child
-has finished importing and a start file appears, so the ingests overlap from their
-first catalog read on. On SQLite (one write lock, ``BEGIN IMMEDIATE``) and on
+Each child process (forked from one that imported the CLI, see ``forked_cli``) runs the
+real CLI command (``resistomics ingest``) once every child is ready and a start file
+appears, so the ingests overlap from their first catalog read on. On SQLite (one write lock, ``BEGIN IMMEDIATE``) and on
 PostgreSQL (row locks, partial unique indexes; ``RESISTOMICS_TEST_POSTGRES_URL``):
 
 - four new datasets of one study at once: four published versions (this used to
@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from forked_cli import Job, run_jobs
 
 from resistomics.catalog import Catalog, SampleRow, VersionStatus
 
@@ -34,38 +32,6 @@ pytestmark = pytest.mark.integration
 
 PG_URL = os.environ.get("RESISTOMICS_TEST_POSTGRES_URL")
 SAMPLES = ["S1", "S2", "S3", "S4"]
-
-# One process imports the CLI once, then forks one child per command (real processes,
-# without paying the import per child on a loaded machine); each child waits for the
-# start file, runs the command with its output in its own log and exits with its code.
-RACER = r"""
-import json, os, sys, time
-from pathlib import Path
-from resistomics.cli import app
-import resistomics.pipeline, resistomics.modalities.expression  # imported before the start
-
-go, logs, commands = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-pids = []
-for i, args in enumerate(commands):
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(f"{logs}-{i}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        Path(f"{logs}-{i}.ready").touch()
-        while not go.exists():
-            time.sleep(0.002)
-        try:
-            app(args, prog_name="resistomics")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    pids.append(pid)
-print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]))
-"""
 
 
 def _table(path: Path, seed: int, n_genes: int = 400) -> Path:
@@ -120,25 +86,14 @@ class Race:
         self.landing = self.root / "landing" / "s" / "expression"
 
     def run(self, *commands: list[str]) -> list[tuple[int, str]]:
-        """Fork one process per command, release them at once; (exit code, output) each."""
+        """One forked process per command, released at once; (exit code, output) each."""
         tag = uuid.uuid4().hex[:6]
-        go, logs = self.tmp / f"go-{tag}", str(self.tmp / f"race-{tag}")
-        racer = subprocess.Popen(
-            [sys.executable, "-c", RACER, str(go), logs, json.dumps(list(commands))],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 180
-        while not all(Path(f"{logs}-{i}.ready").exists() for i in range(len(commands))):
-            assert racer.poll() is None, racer.communicate()[0]
-            assert time.monotonic() < deadline, "the racers did not start"
-            time.sleep(0.01)
-        go.touch()
-        out, _ = racer.communicate(timeout=300)
-        codes = json.loads(out.strip().splitlines()[-1])
-        results = [(code, Path(f"{logs}-{i}.log").read_text()) for i, code in enumerate(codes)]
+        start = self.tmp / f"go-{tag}"
+        jobs = [
+            Job(args=args, log=self.tmp / f"race-{tag}-{i}.log", start=start)
+            for i, args in enumerate(commands)
+        ]
+        results = [(o.code, o.output) for o in run_jobs(self.env, jobs)]
         for _, output in results:
             assert "Traceback" not in output, output
             assert "database is locked" not in output, output

@@ -386,10 +386,10 @@ class Catalog:
         changes: list[tuple[str, str, Any, Any]] = []  # sample, field, old, new
         moves: list[tuple[str, str, str]] = []  # sample, old subject, new subject
         with self.session() as s:
-    CatalogUnavailableError,
-    DatasetNotFoundError,
-    DesignChangeError,
-    PrivacyError,
+            study = s.scalar(select(Study).where(Study.name == name).with_for_update())
+            key = pseudonyms.key_id if pseudonyms is not None else None
+            if study is not None and study.pseudonym_key != key:
+                raise PrivacyError(_pseudonym_mismatch(name, study.pseudonym_key, key))
             if study is None:
                 study = Study(name=name, description=description, pseudonym_key=key)
                 s.add(study)
