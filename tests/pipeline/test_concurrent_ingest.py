@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from forked_cli import Job, run_jobs
 
+from forked_cli import Job, run_jobs
 from resistomics.catalog import Catalog, SampleRow, VersionStatus
 
 pytestmark = pytest.mark.integration
