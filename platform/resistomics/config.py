@@ -214,6 +214,14 @@ class Settings(BaseSettings):
         "their directory plus version directories lack a catalog row than this "
         "(a moved or wrong data root, not crashed writes).",
     )
+    claim_stale_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A landed entry claimed by an ingest on another host (whose process "
+        "cannot be checked from here) is given back to the landing zone by the sweep once "
+        "the claim is this old; set it above the longest ingest. Claims of this host are "
+        "given back as soon as their process is gone.",
+    )
     modalities: dict[str, dict[str, object]] = Field(
         default_factory=dict,
         description="One settings section per modality (RESISTOMICS_MODALITIES__<NAME>__<KEY>), "

@@ -294,3 +294,105 @@ def test_a_dead_runs_claim_is_given_back_and_announced_again(t47d_study, land) -
     assert entry.path == landed and entry.status == "announced"
     assert Path(landed).read_text() == GOOD and not Path(claim.directory).exists()
     assert ingest(t47d_study, landed, study="t47d").status == "published"
+
+
+def _claimed(ws, land, name: str = "expr.tsv"):  # type: ignore[no-untyped-def]
+    from resistomics.pipeline._landing import claim_landed
+
+    src = _zone(ws).parent / name
+    src.write_text(GOOD)
+    landed = land(ws, src, "t47d")
+    claim = claim_landed(ws, landed)
+    record = Path(claim.directory) / ".claim.json"
+    return landed, claim, record
+
+
+def _rewrite(record: Path, **changes: object) -> None:
+    record.write_text(json.dumps({**json.loads(record.read_text()), **changes}))
+
+
+def test_a_claim_records_its_owner_and_a_live_owner_keeps_it(t47d_study, land) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    from datetime import UTC, datetime
+
+    from resistomics.pipeline import release_abandoned_claims
+
+    landed, claim, record = _claimed(t47d_study, land)
+    owner = json.loads(record.read_text())
+    assert owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()
+    assert abs(owner["process_start"] - _start_by_ps()) < 2
+    assert datetime.fromisoformat(owner["claimed_at"]) <= datetime.now(UTC)
+    # this process is alive and is the one that claimed: nothing is given back, ever
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    assert release_abandoned_claims(t47d_study, now=far) == []
+    assert Path(claim.path).exists() and not Path(landed).exists()
+
+
+def _start_by_ps() -> float:
+    """This process's start time from ps (an oracle independent of /proc parsing)."""
+    import subprocess
+    from datetime import UTC, datetime
+
+    out = subprocess.run(
+        ["ps", "-o", "lstart=", "-p", str(os.getpid())],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C", "TZ": "UTC"},
+    )
+    return (
+        datetime.strptime(out.stdout.strip(), "%a %b %d %H:%M:%S %Y")
+        .replace(tzinfo=UTC)
+        .timestamp()
+    )
+
+
+def test_a_claim_whose_pid_now_names_another_process_is_given_back(t47d_study, land) -> None:  # type: ignore[no-untyped-def]
+    from resistomics.pipeline import release_abandoned_claims
+
+    landed, claim, record = _claimed(t47d_study, land)
+    # the pid is alive (this test's own), but it started long after the claiming process:
+    # the claimer died and its pid was reused
+    _rewrite(record, process_start=json.loads(record.read_text())["process_start"] - 3600)
+    assert release_abandoned_claims(t47d_study) == [landed]
+    assert Path(landed).read_text() == GOOD and not Path(claim.directory).exists()
+
+
+def test_a_claim_of_another_host_is_given_back_by_the_sweep_once_stale(t47d_study, land) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from flows.sweep import find_landed
+    from resistomics.pipeline import release_abandoned_claims
+
+    landed, claim, record = _claimed(t47d_study, land)
+    claimed_at = datetime.now(UTC) - timedelta(hours=2)
+    # another host's process cannot be checked from here: a pid that is dead *here* means
+    # nothing, only the claim's age does
+    _rewrite(record, host="other-node.example", pid=999_999_999, claimed_at=claimed_at.isoformat())
+    assert t47d_study.settings.claim_stale_after_hours == 24
+    assert release_abandoned_claims(t47d_study) == []
+    assert find_landed(t47d_study, min_age_seconds=0) == [] and Path(claim.path).exists()
+    assert release_abandoned_claims(t47d_study, now=claimed_at + timedelta(hours=23.9)) == []
+
+    # past the setting (here 1 h), the sweep gives it back and announces it again
+    t47d_study.settings.claim_stale_after_hours = 1.0
+    (entry,) = find_landed(t47d_study, min_age_seconds=0)
+    assert entry.path == landed and entry.status == "announced"
+    assert Path(landed).read_text() == GOOD and not Path(claim.directory).exists()
+    assert ingest(t47d_study, landed, study="t47d").status == "published"
+
+
+def test_a_claim_recorded_without_a_time_ages_by_its_record(t47d_study, land) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from resistomics.pipeline import release_abandoned_claims
+
+    landed, _claim, record = _claimed(t47d_study, land)
+    _rewrite(record, host="other-node.example")
+    owner = json.loads(record.read_text())
+    del owner["claimed_at"], owner["process_start"]  # as an older release wrote it
+    record.write_text(json.dumps(owner))
+    now = datetime.now(UTC)
+    assert release_abandoned_claims(t47d_study, now=now + timedelta(hours=23)) == []
+    assert release_abandoned_claims(t47d_study, now=now + timedelta(hours=25)) == [landed]
+    assert Path(landed).exists()

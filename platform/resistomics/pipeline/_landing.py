@@ -16,6 +16,7 @@ import stat
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ def claim_landed(ws: Workspace, path: str) -> Claim:
         raise InputError(path, "file-exists", "no such file or directory")
     directory = ws.landing.path(INTAKE, uuid.uuid4().hex[:16])
     fs.makedirs(directory, exist_ok=True)
-    record = {"landed": path, "host": socket.gethostname(), "pid": os.getpid()}
+    record = {"landed": path, **_owner()}
     with fs.open(posixpath.join(directory, _CLAIM_RECORD), "w") as f:
         json.dump(record, f)
     target = posixpath.join(directory, posixpath.basename(src.rstrip("/")))
@@ -179,27 +180,94 @@ def claim_landed(ws: Workspace, path: str) -> Claim:
     )
 
 
-def release_abandoned_claims(ws: Workspace) -> list[str]:
-    """Put entries claimed by a run that died (same host, process gone) back where they landed.
+def _owner() -> dict[str, Any]:
+    """Who claims: host, process id, the process's start time (so a reused pid is not
+    taken for the owner) and when."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process_start": _process_start(os.getpid()),
+        "claimed_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from ``/proc``; ``None``
+    where there is no ``/proc`` (then only whether the pid lives is checked)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    # field 22 of stat (the 20th after the command name): start time in clock ticks
+    # since boot
+    return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+def _owner_gone(
+    record: Mapping[str, Any], *, host: str, now: datetime, stale: timedelta, mtime: datetime | None
+) -> str | None:
+    """Why a claim's owner is taken as gone (``None``: it may still be working)."""
+    if record.get("host") == host:
+        pid = int(record.get("pid") or 0)
+        if not _alive(pid):
+            return f"process {pid} on this host is gone"
+        started, recorded = _process_start(pid), record.get("process_start")
+        if started is not None and recorded is not None and abs(started - float(recorded)) > 1:
+            return f"process {pid} on this host is another process now (pid reused)"
+        return None
+    claimed: datetime | None
+    try:
+        claimed = datetime.fromisoformat(str(record["claimed_at"]))
+    except (KeyError, ValueError):
+        claimed = mtime  # a claim recorded before claimed_at was: the record's own age
+    if claimed is None:
+        return None
+    if claimed.tzinfo is None:
+        claimed = claimed.replace(tzinfo=UTC)
+    if now - claimed > stale:
+        hours = (now - claimed).total_seconds() / 3600
+        return f"claimed on host {record.get('host')!r} {hours:.1f} h ago (stale after {stale.total_seconds() / 3600:g} h)"
+    return None
+
+
+def release_abandoned_claims(ws: Workspace, *, now: datetime | None = None) -> list[str]:
+    """Put entries claimed by a run that died back where they landed.
 
     A run killed after its claim leaves the entry in ``.intake/``; the next claim (or
     sweep) returns it to its landing path, unless another file has landed there since.
-    Claims of other hosts are left alone (their process cannot be checked from here).
+    The claim records host, pid, the process's start time and when it was made: a
+    claim of this host is given back once its process is gone (or its pid belongs to a
+    newer process); a claim of another host, whose process cannot be checked from here,
+    once it is older than ``settings.claim_stale_after_hours``.
     Returns the landed paths put back.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    now
+        The current time (tests).
     """
     fs = ws.landing.fs
     intake = ws.landing.path(INTAKE)
     if not fs.isdir(intake):
         return []
+    now = now or datetime.now(UTC)
+    stale = timedelta(hours=ws.settings.claim_stale_after_hours)
     released = []
     host = socket.gethostname()
     for directory in fs.ls(intake, detail=False):
+        record_path = posixpath.join(directory, _CLAIM_RECORD)
         try:
-            with fs.open(posixpath.join(directory, _CLAIM_RECORD), "r") as f:
+            with fs.open(record_path, "r") as f:
                 record = json.load(f)
+            mtime = _mtime(fs.info(record_path))
         except (FileNotFoundError, ValueError):
             continue
-        if record.get("host") != host or _alive(int(record.get("pid", 0))):
+        if _owner_gone(record, host=host, now=now, stale=stale, mtime=mtime) is None:
             continue
         landed = str(record["landed"])
         try:
@@ -209,6 +277,15 @@ def release_abandoned_claims(ws: Workspace) -> list[str]:
         except FileNotFoundError:  # another run gave it back (or removed it) first
             continue
     return released
+
+
+def _mtime(info: Mapping[str, Any]) -> datetime | None:
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 def _give_back(fs: Any, directory: str, dst: str, *, remote: bool) -> bool:
