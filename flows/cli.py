@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from resistomics.cli import app, fail
-from resistomics.errors import ConfigError
+from resistomics.errors import ConfigError, error_line
 
 __all__ = ["app", "main"]
 
@@ -47,7 +47,7 @@ def demo(
             root, cells_per_sample=cells_per_sample, keep_serving=keep_serving, force=force
         )
     except ConfigError as exc:
-        fail(str(exc))
+        fail(error_line(exc))
     if code:
         raise typer.Exit(code)
 
@@ -124,7 +124,7 @@ def serve(
                 typer.echo(f"Prefect UI: {server.ui_url}")
                 _serve(limit)
         except (RuntimeError, TimeoutError) as exc:
-            fail(str(exc))
+            fail(f"prefect server ({home}): [server-start] {exc}")
 
 
 def _serve(limit: int) -> None:

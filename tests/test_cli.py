@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,107 @@ def test_other_typos_fail_with_did_you_mean(env: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "singscore" in r.stderr, r.stderr
 
 
+_ERROR_LINE = re.compile(r"^error: (?P<place>\S.*?): \[(?P<rule>[a-z0-9-]+)\] \S")
+
+
+def _one_error_line(r: Any, place: str, rule: str) -> str:
+    assert r.exit_code == 1, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line, line
+    m = _ERROR_LINE.match(line)
+    assert m is not None and (m["place"], m["rule"]) == (place, rule), line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("args", "place", "rule"),
+    [
+        (["study", "show", "nope"], "study 'nope'", "unknown-study"),
+        (["catalog", "ls", "--study", "nope"], "study 'nope'", "unknown-study"),
+        (["validate", "s/nothing"], "'s/nothing'", "unknown-dataset"),
+        (["validate", "nothing"], "'nothing'", "dataset-ref"),
+        (["plot", "s/nothing", "-o", "{tmp}/x.png"], "'s/nothing'", "unknown-dataset"),
+        (["export", "s/d", "--format", "tvs", "-o", "{tmp}/x"], "--format 'tvs'", "option"),
+        (["export", "s/d", "-o", "{tmp}/no/x.tsv"], "{tmp}/no/x.tsv", "output-folder"),
+        (["export", "s/d", "-o", "{tmp}"], "{tmp}", "output-file"),
+        (["plot", "s/d", "-o", "{tmp}/no/x.png"], "{tmp}/no/x.png", "output-folder"),
+        (["signatures", "score", "s/d", "--method", "singscor"], "--method 'singscor'", "option"),
+        (["signatures", "score", "s/d", "--threshold", "x"], "--threshold 'x'", "option"),
+        (["signatures", "score", "s/d", "--threshold", "=1"], "--threshold '=1'", "option"),
+        (["signatures", "score", "s/d", "--threshold", "inf"], "--threshold 'inf'", "option"),
+        (
+            ["signatures", "de", "s/d", "--contrast", "a:b vs c", "--method", "welsh"],
+            "--method 'welsh'",
+            "option",
+        ),
+        (
+            ["signatures", "de", "s/d", "--contrast", "a:b vs c", "--scale", "lg"],
+            "--scale 'lg'",
+            "option",
+        ),
+        (["variants", "clonal", "s/nothing"], "'s/nothing'", "unknown-dataset"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_command_errors_name_place_and_rule(
+    env: Path, tmp_path: Path, args: list[str], place: str, rule: str
+) -> None:
+    """Every command's error is one line ``<place>: [<rule>] ...`` (not only ingest's)."""
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text("sample_id\tphase\nA\tbaseline\n")
+    assert runner.invoke(app, ["study", "register", str(sheet), "--study", "s"]).exit_code == 0
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    _one_error_line(runner.invoke(app, args), place.replace("{tmp}", str(tmp_path)), rule)
+
+
+def test_errors_about_stored_data_name_place_and_rule(env: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "s.tsv"
+    sheet.write_text("sample_id\tsubject_id\nA\tP1\nB\tP2\n")
+    assert runner.invoke(app, ["study", "register", str(sheet), "--study", "s"]).exit_code == 0
+    counts = tmp_path / "counts.tsv"
+    counts.write_text("gene_id\tA\tB\nG1\t3\t4\nG2\t5\t6\n")
+    r = runner.invoke(app, ["ingest", str(counts), "--study", "s"])
+    assert r.exit_code == 0, r.output
+    out = str(tmp_path / "x.tsv")
+    line = _one_error_line(
+        runner.invoke(app, ["export", "s/counts", "-o", out]), "s/counts@v1", "export-table"
+    )
+    assert "--format h5ad" in line and "--table obs|var" in line
+    line = _one_error_line(
+        runner.invoke(app, ["export", "s/counts", "--table", "obz", "-o", out]),
+        "--table 'obz'",
+        "option",
+    )
+    assert "did you mean 'obs'?" in line
+    _one_error_line(
+        runner.invoke(app, ["export", "s/counts@vx", "-o", out]), "'s/counts@vx'", "dataset-ref"
+    )
+    _one_error_line(
+        runner.invoke(app, ["export", "s/counts@v7", "-o", out]), "'s/counts@v7'", "not-published"
+    )
+    _one_error_line(
+        runner.invoke(app, ["variants", "clonal", "s/counts"]), "s/counts@v1", "dataset-type"
+    )
+    moved = tmp_path / "moved.tsv"
+    moved.write_text("sample_id\tsubject_id\nA\tP9\n")
+    _one_error_line(
+        runner.invoke(app, ["study", "register", str(moved), "--study", "s"]),
+        "study s",
+        "design-change",
+    )
+
+
+def test_errors_raised_without_a_rule_still_print_one() -> None:
+    from resistomics.errors import MethodInputError, StorageError, error_line
+
+    assert error_line(MethodInputError("purity must lie in (0, 1]")) == (
+        "[method-input] purity must lie in (0, 1]"
+    )
+    tagged = StorageError("cannot write\nthere", place="s3://b/x", rule="storage-write")
+    assert str(tagged) == "s3://b/x: [storage-write] cannot write\\nthere"
+    assert error_line(tagged) == str(tagged) and isinstance(tagged, OSError)
+
+
 def test_modalities_lists_formats_options_and_analyses(env: Path) -> None:
     r = runner.invoke(app, ["modalities"])
     assert r.exit_code == 0, r.output
@@ -289,7 +391,9 @@ def test_clonal_through_the_cli(env: Path, tmp_path: Path) -> None:
     # A dataset that is not variant calls: one line, non-zero exit.
     r = runner.invoke(app, ["variants", "clonal", "evo/cohort.clonal"])
     assert r.exit_code == 1
-    assert "not variant calls" in r.stderr
+    assert "evo/cohort.clonal@v2: [dataset-type] is signatures.clonal, not variant calls" in (
+        r.stderr
+    )
 
 
 @pytest.mark.parametrize("kind", ["directory", "utf16", "xlsx", "nul"])
@@ -321,8 +425,8 @@ def test_threshold_and_scale_options_are_checked_first(env: Path) -> None:
         "DRUG_TOLERANT_PERSISTER": -1.0,
     }
     r = runner.invoke(app, ["signatures", "score", "s/d", "--threshold", "EMT=high"])
-    assert r.exit_code == 1 and "--threshold 'high': not a number" in r.stderr, r.output
+    assert r.exit_code == 1 and "--threshold 'high': [option] not a number" in r.stderr, r.output
     r = runner.invoke(
         app, ["signatures", "de", "s/d", "--contrast", "phase:a vs b", "--scale", "log10"]
     )
-    assert r.exit_code == 1 and "--scale 'log10': choose auto, log1p" in r.stderr, r.output
+    assert r.exit_code == 1 and "--scale 'log10': [option] choose auto, log1p" in r.stderr, r.output

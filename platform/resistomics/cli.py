@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from resistomics.terminal import console, fail, handled, print_table, progress_bar
+from resistomics.terminal import check_output, console, fail, handled, print_table, progress_bar
 from resistomics.terminal import open_workspace as _workspace
 
 __all__ = ["app", "fail", "run_cli"]
@@ -327,7 +327,7 @@ def validate(
         )
     console.print(table)
     if not report.success:
-        fail(f"{version.ref}: {len(report.failures)} expectation(s) failed")
+        fail(f"{version.ref}: [validation] {len(report.failures)} expectation(s) failed")
 
 
 @catalog_app.command("ls")
@@ -461,7 +461,10 @@ def export(
     from resistomics.publishing import layout_of
 
     if fmt not in EXPORT_FORMATS:
-        raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
+        fail(
+            f"--format {fmt!r}: [option] choose {_choices(UnknownNameError('', fmt, EXPORT_FORMATS))}"
+        )
+    check_output(output)
     ws = _workspace()
     version = ws.catalog.resolve(dataset)
     spec = layout_of(version)
@@ -472,21 +475,25 @@ def export(
         return
     if fmt not in ("tsv", "parquet"):
         offered = ", ".join(spec.exports) or "none"
-        fail(f"--format {fmt}: {version.ref} ({spec.spec}) offers tsv, parquet and {offered}")
+        fail(
+            f"--format {fmt}: [export-format] {version.ref} ({spec.spec}) offers tsv, parquet "
+            f"and {offered}"
+        )
     names = spec.tables(ws.root, base) if spec.tables is not None else []
     if spec.read_table is None or not names:
-        fail(f"{version.ref} ({spec.spec}) has no tables to export")
+        fail(f"{version.ref}: [export-table] {spec.spec} has no tables to export")
     if table is None and spec.exports:
         # a store, not a table: say how to get all of it
         fail(
-            f"{version.ref} is a {version.dataset_type} store, not a table: export it with "
+            f"{version.ref}: [export-table] {version.dataset_type} is a store, not a table: "
+            "export it with "
             f"--format {' or --format '.join(spec.exports)}, one of its tables with --table "
             f"{'|'.join(names)}, or open {ws.root.to_url(base)}/{spec.opens} with "
             f"{spec.opened_by}"
         )
     name = table or names[0]
     if name not in names:
-        raise UnknownNameError(f"table of {version.ref}", name, names)
+        fail(f"--table {name!r}: [option] choose {_choices(UnknownNameError('', name, names))}")
     frame = spec.read_table(ws.root, base, name)
     if fmt == "tsv":
         frame.to_csv(output, sep="\t", index=False)
@@ -511,6 +518,7 @@ def plot(
     """
     from resistomics.modalities import plot_dataset
 
+    check_output(output)
     ws = _workspace()
     version = ws.catalog.resolve(result)
     plot_dataset(ws, version, output, gene_set=gene_set)

@@ -9,6 +9,7 @@ is one line that says exactly what is wrong.
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "UnknownNameError",
     "UnregisteredSampleError",
     "ValidationFailedError",
+    "error_line",
     "printable",
 ]
 
@@ -48,16 +50,53 @@ def printable(text: str) -> str:
 _ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
+_TAG = re.compile(r"\[[a-z0-9][a-z0-9_.-]*\]")
+
+
 class ResistomicsError(Exception):
-    """Root of every error the platform raises on purpose."""
+    """Root of every error the platform raises on purpose.
+
+    Every error a user sees is one line ``<place>: [<rule>] <what is wrong>``. Raise
+    with ``place=`` (the file, argument or dataset it is about) and ``rule=`` (a short
+    name) to get that line as the message; an error raised without them gets its
+    class's :attr:`rule` from :func:`error_line` when the CLI prints it.
+    """
+
+    #: The rule a user-facing line names when the raise site gives none.
+    rule: str = "error"
+    #: What the error is about (file, argument, dataset), when known.
+    place: str | None = None
+
+    def __init__(self, *args: object, place: str | None = None, rule: str | None = None) -> None:
+        if rule is not None:
+            self.rule = rule
+        if place is not None:
+            self.place = place
+        if args and (place is not None or rule is not None):
+            where = f"{place}: " if place is not None else ""
+            args = (printable(f"{where}[{self.rule}] {args[0]}"), *args[1:])
+        super().__init__(*args)
+
+
+def error_line(exc: ResistomicsError) -> str:
+    """The one line a user sees for ``exc``: its message when that names a ``[rule]``
+    already, else ``[<class rule>] <message>``; control characters escaped."""
+    text = str(exc)
+    if _TAG.search(text):
+        return printable(text)
+    return printable(f"[{exc.rule}] {text}")
 
 
 class ConfigError(ResistomicsError, ValueError):
     """The configuration is invalid."""
 
+    rule = "config"
+
 
 class ClusterConfigError(ConfigError):
     """The Dask cluster section of the configuration cannot be honoured."""
+
+    rule = "cluster-config"
 
 
 class PrivacyError(ConfigError):
@@ -136,6 +175,8 @@ class UnregisteredSampleError(InputError, KeyError):
 class MethodInputError(ResistomicsError, ValueError):
     """A computation was asked to run on data it cannot use (e.g. counts required)."""
 
+    rule = "method-input"
+
 
 class ValidationFailedError(ResistomicsError):
     """A staged dataset failed its expectations and was quarantined."""
@@ -154,9 +195,13 @@ class ValidationFailedError(ResistomicsError):
 class CatalogError(ResistomicsError):
     """The catalog refused an operation (e.g. a conflicting registration)."""
 
+    rule = "catalog"
+
 
 class DesignChangeError(CatalogError):
     """A sample sheet would change the design of data already published (not explicit)."""
+
+    rule = "design-change"
 
 
 class CatalogUnavailableError(CatalogError, ConnectionError):
@@ -167,6 +212,8 @@ class CatalogUnavailableError(CatalogError, ConnectionError):
 class DatasetNotFoundError(CatalogError, KeyError):
     """No dataset, version or study by that name."""
 
+    rule = "not-found"
+
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "dataset not found"
 
@@ -174,10 +221,14 @@ class DatasetNotFoundError(CatalogError, KeyError):
 class StorageError(ResistomicsError, OSError):
     """The data root could not be read or written."""
 
+    rule = "storage"
+
 
 class RootMismatchError(ResistomicsError):
     """The catalog and the data root do not describe the same data (a moved or wrong
     root): refused at once, not retried as an I/O error would be."""
+
+    rule = "root-mismatch"
 
 
 class UnknownNameError(ResistomicsError, KeyError):
@@ -193,6 +244,8 @@ class UnknownNameError(ResistomicsError, KeyError):
     known
         The names the registry knows.
     """
+
+    rule = "unknown-name"
 
     def __init__(self, what: str, name: str, known: Iterable[str]) -> None:
         self.what = what

@@ -22,9 +22,10 @@ from rich.table import Table
 from rich.text import Text
 
 from resistomics.config import Settings, load_settings
-from resistomics.errors import ResistomicsError, printable
+from resistomics.errors import ResistomicsError, error_line, printable
 
 __all__ = [
+    "check_output",
     "console",
     "err",
     "fail",
@@ -64,7 +65,7 @@ def handled[F: Callable[..., Any]](fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ResistomicsError as exc:
-            fail(str(exc))
+            fail(error_line(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -73,6 +74,18 @@ def open_workspace(settings: Settings | None = None) -> Any:
     from resistomics.publishing import Workspace
 
     return Workspace.open(settings or load_settings())
+
+
+def check_output(path: Any) -> None:
+    """Refuse, before any work, an output file whose folder is missing or that is a
+    folder (the line names the path and the rule)."""
+    from pathlib import Path
+
+    out = Path(path)
+    if out.is_dir():
+        fail(f"{out}: [output-file] is a folder; give a file name")
+    if not out.absolute().parent.is_dir():
+        fail(f"{out}: [output-folder] the folder {out.absolute().parent} does not exist")
 
 
 def progress_bar() -> Progress:
@@ -90,7 +103,7 @@ def progress_bar() -> Progress:
 def print_table(table: Table) -> None:
     """A table on stdout: fitted to a terminal; piped, every value in full (no wrapping)."""
     if console.is_terminal:
-        print_table(table)
+        console.print(table)
     else:
         Console(width=100_000, no_color=True, highlight=False, markup=False, emoji=False).print(
             table

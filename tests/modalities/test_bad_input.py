@@ -471,7 +471,8 @@ def test_lognormalised_h5ad_is_stored_as_normalized_and_refused_by_deseq2(
     assert outcome.version.dataset_type == "expression.normalized"
     np.testing.assert_array_equal(adata.X.toarray(), lognorm)
     with pytest.raises(
-        MethodInputError, match=r"st/norm@v1 holds normalised expression.*DESeq2 needs raw counts"
+        MethodInputError,
+        match=r"st/norm@v1: \[counts-required\] holds normalised expression.*DESeq2 needs raw",
     ):
         differential_expression(
             workspace, "st/norm", parse_contrast("treatment:A vs B"), method="deseq2"

@@ -347,7 +347,9 @@ class Catalog:
             else:
                 hint = "no study is registered yet"
             raise DatasetNotFoundError(
-                f"no study named {name!r} ({hint}); register it with a sample sheet"
+                f"no study named {name!r} ({hint}); register it with a sample sheet",
+                place=f"study {name!r}",
+                rule="unknown-study",
             )
         return study
 
@@ -438,10 +440,11 @@ class Catalog:
                 more = f" (and {len(moves) - 1} more)" if len(moves) > 1 else ""
                 refs = ", ".join(published[:3]) + (", ..." if len(published) > 3 else "")
                 raise DesignChangeError(
-                    f"study {name}: sample {sample!r} would move from subject {old!r} to "
+                    f"sample {sample!r} would move from subject {old!r} to "
                     f"{new!r}{more}, but data of this study were published with the current "
                     f"design ({refs}); a change of design must be explicit: register with "
-                    "--allow-design-change (it is recorded); nothing was changed"
+                    "--allow-design-change (it is recorded); nothing was changed",
+                    place=f"study {name}",
                 )
             if published:
                 for sample, field, old, new in changes:
@@ -835,7 +838,9 @@ class Catalog:
         if "/" in name:
             study, name = name.split("/", 1)
         if study is None:
-            raise DatasetNotFoundError(f"{ref!r}: give the study as study/dataset or --study")
+            raise DatasetNotFoundError(
+                "give the study as study/dataset or --study", place=repr(ref), rule="dataset-ref"
+            )
         with self._read() as s:
             st = self._study(s, study)
             ds = s.scalar(select(Dataset).where(Dataset.study_id == st.id, Dataset.name == name))
@@ -850,13 +855,17 @@ class Catalog:
                     or "none"
                 )
                 raise DatasetNotFoundError(
-                    f"no dataset {name!r} in study {study!r} (datasets: {known})"
+                    f"no dataset {name!r} in study {study!r} (datasets: {known})",
+                    place=repr(ref),
+                    rule="unknown-dataset",
                 )
             if pin:
                 try:
                     number = int(pin.lstrip("v"))
                 except ValueError:
-                    raise DatasetNotFoundError(f"{ref!r}: version must look like @v3") from None
+                    raise DatasetNotFoundError(
+                        "a version must look like @v3", place=repr(ref), rule="dataset-ref"
+                    ) from None
                 v = s.scalar(
                     select(Version).where(Version.dataset_id == ds.id, Version.number == number)
                 )
@@ -864,7 +873,9 @@ class Catalog:
                     VersionStatus.PUBLISHED,
                     VersionStatus.SUPERSEDED,
                 ):
-                    raise DatasetNotFoundError(f"{ref!r}: no published version {pin}")
+                    raise DatasetNotFoundError(
+                        f"no published version {pin}", place=repr(ref), rule="not-published"
+                    )
             else:
                 v = s.scalar(
                     select(Version).where(
@@ -872,7 +883,9 @@ class Catalog:
                     )
                 )
                 if v is None:
-                    raise DatasetNotFoundError(f"{ref!r}: no published version")
+                    raise DatasetNotFoundError(
+                        "no published version", place=repr(ref), rule="not-published"
+                    )
             return _info(v)
 
     @_retried

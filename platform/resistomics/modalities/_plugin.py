@@ -284,7 +284,9 @@ class Modality(ABC):
         MethodInputError
             When the modality has no plot of its source datasets (the default).
         """
-        raise MethodInputError(f"no plot for {version.ref} ({version.dataset_type})")
+        raise MethodInputError(
+            f"no plot for {version.dataset_type}", place=version.ref, rule="plot"
+        )
 
     def default_analyses(self) -> list[Analysis]:
         return [a for a in self.analyses if a.default]

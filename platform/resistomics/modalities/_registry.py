@@ -186,7 +186,9 @@ def plot_dataset(ws: Any, version: Any, output: Any, **options: Any) -> Any:
             draw = None
     if draw is None:
         raise MethodInputError(
-            f"no plot for {version.ref} ({version.dataset_type}); plots exist for "
-            + "; ".join(f"{k}: {v}" for k, v in plots_available().items())
+            f"no plot for {version.dataset_type}; plots exist for "
+            + "; ".join(f"{k}: {v}" for k, v in plots_available().items()),
+            place=version.ref,
+            rule="plot",
         )
     return draw(ws, version, output, **options)

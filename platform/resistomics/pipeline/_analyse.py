@@ -40,7 +40,9 @@ def source_version(ws: Workspace, ref: str, *, study: str | None = None) -> Vers
     version = ws.catalog.resolve(ref, study=study)
     if version.kind != "source":
         raise MethodInputError(
-            f"{version.ref} is a result ({version.dataset_type}), not source data"
+            f"is a result ({version.dataset_type}), not source data",
+            place=version.ref,
+            rule="dataset-kind",
         )
     return version
 

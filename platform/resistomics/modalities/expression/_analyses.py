@@ -49,7 +49,9 @@ def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, Expr
     version = ws.catalog.resolve(ref, study=study)
     if not version.dataset_type.startswith("expression."):
         raise MethodInputError(
-            f"{version.ref} is {version.dataset_type}, not an expression dataset"
+            f"is {version.dataset_type}, not an expression dataset",
+            place=version.ref,
+            rule="dataset-type",
         )
     return version, open_expression_store(ws.root, ws.root.to_path(version.uri))
 
@@ -480,8 +482,10 @@ def differential_expression(
     elif method == "deseq2":
         if store.value_kind != "counts":
             raise MethodInputError(
-                f"{version.ref} holds normalised expression ({version.dataset_type}); DESeq2 needs raw counts. "
-                "Use --method welch or wilcoxon, or ingest the counts."
+                f"holds normalised expression ({version.dataset_type}); DESeq2 needs raw counts. "
+                "Use --method welch or wilcoxon, or ingest the counts.",
+                place=version.ref,
+                rule="counts-required",
             )
         sel = np.isin(labels, [contrast.group_a, contrast.group_b])
         pb = pseudobulk(

@@ -55,7 +55,7 @@ def signatures_score(
     methods = tuple(method or SCORE_METHODS)
     for m in methods:
         if m not in SCORE_METHODS:
-            fail(f"--method {m!r}: choose {' or '.join(SCORE_METHODS)}")
+            fail(f"--method {m!r}: [option] choose {' or '.join(SCORE_METHODS)}")
     cut_offs = _thresholds(threshold or [])
     from resistomics.cluster import dask_client
     from resistomics.modalities.expression._analyses import score_signatures
@@ -92,7 +92,10 @@ def _thresholds(texts: list[str]) -> float | Literal["auto"] | dict[str, float]:
     for text in texts:
         name, eq, value = text.partition("=")
         if not eq or not name.strip():
-            fail(f"--threshold {text!r}: give 'auto', one number, or PROGRAM=NUMBER per program")
+            fail(
+                f"--threshold {text!r}: [option] give 'auto', one number, or PROGRAM=NUMBER "
+                "per program"
+            )
         per_program[name.strip()] = _number("--threshold", value)
     return per_program
 
@@ -101,9 +104,9 @@ def _number(option: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        fail(f"{option} {text!r}: not a number")
+        fail(f"{option} {text!r}: [option] not a number")
     if not math.isfinite(value):
-        fail(f"{option} {text!r}: not a finite number")
+        fail(f"{option} {text!r}: [option] not a finite number")
     return value
 
 
@@ -141,9 +144,9 @@ def signatures_de(
     from resistomics.contrasts import parse_contrast
 
     if method not in DE_METHODS:
-        fail(f"--method {method!r}: choose welch, wilcoxon or deseq2")
+        fail(f"--method {method!r}: [option] choose welch, wilcoxon or deseq2")
     if scale not in DE_SCALES:
-        fail(f"--scale {scale!r}: choose {', '.join(DE_SCALES)}")
+        fail(f"--scale {scale!r}: [option] choose {', '.join(DE_SCALES)}")
     c = parse_contrast(contrast, where or [])
     from resistomics.cluster import dask_client
     from resistomics.modalities.expression._analyses import differential_expression

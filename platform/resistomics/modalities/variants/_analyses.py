@@ -33,7 +33,9 @@ __all__ = ["clonal_evolution", "recurrent_mutations"]
 def _variants_version(ws: Workspace, ref: str, study: str | None) -> VersionInfo:
     version = ws.catalog.resolve(ref, study=study)
     if version.dataset_type != "variants.calls":
-        raise MethodInputError(f"{version.ref} is {version.dataset_type}, not variant calls")
+        raise MethodInputError(
+            f"is {version.dataset_type}, not variant calls", place=version.ref, rule="dataset-type"
+        )
     return version
 
 
@@ -48,7 +50,7 @@ def _calls_by_subject(ws: Workspace, version: VersionInfo) -> Any:
 
     dirs = partition_directories(ws.root, ws.root.to_path(version.uri), CALLS, by=PARTITION)
     if not dirs:
-        raise MethodInputError(f"{version.ref} holds no calls")
+        raise MethodInputError("holds no calls", place=version.ref, rule="empty-dataset")
     opts = json.dumps(ws.root.storage_options, sort_keys=True)
     meta = read_partition(ws.root.url, opts, dirs[0], by=PARTITION).iloc[:0]
     parts = [
