@@ -213,12 +213,14 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
                 "cluster.kind=slurm needs the 'slurm' extra: pip install resistomics[slurm]"
             ) from exc
         with _slurm_cluster(settings, sec) as cluster:
-            if settings.adaptive:
-                # Jobs are asked for while tasks wait and released once idle: an
-                # analysis holds no allocation before or after it computes.
-                cluster.adapt(minimum_jobs=settings.minimum_jobs, maximum_jobs=settings.n_workers)
-            else:
-                cluster.scale(jobs=settings.n_workers)
+            # Jobs are asked for while tasks wait and released once idle: an analysis
+            # holds no allocation before or after it computes. A fixed size is adaptive
+            # too (minimum = maximum): unlike scale(), Adaptive replaces a job that died
+            # (scancel, node failure, --lifetime) once the scheduler has given up on it.
+            low = settings.minimum_jobs if settings.adaptive else settings.n_workers
+            cluster.adapt(
+                minimum_jobs=min(low, settings.n_workers), maximum_jobs=settings.n_workers
+            )
             with Client(cluster, security=sec) as client:
                 yield client
     else:  # pragma: no cover - pydantic restricts the values

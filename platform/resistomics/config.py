@@ -67,7 +67,8 @@ class ClusterSettings(BaseModel):
     )
     adaptive: bool = Field(
         default=True,
-        description="slurm: adapt between minimum_jobs and n_workers jobs (else a fixed n_workers).",
+        description="slurm: adapt between minimum_jobs and n_workers jobs, else always n_workers "
+        "(a job that dies is replaced either way).",
     )
     minimum_jobs: int = Field(default=0, ge=0)
     # kubernetes / slurm

@@ -216,8 +216,8 @@ def test_scancel_of_a_worker_job_mid_analysis_changes_nothing(  # type: ignore[n
     # the run without the fault: the same graph on this process's threads
     reference = _de(reference_root, ClusterSettings(processes=False, n_workers=1))
 
-    # a fixed pair of jobs (no adaptive replacement), so the computation must finish
-    # on the survivor after recomputing what the killed worker held
+    # always two jobs (adaptive=false): the killed one is replaced, but only after the
+    # scheduler gives up on it, so the survivor recomputes what the killed worker held
     settings = _cluster_settings(slurm_env, adaptive=False)
     with dask_client(settings, reuse=False) as client:
         client.wait_for_workers(settings.n_workers, timeout=60)
@@ -260,6 +260,15 @@ def test_scancel_of_a_worker_job_mid_analysis_changes_nothing(  # type: ignore[n
         # the scheduler (in this process) saw results lost with the job and recomputed them
         lost = [r for r in caplog.records if "recomputed elsewhere" in r.getMessage()]
         assert lost, "the killed worker's results were not recomputed"
+        # and the cluster is whole again: a new job in place of the killed one
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queued, workers = _squeue(), client.scheduler_info()["workers"]
+            if len(queued) == len(workers) == settings.n_workers:
+                break
+            time.sleep(0.5)
+        assert len(queued) == len(workers) == settings.n_workers, (queued, list(workers))
+        assert killed["job"] not in queued
         print(
             f"killed job {killed['job']} holding {killed['held'][killed['name']]} keys, "
             f"{killed['left']} tasks left, {killed['done']} done"
