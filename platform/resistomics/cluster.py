@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -85,26 +86,32 @@ def _slurm_cluster(settings: ClusterSettings, sec: Security | None) -> Any:
     """A ``SLURMCluster`` from the settings over the Dask config's ``jobqueue.slurm``.
 
     The scheduler runs in this process and listens on ``scheduler_host`` (127.0.0.1 by
-    default: workers on this machine) or on ``interface``; its HTTP server takes a free
-    port. The jobs run this process's Python unless ``slurm_python`` or the Dask config
+    default: workers on this machine, which then listen on it too) or on
+    ``interface``; its HTTP server takes a free port beside it. The jobs run this process's Python unless ``slurm_python`` or the Dask config
     says otherwise, so scheduler and workers unpickle the same code.
     """
     import dask
     from dask_jobqueue import SLURMCluster
 
     scheduler_options = dict(dask.config.get("jobqueue.slurm.scheduler-options", None) or {})
-    scheduler_options.setdefault("dashboard_address", ":0")
     scheduler_options["dashboard"] = settings.dashboard
     kwargs: dict[str, Any] = {}
     if settings.interface:
         kwargs["interface"] = settings.interface
         scheduler_options.pop("host", None)
+        scheduler_options.setdefault("dashboard_address", ":0")
     elif "interface" not in scheduler_options:
-        scheduler_options["host"] = settings.scheduler_host
-        if settings.scheduler_host in ("127.0.0.1", "localhost", "::1"):
-            # workers of a loopback scheduler run on this machine: they listen there too
+        host = settings.scheduler_host
+        scheduler_options["host"] = host
+        # its HTTP server beside it on a free port (":0" would be every interface)
+        scheduler_options.setdefault("dashboard_address", f"{host}:0")
+        if host in ("127.0.0.1", "localhost"):
+            # workers of a loopback scheduler run on this machine: they stay on it too
             configured = dask.config.get("jobqueue.slurm.worker-extra-args", None) or []
-            kwargs["worker_extra_args"] = [*configured, "--host", settings.scheduler_host]
+            kwargs["worker_extra_args"] = [
+                *configured,
+                *("--host", host, "--dashboard-address", f"{host}:0"),
+            ]
     python = settings.slurm_python or dask.config.get("jobqueue.slurm.python", None)
     if settings.slurm_log_directory:
         Path(settings.slurm_log_directory).mkdir(parents=True, exist_ok=True)
@@ -132,17 +139,25 @@ def _unique_cluster_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """A copy of a ``DaskCluster`` spec renamed ``<name>-<random>``, selectors included.
 
     Each run gets its own cluster: two runs sharing one name would share one cluster,
-    and the first to finish would delete it under the other.
+    and the first to finish would delete it under the other. Besides values equal to
+    the name, the operator's scheduler Service ``<name>-scheduler`` is renamed inside
+    strings (a worker's ``tls://<name>-scheduler:8786`` argument); other names that
+    merely start with it (a shared Secret ``<name>-tls``) are kept.
     """
     old = spec["metadata"]["name"]
     new = f"{old}-{uuid.uuid4().hex[:8]}"
+    service = re.compile(rf"(?<![\w-]){re.escape(old)}-scheduler(?![\w-])")
 
     def rename(node: Any) -> Any:
         if isinstance(node, dict):
             return {k: rename(v) for k, v in node.items()}
         if isinstance(node, list):
             return [rename(v) for v in node]
-        return new if node == old else node
+        if node == old:
+            return new
+        if isinstance(node, str):
+            return service.sub(f"{new}-scheduler", node)
+        return node
 
     out: dict[str, Any] = rename(copy.deepcopy(spec))
     return out
@@ -173,9 +188,10 @@ def dask_client(settings: ClusterSettings, *, reuse: bool = True) -> Iterator[Cl
             threads_per_worker=settings.threads_per_worker,
             memory_limit=settings.memory_limit,
             processes=settings.processes,
-            # Always a free port: with None, distributed still serves HTTP on 8787 and
-            # warns "Port 8787 is already in use" whenever another cluster runs.
-            dashboard_address=":0",
+            # Always a free port on loopback: with None, distributed still serves HTTP on
+            # 8787 and warns "Port 8787 is already in use" whenever another cluster
+            # runs; ":0" would listen on every interface.
+            dashboard_address="127.0.0.1:0",
             scheduler_kwargs={"dashboard": settings.dashboard},
             silence_logs=logging.WARNING,
             **tls,

@@ -40,8 +40,23 @@ def test_kubernetes_spec_gets_a_unique_name_everywhere() -> None:
     old = spec["metadata"]["name"]
     assert a["metadata"]["name"] != b["metadata"]["name"]
     assert a["metadata"]["name"].startswith(old + "-")
-    assert old not in yaml.safe_dump(a).replace(a["metadata"]["name"], "")
+    name = a["metadata"]["name"]
+    dumped = yaml.safe_dump(a)
+    assert f"{old}-scheduler" not in dumped.replace(f"{name}-scheduler", "")
+    assert f"tls://{name}-scheduler:8786" in dumped  # the workers find their own scheduler
+    others = {v for v in _strings(spec) if v.startswith(f"{old}-") and "scheduler" not in v}
+    assert others <= set(_strings(a))  # e.g. the shared TLS Secret keeps its name
+    left = {v for v in _strings(a) if v == old}
+    assert not left
     assert spec["metadata"]["name"] == old  # the input is not modified
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
 
 
 def test_local_cluster_never_claims_the_default_dashboard_port() -> None:
@@ -165,6 +180,7 @@ def test_slurm_job_script_follows_settings_and_the_profile(tmp_path: Path) -> No
         f"--tls-cert {settings.tls_worker_cert}",
         f"--tls-key {settings.tls_worker_key}",
         "--host 127.0.0.1",
+        "--dashboard-address 127.0.0.1:0",
         "--lifetime 110m",
         "--nthreads 2",
     ):

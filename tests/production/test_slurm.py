@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 from distributed import Client
 from distributed.security import Security
@@ -120,6 +121,21 @@ def test_workers_are_tls_slurm_jobs_released_when_idle(slurm_env, tmp_path) -> N
         assert len(set(jobs.values())) == settings.n_workers
         assert client.gather(futures) == [x * x for x in range(40)]
         del futures
+
+        # nothing of Dask listens beyond loopback: workers, nannies, their HTTP servers
+        # and the scheduler's HTTP server (its TLS port is the address above)
+        job_pids = {
+            p for pair in client.run(lambda: (os.getpid(), os.getppid())).values() for p in pair
+        }
+        dashboard = client.scheduler_info()["services"]["dashboard"]
+        listening = [
+            c.laddr
+            for c in psutil.net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+            and (c.pid in job_pids or (c.pid == os.getpid() and c.laddr.port == dashboard))
+        ]
+        assert len(listening) >= 2 * settings.n_workers + 1, listening
+        assert {a.ip for a in listening} == {"127.0.0.1"}, listening
 
         # a client without the cluster's certificates gets nowhere
         plain = address.replace("tls://", "tcp://")
