@@ -18,9 +18,9 @@ layout                 what                                                     
                        (:mod:`resistomics.storage._partitioned_table`)               fragments,
                                                                                      transcripts
 ``result-tables@1``    ``<name>.parquet`` per result table, plus extras (Zarr)       every result
-``feature-matrix@1``   dense Zarr v3 arrays (features x samples, chunked by feature   methylation,
-                       and sample block) with a Parquet feature index and samples    metabolomics
-                       table (:mod:`resistomics.storage._feature_matrix`)
+``feature-matrix@1``   dense Zarr v3 arrays, features x samples, in feature and      methylation,
+                       sample blocks; Parquet feature index and samples table        metabolomics
+                       (:mod:`resistomics.storage._feature_matrix`)
 ``spatialdata@1``      PLANNED: a SpatialData Zarr store (images, labels, points,    spatial
                        shapes, AnnData table) that ``spatialdata.read_zarr`` opens
 =====================  ===========================================================  ===========
