@@ -396,3 +396,22 @@ def test_a_claim_recorded_without_a_time_ages_by_its_record(t47d_study, land) ->
     assert release_abandoned_claims(t47d_study, now=now + timedelta(hours=23)) == []
     assert release_abandoned_claims(t47d_study, now=now + timedelta(hours=25)) == [landed]
     assert Path(landed).exists()
+
+
+def test_a_claim_folder_left_without_its_record_is_removed_once_stale(t47d_study) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from resistomics.pipeline import release_abandoned_claims
+
+    intake = _zone(t47d_study) / ".intake"
+    empty, torn, holding = (intake / n for n in ("a" * 16, "b" * 16, "c" * 16))
+    for d in (empty, torn, holding):
+        d.mkdir(parents=True)
+    (torn / ".claim.json").write_text('{"landed": "/x/y", "ho')  # cut mid-write
+    (holding / "expr.tsv").write_text(GOOD)  # cannot happen (record first), kept if it does
+    now = datetime.now(UTC)
+    assert release_abandoned_claims(t47d_study, now=now) == []
+    assert empty.exists() and torn.exists()  # young: a claim may be being written
+    assert release_abandoned_claims(t47d_study, now=now + timedelta(hours=25)) == []
+    assert not empty.exists() and not torn.exists()
+    assert (holding / "expr.tsv").read_text() == GOOD

@@ -266,6 +266,7 @@ def release_abandoned_claims(ws: Workspace, *, now: datetime | None = None) -> l
                 record = json.load(f)
             mtime = _mtime(fs.info(record_path))
         except (FileNotFoundError, ValueError):
+            _drop_unrecorded(fs, directory, now=now, stale=stale)
             continue
         if _owner_gone(record, host=host, now=now, stale=stale, mtime=mtime) is None:
             continue
@@ -277,6 +278,23 @@ def release_abandoned_claims(ws: Workspace, *, now: datetime | None = None) -> l
         except FileNotFoundError:  # another run gave it back (or removed it) first
             continue
     return released
+
+
+def _drop_unrecorded(fs: Any, directory: str, *, now: datetime, stale: timedelta) -> None:
+    """Remove a claim directory left without a readable record once it is stale.
+
+    The record is written before the entry is renamed in, so such a directory (a run
+    killed between the two) never holds a landed entry; one that does is left alone.
+    """
+    try:
+        entries = [
+            e for e in fs.ls(directory, detail=False) if posixpath.basename(e) != _CLAIM_RECORD
+        ]
+        mtime = _mtime(fs.info(directory))
+    except FileNotFoundError:
+        return
+    if not entries and mtime is not None and now - mtime > stale:
+        fs.rm(directory, recursive=True)
 
 
 def _mtime(info: Mapping[str, Any]) -> datetime | None:
