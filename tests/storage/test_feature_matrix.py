@@ -346,3 +346,32 @@ def test_tables_export_and_methylation_h5ad_has_layers_without_x(root: DataRoot)
     np.testing.assert_array_equal(adata.layers["total"], total.T)
     assert adata.var["contig"].tolist() == _sites()["contig"].tolist()
     assert not list(out.parent.glob(".*partial"))
+
+
+@pytest.mark.integration
+def test_worker_processes_read_the_blocks_with_a_round_trip_checksum(
+    root: DataRoot,
+    dask_client,  # type: ignore[no-untyped-def]
+) -> None:
+    """The dask arrays pickle to real worker processes, each block read where it runs."""
+    from distributed import get_task_stream
+
+    path = root.path("v")
+    methylated, total = _write_methylation(root, path)
+    store = open_feature_matrix(root, path)
+    ratio = store.array("methylated") / store.array("total")
+    with get_task_stream(dask_client) as stream:
+        got_m, got_t, got_ratio = dask_client.compute(
+            [store.array("methylated"), store.array("total"), ratio], sync=True
+        )
+    assert (
+        hashlib.sha256(np.ascontiguousarray(got_m).tobytes()).digest()
+        == hashlib.sha256(np.ascontiguousarray(methylated.astype(np.int32)).tobytes()).digest()
+    )
+    np.testing.assert_array_equal(got_t, total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_array_equal(got_ratio, methylated / total)  # NaN at zero coverage
+    # the blocks were read in the worker processes, not in this one
+    assert stream.data and {t["worker"] for t in stream.data} <= set(
+        dask_client.scheduler_info()["workers"]
+    )
