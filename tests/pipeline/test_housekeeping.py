@@ -98,8 +98,9 @@ def test_gc_refuses_when_most_catalog_directories_are_missing(settings: Settings
 
     with pytest.raises(
         RootMismatchError, match=r"garbage collection refused: 3 catalog version\(s\)"
-    ):
+    ) as err:
         collect_garbage(ws, older_than=timedelta(0), max_disagreement=3)
+    assert str(err.value).startswith(f"{ws.root.url}: [root-mismatch] garbage collection refused")
     assert _version_dirs(root) == left and orphan.exists()
     assert ws.catalog.snapshot() == snapshot
 

@@ -169,7 +169,8 @@ def collect_garbage(
             f"garbage collection refused: {len(missing)} catalog version(s) have no directory "
             f"under {ws.root.url} and {len(unreferenced)} version directory(ies) are named by "
             f"no catalog row ({example}); more than gc_max_disagreement={limit}, so the "
-            "catalog and the data root do not match (moved or wrong root?); nothing removed"
+            "catalog and the data root do not match (moved or wrong root?); nothing removed",
+            place=ws.root.url,
         )
 
     found: list[Finding] = []
