@@ -112,6 +112,30 @@ def _toym_bad(folder: Path) -> Path:
     return path
 
 
+def _cov_folder(folder: Path, *, bad: str | None = None) -> Path:
+    """A folder of Bismark coverage files, one per sample, with different site sets;
+    ``bad="integer"`` puts a non-integer count on line 3 of S2's file, ``"above"`` makes
+    S1's file hold more methylated than total reads (through a negative unmethylated
+    count), which reads but fails validation."""
+    out = folder / "cohort"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, s in enumerate(SAMPLES_IDS):
+        lines = []
+        for k in range(40):
+            if (k + i) % 7 == 0:
+                continue  # each sample misses other sites
+            m, u = (k * 3 + i) % 11, (k + 2 * i) % 5 + 1
+            lines.append(f"chr{1 + k // 20}\t{1000 + 37 * k}\t{1000 + 37 * k}\t{100 * m / (m + u):.4f}\t{m}\t{u}")
+        if bad == "integer" and s == "S2":
+            fields = lines[2].split("\t")
+            lines[2] = "\t".join([*fields[:4], "2.5", fields[5]])
+        if bad == "above" and s == "S1":
+            lines[4] = "chr1\t9\t9\t0\t5\t-2"
+            lines = [lines[4], *lines[:4], *lines[5:]]
+        (out / f"{s}.bismark.cov").write_text("\n".join(lines) + "\n")
+    return out
+
+
 @dataclass(frozen=True)
 class Samples:
     """A modality's sample files: each writer puts one file (or folder) into a folder."""
@@ -128,6 +152,11 @@ SAMPLES: dict[str, Samples] = {
         _toy,
         lambda f: toy_modality.write_bad(f / "values.toy", SAMPLES_IDS),
         lambda f: toy_modality.write_invalid(f / "values.toy", SAMPLES_IDS),
+    ),
+    "methylation": Samples(
+        _cov_folder,
+        lambda f: _cov_folder(f, bad="integer"),
+        lambda f: _cov_folder(f, bad="above"),
     ),
     # the dense feature-matrix@1 layout, as methylation and metabolomics store it
     "toymatrix": Samples(

@@ -44,6 +44,7 @@ ENTRY_POINT_GROUP = "resistomics.modalities"
 BUILTINS: dict[str, str] = {
     "expression": "resistomics.modalities.expression._modality:ExpressionModality",
     "variants": "resistomics.modalities.variants._modality:VariantsModality",
+    "methylation": "resistomics.modalities.methylation._modality:MethylationModality",
 }
 
 

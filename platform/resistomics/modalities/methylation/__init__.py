@@ -1,0 +1,53 @@
+"""Methylation modality: per-sample CpG methylation calls as ``methylation.counts``.
+
+Readers (Bismark coverage and reports, modkit bedMethyl, MethylDackel bedGraph, DSS
+text), the streaming k-way merge into ``feature-matrix@1`` and the validation
+summaries are imported on first use (numpy, pandas), as in the other modalities.
+"""
+
+from typing import Any
+
+from resistomics.modalities.methylation._modality import (
+    MethylationModality,
+    MethylationOptions,
+    MethylationSettings,
+)
+
+_LAZY = {
+    "FORMATS": "_readers",
+    "MethylationReadContext": "_readers",
+    "read_methylation": "_readers",
+    "sample_name": "_readers",
+    "merge_sites": "_merge",
+    "contig_rank": "_merge",
+    "DEFAULT_CONTIGS": "_summaries",
+    "summarize_methylation": "_summaries",
+    "read_chrom_sizes": "_summaries",
+    "methylation_params": "_summaries",
+    "simulate_methylation_cohort": "_simulate",
+}
+
+__all__ = [
+    "DEFAULT_CONTIGS",
+    "FORMATS",
+    "MethylationModality",
+    "MethylationOptions",
+    "MethylationReadContext",
+    "MethylationSettings",
+    "contig_rank",
+    "merge_sites",
+    "methylation_params",
+    "read_chrom_sizes",
+    "read_methylation",
+    "sample_name",
+    "simulate_methylation_cohort",
+    "summarize_methylation",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)
