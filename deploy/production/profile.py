@@ -372,7 +372,12 @@ def start_postgres(profile: Profile, keys: dict[str, str]) -> int:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     folder.chmod(0o700)
-    if not (data / "PG_VERSION").exists():
+    initialised = folder / "initialised"
+    if not initialised.exists() and _pg_running(pg_bin, data):
+        initialised.write_text("initdb done\n")  # a state of an earlier version of this script
+    if data.exists() and not initialised.exists():
+        shutil.rmtree(data)  # an initdb killed half-way: nothing in it yet
+    if not initialised.exists():
         _log("PostgreSQL: initdb")
         pwfile = folder / "pwfile"
         _write_private(pwfile, keys["postgres"] + "\n")
@@ -398,6 +403,7 @@ def start_postgres(profile: Profile, keys: dict[str, str]) -> int:
             )
         finally:
             pwfile.unlink(missing_ok=True)
+        initialised.write_text("initdb done\n")
     port_file = folder / "port"
     running = _pg_running(pg_bin, data)
     port = int(_read(port_file) or 0)

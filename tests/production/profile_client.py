@@ -136,6 +136,19 @@ class ProductionProfile:
         """Run the landing-zone sweep now (it announces every waiting file)."""
         return self.run_deployment("landing-sweep/every-15-minutes", min_age_seconds=0)
 
+    def announce(self, path: str, *, study: str, modality: str = "expression") -> None:
+        """Emit ``resistomics.file.landed`` for ``path`` with the platform's own emitter, as
+        a watcher or an object-store notification would (quicker than a sweep run)."""
+        code = (
+            "import sys\n"
+            "from prefect.events.worker import EventsWorker\n"
+            "from flows.events import emit_file_landed\n"
+            "emit_file_landed(sys.argv[1], study=sys.argv[2], modality=sys.argv[3],"
+            " detected_by='test-notification')\n"
+            "EventsWorker.drain_all()\n"
+        )
+        self.run(sys.executable, "-c", code, path, study, modality)
+
     def events(self, name: str, resource_id: str) -> list[dict[str, Any]]:
         page = self.api(
             "POST",
