@@ -62,6 +62,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -651,6 +652,7 @@ def start_worker(profile: Profile, client_env: dict[str, str], worker_env: dict[
     service.stop()
     pool = work_pool_name()
     _log(f"Prefect worker: starting on pool {pool}")
+    since = time.time()
     service.start(
         [
             _venv_tool("prefect"),
@@ -670,7 +672,7 @@ def start_worker(profile: Profile, client_env: dict[str, str], worker_env: dict[
     started_for.write_text(client_env["PREFECT_API_URL"] + "\n")
     _wait(
         "the Prefect worker",
-        lambda: _worker_online(client_env, pool, since=time.time() - 1),
+        lambda: _worker_online(client_env, pool, since=since),
         timeout=90,
         proc=service,
     )
@@ -691,8 +693,6 @@ def _worker_online(client_env: dict[str, str], pool: str, *, since: float) -> bo
             workers = json.load(r)
     except OSError:
         return False
-    from datetime import datetime
-
     for w in workers:
         if w["name"] != WORKER_NAME or w.get("status") != "ONLINE":
             continue
