@@ -18,15 +18,15 @@ S3                  moto in server mode: bucket ``resistomics-data`` (the data r
                     and ``resistomics-landing`` (the landing zone)
 Prefect server      on the ``prefect`` database, ``PREFECT_SERVER_API_AUTH_STRING``
                     set (clients send ``PREFECT_API_AUTH_STRING``; a request without
-                    it gets 401); the zombie-run automation of ``automations.yaml``
+                    it gets 401); the zombie-run automations of ``automations.yaml``
 deployments         ``deploy/prefect.yaml`` registered with ``prefect deploy --all``
                     on its process work pool, run from this checkout
 Prefect worker      ``prefect worker start --pool <pool>``: every flow run is a
                     subprocess of it, with the environment of ``profile.env``
-Dask                ``--dask slurm``: SLURM jobs as Dask workers with TLS, through
-                    ``slurm.py`` / ``tls.py`` next to this file; ``--dask local``:
-                    a local cluster in each flow run (the default until slurm.py
-                    exists)
+Dask                ``--dask slurm`` (the default): each flow run's scheduler
+                    (TLS) gets its workers as jobs of a one-node SLURM cluster in
+                    ``<state>/slurm`` (``slurm.py`` / ``tls.py`` next to this file),
+                    adaptively; ``--dask local``: a local cluster in each flow run
 ==================  ===========================================================
 
 State (default ``<repo>/.resistomics-production``): ``secrets.json`` (passwords, auth
