@@ -493,7 +493,8 @@ def start_s3(profile: Profile, keys: dict[str, str]) -> str:
     if not service.running():
         if (service.folder / "buckets").exists():
             _log(
-                "S3: the moto server died and its objects with it (moto keeps them in memory); "
+                "S3: the moto server was not running, so its objects are gone (moto keeps "
+                "them in memory); "
                 "the catalog may list versions whose data is gone: `stop --wipe` for a clean profile"
             )
         _log(f"S3 (moto): starting on {endpoint}")
