@@ -18,7 +18,6 @@ __all__ = [
     "IngestSettings",
     "PrivacySettings",
     "Settings",
-    "ValidationSettings",
     "load_settings",
 ]
 
@@ -132,15 +131,6 @@ class ClusterSettings(BaseModel):
         return self
 
 
-class ValidationSettings(BaseModel):
-    """Bounds used by expression expectations (configurable per deployment)."""
-
-    min_library_size: float = Field(default=0.0, ge=0)
-    max_library_size: float | None = None
-    min_detected_genes: int = Field(default=0, ge=0)
-    max_detected_genes: int | None = None
-
-
 class PrivacySettings(BaseModel):
     """Pseudonymised subject IDs (``resistomics study register --pseudonymise``)."""
 
@@ -198,14 +188,23 @@ class Settings(BaseSettings):
     landing_zone: str | None = None
     storage_options: dict[str, object] = Field(default_factory=dict)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
-    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    validation: dict[str, object] = Field(
+        default_factory=dict,
+        description="Deprecated, removed in the next release: the former "
+        "RESISTOMICS_VALIDATION__<KEY> section. Its keys now belong to a modality's section "
+        "(RESISTOMICS_MODALITIES__<NAME>__<KEY>); that modality still reads them here, "
+        "with a warning, when its own section does not set them.",
+    )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    # Parameters of the shared sparse-matrix@1 layout (any modality stored in it).
     rows_per_chunk: int = Field(
-        default=8192, ge=16, description="Cells (rows) per Zarr chunk of an expression store."
+        default=8192, ge=16, description="Rows (observations) per Zarr chunk of a sparse matrix."
     )
     genes_per_block: int = Field(
-        default=1024, ge=1, description="Genes per block of the gene-major copy."
+        default=1024,
+        ge=1,
+        description="Columns (features) per block of a sparse matrix's column-major copy.",
     )
     normalize_target_sum: float = Field(default=1e4, gt=0)
     gc_max_disagreement: int = Field(

@@ -7,7 +7,11 @@ which the registry and the CLI's argument checks must not wait for.
 
 from typing import Any
 
-from resistomics.modalities.expression._modality import ExpressionModality, ExpressionOptions
+from resistomics.modalities.expression._modality import (
+    ExpressionModality,
+    ExpressionOptions,
+    ExpressionSettings,
+)
 
 _LAZY = {
     "read_bulk_table": "_readers",
@@ -22,6 +26,7 @@ _LAZY = {
 __all__ = [
     "ExpressionModality",
     "ExpressionOptions",
+    "ExpressionSettings",
     "MatrixSource",
     "ReadContext",
     "differential_expression",

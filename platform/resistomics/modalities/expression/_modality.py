@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from resistomics.config import Settings, ValidationSettings
+from resistomics.config import Settings
 from resistomics.errors import InputError
 from resistomics.modalities._plugin import (
     Analysis,
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
 # the registry or the CLI starts.
 _READERS = "resistomics.modalities.expression._readers"
 
-__all__ = ["LAYOUT", "VALIDATION_BLOCK_NNZ", "ExpressionModality", "ExpressionOptions"]
+__all__ = [
+    "LAYOUT",
+    "VALIDATION_BLOCK_NNZ",
+    "ExpressionModality",
+    "ExpressionOptions",
+    "ExpressionSettings",
+]
 
 LAYOUT = "sparse-matrix@1"
 
@@ -55,6 +62,21 @@ class ExpressionOptions(BaseModel):
         description="scale of normalized values (log1p, log2, log, linear, zscore), recorded "
         "so fold changes follow it (default: guessed from the value range when needed)",
     )
+
+
+class ExpressionSettings(BaseModel):
+    """Expression's settings section: QC bounds its expectations check at ingest.
+
+    ``RESISTOMICS_MODALITIES__EXPRESSION__MIN_LIBRARY_SIZE`` etc.; the former
+    ``RESISTOMICS_VALIDATION__<KEY>`` names still work for one release (with a warning).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_library_size: float = Field(default=0.0, ge=0)
+    max_library_size: float | None = None
+    min_detected_genes: int = Field(default=0, ge=0)
+    max_detected_genes: int | None = None
 
 
 def _signature_artifacts(ws: Workspace, result: VersionInfo) -> Any:
@@ -125,7 +147,7 @@ class ExpressionModality(Modality):
         ),
     )
     options = ExpressionOptions
-    settings = ValidationSettings
+    settings = ExpressionSettings
     analyses = (
         Analysis(
             "signatures",
@@ -163,9 +185,28 @@ class ExpressionModality(Modality):
             f"{len(store.obs)} x {len(store.var)})",
         )
 
-    def settings_of(self, settings: Settings) -> ValidationSettings:
-        """Expression's section is ``validation`` (``RESISTOMICS_VALIDATION__...``)."""
-        return settings.validation
+    def settings_of(self, settings: Settings) -> ExpressionSettings:
+        """Expression's section, with the deprecated ``RESISTOMICS_VALIDATION__<KEY>`` under it.
+
+        A key set in both places takes the ``RESISTOMICS_MODALITIES__EXPRESSION__`` value.
+        """
+        section = dict(settings.modalities.get(self.name, {}))
+        legacy = {
+            k: v
+            for k, v in settings.validation.items()
+            if k in ExpressionSettings.model_fields and k not in section
+        }
+        if legacy:
+            old = ", ".join(f"RESISTOMICS_VALIDATION__{k.upper()}" for k in sorted(legacy))
+            new = ", ".join(
+                f"RESISTOMICS_MODALITIES__{self.name.upper()}__{k.upper()}" for k in sorted(legacy)
+            )
+            warnings.warn(
+                f"deprecated setting {old} (removed in the next release): set {new} instead",
+                FutureWarning,
+                stacklevel=2,
+            )
+        return ExpressionSettings.model_validate({**legacy, **section})
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         from resistomics.modalities.expression._source import ReadContext
