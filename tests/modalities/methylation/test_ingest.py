@@ -249,3 +249,91 @@ def test_chrom_sizes_order_contigs_and_bound_positions(
         assert out.status == "quarantined" and "within-contig" in out.message, out.message
     finally:
         w.close()
+
+
+def test_real_rrbs_cohort_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 16 Bismark coverage files of ../shared/data/methylation_rrbs, as a folder,
+    through ``resistomics study register`` and ``resistomics ingest``: the store is the
+    outer join of the files (pandas), every count as given."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from shared_data import SHARED_DATA
+
+    rrbs = SHARED_DATA / "methylation_rrbs"
+    if not rrbs.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    folder = tmp_path / "rrbs"
+    folder.mkdir()
+    for f in rrbs.glob("*.bismark.cov.gz"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__SITES_PER_CHUNK", "1000")
+    runner = CliRunner()
+    r = runner.invoke(app, ["study", "register", str(rrbs / "samples.tsv"), "--study", "rrbs"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ingest", str(folder), "--study", "rrbs", "--modality", "methylation"])
+    assert r.exit_code == 0, r.output
+    assert "published rrbs/rrbs@v1" in r.output and "CpG sites x 16 samples" in r.output
+    ws = Workspace.open(Settings(data_root=str(tmp_path / "root")))
+    try:
+        version = ws.catalog.resolve("rrbs/rrbs")
+        store = open_feature_matrix(ws.root, ws.root.to_path(version.uri))
+        ids = store.samples["sample_id"].tolist()
+        assert sorted(ids) == sorted(f"Sample{i}" for i in range(1, 17))
+        assert {"case", "cell"} <= set(store.samples.columns)  # the design travels along
+        frames = []
+        for s in ids:
+            d = pd.read_csv(
+                rrbs / f"{s}.bismark.cov.gz",
+                sep="\t",
+                header=None,
+                names=["c", "p", "e", "pct", "m", "u"],
+            ).set_index(["c", "p"])
+            frames.append(pd.DataFrame({f"m:{s}": d["m"], f"t:{s}": d["m"] + d["u"]}))
+        want = pd.concat(frames, axis=1).fillna(0).astype("int64").reset_index()
+        want["rank"] = want["c"].map(contig_rank())
+        want = want.sort_values(["rank", "p"]).reset_index(drop=True)
+        assert store.features["position"].tolist() == want["p"].tolist()
+        np.testing.assert_array_equal(
+            np.asarray(store.array("total")), want[[f"t:{s}" for s in ids]].to_numpy()
+        )
+        np.testing.assert_array_equal(
+            np.asarray(store.array("methylated")), want[[f"m:{s}" for s in ids]].to_numpy()
+        )
+    finally:
+        ws.close()
+    one = tmp_path / "one.CpG_report.txt"
+    one.write_text("chr1\t10\t+\t2\t1\tCG\tCGT\nchr1\t11\t-\t1\t3\tCG\tCGA\n")
+    r = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(one),
+            "--study",
+            "rrbs",
+            "--modality",
+            "methylation",
+            "--sample",
+            "Sample3",
+            "--merge-strands",
+            "true",
+        ],
+    )
+    assert r.exit_code == 0 and "1 CpG sites x 1 samples" in r.output, r.output
+    r = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(one),
+            "--study",
+            "rrbs",
+            "--modality",
+            "methylation",
+            "--modification",
+            "??",
+        ],
+    )
+    assert r.exit_code == 1 and "--modification '??': [option]" in r.stderr, r.output
