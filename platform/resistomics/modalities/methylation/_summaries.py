@@ -42,12 +42,33 @@ _EXAMPLES = 5
 @dataclass(frozen=True)
 class _Part:
     row: dict[str, Any]
-    runs: list[
-        tuple[str, int, int, int, int, int]
-    ]  # contig, n, first pos, last pos, first key, last key
-    covered: np.ndarray
-    depth_sum: np.ndarray
-    histogram: np.ndarray
+    #: contig runs: contig, sites, first position, largest position, first key, last key
+    runs: list[tuple[str, int, int, int, int, int]]
+    #: per sample: covered sites, depth sum, then the depth histogram (DEPTH_BINS)
+    per_sample: np.ndarray | None = None
+
+
+def _rows_and_runs(part: _Part) -> tuple[dict[str, Any], list[tuple[str, int, int, int, int, int]]]:
+    return part.row, part.runs
+
+
+def _per_sample(part: _Part) -> np.ndarray:
+    assert part.per_sample is not None
+    return part.per_sample
+
+
+def _tree_sum(items: list[Any]) -> Any:
+    """The sum of delayed arrays, added pairwise (depth log2 n) inside the graph."""
+    import dask
+
+    if not items:
+        return None
+    while len(items) > 1:
+        items = [
+            dask.delayed(np.add)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+            for i in range(0, len(items), 2)
+        ]
+    return items[0]
 
 
 def _site(contig: Any, position: Any, strand: Any) -> str:
@@ -131,13 +152,15 @@ def _summarize_block(
         "n_missing_key": int(missing.sum()),
         "missing_key_examples": [f"site {start + i}" for i in np.flatnonzero(missing)[:_EXAMPLES]],
     }
-    return _Part(
-        row=row,
-        runs=runs,
-        covered=covered_mask.sum(axis=0),
-        depth_sum=np.where(covered_mask, t, 0).sum(axis=0),
-        histogram=histogram,
-    )
+    per_sample = np.concatenate(
+        [
+            covered_mask.sum(axis=0)[:, None],
+            np.where(covered_mask, t, 0).sum(axis=0)[:, None],
+            histogram,
+        ],
+        axis=1,
+    ).astype(np.int64)
+    return _Part(row=row, runs=runs, per_sample=per_sample)
 
 
 def _row_groups(root: DataRoot, path: str) -> np.ndarray:
@@ -205,7 +228,16 @@ def summarize_methylation(
                     meth.blocks[k, 0], total.blocks[k, 0], feats, start, sample_ids
                 )
             )
-    parts: list[_Part] = list(dask.compute(*tasks)) if tasks else []
+    # Each block's per-sample counts (covered, depth sum, depth histogram) are summed in
+    # a pairwise tree inside the graph, so only a few histograms are alive at once
+    # (returning one per block would hold n_blocks x n_samples x DEPTH_BINS values).
+    light = [dask.delayed(_rows_and_runs)(t) for t in tasks]
+    per_sample = _tree_sum([dask.delayed(_per_sample)(t) for t in tasks])
+    if tasks:
+        rows_runs, totals = dask.compute(light, per_sample)
+    else:
+        rows_runs, totals = [], np.zeros((n_samples, DEPTH_BINS + 2), dtype=np.int64)
+    parts = [_Part(row=r, runs=u) for r, u in rows_runs]
     rows = [p.row for p in parts]
     # sortedness across block edges and contigs that come back in a later block
     contigs: dict[str, dict[str, int]] = {}
@@ -252,14 +284,7 @@ def summarize_methylation(
     contig_table["n_beyond_end"] = (
         contig_table["max_position"] > contig_table["length"].fillna(np.inf)
     ).astype("int64")
-    if parts:
-        covered = np.sum([p.covered for p in parts], axis=0)
-        depth_sum = np.sum([p.depth_sum for p in parts], axis=0)
-        histogram = np.sum([p.histogram for p in parts], axis=0)
-    else:
-        covered = np.zeros(n_samples, dtype=np.int64)
-        depth_sum = np.zeros(n_samples, dtype=np.int64)
-        histogram = np.zeros((n_samples, DEPTH_BINS), dtype=np.int64)
+    covered, depth_sum, histogram = totals[:, 0], totals[:, 1], totals[:, 2:]
     out = pd.DataFrame({"sample_id": sample_ids})
     out["n_sites_covered"] = covered.astype(np.int64)
     out["fraction_covered"] = covered / n_sites if n_sites else 0.0
