@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +185,7 @@ def _make_flows_importable() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
 
 
-def serve_all(*, limit: int | None = None) -> None:
+def serve_all(*, limit: int | None = None, only: Sequence[str] = ()) -> None:
     """Serve every deployment until interrupted (blocking).
 
     Parameters
@@ -192,9 +193,15 @@ def serve_all(*, limit: int | None = None) -> None:
     limit
         Most flow runs at once in this process (Prefect's default is 5). Each run may
         start its own local Dask cluster, so size this to the machine.
+    only
+        Serve only the deployments of these flows (e.g. ``["ingest"]`` for a load test
+        of ingest alone); default all.
     """
     _make_flows_importable()
-    serve(*build_deployments(), limit=limit)
+    deployments = [d for d in build_deployments() if not only or d.flow_name in only]
+    if not deployments:
+        raise SystemExit(f"no deployment of the flows {', '.join(only)}")
+    serve(*deployments, limit=limit)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,8 +210,15 @@ def main(argv: list[str] | None = None) -> None:
         description="Serve the resistomics deployments against the Prefect server in PREFECT_API_URL.",
     )
     parser.add_argument("--limit", type=int, default=None, help="most flow runs at once")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="FLOW",
+        help="serve only this flow's deployments (repeatable), e.g. --only ingest",
+    )
     args = parser.parse_args(argv)
-    serve_all(limit=args.limit)
+    serve_all(limit=args.limit, only=args.only)
 
 
 if __name__ == "__main__":
