@@ -118,18 +118,21 @@ def make_files(out: Path, *, n_files: int, n_studies: int, tag: str) -> tuple[li
     studies = {f"load{s}": _sheet(s) for s in range(n_studies)}
     files: list[LandedFile] = []
     n_bad = max(1, n_files // 10)
+    # seeds differ from run to run: a persistent profile already holds the files of
+    # earlier runs, and the same bytes would (rightly) come back unchanged
+    base = int(tag.removeprefix("l"), 16) * 1000
     for i in range(n_files):
         study = f"load{i % n_studies}"
         _, samples = studies[study]
         name = f"{tag}-{i:04d}"
         if i % 10 == 9 and n_bad > 0:  # every tenth file is a bad bulk table
             n_bad -= 1
-            good = _bulk(out / f"{name}.good.tsv", samples, seed=i)
+            good = _bulk(out / f"{name}.good.tsv", samples, seed=base + i)
             bad = BAD[(i // 10) % len(BAD)](good, out / f"{name}.tsv")
             files.append(LandedFile(study, "expression", f"{name}.tsv", bad.path, bad.rule))
             continue
         kind = KINDS[i % len(KINDS)]
-        seed = 1000 + i
+        seed = base + 1000 + i
         if kind == "bulk":
             local = _bulk(out / f"{name}.tsv", samples, seed)
             files.append(LandedFile(study, "expression", local.name, local, None))
@@ -285,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         if args.profile == "production":
             env = read_profile_env(args.state)
             os.environ.update(env)
-            worker_pid = args.state / "worker" / "pid"
+            worker_pid = args.state / "prefect-worker" / "pid"
             sampler_pid = int(worker_pid.read_text()) if worker_pid.exists() else None
         else:
             from flows._server import client_env, free_port, prefect_server

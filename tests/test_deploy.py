@@ -545,3 +545,25 @@ def test_prefect_yaml_and_readme_match_serve() -> None:
     table = readme.split("## Deployments, triggers, schedules", 1)[1].split("\n\n", 2)[1]
     listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
     assert listed == served
+
+
+def test_ingest_concurrency_comes_from_settings() -> None:
+    """The served ingest deployment's limit is RESISTOMICS_INGEST__CONCURRENCY (default by
+    catalog backend); prefect.yaml deploys the PostgreSQL default."""
+    from flows.serve import build_deployments
+    from resistomics.config import POSTGRES_INGEST_CONCURRENCY, IngestSettings, Settings
+
+    def ingest_limit(settings: Settings) -> int | None:
+        (ingest,) = [d for d in build_deployments(settings) if d.flow_name == "ingest"]
+        limit = ingest.concurrency_limit
+        return limit if isinstance(limit, int) or limit is None else limit.limit
+
+    sqlite = Settings(data_root="/tmp/x")
+    postgres = Settings(data_root="/tmp/x", catalog_url="postgresql+psycopg://u@h/db")
+    assert (sqlite.ingest_concurrency, postgres.ingest_concurrency) == (1, 4)
+    assert ingest_limit(sqlite) == 1
+    assert ingest_limit(postgres) == POSTGRES_INGEST_CONCURRENCY
+    assert ingest_limit(Settings(data_root="/tmp/x", ingest=IngestSettings(concurrency=3))) == 3
+    doc = yaml.safe_load((DEPLOY / "prefect.yaml").read_text())
+    (ingest,) = [d for d in doc["deployments"] if d["entrypoint"] == "flows.ingest.ingest_flow"]
+    assert ingest["concurrency_limit"]["limit"] == POSTGRES_INGEST_CONCURRENCY
