@@ -208,6 +208,8 @@ class CatalogUnavailableError(CatalogError, ConnectionError):
     """The catalog database could not be reached (or stayed locked) for longer than the
     retry window; nothing was changed. A :class:`ConnectionError`, so flows retry it."""
 
+    rule = "catalog-unavailable"
+
 
 class DatasetNotFoundError(CatalogError, KeyError):
     """No dataset, version or study by that name."""

@@ -278,8 +278,9 @@ def _retried[**P, R](method: Callable[P, R]) -> Callable[P, R]:
                 if time.monotonic() + delay > deadline:
                     where = catalog.engine.url.render_as_string(hide_password=True)
                     raise CatalogUnavailableError(
-                        f"catalog {where} did not answer within {catalog.retry_seconds:g} s "
-                        f"({type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]})"
+                        f"did not answer within {catalog.retry_seconds:g} s "
+                        f"({type(exc.orig).__name__}: {str(exc.orig).strip().splitlines()[0]})",
+                        place=f"catalog {where}",
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
