@@ -16,6 +16,7 @@ from prefect import Task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
+from prefect.task_engine import TaskRunTimeoutError
 
 from resistomics.config import load_settings
 from resistomics.pipeline import Workspace
@@ -118,7 +119,8 @@ def retry_on_transient_errors(task: Task[..., Any], task_run: TaskRun, state: St
     A bad file, an unknown study or a method that cannot use the data
     (``InputError``, ``CatalogError``, ``MethodInputError``) fails the same way every
     time, so those end the task at once. ``StorageError`` is an ``OSError`` and is
-    retried, as are ``ConnectionError`` and ``TimeoutError``.
+    retried, as are ``ConnectionError`` and ``TimeoutError``, but not a task that ran
+    out of its own time (``TaskRunTimeoutError``: it would take as long again).
     """
     exc = state.result(raise_on_failure=False)
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) and not isinstance(exc, TaskRunTimeoutError)

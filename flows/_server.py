@@ -1,7 +1,9 @@
 """Start a local Prefect server (and stop it) for the embedded default.
 
 ``prefect server start --background`` returns before the server is healthy, so this
-starts it in the foreground as a child process and polls ``/api/health``.
+starts it in the foreground as a child process and polls ``/api/health``. The server
+goes down with the process that started it, even one killed with ``kill -9`` (which
+runs no cleanup): a guard process between them stops it when its parent's pipe closes.
 
 Settings (:func:`server_env` for the server, :func:`client_env` for every process that
 talks to it) are environment variables, set before Prefect is imported: Prefect reads
@@ -90,6 +92,32 @@ def server_env(home: Path, *, port: int, host: str = "127.0.0.1") -> dict[str, s
     return env
 
 
+# The guard: ``python -c _GUARD FD CMD...`` runs CMD (the server) as its child in its own
+# process group and waits on FD, the read end of a pipe held open by the process that
+# started it. EOF on FD means that process is gone (also after kill -9, which no
+# signal handler sees): the guard then stops the whole group, SIGTERM and after 15 s
+# SIGKILL. A SIGTERM to the group (stop_process) stops the server; the guard waits for
+# it and exits with its code. Standard library only: it must start whatever the path.
+_GUARD = """
+import os, select, signal, subprocess, sys, time
+fd, cmd = int(sys.argv[1]), sys.argv[2:]
+signal.signal(signal.SIGTERM, lambda *_: None)  # the group's SIGTERM is for the server
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+server = subprocess.Popen(cmd)
+while server.poll() is None:
+    ready, _, _ = select.select([fd], [], [], 1.0)
+    if ready and not os.read(fd, 1):  # EOF: the parent is gone
+        os.killpg(0, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if server.poll() is None:
+            os.killpg(0, signal.SIGKILL)
+        break
+sys.exit(server.wait())
+"""
+
+
 @dataclass
 class PrefectServer:
     url: str
@@ -122,14 +150,36 @@ def prefect_server(
     url = f"http://{_client_host(host)}:{port}"
     log = home / "server.log"
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [prefect, "server", "start", "--host", host, "--port", str(port)],
-            env=server_env(home, port=port, host=host),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # The server runs under a guard that holds the read end of a pipe whose write end
+    # only this process has: when this process ends in any way (kill -9 included), the
+    # pipe closes and the guard stops the server (see _GUARD).
+    parent_alive, keep = os.pipe()
+    try:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _GUARD,
+                    str(parent_alive),
+                    prefect,
+                    "server",
+                    "start",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                ],
+                env=server_env(home, port=port, host=host),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # its own session, so a Ctrl-C at the terminal reaches only the serving
+                # process, which then stops the server in order (stop_process)
+                start_new_session=True,
+                pass_fds=(parent_alive,),
+            )
+    finally:
+        os.close(parent_alive)
     server = PrefectServer(url=url, api_url=f"{url}/api", process=proc, log=log)
     try:
         deadline = time.monotonic() + timeout
@@ -146,6 +196,7 @@ def prefect_server(
         yield server
     finally:
         stop_process(proc)
+        os.close(keep)
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 15.0) -> None:

@@ -12,7 +12,16 @@ quarantined             Completed, named Quarantined  ``resistomics.dataset.quar
                         and tagged ``quarantined``
 file not taken          Failed, one-line message      none
 file already gone       Completed, named Skipped      none
+ingest ran out of time  Failed, one-line message;     ``resistomics.dataset.quarantined``
+                        the file is quarantined
 ======================  ============================  =================================
+
+The ingest task has a timeout (``RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS``, default
+6 h; Prefect interrupts a task running in the flow's main thread with an alarm): a file
+that keeps a reader busy for hours (a pathological but bounded file, a stuck network
+file system) must not hold the ingest concurrency slot, and every ingest behind it,
+forever. The run fails (``[ingest-timeout]``, not retried: it would take as long again)
+and the file goes to quarantine with that reason, so the sweep does not announce it again.
 
 A quarantined file is a *successful* run of the platform: the file was read, judged,
 moved to quarantine with its report, and nothing bad was published. Marking the run
@@ -36,6 +45,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
+from prefect.task_engine import TaskRunTimeoutError
 
 from flows._runtime import (
     artifact_key,
@@ -47,8 +57,9 @@ from flows._runtime import (
 )
 from flows.events import emit_dataset_published, emit_dataset_quarantined
 from resistomics.cluster import dask_client
+from resistomics.config import load_settings
 from resistomics.errors import DatasetNotFoundError, InputError
-from resistomics.pipeline import IngestOutcome, dataset_name_for, ingest
+from resistomics.pipeline import IngestOutcome, dataset_name_for, ingest, quarantine_unread
 
 __all__ = ["expectation_rows", "ingest_flow"]
 
@@ -209,8 +220,13 @@ def ingest_flow(
         one's is the error (a direct call raises it).
     """
     logger = get_run_logger()
+    timeout = load_settings().limits.ingest_timeout_seconds
     try:
-        outcome = ingest_file(path, study, modality, dataset, current_run_id())
+        outcome = ingest_file.with_options(timeout_seconds=timeout)(
+            path, study, modality, dataset, current_run_id()
+        )
+    except TaskRunTimeoutError:
+        return _timed_out(path, study, modality, dataset, timeout)
     except InputError as exc:
         if exc.rule == "file-exists":
             # Already ingested and archived by an earlier run (a sweep re-announced
@@ -238,6 +254,42 @@ def ingest_flow(
         tag_current_run("quarantined")
     name = {"published": "Completed", "unchanged": "Unchanged", "quarantined": "Quarantined"}
     return Completed(name=name[outcome.status], message=outcome.message, data=summary)
+
+
+@task(name="quarantine-timed-out")
+def quarantine_timed_out(
+    path: str, study: str, modality: str | None, dataset: str | None, timeout: float | None
+) -> IngestOutcome | None:
+    """Quarantine a file whose ingest ran out of time (its claim was given back)."""
+    error = InputError(
+        path,
+        "ingest-timeout",
+        f"the ingest did not finish within {timeout:g} s (RESISTOMICS_LIMITS__"
+        "INGEST_TIMEOUT_SECONDS); is the file far larger than expected, or its storage stuck?",
+    )
+    with open_workspace() as ws:
+        return quarantine_unread(
+            ws,
+            path,
+            error,
+            study=study,
+            modality=modality,
+            dataset=dataset,
+            run_id=current_run_id(),
+        )
+
+
+def _timed_out(
+    path: str, study: str, modality: str | None, dataset: str | None, timeout: float | None
+) -> State:
+    outcome = quarantine_timed_out(path, study, modality, dataset, timeout)
+    if outcome is None:
+        message = f"{path}: [ingest-timeout] the ingest did not finish within {timeout:g} s"
+        return _not_taken(path, study, dataset, TimeoutError(message), message)
+    announce(outcome, outcome.modality)
+    record_artifacts(outcome, outcome.modality)
+    tag_current_run("quarantined")
+    return _not_taken(path, study, dataset, TimeoutError(outcome.message), outcome.message)
 
 
 def _not_taken(path: str, study: str, dataset: str | None, exc: Exception, message: str) -> State:

@@ -17,6 +17,7 @@ __all__ = [
     "ClusterSettings",
     "IngestSettings",
     "PrivacySettings",
+    "InputLimits",
     "Settings",
     "load_settings",
 ]
@@ -171,6 +172,44 @@ class IngestSettings(BaseModel):
     )
 
 
+class InputLimits(BaseModel):
+    """Bounds on what one input file may cost (``RESISTOMICS_LIMITS__<KEY>``).
+
+    A landed file comes from outside: a line or field of gigabytes, a gzip bomb or a
+    FIFO must end in a one-line refusal, not exhausted memory or a hung ingest.
+    """
+
+    max_line_chars: int = Field(
+        default=1 << 20, ge=1024, description="Longest line of a text input (characters)."
+    )
+    max_field_chars: int = Field(
+        default=1 << 16,
+        ge=256,
+        description="Longest single field (gene ID, barcode, sample name, annotation value).",
+    )
+    max_inflation_ratio: float = Field(
+        default=200.0,
+        ge=1.0,
+        description="Most bytes a compressed input may inflate to per compressed byte "
+        "read so far (real gzip text: 2-10; a gzip bomb: ~1000), checked once the output "
+        "passes inflation_floor_bytes.",
+    )
+    inflation_floor_bytes: int = Field(
+        default=4 << 20,
+        ge=0,
+        description="Inflated bytes any compressed input may reach whatever its ratio.",
+    )
+    max_inflated_bytes: int = Field(
+        default=64 << 30, ge=1, description="Most bytes any compressed input may inflate to."
+    )
+    ingest_timeout_seconds: float | None = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="An ingest task running longer than this fails and its file is "
+        "quarantined (rule ingest-timeout); none: no limit.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the platform.
 
@@ -197,6 +236,7 @@ class Settings(BaseSettings):
     )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    limits: InputLimits = Field(default_factory=InputLimits)
     # Parameters of the shared sparse-matrix@1 layout (any modality stored in it).
     rows_per_chunk: int = Field(
         default=8192, ge=16, description="Rows (observations) per Zarr chunk of a sparse matrix."

@@ -49,6 +49,22 @@ def printable(text: str) -> str:
 # control, format (bidi overrides, zero-width), line and paragraph separators
 _ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
+# An error line quotes values from the file (a gene ID, a sample name): a hostile value
+# of a megabyte must not make the line a megabyte. Longer than this, a line has each
+# long run of non-blanks shortened to its start and end.
+_MAX_ERROR_CHARS = 2000
+_LONG_RUN = re.compile(r"\S{241,}")
+
+
+def clip_long_values(text: str) -> str:
+    """``text`` with runs of over 240 non-blank characters shortened (only when the
+    whole text is longer than 2,000 characters)."""
+    if len(text) <= _MAX_ERROR_CHARS:
+        return text
+    return _LONG_RUN.sub(
+        lambda m: f"{m.group()[:120]}...[{len(m.group()):,} characters]...{m.group()[-40:]}", text
+    )
+
 
 _TAG = re.compile(r"\[[a-z0-9][a-z0-9_.-]*\]")
 
@@ -158,7 +174,7 @@ class InputError(ResistomicsError, ValueError):
     def one_line(self) -> str:
         where = str(self.location)
         at = f" ({where})" if where else ""
-        return printable(f"{self.file}{at}: [{self.rule}] {self.detail}")
+        return clip_long_values(printable(f"{self.file}{at}: [{self.rule}] {self.detail}"))
 
 
 class SampleSheetError(InputError):
@@ -188,7 +204,11 @@ class ValidationFailedError(ResistomicsError):
         first = failures[0] if failures else "unknown failure"
         more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
         super().__init__(
-            printable(f"{file}: [validation] {first}{more}; quarantined, report at {report_uri}")
+            clip_long_values(
+                printable(
+                    f"{file}: [validation] {first}{more}; quarantined, report at {report_uri}"
+                )
+            )
         )
 
 

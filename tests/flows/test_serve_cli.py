@@ -3,6 +3,7 @@ registers every deployment with its trigger or schedule, and stops cleanly on Ct
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -130,3 +131,71 @@ def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.integration
+def test_kill_9_of_serve_takes_its_prefect_server_down(tmp_path: Path) -> None:
+    """``kill -9`` runs no cleanup in ``resistomics serve``; its Prefect server (in a
+    session of its own, so a terminal's Ctrl-C does not reach it first) must still go."""
+    import psutil
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
+    env.update(
+        {
+            "RESISTOMICS_DATA_ROOT": str(tmp_path / "root"),
+            "RESISTOMICS_CLUSTER__N_WORKERS": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--prefect-home",
+            str(tmp_path / "prefect"),
+            "--port",
+            str(port),
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    descendants: list[psutil.Process] = []
+    try:
+        _wait_for_line(proc, "Prefect UI:", 180)
+        assert httpx.get(f"{api}/health", timeout=5).status_code == 200
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        server = [p for p in descendants if "server" in p.cmdline() and "start" in p.cmdline()]
+        assert server, [p.cmdline() for p in descendants]
+
+        proc.kill()  # SIGKILL
+        proc.wait(10)
+
+        def running(p: psutil.Process) -> bool:
+            try:  # a zombie has exited (its reaper is whoever adopted it)
+                return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        deadline = time.monotonic() + 30
+        while any(running(p) for p in server) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        alive = [p for p in server if running(p)]
+        assert not alive, f"the Prefect server outlived kill -9 of serve: {alive}"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{api}/health", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for p in descendants:  # whatever is left of this test's processes
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()

@@ -22,7 +22,10 @@ from resistomics._text_files import MAX_FIELD_CHARS, open_checked_text
 from resistomics.catalog._models import Phase, Response
 from resistomics.errors import InputError, SampleSheetError
 
-__all__ = ["RESERVED_COLUMNS", "SampleRow", "parse_sample_sheet"]
+__all__ = ["MAX_SHEET_CHARS", "RESERVED_COLUMNS", "SampleRow", "parse_sample_sheet"]
+
+# The largest sample sheet read (it is parsed in memory): 64 Mi characters.
+MAX_SHEET_CHARS = 64 << 20
 
 RESERVED_COLUMNS = (
     "sample_id",
@@ -100,11 +103,19 @@ def _sheet_text(path: str) -> str:
         )
     try:
         with open_checked_text(p, gz_name_must_be_gzip=True) as f:
-            return f.read()
+            text = f.read(MAX_SHEET_CHARS + 1)
     except SampleSheetError:
         raise
     except InputError as exc:
         raise _as_sheet_error(exc) from None
+    if len(text) > MAX_SHEET_CHARS:
+        raise SampleSheetError(
+            path,
+            "file-size",
+            f"a sample sheet holds at most {MAX_SHEET_CHARS:,} characters (hundreds of "
+            "thousands of samples); is this a data file?",
+        )
+    return text
 
 
 def _as_sheet_error(exc: InputError) -> SampleSheetError:

@@ -18,6 +18,7 @@ from resistomics.pipeline._ingest import (
     dataset_name_for,
     ingest,
     modality_of_landed,
+    quarantine_unread,
     validate_version,
 )
 from resistomics.pipeline._landing import in_flight, land, release_abandoned_claims
@@ -41,6 +42,7 @@ __all__ = [
     "land",
     "modality_of_landed",
     "parse_contrast",
+    "quarantine_unread",
     "release_abandoned_claims",
     "validate_version",
 ]

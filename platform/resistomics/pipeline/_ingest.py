@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from resistomics.catalog import VersionInfo
+from resistomics._text_files import input_limits
+from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.dataset_types import dataset_type
-from resistomics.errors import InputError, UnknownNameError, ValidationFailedError
+from resistomics.errors import InputError, StorageError, UnknownNameError, ValidationFailedError
 from resistomics.modalities import Modality, Summaries, modalities, modality
 from resistomics.names import check_name
 from resistomics.pipeline._landing import (
@@ -50,6 +51,7 @@ __all__ = [
     "dataset_name_for",
     "ingest",
     "modality_of_landed",
+    "quarantine_unread",
     "validate_version",
 ]
 
@@ -198,54 +200,79 @@ def ingest(
         identity=identity,
     )
     try:
-        try:
-            check_landed_tree(claim)
-        except InputError as exc:
-            return read_failure(ws, exc, claim=claim, staging=staging)
-        claimed_fs_path = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
-        staging.digest = digest_landed(ws, claimed_fs_path)
-        existing = find_identical_landing(
-            ws, study=study, digest=staging.digest, identity=identity, dataset=named
-        )
-        if existing is not None:
-            archive(ws, study, claim)
-            return IngestOutcome(
-                status="unchanged",
-                path=path,
-                modality=plugin.name,
-                study=study,
-                dataset=existing.dataset,
-                version=existing,
-                message=f"{path}: identical bytes with the same options already published as "
-                f"{existing.ref}; no new version",
+        # every reader's bounds on lines, fields and inflation (see _text_files)
+        with input_limits(ws.settings.limits):
+            try:
+                check_landed_tree(claim)
+            except InputError as exc:
+                return read_failure(ws, exc, claim=claim, staging=staging)
+            claimed_fs_path = ws.landing.to_path(claim.path) if "://" in claim.path else claim.path
+            staging.digest = digest_landed(ws, claimed_fs_path)
+            existing = find_identical_landing(
+                ws, study=study, digest=staging.digest, identity=identity, dataset=named
             )
-        staging.local = localize(ws, claim.path, scratch)
-        try:
-            chosen = reader or plugin.guess_reader(str(staging.local))
-            written = plugin.write(staging, chosen, opts)
-            if staging.version is None:
-                raise RuntimeError(f"the {plugin.name} writer did not stage {path}")
-        except InputError as exc:
-            return read_failure(ws, exc, claim=claim, staging=staging)
-        staged = staging.set_shape(written.shape)
-        summaries = written.summaries or plugin.summarize(ws, staged)
-        report_obj = _check(staged, summaries)
-        report = {"stage": "validate", "file": path, **report_obj.as_dict(), **written.report}
-        if not report_obj.success:
-            return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
-        return publish_landed(
-            ws,
-            staged,
-            report,
-            claim=claim,
-            detail=written.detail,
-            same_as="dataset" if named else "study",
-        )
-    except BaseException:
-        release_claim(ws, claim)  # not the file's fault: back to the landing zone, retried
+            if existing is not None:
+                archive(ws, study, claim)
+                return IngestOutcome(
+                    status="unchanged",
+                    path=path,
+                    modality=plugin.name,
+                    study=study,
+                    dataset=existing.dataset,
+                    version=existing,
+                    message=f"{path}: identical bytes with the same options already published as "
+                    f"{existing.ref}; no new version",
+                )
+            staging.local = localize(ws, claim.path, scratch)
+            try:
+                chosen = reader or plugin.guess_reader(str(staging.local))
+                written = plugin.write(staging, chosen, opts)
+                if staging.version is None:
+                    raise RuntimeError(f"the {plugin.name} writer did not stage {path}")
+            except InputError as exc:
+                return read_failure(ws, exc, claim=claim, staging=staging)
+            staged = staging.set_shape(written.shape)
+            summaries = written.summaries or plugin.summarize(ws, staged)
+            report_obj = _check(staged, summaries)
+            report = {"stage": "validate", "file": path, **report_obj.as_dict(), **written.report}
+            if not report_obj.success:
+                return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
+            return publish_landed(
+                ws,
+                staged,
+                report,
+                claim=claim,
+                detail=written.detail,
+                same_as="dataset" if named else "study",
+            )
+    except BaseException as exc:
+        # not the file's fault: what was staged goes, the file goes back to the landing
+        # zone and is retried (by the flow, or announced again by the sweep)
+        _abandon_staged(ws, staging)
+        release_claim(ws, claim)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError | TimeoutError):
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(
+                f"{path}: [storage] {reason} (after retries); nothing was published and "
+                "the file is back in the landing zone"
+            ) from exc
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _abandon_staged(ws: Workspace, staging: Staging) -> None:
+    """Remove what an ingest that raised had staged, if the storage lets us: the
+    directory first, then its catalog record. Where the directory cannot be removed
+    (the storage is what failed), both stay for garbage collection, as after a crash."""
+    if staging.version is None:
+        return
+    try:
+        if staging.version_dir is not None:
+            ws.root.remove(staging.version_dir)
+    except OSError:
+        return
+    ws.catalog.delete_staged(staging.version.id)
 
 
 def _modality(ws: Workspace, path: str, name: str | None) -> Modality:
@@ -366,3 +393,45 @@ def validation_failure(
         report=report,
         quarantine_uri=quri,
     )
+
+
+def quarantine_unread(
+    ws: Workspace,
+    path: str,
+    error: InputError,
+    *,
+    study: str,
+    modality: str | None = None,
+    dataset: str | None = None,
+    run_id: str | None = None,
+) -> IngestOutcome | None:
+    """Quarantine a landed entry without reading it, for ``error`` (e.g. an ingest of it
+    that ran out of time: rule ``ingest-timeout``).
+
+    What a run ``run_id`` staged for it and left behind (an ingest interrupted mid-write)
+    is removed first. Returns ``None`` when the entry is no longer in the landing zone.
+    """
+    if run_id is not None:
+        for v in ws.catalog.versions(study=study, status=VersionStatus.STAGED):
+            if v.run_id == run_id:
+                ws.root.remove(ws.root.to_path(v.uri))
+                ws.catalog.delete_staged(v.id)
+    try:
+        claim = claim_landed(ws, path)
+    except InputError as exc:
+        if exc.rule == "file-exists":
+            return None
+        raise
+    plugin = _modality(ws, path, modality)
+    staging = Staging(
+        ws=ws,
+        landed=path,
+        local=Path(claim.path),
+        study=study,
+        dataset=dataset or dataset_name_for(path),
+        modality=plugin.name,
+        digest="",
+        scratch=Path(tempfile.gettempdir()),
+        run_id=run_id,
+    )
+    return read_failure(ws, error, claim=claim, staging=staging)

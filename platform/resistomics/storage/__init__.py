@@ -21,7 +21,13 @@ from resistomics.storage._partitioned_table import (
     partition_directories,
     read_partition,
 )
-from resistomics.storage._root import DataRoot, digest_bytes, digest_path
+from resistomics.storage._root import (
+    S3_RETRIES,
+    DataRoot,
+    digest_bytes,
+    digest_path,
+    with_retry_defaults,
+)
 from resistomics.storage._sparse_matrix import (
     ExpressionStore,
     ExpressionStoreWriter,
@@ -33,6 +39,7 @@ from resistomics.storage._tables import read_table, write_table
 
 __all__ = [
     "MANIFEST",
+    "S3_RETRIES",
     "DataRoot",
     "ExpressionStore",
     "ExpressionStoreWriter",
@@ -58,6 +65,7 @@ __all__ = [
     "read_partition",
     "read_table",
     "verify_manifest",
+    "with_retry_defaults",
     "write_dense_array",
     "write_feature_matrix",
     "write_manifest",

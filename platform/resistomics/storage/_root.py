@@ -28,9 +28,30 @@ from fsspec.core import url_to_fs
 
 from resistomics.errors import StorageError
 
-__all__ = ["DataRoot", "digest_bytes", "digest_path"]
+__all__ = ["S3_RETRIES", "DataRoot", "digest_bytes", "digest_path", "with_retry_defaults"]
 
 _BLOCK = 8 * 1024 * 1024
+
+#: How an S3 data root retries (botocore's "standard" mode: 500, 502, 503, 504,
+#: throttling such as SlowDown, and dropped or refused connections, with exponential
+#: backoff and full jitter, at most 20 s between attempts). Eight attempts ride out a
+#: minute of trouble; then the operation fails with the last error.
+S3_RETRIES: dict[str, Any] = {"max_attempts": 8, "mode": "standard"}
+
+
+def with_retry_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the platform's retry policy where they set none (S3 only).
+
+    ``storage_options={"config_kwargs": {"retries": {...}}}`` overrides it; the rest of
+    ``config_kwargs`` (timeouts, addressing style) is kept as given.
+    """
+    if not url.startswith(("s3://", "s3a://")):
+        return dict(options)
+    out = dict(options)
+    config = dict(out.get("config_kwargs") or {})
+    config.setdefault("retries", dict(S3_RETRIES))
+    out["config_kwargs"] = config
+    return out
 
 
 def digest_bytes(chunks: Iterable[bytes]) -> str:
@@ -80,6 +101,7 @@ class DataRoot:
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+        self.storage_options = with_retry_defaults(self.url, self.storage_options)
         self.fs, self._root = url_to_fs(self.url, **self.storage_options)
         self.protocol = (
             self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]

@@ -98,8 +98,8 @@ def summarize_matrix(
         for blk, off in zip(cells_matrix.to_delayed().ravel(), offsets, strict=True)
     ]
     (computed,) = dask.compute(parts)
-    obs_names = obs.index.to_numpy(dtype=str)
-    var_names = var.index.to_numpy(dtype=str)
+    obs_names = obs.index.to_numpy(dtype=object)
+    var_names = var.index.to_numpy(dtype=object)
 
     def named(ex: list[tuple[int, int, float]]) -> list[str]:
         return [f"{obs_names[r]}/{var_names[c]}={v:g}" for r, c, v in ex]

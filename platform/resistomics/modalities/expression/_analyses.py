@@ -122,7 +122,7 @@ def _scoring_names(store: ExpressionStore) -> np.ndarray:
     A symbol that appears on several genes is kept on its first gene only; later
     duplicates keep their gene ID so they cannot be matched twice.
     """
-    names = store.var.index.to_numpy(dtype=str)
+    names = store.var.index.to_numpy(dtype=object)
     if "gene_symbol" not in store.var.columns:
         return names
     symbols = store.var["gene_symbol"].astype(str).to_numpy()
@@ -358,7 +358,7 @@ def _scorable_sets(
     table = pd.DataFrame(skipped, columns=["gene_set", "n_genes", "reason"])
     if sets:
         return sets, table
-    ensembl = np.char.startswith(names.astype(str), "ENS").mean() > 0.5 if len(names) else False
+    ensembl = np.mean([str(n).startswith("ENS") for n in names]) > 0.5 if len(names) else False
     if ensembl:
         raise InputError(
             ref,
@@ -455,7 +455,7 @@ def differential_expression(
     symbols = (
         store.var["gene_symbol"].astype(str).to_numpy()
         if "gene_symbol" in store.var.columns
-        else store.var.index.to_numpy(dtype=str)
+        else store.var.index.to_numpy(dtype=object)
     )
     if method in ("t-test", "wilcoxon"):
         xg = _expression(store, orientation="genes", target_sum=ws.settings.normalize_target_sum)
@@ -467,7 +467,7 @@ def differential_expression(
             method=method,
             tie_correct=tie_correct,
             scale=value_scale or "log1p",
-            var_names=store.var.index.to_numpy(dtype=str),
+            var_names=store.var.index.to_numpy(dtype=object),
         )
         (table,) = dask.compute(result.table)
         de = pd.DataFrame(np.asarray(table), columns=list(result.columns))

@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from resistomics._text_files import CheckedText, describe_content, open_checked_text
+from resistomics._text_files import (
+    CheckedText,
+    current_limits,
+    describe_content,
+    open_checked_text,
+    open_regular,
+)
 from resistomics.errors import InputError
 from resistomics.modalities._checks import DESIGN_COLUMNS, check_registered
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
@@ -119,6 +125,11 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
         handle.close()
         raise InputError(str(path), "not-empty", "the file has no header line")
     header = [h.strip() for h in header_line.rstrip("\r\n").split(delimiter)]
+    try:
+        handle.check_field_lengths(header, line=line_offset)
+    except InputError:
+        handle.close()
+        raise
     if len(header) < 2:
         handle.close()
         other = "comma" if delimiter == "\t" else "tab"
@@ -227,12 +238,12 @@ def read_bulk_table(path: str | Path, ctx: ReadContext) -> MatrixSource:
                         line=first_line + done + i,
                         column=header[0],
                     )
-                var = pd.DataFrame(index=pd.Index(ids.to_numpy(dtype=str), dtype=str))
+                var = pd.DataFrame(index=pd.Index(ids.to_numpy(dtype=object), dtype=str))
                 for a in annotation:
                     if a != symbol_col:
-                        var[a] = chunk[a].to_numpy(dtype=str)
+                        var[a] = chunk[a].to_numpy(dtype=object)
                 if symbol_col:
-                    var["gene_symbol"] = chunk[symbol_col].to_numpy(dtype=str)
+                    var["gene_symbol"] = chunk[symbol_col].to_numpy(dtype=object)
                 done += len(chunk)
                 yield values, var
         except pd.errors.ParserError as exc:
@@ -295,6 +306,7 @@ def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
             raise InputError(str(path), "not-empty", "the file is empty", line=1)
         n_fields = first.count("\t") + 1
         handle.expect_fields(n_fields, "\t")
+        handle.check_field_lengths(first.rstrip("\n").split("\t"), line=1)
         rest: pd.DataFrame | None = pd.read_csv(
             handle,
             sep="\t",
@@ -424,11 +436,11 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             )
     else:
         keep = np.ones(len(feat), dtype=bool)
-    var = pd.DataFrame(index=pd.Index(feat[0].to_numpy(dtype=str), dtype=str))[keep]
+    var = pd.DataFrame(index=pd.Index(feat[0].to_numpy(dtype=object), dtype=str))[keep]
     if feat.shape[1] >= 2:
-        var["gene_symbol"] = feat[1].to_numpy(dtype=str)[keep]
+        var["gene_symbol"] = feat[1].to_numpy(dtype=object)[keep]
     if bc.shape[1] >= 2:
-        samples = bc[1].to_numpy(dtype=str)
+        samples = bc[1].to_numpy(dtype=object)
     else:
         sample = ctx.sample or (
             directory.name if directory.name in ctx.registered_samples else None
@@ -443,7 +455,7 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         samples = np.full(len(bc), sample)
     check_registered(barcodes, sorted(set(samples.tolist())), ctx.registered_samples)
     obs_all = pd.DataFrame(
-        {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=str), dtype=str)
+        {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=object), dtype=str)
     )
 
     if matrix.stat().st_size == 0:
@@ -673,9 +685,70 @@ def _h5_frame(path: Path, f: Any, key: str) -> pd.DataFrame:
     return frame
 
 
+def _check_h5_declared_size(path: Path, f: Any) -> None:
+    """Refuse an h5ad whose datasets declare far more bytes than the file holds (a
+    compressed-chunk bomb), before anything is read: the declared sizes are metadata.
+
+    The same bounds as for gzip text (``gzip-ratio``, ``inflated-size``): HDF5's own
+    compression of real expression data is 2-10x.
+    """
+    import h5py
+
+    declared = 0
+
+    def add(_name: str, obj: Any) -> None:
+        nonlocal declared
+        if isinstance(obj, h5py.Dataset):
+            declared += int(obj.size) * int(obj.dtype.itemsize)
+
+    f.visititems(add)
+    limits, packed = current_limits(), max(path.stat().st_size, 1)
+    if declared > limits.max_inflated_bytes:
+        raise InputError(
+            str(path),
+            "inflated-size",
+            f"its datasets declare {declared:,} bytes, more than the limit "
+            f"{limits.max_inflated_bytes:,} (RESISTOMICS_LIMITS__MAX_INFLATED_BYTES)",
+        )
+    if declared > limits.inflation_floor_bytes and declared > limits.max_inflation_ratio * packed:
+        raise InputError(
+            str(path),
+            "gzip-ratio",
+            f"its datasets declare {declared:,} bytes in a {packed:,}-byte file "
+            f"({declared / packed:,.0f}x; the limit is {limits.max_inflation_ratio:g}x past "
+            f"{limits.inflation_floor_bytes:,} bytes): a compression bomb? If the file is "
+            "genuine, raise RESISTOMICS_LIMITS__MAX_INFLATION_RATIO",
+        )
+
+
+def _check_h5_strings(path: Path, frame: pd.DataFrame, where: str) -> None:
+    """Refuse (``field-length``) a name or text value longer than the field limit."""
+    limit = current_limits().max_field_chars
+    columns = [("index", frame.index.to_series())] + [
+        (str(c), frame[c])
+        for c in frame.columns
+        if frame[c].dtype == object
+        or pd.api.types.is_string_dtype(frame[c])
+        or isinstance(frame[c].dtype, pd.CategoricalDtype)
+    ]
+    for name, values in columns:
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = pd.Series(values.cat.categories)
+        lengths = values.astype(str).str.len()
+        if len(lengths) and int(lengths.max()) > limit:
+            i = int(lengths.to_numpy().argmax())
+            raise InputError(
+                str(path),
+                "field-length",
+                f"{where} {name} value {i + 1} has {int(lengths.iloc[i]):,} characters; the "
+                f"limit is {limit:,} (RESISTOMICS_LIMITS__MAX_FIELD_CHARS)",
+                column=f"{where}.{name}",
+            )
+
+
 def _is_hdf5(path: Path) -> bool:
     """The HDF5 signature, at offset 0 or after a user block (512, 1024, ... bytes)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for offset in (0, 512, 1024, 2048, 4096):
             f.seek(offset)
             if f.read(8) == _HDF5_MAGIC:
@@ -878,7 +951,9 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             str(path), "h5ad-format", f"not a readable HDF5/h5ad file ({exc})"
         ) from None
     try:
+        _check_h5_declared_size(path, f)
         obs = _h5_frame(path, f, "obs")
+        _check_h5_strings(path, obs, "obs")
         if "layers" in f and "counts" in f["layers"]:
             elem, where, var = f["layers/counts"], "layers/counts", _h5_frame(path, f, "var")
             default_mode: ValuesMode = "counts"
@@ -890,6 +965,7 @@ def read_h5ad(path: str | Path, ctx: ReadContext) -> MatrixSource:
             default_mode = "auto"
         else:
             raise InputError(str(path), "h5ad-layout", "no X, raw or layers['counts'] matrix")
+        _check_h5_strings(path, var, where.replace("X", "var").replace("layers/counts", "var"))
         matrix = _check_h5_matrix(path, elem, where, len(obs), len(var))
     except KeyError as exc:
         f.close()

@@ -28,7 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resistomics._text_files import describe_content, open_checked_text
+from resistomics._text_files import (
+    current_limits,
+    describe_content,
+    open_checked_text,
+    open_regular,
+)
 from resistomics.errors import InputError
 from resistomics.modalities._checks import check_registered
 from resistomics.modalities.variants._annotation import (
@@ -59,7 +64,7 @@ _INT32_MISSING = -2147483647
 
 def _compression(path: Path) -> str | None:
     """``"bgzip"``, ``"gzip"`` or ``None``, from the first bytes of the file."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(18)
     if head[:2] != _GZIP_MAGIC:
         return None
@@ -70,11 +75,18 @@ def _compression(path: Path) -> str | None:
 
 
 def _gzip_damage(path: Path) -> str | None:
-    """What is wrong with a gzip/bgzip stream, or ``None`` if it decompresses whole."""
+    """What is wrong with a gzip/bgzip stream, or ``None`` if it decompresses whole (or
+    further than the inflation limits allow, which the checked stream reports)."""
+    limits = current_limits()
+    budget = min(
+        limits.max_inflated_bytes,
+        max(limits.inflation_floor_bytes, limits.max_inflation_ratio * path.stat().st_size),
+    )
+    seen = 0
     try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 20):
-                pass
+        with open_regular(path) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            while seen <= budget and (chunk := f.read(1 << 20)):
+                seen += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         return str(exc) or type(exc).__name__
     return None
@@ -209,6 +221,32 @@ def _cr_line_endings(path: Path, compression: str | None) -> bool:
     return b"\r" in head and b"\n" not in head
 
 
+# htslib holds the whole header in memory, several times its size
+_MAX_VCF_HEADER_CHARS = 64 << 20
+
+
+def _check_vcf_header(path: Path) -> None:
+    """Read the VCF header (through the ``#CHROM`` line) as checked text (see
+    :mod:`resistomics._text_files`); htslib reads it only after this passed."""
+    size = 0
+    with open_checked_text(path) as text:
+        for line in text:
+            size += len(line)
+            if size > _MAX_VCF_HEADER_CHARS:
+                raise InputError(
+                    str(path),
+                    "vcf-header",
+                    f"the header is longer than {_MAX_VCF_HEADER_CHARS:,} characters (real "
+                    "headers, thousands of contigs included, take well under 1 MiB)",
+                    line=text.line,
+                )
+            if line.startswith("#CHROM"):
+                text.check_field_lengths(line.rstrip("\n").split("\t"), line=text.line)
+                return
+            if not line.startswith("##"):
+                return
+
+
 def _detect_vcf(path: str) -> bool:
     p = path.lower()
     return p.endswith((".vcf", ".vcf.gz", ".vcf.bgz"))
@@ -261,8 +299,11 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
     _refuse_non_file(path, "VCF")
     _check_not_empty(path)
     compression = _compression(path)
-    # refuses a plain file named .gz, UTF-16, a workbook, binary data (before htslib)
-    open_checked_text(path).close()
+    # The header goes through the checked stream before htslib parses it: a plain file
+    # named .gz, UTF-16, a workbook, binary data, an overlong meta line or sample name
+    # and a gzip bomb in the header are refused before htslib inflates a byte of it
+    # (records are read the same way, one ahead of htslib, below).
+    _check_vcf_header(path)
     if compression == "bgzip":
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - len(_BGZF_EOF)))
@@ -330,7 +371,8 @@ def read_vcf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         text = open_checked_text(path)
         for _ in range(header_lines):
             text.readline()
-        text.expect_fields(9 + len(samples), "\t", comment="#")
+        # INFO (VEP CSQ, SnpEff ANN) may exceed the field limit; the line limit bounds it
+        text.expect_fields(9 + len(samples), "\t", comment="#", wide=frozenset({7}))
         state = _VcfProgress()
         it = iter(vcf)
 
@@ -655,6 +697,11 @@ def read_maf(path: str | Path, ctx: VariantReadContext) -> VariantSource:
         handle.close()
         raise InputError(str(path), "not-empty", "the MAF has no header line")
     header = [h.strip() for h in header_line.rstrip("\r\n").split("\t")]
+    try:
+        handle.check_field_lengths(header, line=line_no)
+    except InputError:
+        handle.close()
+        raise
     dup = next((h for h in header if header.count(h) > 1), None)
     if dup is not None:
         handle.close()
