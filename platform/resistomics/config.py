@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ClusterSettings",
     "IngestSettings",
-    "PrivacySettings",
     "InputLimits",
+    "PrivacySettings",
     "Settings",
     "load_settings",
 ]

@@ -24,7 +24,7 @@ import pytest
 
 from resistomics.catalog import VersionStatus
 from resistomics.errors import StorageError
-from resistomics.pipeline import Workspace, ingest
+from resistomics.pipeline import ingest
 from resistomics.storage import S3_RETRIES, verify_manifest
 from storage.test_s3 import KEY, SECRET, _bulk, _workspace, bucket, s3_endpoint
 
@@ -100,7 +100,9 @@ class FaultProxy:
                 for k, v in reply.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # a HEAD answer has no body but the object's length (what s3fs sizes by)
+                length = reply.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -129,10 +131,13 @@ def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
     p.close()
 
 
-def _every(k: int, fault: int | str, *, most: int = 8) -> Fault:
-    """Every ``k``-th request fails once (its retry is another request and passes), the
-    first ``most`` times: each costs a backoff, and one ingest makes hundreds of requests."""
-    return lambda n, method: fault if n % k == 0 and n // k <= most else None
+def _every(k: int, faults: tuple[int | str, ...], *, most: int = 9) -> Fault:
+    """Every ``k``-th request fails once (its retry is another request and passes), with
+    ``faults`` in turn, the first ``most`` times: each costs a backoff, and one ingest
+    makes hundreds of requests."""
+    return lambda n, method: (
+        faults[(n // k) % len(faults)] if n % k == 0 and n // k <= most else None
+    )
 
 
 def _burst(start: int, count: int, fault: int | str) -> Fault:
@@ -143,9 +148,10 @@ def _burst(start: int, count: int, fault: int | str) -> Fault:
 @pytest.mark.parametrize(
     ("name", "make_fault"),
     [
-        ("503 SlowDown, every 7th request", lambda: _every(7, 503)),
-        ("500 InternalError, every 7th request", lambda: _every(7, 500)),
-        ("connection dropped, every 7th request", lambda: _every(7, "drop")),
+        (
+            "503 SlowDown, 500 InternalError, dropped connection in turn, every 7th request",
+            lambda: _every(7, (503, 500, "drop")),
+        ),
         ("503 SlowDown, 4 requests in a row", lambda: _burst(6, 4, 503)),
     ],
 )
@@ -164,6 +170,8 @@ def test_transient_s3_faults_are_retried_and_the_ingest_publishes(
         outcome = ingest(ws, str(landed), study="st")
 
         assert proxy.injected, f"{name}: no fault was injected"
+        if "in turn" in name:
+            assert {f for _, _, f in proxy.injected} == {503, 500, "drop"}
         assert outcome.status == "published", outcome.message
         assert outcome.version is not None
         (version,) = ws.catalog.versions(study="st")
@@ -171,9 +179,7 @@ def test_transient_s3_faults_are_retried_and_the_ingest_publishes(
         proxy.fault = lambda n, method: None
         # every stored file is there and matches the manifest written at publish
         assert version.manifest_digest is not None
-        problems = verify_manifest(
-            ws.root, ws.root.to_path(version.uri), version.manifest_digest
-        )
+        problems = verify_manifest(ws.root, ws.root.to_path(version.uri), version.manifest_digest)
         assert problems == (problems[0], [])
     finally:
         ws.close()
