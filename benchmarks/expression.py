@@ -13,7 +13,7 @@ What it does, in order:
    reads from a gene-popularity distribution (alias sampling, vectorised numpy, one row
    block at a time; the dense matrix never exists), so counts are multinomial, the
    standard model of UMI counts. The blocks go through the platform's own writer
-   (:class:`resistomics.storage.ExpressionStoreWriter`), which writes both the
+   (:class:`resistomics.storage.SparseMatrixWriter`), which writes both the
    cell-major AnnData group and the gene-major copy. The store is cached under
    ``benchmarks/out/data/`` keyed by the parameters, so a re-run skips this step and
    reports the timings recorded when it was built.
@@ -244,7 +244,7 @@ def build_store(spec: MatrixSpec) -> tuple[Any, str, dict[str, Any]]:
 
     Returns the data root, the version directory and the build record (timings, sizes).
     """
-    from resistomics.storage import DataRoot, ExpressionStoreWriter
+    from resistomics.storage import DataRoot, SparseMatrixWriter
 
     root = DataRoot(str(OUT / "data"))
     final = root.path("expression", spec.key())
@@ -257,7 +257,7 @@ def build_store(spec: MatrixSpec) -> tuple[Any, str, dict[str, Any]]:
     partial = final + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     d = design(spec)
-    writer = ExpressionStoreWriter(
+    writer = SparseMatrixWriter(
         root,
         partial,
         orientation="cells",
@@ -368,9 +368,9 @@ def _ours_pipeline(
         rank_genes_two_groups,
         singscore,
     )
-    from resistomics.storage import open_expression_store
+    from resistomics.storage import open_sparse_matrix
 
-    store = open_expression_store(root, version_dir)
+    store = open_sparse_matrix(root, version_dir)
     kw = {} if target_nnz is None else {"target_nnz": target_nnz}
     cells = store.cells(**kw)
     by_gene = store.genes(**kw)
@@ -654,9 +654,9 @@ def singscore_oracle(
     """Singscore of the first cells from a dense scipy ranking (Foroutan et al. 2018)."""
     from scipy.stats import rankdata
 
-    from resistomics.storage import open_expression_store
+    from resistomics.storage import open_sparse_matrix
 
-    store = open_expression_store(root, version_dir)
+    store = open_sparse_matrix(root, version_dir)
     block = next(store.iter_row_blocks(target_nnz=n_cells * 2_000))[:n_cells]
     # Ranks within a cell are the same for counts and log-normalised values.
     ranks = rankdata(block.toarray(), axis=1)
@@ -761,7 +761,7 @@ def report(
         "",
         f"- generate (vectorised numpy): {build['generate_s']:.1f} s, "
         f"{gen_rate / 1e6:.1f} M non-zeros/s",
-        f"- ingest (`ExpressionStoreWriter`: add {build['writer_add_s']:.1f} s + close "
+        f"- ingest (`SparseMatrixWriter`: add {build['writer_add_s']:.1f} s + close "
         f"{build['writer_close_s']:.1f} s, both layouts): {ingest_s:.1f} s, "
         f"{nnz / max(ingest_s, 1e-9) / 1e6:.1f} M non-zeros/s, "
         f"{csr_bytes / max(ingest_s, 1e-9) / 1e6:.0f} MB/s of CSR",

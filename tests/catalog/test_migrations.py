@@ -128,12 +128,12 @@ def _json(value: Any) -> Any:
 def _app_works(settings: Settings) -> None:
     """The upgraded catalog serves reads and takes new versions."""
     from resistomics.pipeline import Workspace, check_integrity, collect_garbage, ingest
-    from resistomics.storage import open_expression_store
+    from resistomics.storage import open_sparse_matrix
 
     ws = Workspace.open(settings)
     try:
         counts = ws.catalog.resolve("old/counts")
-        store = open_expression_store(ws.root, ws.root.to_path(counts.uri))
+        store = open_sparse_matrix(ws.root, ws.root.to_path(counts.uri))
         assert store.shape == (4, 60)
         assert store.cells().compute().sum() > 0
         from datetime import timedelta

@@ -26,7 +26,7 @@ from resistomics.catalog import SampleRow
 from resistomics.errors import InputError, MethodInputError
 from resistomics.modalities.expression import differential_expression
 from resistomics.pipeline import ingest, parse_contrast
-from resistomics.storage import open_expression_store
+from resistomics.storage import open_sparse_matrix
 
 STUDY = "st"
 DATASET = "cohort"
@@ -287,7 +287,7 @@ def _published_state(ws) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 def _store_content(ws, ref: str) -> tuple[np.ndarray, list[str], list[str], str]:  # type: ignore[no-untyped-def]
     version = ws.catalog.resolve(ref)
-    store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+    store = open_sparse_matrix(ws.root, ws.root.to_path(version.uri))
     dense = store.cells().compute().toarray()
     return dense, list(store.obs.index), list(store.var.index), store.value_kind
 

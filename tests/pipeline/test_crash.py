@@ -28,7 +28,7 @@ import pytest
 from resistomics.catalog import Catalog, SampleRow
 from resistomics.errors import DatasetNotFoundError
 from resistomics.pipeline import ingest
-from resistomics.storage import open_expression_store
+from resistomics.storage import open_sparse_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ def test_kill_during_ingest_leaves_nothing_visible_and_a_rerun_publishes(
     assert Path(workspace.root.to_path(resolved.uri)) not in version_dirs
     leftovers = [v for v in workspace.catalog.snapshot() if v[4] == "staged"]
     assert all(v[0] != resolved.id for v in leftovers)
-    store = open_expression_store(workspace.root, workspace.root.to_path(resolved.uri))
+    store = open_sparse_matrix(workspace.root, workspace.root.to_path(resolved.uri))
     assert store.shape == (N_SAMPLES, N_GENES)
     block = store.cells()[:, :500].compute().toarray()
     np.testing.assert_array_equal(block, values[:500].T)

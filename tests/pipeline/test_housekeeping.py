@@ -13,7 +13,7 @@ from resistomics.catalog import SampleRow
 from resistomics.config import Settings
 from resistomics.errors import RootMismatchError
 from resistomics.pipeline import Workspace, collect_garbage, ingest
-from resistomics.storage import open_expression_store
+from resistomics.storage import open_sparse_matrix
 
 SAMPLES = ["S1", "S2", "S3", "S4"]
 
@@ -76,7 +76,7 @@ def test_gc_after_the_root_moved_removes_nothing_and_everything_resolves(
         for name in ("a", "b", "c"):
             v = ws.catalog.resolve(f"st/{name}")
             assert ws.root.to_path(v.uri).startswith(str(new_root))
-            assert open_expression_store(ws.root, ws.root.to_path(v.uri)).shape == (4, 30)
+            assert open_sparse_matrix(ws.root, ws.root.to_path(v.uri)).shape == (4, 30)
     finally:
         ws.close()
 

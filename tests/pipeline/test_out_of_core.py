@@ -24,7 +24,7 @@ import pytest
 
 from resistomics.catalog import SampleRow
 from resistomics.pipeline import ingest
-from resistomics.storage import open_expression_store
+from resistomics.storage import open_sparse_matrix
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def test_dataset_three_times_worker_memory_ingests_out_of_core(workspace, tmp_pa
         f"peak {peak / 2**20:.0f} MiB for a {csr_nbytes() / 2**20:.0f} MiB matrix"
     )
     assert elapsed < 120
-    store = open_expression_store(workspace.root, workspace.root.to_path(outcome.version.uri))
+    store = open_sparse_matrix(workspace.root, workspace.root.to_path(outcome.version.uri))
     assert store.shape == (N_CELLS, N_GENES)
     assert store.dtype == np.float32
     rows = np.array([0, 1, 8191, 8192, 50_000, N_CELLS - 1])

@@ -26,7 +26,7 @@ from resistomics.config import ClusterSettings, Settings
 from resistomics.pipeline import Workspace, check_integrity, ingest
 from resistomics.storage import (
     DataRoot,
-    open_expression_store,
+    open_sparse_matrix,
     read_dense_array,
     read_table,
     write_dense_array,
@@ -139,7 +139,7 @@ def test_ingest_onto_s3_from_a_local_landing_zone(tmp_path, bucket, options):  #
     uri = outcome.version.uri
     assert uri.startswith("datasets/st/counts/v-")  # relative to the root
     assert ws.catalog.resolve("st/counts").uri == uri
-    store = open_expression_store(ws.root, ws.root.to_path(uri))
+    store = open_sparse_matrix(ws.root, ws.root.to_path(uri))
     assert store.url == f"s3://{bucket}/root/{uri}"
     assert list(store.obs.index) == list(SAMPLES)
     assert list(store.var.index) == genes
@@ -203,7 +203,7 @@ def test_ingest_from_an_s3_landing_zone(tmp_path, bucket, options):  # type: ign
     outcome = ingest(ws, landed, study="st")
 
     assert outcome.status == "published", outcome.message
-    store = open_expression_store(ws.root, ws.root.to_path(outcome.version.uri))
+    store = open_sparse_matrix(ws.root, ws.root.to_path(outcome.version.uri))
     np.testing.assert_array_equal(store.cells().compute().toarray(), x)
     fs.invalidate_cache()
     assert not fs.exists(f"{bucket}/landing/st/expression/pbmc")

@@ -10,7 +10,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from resistomics.storage import DataRoot, ExpressionStoreWriter
+from resistomics.storage import DataRoot, SparseMatrixWriter
 
 
 def test_read_zarr_then_scanpy_preprocessing(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_read_zarr_then_scanpy_preprocessing(tmp_path: Path) -> None:
     X = sp.random(400, 120, density=0.1, format="csr", random_state=1)
     X.data = np.round(X.data * 20) + 1
     var = pd.DataFrame(index=[f"g{i}" for i in range(120)])
-    w = ExpressionStoreWriter(
+    w = SparseMatrixWriter(
         root, root.path("v"), orientation="cells", var=var, value_kind="counts", genes_per_block=50
     )
     w.add(X, pd.DataFrame({"sample_id": "s1"}, index=[f"c{i}" for i in range(400)]))
@@ -35,12 +35,12 @@ def test_read_zarr_then_scanpy_preprocessing(tmp_path: Path) -> None:
 
 def test_stored_lognorm_gene_means_equal_the_lazy_computation(tmp_path: Path) -> None:
     from resistomics.signatures import gene_means, log_normalize
-    from resistomics.storage import open_expression_store
+    from resistomics.storage import open_sparse_matrix
 
     root = DataRoot(str(tmp_path))
     X = sp.random(700, 90, density=0.2, format="csr", random_state=2)
     X.data = np.round(X.data * 30) + 1
-    w = ExpressionStoreWriter(
+    w = SparseMatrixWriter(
         root,
         root.path("v"),
         orientation="cells",
@@ -55,7 +55,7 @@ def test_stored_lognorm_gene_means_equal_the_lazy_computation(tmp_path: Path) ->
             pd.DataFrame({"sample_id": "s"}, index=[f"c{i}" for i in range(s, min(s + 300, 700))]),
         )
     w.close()
-    store = open_expression_store(root, root.path("v"))
+    store = open_sparse_matrix(root, root.path("v"))
     lazy = gene_means(
         log_normalize(
             store.cells(), target_sum=1e4, size_factors=store.obs["total_counts"].to_numpy()

@@ -278,11 +278,12 @@ def check_integrity(
 ) -> list[IntegrityCheck]:
     """Check every published or superseded version, and the archive's digests.
 
-    Each version's location must exist and open (expression stores through the
-    reader, Parquet files through their footers) with the shape the catalog records,
-    and its files must match the manifest written at publish time (SHA-256 and size
-    per file, whatever the layout): an altered, missing, resized or extra file is a
-    problem naming the file; a version published before manifests is a warning.
+    Each version's location must exist and open through its layout (sparse matrices
+    through their reader, Parquet files through their footers) with the shape the
+    catalog records, and its files must match the manifest written at publish time
+    (SHA-256 and size per file, whatever the layout): an altered, missing, resized or
+    extra file is a problem naming the file; a version published before manifests is a
+    warning.
     With ``verify_sources``, every archived landed file is re-hashed: its digest must
     be that of a version of its study (the content digest of ingested data is the
     digest of its source file), and every ingested version should find its source.

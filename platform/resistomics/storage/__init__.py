@@ -29,11 +29,11 @@ from resistomics.storage._root import (
     with_retry_defaults,
 )
 from resistomics.storage._sparse_matrix import (
-    ExpressionStore,
-    ExpressionStoreWriter,
+    SparseMatrixStore,
+    SparseMatrixWriter,
     StoreSummary,
     export_h5ad,
-    open_expression_store,
+    open_sparse_matrix,
 )
 from resistomics.storage._tables import read_table, write_table
 
@@ -41,14 +41,14 @@ __all__ = [
     "MANIFEST",
     "S3_RETRIES",
     "DataRoot",
-    "ExpressionStore",
-    "ExpressionStoreWriter",
     "FeatureBlock",
     "FeatureMatrix",
     "FeatureMatrixSummary",
     "FeatureMatrixWriter",
     "Layout",
     "ManifestProblem",
+    "SparseMatrixStore",
+    "SparseMatrixWriter",
     "StoreSummary",
     "StoredContents",
     "append_partitioned",
@@ -57,8 +57,8 @@ __all__ = [
     "export_h5ad",
     "layout",
     "layouts",
-    "open_expression_store",
     "open_feature_matrix",
+    "open_sparse_matrix",
     "parse_layout",
     "partition_directories",
     "read_dense_array",

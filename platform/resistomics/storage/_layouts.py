@@ -87,9 +87,9 @@ class Layout:
 
 # ---------------------------------------------------------------------- sparse-matrix@1
 def _sparse_inspect(root: DataRoot, path: str) -> StoredContents:
-    from resistomics.storage._sparse_matrix import open_expression_store
+    from resistomics.storage._sparse_matrix import open_sparse_matrix
 
-    store = open_expression_store(root, path)
+    store = open_sparse_matrix(root, path)
     # Building both lazy views reads both index arrays (cell- and gene-major).
     store.cells()
     store.genes()
@@ -101,9 +101,9 @@ def _sparse_tables(root: DataRoot, path: str) -> list[str]:
 
 
 def _sparse_read(root: DataRoot, path: str, name: str) -> pd.DataFrame:
-    from resistomics.storage._sparse_matrix import open_expression_store
+    from resistomics.storage._sparse_matrix import open_sparse_matrix
 
-    store = open_expression_store(root, path)
+    store = open_sparse_matrix(root, path)
     frame = store.obs if name == "obs" else store.var
     return frame.rename_axis(f"{name}_id").reset_index()
 
@@ -191,6 +191,8 @@ _LAYOUTS: tuple[Layout, ...] = (
         _sparse_tables,
         _sparse_read,
         exports={"h5ad": _sparse_h5ad},
+        # the sparse-matrix store's AnnData group (_sparse_matrix.ADATA), whatever the
+        # modality: its name from before other modalities, kept so recorded versions open
         opens="expression.zarr",
         opened_by="anndata.read_zarr",
     ),

@@ -12,7 +12,9 @@ Both orientations are written once at ingest, so cell-wise computations (library
 sizes, gene-set scores) stream row blocks and gene-wise ones (differential expression,
 per-gene QC) stream column blocks, each out of core (BPCells-style, see
 ARCHITECTURE.md). The copy lives beside the AnnData group because AnnData refuses
-unknown top-level keys.
+unknown top-level keys. The AnnData group is named ``expression.zarr`` in every
+modality's versions: the layout's file name from when expression was its only user,
+kept because recorded versions (and their manifests) name it.
 
 Writing streams: readers hand the writer blocks of rows (cells) or of columns (genes);
 the writer spools them as tiles in local scratch and then composes each layout one row
@@ -44,15 +46,15 @@ from resistomics.errors import StorageError
 from resistomics.storage._root import DataRoot
 
 __all__ = [
-    "ExpressionStore",
-    "ExpressionStoreWriter",
+    "SparseMatrixStore",
+    "SparseMatrixWriter",
     "StoreSummary",
-    "open_expression_store",
+    "open_sparse_matrix",
 ]
 
 ValueKind = Literal["counts", "normalized"]
 
-ADATA = "expression.zarr"
+ADATA = "expression.zarr"  # recorded in every sparse-matrix@1 version: never rename
 BY_GENE = "by_gene.zarr"
 NNZ_PER_CHUNK = 1 << 20  # 1 Mi values: 4 MiB of float32 per chunk before compression
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
@@ -118,8 +120,8 @@ def _sparse(block: sp.spmatrix | sp.sparray | np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(block)
 
 
-class ExpressionStoreWriter:
-    """Stream a matrix into a new expression store.
+class SparseMatrixWriter:
+    """Stream a matrix into a new sparse-matrix store.
 
     Parameters
     ----------
@@ -477,8 +479,8 @@ def _partition(indptr: np.ndarray, target_nnz: int, max_len: int) -> list[tuple[
 
 
 @dataclass(frozen=True)
-class ExpressionStore:
-    """A published (or staged) expression store, opened lazily.
+class SparseMatrixStore:
+    """A published (or staged) sparse-matrix store, opened lazily.
 
     ``cells()`` and ``genes()`` return dask arrays of shape (n_obs, n_vars) whose
     blocks are ``scipy.sparse`` CSR row blocks and CSC column blocks respectively; each
@@ -547,8 +549,8 @@ class ExpressionStore:
             yield _load_rows(self.url, opts, f"{ADATA}/X", a, b, self.shape[1], "csr")
 
 
-def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
-    """Open the expression store in the version directory ``path``, lazily."""
+def open_sparse_matrix(root: DataRoot, path: str) -> SparseMatrixStore:
+    """Open the sparse-matrix store in the version directory ``path``, lazily."""
     from anndata.io import read_elem
 
     group = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
@@ -562,7 +564,7 @@ def open_expression_store(root: DataRoot, path: str) -> ExpressionStore:
     data = zarr.open_array(root.mapper(f"{path}/{ADATA}"), path="X/data", mode="r")
     dtype = np.dtype(data.dtype)
     url = root.to_url(path)
-    return ExpressionStore(
+    return SparseMatrixStore(
         url=url,
         storage_options=dict(root.storage_options),
         obs=obs,
@@ -582,7 +584,7 @@ _SMALL_ELEMENTS = ("obs", "var", "uns", "layers", "obsm", "obsp", "varm", "varp"
 def export_h5ad(
     root: DataRoot, path: str, output: str | Path, *, elements_per_block: int = 1 << 22
 ) -> StoreSummary:
-    """Write the expression store in the version directory ``path`` as an ``.h5ad`` file.
+    """Write the sparse-matrix store in the version directory ``path`` as an ``.h5ad`` file.
 
     The file is what ``anndata.write_h5ad`` would write for the store's AnnData (CSR
     ``X``, obs with the study design, var, uns), but ``X`` is copied

@@ -38,14 +38,14 @@ from resistomics.signatures import (
     singscore,
     value_range,
 )
-from resistomics.storage import ExpressionStore, open_expression_store, write_dense_array
+from resistomics.storage import SparseMatrixStore, open_sparse_matrix, write_dense_array
 
 __all__ = ["differential_expression", "score_signatures"]
 
 ScoreMethod = Literal["score_genes", "singscore"]
 
 
-def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, ExpressionStore]:
+def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, SparseMatrixStore]:
     version = ws.catalog.resolve(ref, study=study)
     if not version.dataset_type.startswith("expression."):
         raise MethodInputError(
@@ -53,7 +53,7 @@ def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, Expr
             place=version.ref,
             rule="dataset-type",
         )
-    return version, open_expression_store(ws.root, ws.root.to_path(version.uri))
+    return version, open_sparse_matrix(ws.root, ws.root.to_path(version.uri))
 
 
 _SCALES = tuple(FOLD_CHANGE_RULES)
@@ -62,7 +62,7 @@ _SCALES = tuple(FOLD_CHANGE_RULES)
 def _value_scale(
     ws: Workspace,
     version: VersionInfo,
-    store: ExpressionStore,
+    store: SparseMatrixStore,
     requested: str,
     *,
     method: str,
@@ -100,7 +100,7 @@ def _value_scale(
     return detect_scale(lowest, highest, target_sum=ws.settings.normalize_target_sum), "detected"
 
 
-def _cell_design(ws: Workspace, version: VersionInfo, store: ExpressionStore) -> pd.DataFrame:
+def _cell_design(ws: Workspace, version: VersionInfo, store: SparseMatrixStore) -> pd.DataFrame:
     """One row per cell: its obs plus its sample's design attributes from the catalog.
 
     The store's obs carries the design as it was at ingest; the catalog's current
@@ -116,7 +116,7 @@ def _cell_design(ws: Workspace, version: VersionInfo, store: ExpressionStore) ->
     return obs
 
 
-def _scoring_names(store: ExpressionStore) -> np.ndarray:
+def _scoring_names(store: SparseMatrixStore) -> np.ndarray:
     """Gene symbols where the store has them (gene sets use symbols), else var names.
 
     A symbol that appears on several genes is kept on its first gene only; later
@@ -132,7 +132,7 @@ def _scoring_names(store: ExpressionStore) -> np.ndarray:
     return out
 
 
-def _expression(store: ExpressionStore, *, orientation: str, target_sum: float) -> da.Array:
+def _expression(store: SparseMatrixStore, *, orientation: str, target_sum: float) -> da.Array:
     """The matrix to test/score: log-normalised counts, or normalised values as stored."""
     x = store.cells() if orientation == "cells" else store.genes()
     if store.value_kind == "counts":

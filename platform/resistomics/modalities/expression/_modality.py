@@ -173,9 +173,9 @@ class ExpressionModality(Modality):
     def plot(self, ws: Workspace, version: VersionInfo, output: Any, **options: Any) -> Any:
         """Per-sample QC of an expression dataset (library size, detected genes)."""
         from resistomics.plots import plot_sample_qc
-        from resistomics.storage import open_expression_store
+        from resistomics.storage import open_sparse_matrix
 
-        store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+        store = open_sparse_matrix(ws.root, ws.root.to_path(version.uri))
         return plot_sample_qc(
             store.obs,
             ws.catalog.samples(version.study),
@@ -210,7 +210,7 @@ class ExpressionModality(Modality):
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         from resistomics.modalities.expression._source import ReadContext
-        from resistomics.storage import ExpressionStoreWriter
+        from resistomics.storage import SparseMatrixWriter
 
         ws = staging.ws
         samples = ws.catalog.samples(staging.study)
@@ -225,7 +225,7 @@ class ExpressionModality(Modality):
             scratch=staging.scratch,
         )
         source: MatrixSource = reader.read(staging.local, ctx)
-        writer = ExpressionStoreWriter(
+        writer = SparseMatrixWriter(
             ws.root,
             staging.new_version_dir(),
             orientation=source.orientation,
@@ -286,10 +286,10 @@ class ExpressionModality(Modality):
         )
 
     def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
-        from resistomics.storage import open_expression_store
+        from resistomics.storage import open_sparse_matrix
         from resistomics.validation import summarize_matrix
 
-        store = open_expression_store(ws.root, ws.root.to_path(version.uri))
+        store = open_sparse_matrix(ws.root, ws.root.to_path(version.uri))
         summaries = summarize_matrix(
             store.cells(target_nnz=VALIDATION_BLOCK_NNZ), store.obs, store.var
         )

@@ -1,7 +1,7 @@
-"""Round trips of the expression store writer: both orientations, many block shapes.
+"""Round trips of the sparse-matrix store writer: both orientations, many block shapes.
 
 The oracle is the input matrix itself: both layouts (cell-major ``X`` and the gene-major
-copy), read lazily through :class:`ExpressionStore` and eagerly through
+copy), read lazily through :class:`SparseMatrixStore` and eagerly through
 ``anndata.read_zarr``, must give back the same values, bit for bit (SHA-256 of the dense
 matrix), whatever the reader's block size, the tile sizes and the Zarr chunk length.
 """
@@ -18,9 +18,9 @@ import scipy.sparse as sp
 
 from resistomics.storage import (
     DataRoot,
-    ExpressionStoreWriter,
+    SparseMatrixWriter,
     _sparse_matrix,
-    open_expression_store,
+    open_sparse_matrix,
 )
 
 N_CELLS, N_GENES = 157, 83
@@ -52,7 +52,7 @@ def _write(tmp_path, x, *, orientation, block, rows_per_block, genes_per_block):
         {"gene_symbol": [f"SYM{j}" for j in range(N_GENES)]},
         index=pd.Index([f"gene{j}" for j in range(N_GENES)]),
     )
-    writer = ExpressionStoreWriter(
+    writer = SparseMatrixWriter(
         root,
         path,
         orientation=orientation,
@@ -101,7 +101,7 @@ def test_writer_round_trip(
 
     assert (summary.n_obs, summary.n_vars, summary.nnz) == (N_CELLS, N_GENES, np.count_nonzero(x))
     assert summary.dtype == dtype
-    store = open_expression_store(root, path)
+    store = open_sparse_matrix(root, path)
     assert store.shape == x.shape
     assert store.dtype == np.dtype(dtype)
     assert list(store.obs.index) == list(obs.index)
@@ -137,7 +137,7 @@ def test_writer_round_trip(
 def test_writer_refuses_a_block_of_the_wrong_width(tmp_path):  # type: ignore[no-untyped-def]
     root = DataRoot(str(tmp_path / "root"))
     var = pd.DataFrame(index=pd.Index(["g1", "g2", "g3"]))
-    writer = ExpressionStoreWriter(
+    writer = SparseMatrixWriter(
         root, root.path("v"), orientation="cells", var=var, value_kind="counts", scratch=tmp_path
     )
     with pytest.raises(ValueError, match=r"block shape \(2, 2\) != \(2, 3\)"):
