@@ -54,9 +54,9 @@ def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> 
     raise AssertionError(f"no line starting with {prefix!r} (exit code {proc.poll()})")
 
 
-@pytest.mark.integration
-def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
+def _start_serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    """``resistomics serve`` in a subprocess with a fresh data root and Prefect home, a
+    one-worker Dask cluster, and none of this process's Prefect/platform settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
     env.update(
         {
@@ -67,7 +67,7 @@ def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) ->
             "PYTHONPATH": str(REPO),
         }
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -84,6 +84,12 @@ def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) ->
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@pytest.mark.integration
+def test_serve_registers_every_deployment_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = _start_serve(tmp_path, port)
     try:
         _wait_for_line(proc, "Dask scheduler:", 60)
         ui = _wait_for_line(proc, "Prefect UI:", 120)
@@ -140,33 +146,7 @@ def test_kill_9_of_serve_takes_its_prefect_server_down(tmp_path: Path) -> None:
     import psutil
 
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
-    env.update(
-        {
-            "RESISTOMICS_DATA_ROOT": str(tmp_path / "root"),
-            "RESISTOMICS_CLUSTER__N_WORKERS": "1",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--prefect-home",
-            str(tmp_path / "prefect"),
-            "--port",
-            str(port),
-        ],
-        cwd=str(tmp_path),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start_serve(tmp_path, port)
     api = f"http://127.0.0.1:{port}/api"
     descendants: list[psutil.Process] = []
     try:

@@ -306,29 +306,24 @@ def publish_landed(
     version = ws.catalog.publish_version(
         staged.id, report, manifest_digest=manifest, same_as=same_as
     )
-    if version.id != staged.id:
+    unchanged = version.id != staged.id
+    if unchanged:
         ws.root.remove(ws.root.to_path(staged.uri))  # the catalog row is gone already
-        archive(ws, staged.study, claim)
-        return IngestOutcome(
-            status="unchanged",
-            path=path,
-            modality=staged.modality,
-            study=staged.study,
-            dataset=version.dataset,
-            version=version,
-            message=f"{path}: identical bytes with the same options were published as "
-            f"{version.ref} by another ingest meanwhile; no new version",
-        )
     archive(ws, staged.study, claim)
     return IngestOutcome(
-        status="published",
+        status="unchanged" if unchanged else "published",
         path=path,
         modality=staged.modality,
         study=staged.study,
-        dataset=staged.dataset,
+        dataset=version.dataset,
         version=version,
-        message=f"{path}: published {version.ref} ({detail}, {version.dataset_type})",
-        report=report,
+        message=(
+            f"{path}: identical bytes with the same options were published as "
+            f"{version.ref} by another ingest meanwhile; no new version"
+            if unchanged
+            else f"{path}: published {version.ref} ({detail}, {version.dataset_type})"
+        ),
+        report={} if unchanged else report,
     )
 
 

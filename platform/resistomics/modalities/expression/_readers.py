@@ -698,7 +698,9 @@ def _check_h5_declared_size(path: Path, f: Any) -> None:
 
     def add(_name: str, obj: Any) -> None:
         nonlocal declared
-        if isinstance(obj, h5py.Dataset):
+        # a null dataspace (anndata writes None so, e.g. scanpy's uns['log1p']['base'])
+        # has no size: it declares nothing
+        if isinstance(obj, h5py.Dataset) and obj.size is not None:
             declared += int(obj.size) * int(obj.dtype.itemsize)
 
     f.visititems(add)
