@@ -65,6 +65,21 @@ def deferred(module: str, name: str) -> Callable[..., Any]:
     return call
 
 
+def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) that imports ``package.<where[name]>``
+    on the first use of ``name``, so a modality package exports its readers and analyses
+    without importing them at start-up: ``__getattr__ = lazy_exports(__name__, _LAZY)``."""
+
+    def __getattr__(name: str) -> Any:
+        if name in where:
+            import importlib
+
+            return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 @dataclass(frozen=True)
 class Reader:
     """One source format a modality reads.

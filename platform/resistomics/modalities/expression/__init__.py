@@ -5,8 +5,7 @@ are imported on first use: they pull in pandas, scipy, anndata and the statistic
 which the registry and the CLI's argument checks must not wait for.
 """
 
-from typing import Any
-
+from resistomics.modalities._plugin import lazy_exports
 from resistomics.modalities.expression._modality import (
     ExpressionModality,
     ExpressionOptions,
@@ -37,9 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -5,8 +5,7 @@ text), the streaming k-way merge into ``feature-matrix@1`` and the validation
 summaries are imported on first use (numpy, pandas), as in the other modalities.
 """
 
-from typing import Any
-
+from resistomics.modalities._plugin import lazy_exports
 from resistomics.modalities.methylation._modality import (
     MethylationModality,
     MethylationOptions,
@@ -45,9 +44,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -5,8 +5,7 @@ The readers, summaries and analyses (:func:`clonal_evolution`,
 as in the expression modality.
 """
 
-from typing import Any
-
+from resistomics.modalities._plugin import lazy_exports
 from resistomics.modalities.variants._modality import VariantsModality
 
 _LAZY = {
@@ -43,9 +42,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, _LAZY)
