@@ -107,3 +107,36 @@ def test_plot_of_a_source_dataset_and_of_an_unplottable_type(
             replace(version, modality="variants", dataset_type="variants.calls"),
             tmp_path / "x.png",
         )
+
+
+def test_signatures_plot_draws_the_one_program_asked_for(t47d_published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``--gene-set`` is the signatures analysis's own declared plot option: one program
+    gives one panel (a quarter of the width of the four-column grid of every program), and
+    a program the result did not score is refused with the closest one."""
+    from matplotlib.image import imread
+
+    from resistomics.errors import InputError
+    from resistomics.modalities import plot_dataset
+    from resistomics.modalities.expression import score_signatures
+
+    outcome = score_signatures(t47d_published, "t47d/counts", gene_sets="builtin")
+    assert outcome.version is not None
+    programs = set(outcome.tables["sample_scores"]["gene_set"])
+    assert len(programs) >= 4 and "DRUG_TOLERANT_PERSISTER" in programs
+    every = imread(plot_dataset(t47d_published, outcome.version, tmp_path / "all.png"))
+    one = imread(
+        plot_dataset(
+            t47d_published,
+            outcome.version,
+            tmp_path / "one.png",
+            gene_set="DRUG_TOLERANT_PERSISTER",
+        )
+    )
+    assert one.shape[1] == pytest.approx(every.shape[1] / 4, abs=2)
+    assert one.shape[0] < every.shape[0]  # one row of panels, not several
+    with pytest.raises(InputError, match="did you mean 'DRUG_TOLERANT_PERSISTER'") as err:
+        plot_dataset(
+            t47d_published, outcome.version, tmp_path / "x.png", gene_set="DRUG_TOLERANT_PERSISTR"
+        )
+    assert err.value.file == "--gene-set 'DRUG_TOLERANT_PERSISTR'" and err.value.rule == "option"
+    assert not (tmp_path / "x.png").exists()

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from resistomics.terminal import check_output, console, fail, handled, print_table, progress_bar
 from resistomics.terminal import open_workspace as _workspace
@@ -178,8 +179,9 @@ def _choices(exc: Any) -> str:
     return listed + (f"; did you mean {exc.suggestion!r}?" if exc.suggestion else "")
 
 
-def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
-    """The modality's ingest options from the command line's extra ``--name value`` pairs."""
+def _extra_options(extra: list[str]) -> dict[str, str]:
+    """The command line's extra ``--name value`` (or ``--name=value``) pairs, names with
+    underscores: the options a modality or a plot declares, validated by their owner."""
     from resistomics.errors import InputError
 
     values: dict[str, str] = {}
@@ -194,7 +196,12 @@ def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
                 raise InputError(f"--{name}", "option", "needs a value")
             value = args.pop(0)
         values[name.replace("-", "_")] = value
-    return plugin.parse_options(values, file=file)
+    return values
+
+
+def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
+    """The modality's ingest options from the command line's extra ``--name value`` pairs."""
+    return plugin.parse_options(_extra_options(extra), file=file)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -284,16 +291,22 @@ def ingest(
 @app.command("modalities")
 @handled
 def list_modalities() -> None:
-    """The registered modalities: their formats, ingest options and analyses."""
+    """The registered modalities: their formats, ingest options and analyses (with the
+    options of each analysis's plot, see `resistomics plot --help`)."""
     from resistomics.modalities import modalities
+    from resistomics.modalities._plugin import option_flags
+
+    def shown(a: Any) -> str:
+        plot = option_flags(a.plot_options)
+        return a.name + ("*" if a.default else "") + (f" (plot {' '.join(plot)})" if plot else "")
 
     table = Table(title="modalities")
     for c in ("modality", "formats", "ingest options", "analyses (* = run on publish)"):
         table.add_column(c, overflow="fold")
     for m in modalities().values():
         formats = ", ".join(r.name for r in m.readers)
-        options = ", ".join(f"--{n.replace('_', '-')}" for n in m.options.model_fields) or "-"
-        analyses = ", ".join(a.name + ("*" if a.default else "") for a in m.analyses) or "-"
+        options = ", ".join(option_flags(m.options)) or "-"
+        analyses = ", ".join(shown(a) for a in m.analyses) or "-"
         table.add_row(m.name, formats, options, analyses)
     print_table(table)
 
@@ -502,26 +515,58 @@ def export(
     console.print(f"wrote {len(frame)} rows of {version.ref}:{name} to {output}")
 
 
-@app.command()
+def _plot_options_help() -> str:
+    """The ``plot --help`` epilog: every plot the registry offers and its options."""
+    from rich.markup import escape
+
+    from resistomics.modalities import plot_options, plots_available
+    from resistomics.modalities._plugin import option_flags
+
+    drawn = plots_available()
+    paragraphs = ["Plots and their options (--NAME VALUE after the dataset):"]
+    for key, model in plot_options().items():
+        flags = [
+            f"{flag} ({field.description or 'no description'})"
+            for flag, field in zip(option_flags(model), model.model_fields.values(), strict=True)
+        ]
+        paragraphs.append(f"{key}: {drawn[key]}; " + ("; ".join(flags) or "no options"))
+    return "\n\n".join(escape(p) for p in paragraphs)
+
+
+class _PlotCommand(TyperCommand):
+    """``plot``, whose help lists the options each registered plot declares (read from
+    the registry when the help is shown, so a plugin's plots and options appear too)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # typer vendors its click
+        self.epilog = _plot_options_help()
+        super().format_help(ctx, formatter)
+
+
+@app.command(
+    cls=_PlotCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 @handled
 def plot(
-    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a signatures or DE result.")],
+    ctx: typer.Context,
+    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a result or a dataset.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
-    gene_set: Annotated[
-        str | None, typer.Option(help="Program to plot (signatures; default: all).")
-    ] = None,
 ) -> None:
     """Plot a dataset: a result with its analysis's plot (program scores by sample and
     phase, a volcano plot for DE, clone prevalence), a source dataset's QC plot.
 
-    Example: resistomics plot t47d/counts.signatures -o scores.png
+    Each plot's own options follow the dataset as --NAME VALUE (listed below).
+    A misspelt option fails before anything is read, naming the closest one.
+
+    Example: resistomics plot t47d/counts.signatures -o persisters.png --gene-set DRUG_TOLERANT_PERSISTER
     """
     from resistomics.modalities import plot_dataset
 
+    options = _extra_options(ctx.args)
     check_output(output)
     ws = _workspace()
     version = ws.catalog.resolve(result)
-    plot_dataset(ws, version, output, gene_set=gene_set)
+    plot_dataset(ws, version, output, **options)
     console.print(f"wrote {output}")
 
 

@@ -125,7 +125,9 @@ def _cov_folder(folder: Path, *, bad: str | None = None) -> Path:
             if (k + i) % 7 == 0:
                 continue  # each sample misses other sites
             m, u = (k * 3 + i) % 11, (k + 2 * i) % 5 + 1
-            lines.append(f"chr{1 + k // 20}\t{1000 + 37 * k}\t{1000 + 37 * k}\t{100 * m / (m + u):.4f}\t{m}\t{u}")
+            lines.append(
+                f"chr{1 + k // 20}\t{1000 + 37 * k}\t{1000 + 37 * k}\t{100 * m / (m + u):.4f}\t{m}\t{u}"
+            )
         if bad == "integer" and s == "S2":
             fields = lines[2].split("\t")
             lines[2] = "\t".join([*fields[:4], "2.5", fields[5]])

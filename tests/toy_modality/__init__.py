@@ -145,6 +145,35 @@ def _artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     return [Artifact("table", ("toy", result.study, result.dataset), "toy means", table=table)]
 
 
+class ToySummaryPlotOptions(BaseModel):
+    """The toy summary plot's own option: a plugin declares it, the generic ``plot``
+    command validates and lists it without naming the plugin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top: int = Field(default=10, ge=1, description="draw the samples with the largest means")
+
+
+def _plot_summary(ws: Workspace, result: VersionInfo, output: Path, *, top: int) -> Path:
+    """A bar per sample for the ``top`` largest means; the PNG's ``Description`` lists the
+    samples drawn (so a test can read what the figure shows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from resistomics.storage import read_table
+
+    table = read_table(ws.root, f"{ws.root.to_path(result.uri)}/summary.parquet")
+    shown = table.sort_values("value", ascending=False, kind="stable").head(top)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.barh(shown["sample_id"], shown["value"])
+    ax.set_xlabel("mean value")
+    fig.savefig(output, metadata={"Description": ",".join(shown["sample_id"])})
+    plt.close(fig)
+    return Path(output)
+
+
 class ToyModality(Modality):
     name = "toy"
     description = "toy values per sample and feature (a test plugin)"
@@ -153,7 +182,13 @@ class ToyModality(Modality):
     schemas = Path(__file__).parent / "schemas"
     analyses = (
         Analysis(
-            "summary", "toy.summary", summarise, "mean value per sample", artifacts=_artifacts
+            "summary",
+            "toy.summary",
+            summarise,
+            "mean value per sample",
+            artifacts=_artifacts,
+            plot=_plot_summary,
+            plot_options=ToySummaryPlotOptions,
         ),
     )
 

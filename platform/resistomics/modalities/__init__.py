@@ -16,6 +16,7 @@ from resistomics.modalities._plugin import (
     Reader,
     Summaries,
     Written,
+    parse_options,
 )
 from resistomics.modalities._registry import (
     ENTRY_POINT_GROUP,
@@ -25,6 +26,7 @@ from resistomics.modalities._registry import (
     modality,
     modality_names,
     plot_dataset,
+    plot_options,
     plots_available,
     reader_for,
     refresh,
@@ -47,7 +49,9 @@ __all__ = [
     "modalities",
     "modality",
     "modality_names",
+    "parse_options",
     "plot_dataset",
+    "plot_options",
     "plots_available",
     "reader_for",
     "refresh",

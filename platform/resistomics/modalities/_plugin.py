@@ -39,6 +39,8 @@ __all__ = [
     "Summaries",
     "Written",
     "deferred",
+    "option_flags",
+    "parse_options",
 ]
 
 
@@ -134,6 +136,69 @@ class Artifact:
     markdown: str | None = None
 
 
+class NoOptions(BaseModel):
+    """No options: a modality without ingest options, a plot without plot options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def option_flags(model: type[BaseModel]) -> list[str]:
+    """The command-line flags of an options model's fields (``gene_set`` -> ``--gene-set``)."""
+    return [f"--{name.replace('_', '-')}" for name in model.model_fields]
+
+
+def parse_options(
+    model: type[BaseModel], values: Mapping[str, Any] | BaseModel | None, *, what: str
+) -> Any:
+    """Validate ``--name value`` options (names with underscores) into ``model``.
+
+    Ingest options (:meth:`Modality.parse_options`) and plot options
+    (:meth:`Analysis.parse_plot_options`) share this, so both say the same things.
+
+    Parameters
+    ----------
+    model
+        The pydantic model declaring the options (``extra="forbid"``).
+    values
+        Raw values (strings from the command line, or typed), or an instance of ``model``.
+    what
+        What the options belong to, for the message (``"expression ingest"``).
+
+    Raises
+    ------
+    InputError
+        Rule ``option``, placed at the option and its value (``--values 'z'``), saying
+        what it accepts (or, for an unknown option, the closest one).
+    """
+    if isinstance(values, model):
+        return values
+    raw = values.model_dump() if isinstance(values, BaseModel) else dict(values or {})
+    fields = model.model_fields
+    for name in raw:
+        if name not in fields:
+            flag = f"--{name.replace('_', '-')}"
+            unknown = UnknownNameError("option", name, fields)
+            hint = (
+                f"did you mean --{unknown.suggestion.replace('_', '-')}? "
+                if unknown.suggestion
+                else ""
+            )
+            known = ", ".join(option_flags(model)) or "none"
+            raise InputError(flag, "option", f"not an option of {what}; {hint}(options: {known})")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        flag = f"--{name.replace('_', '-')} {raw.get(name)!r}"
+        ctx = first.get("ctx") or {}
+        if first["type"] == "literal_error" and "expected" in ctx:
+            message = f"choose {str(ctx['expected']).replace(chr(39), '')}"
+        else:
+            message = first["msg"]
+        raise InputError(flag, "option", message) from None
+
+
 @dataclass(frozen=True)
 class Analysis:
     """One analysis a modality offers on its published datasets.
@@ -153,7 +218,13 @@ class Analysis:
     artifacts
         ``artifacts(ws, result) -> [Artifact]``: what a run shows about its result.
     plot
-        ``plot(ws, result, output, **options)``: writes a figure of the result.
+        ``plot(ws, result, output, **options)``: writes a figure of the result; it is
+        called with the fields of :attr:`plot_options` as keyword arguments.
+    plot_options
+        The plot's options as a pydantic model (``extra="forbid"``; each field's
+        ``description`` is its help): ``resistomics plot RESULT -o F --NAME VALUE``
+        validates them with :meth:`parse_plot_options` before anything is drawn. The
+        default, :class:`NoOptions`, takes none.
     """
 
     name: str
@@ -163,12 +234,20 @@ class Analysis:
     default: bool = True
     artifacts: Callable[[Workspace, VersionInfo], Sequence[Artifact]] | None = None
     plot: Callable[..., Path] | None = None
+    plot_options: type[BaseModel] = NoOptions
 
+    def parse_plot_options(self, values: Mapping[str, Any] | BaseModel | None) -> Any:
+        """Validate plot options into :attr:`plot_options` (see :func:`parse_options`).
 
-class NoOptions(BaseModel):
-    """A modality without ingest options."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+        Raises
+        ------
+        InputError
+            Rule ``option``: an option the plot does not declare (with the closest one),
+            or a value it does not accept.
+        """
+        return parse_options(
+            self.plot_options, values, what=f"the {self.name} plot ({self.result_type})"
+        )
 
 
 class Modality(ABC):
@@ -232,7 +311,7 @@ class Modality(ABC):
         raise UnknownNameError(f"{self.name} analysis", name, [a.name for a in self.analyses])
 
     def parse_options(self, values: Mapping[str, Any] | BaseModel | None, *, file: str) -> Any:
-        """Validate ingest options into :attr:`options`.
+        """Validate ingest options into :attr:`options` (see :func:`parse_options`).
 
         Raises
         ------
@@ -240,35 +319,11 @@ class Modality(ABC):
             Rule ``option``, placed at the option and its value (``--values 'z'``), saying
             what it accepts (or, for an unknown option, the closest one).
         """
-        if isinstance(values, self.options):
-            return values
-        raw = values.model_dump() if isinstance(values, BaseModel) else dict(values or {})
-        fields = self.options.model_fields
-        for name in raw:
-            if name not in fields:
-                flag = f"--{name.replace('_', '-')}"
-                unknown = UnknownNameError("option", name, fields)
-                hint = (
-                    f"did you mean --{unknown.suggestion.replace('_', '-')}? "
-                    if unknown.suggestion
-                    else ""
-                )
-                known = ", ".join(f"--{f.replace('_', '-')}" for f in fields) or "none"
-                raise InputError(
-                    flag, "option", f"not an option of {self.name} ingest; {hint}(options: {known})"
-                )
-        try:
-            return self.options.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = str(first["loc"][0]) if first["loc"] else ""
-            flag = f"--{name.replace('_', '-')} {raw.get(name)!r}"
-            ctx = first.get("ctx") or {}
-            if first["type"] == "literal_error" and "expected" in ctx:
-                message = f"choose {str(ctx['expected']).replace(chr(39), '')}"
-            else:
-                message = first["msg"]
-            raise InputError(flag, "option", message) from None
+        return parse_options(self.options, values, what=f"{self.name} ingest")
+
+    def parse_plot_options(self, values: Mapping[str, Any] | BaseModel | None) -> Any:
+        """Validate the options of this modality's source-dataset plot (:attr:`plot_options`)."""
+        return parse_options(self.plot_options, values, what=f"the {self.name} dataset plot")
 
     def settings_of(self, settings: Settings) -> Any:
         """This modality's settings section, validated."""
@@ -290,6 +345,8 @@ class Modality(ABC):
 
     #: What :meth:`plot` draws of a source dataset ("" when the modality has no such plot).
     plot_description: ClassVar[str] = ""
+    #: Options of :meth:`plot` (as :attr:`Analysis.plot_options`); none by default.
+    plot_options: ClassVar[type[BaseModel]] = NoOptions
 
     def plot(self, ws: Workspace, version: VersionInfo, output: Path, **options: Any) -> Path:
         """Draw one of this modality's source datasets to ``output`` (PNG).

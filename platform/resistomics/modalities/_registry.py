@@ -21,6 +21,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from pydantic import BaseModel
+
 from resistomics.dataset_types import add_schema_dir
 from resistomics.errors import ConfigError, InputError, MethodInputError, UnknownNameError
 from resistomics.modalities._plugin import Analysis, Modality
@@ -33,6 +35,7 @@ __all__ = [
     "modality",
     "modality_names",
     "plot_dataset",
+    "plot_options",
     "plots_available",
     "reader_for",
     "refresh",
@@ -164,32 +167,56 @@ def plots_available() -> dict[str, str]:
     return out
 
 
+def plot_options() -> dict[str, type[BaseModel]]:
+    """The options each plot declares, keyed as :func:`plots_available` (plots without
+    options have :class:`~resistomics.modalities.NoOptions`, which has no fields)."""
+    out: dict[str, type[BaseModel]] = {}
+    for m in modalities().values():
+        if m.plot_description:
+            out[f"{m.name} datasets"] = m.plot_options
+        for a in m.analyses:
+            if a.plot is not None:
+                out[a.result_type] = a.plot_options
+    return out
+
+
 def plot_dataset(ws: Any, version: Any, output: Any, **options: Any) -> Any:
     """Plot a published dataset: a result with its analysis's plot, a source dataset with
     its modality's plot. Returns the path written.
+
+    ``options`` are validated against the plot's declared options
+    (:attr:`Analysis.plot_options`, :attr:`Modality.plot_options`) before anything is
+    read or drawn; the plot function gets every declared field (defaults included).
 
     Raises
     ------
     MethodInputError
         For a dataset nothing can plot; the message lists what can be plotted.
+    InputError
+        Rule ``option`` for an option the plot does not declare (did-you-mean) or a value
+        it does not accept.
     """
+    draw: Callable[..., Any] | None = None
+    parse: Callable[[Any], Any] | None = None
     if version.kind == "result":
         try:
             _, analysis = analysis_for_result(version.dataset_type)
-            draw = analysis.plot
+            draw, parse = analysis.plot, analysis.parse_plot_options
         except UnknownNameError:
-            draw = None
+            pass
     else:
         try:
             m = modality(version.modality)
-            draw = m.plot if m.plot_description else None
+            if m.plot_description:
+                draw, parse = m.plot, m.parse_plot_options
         except UnknownNameError:
-            draw = None
-    if draw is None:
+            pass
+    if draw is None or parse is None:
         raise MethodInputError(
             f"no plot for {version.dataset_type}; plots exist for "
             + "; ".join(f"{k}: {v}" for k, v in plots_available().items()),
             place=version.ref,
             rule="plot",
         )
-    return draw(ws, version, output, **options)
+    validated = parse(options)
+    return draw(ws, version, output, **dict(validated))

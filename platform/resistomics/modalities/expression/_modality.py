@@ -35,6 +35,7 @@ __all__ = [
     "ExpressionModality",
     "ExpressionOptions",
     "ExpressionSettings",
+    "SignaturePlotOptions",
 ]
 
 LAYOUT = "sparse-matrix@1"
@@ -85,19 +86,39 @@ def _signature_artifacts(ws: Workspace, result: VersionInfo) -> Any:
     return signature_artifacts(ws, result)
 
 
+class SignaturePlotOptions(BaseModel):
+    """Options of the signatures plot (``resistomics plot RESULT -o F --gene-set NAME``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gene_set: str | None = Field(
+        default=None, description="the one program to plot (default: every program)"
+    )
+
+
 def _plot_scores(
-    ws: Workspace, result: VersionInfo, output: Any, *, gene_set: str | None = None, **_: Any
+    ws: Workspace, result: VersionInfo, output: Any, *, gene_set: str | None = None
 ) -> Any:
+    from resistomics.errors import UnknownNameError
     from resistomics.plots import plot_sample_scores
     from resistomics.storage import read_table
 
     base = ws.root.to_path(result.uri)
-    return plot_sample_scores(
-        read_table(ws.root, f"{base}/sample_scores.parquet"), output, gene_set=gene_set
-    )
+    scores = read_table(ws.root, f"{base}/sample_scores.parquet")
+    programs = sorted(set(scores["gene_set"].astype(str)))
+    if gene_set is not None and gene_set not in programs:
+        unknown = UnknownNameError("program", gene_set, programs)
+        hint = f"; did you mean {unknown.suggestion!r}?" if unknown.suggestion else ""
+        shown = ", ".join(programs[:20]) + (" ..." if len(programs) > 20 else "")
+        raise InputError(
+            f"--gene-set {gene_set!r}",
+            "option",
+            f"{result.ref} scored no such program{hint} (programs: {shown})",
+        )
+    return plot_sample_scores(scores, output, gene_set=gene_set)
 
 
-def _plot_de(ws: Workspace, result: VersionInfo, output: Any, **_: Any) -> Any:
+def _plot_de(ws: Workspace, result: VersionInfo, output: Any) -> Any:
     from resistomics.plots import plot_de_volcano, volcano_title
     from resistomics.storage import read_table
 
@@ -157,6 +178,7 @@ class ExpressionModality(Modality):
             default=True,
             artifacts=_signature_artifacts,
             plot=_plot_scores,
+            plot_options=SignaturePlotOptions,
         ),
         Analysis(
             "de",
