@@ -1,4 +1,5 @@
-"""Versioned knowledge: gene sets, resistance programs and treatment-response mutations."""
+"""Versioned knowledge: gene sets, resistance programs, treatment-response mutations and
+methylation markers."""
 
 from resistomics.knowledge._genesets import (
     GeneSet,
@@ -6,6 +7,12 @@ from resistomics.knowledge._genesets import (
     builtin_programs,
     load_gene_sets,
     read_gmt,
+)
+from resistomics.knowledge._methylation_markers import (
+    MarkerCatalogue,
+    MethylationMarker,
+    builtin_methylation_markers,
+    read_marker_catalogue,
 )
 from resistomics.knowledge._mutations import (
     CatalogueHit,
@@ -25,11 +32,14 @@ __all__ = [
     "CatalogueHit",
     "GeneSet",
     "GeneSetCollection",
+    "MarkerCatalogue",
+    "MethylationMarker",
     "MutationCatalogue",
     "ProteinChange",
     "Region",
     "ResistanceMutation",
     "annotate",
+    "builtin_methylation_markers",
     "builtin_mutations",
     "builtin_programs",
     "load_gene_sets",
@@ -37,5 +47,6 @@ __all__ = [
     "merge",
     "parse_protein_change",
     "read_gmt",
+    "read_marker_catalogue",
     "read_mutation_catalogue",
 ]

@@ -24,6 +24,15 @@ _LAZY = {
     "read_chrom_sizes": "_summaries",
     "methylation_params": "_summaries",
     "simulate_methylation_cohort": "_simulate",
+    "RegionCounts": "_regions",
+    "RegionSet": "_regions",
+    "read_bed": "_regions",
+    "region_counts": "_regions",
+    "welch_region_test": "_regions",
+    "marker_calls": "_markers",
+    "marker_changes": "_markers",
+    "methylation_markers": "_analyses",
+    "methylation_regions": "_analyses",
 }
 
 __all__ = [
@@ -33,14 +42,23 @@ __all__ = [
     "MethylationOptions",
     "MethylationReadContext",
     "MethylationSettings",
+    "RegionCounts",
+    "RegionSet",
     "contig_rank",
+    "marker_calls",
+    "marker_changes",
     "merge_sites",
+    "methylation_markers",
     "methylation_params",
+    "methylation_regions",
+    "read_bed",
     "read_chrom_sizes",
     "read_methylation",
+    "region_counts",
     "sample_name",
     "simulate_methylation_cohort",
     "summarize_methylation",
+    "welch_region_test",
 ]
 
 

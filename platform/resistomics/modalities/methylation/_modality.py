@@ -7,9 +7,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from resistomics.errors import ConfigError, InputError
-from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
+)
 
 if TYPE_CHECKING:
+    import typer
+
     from resistomics.catalog import VersionInfo
     from resistomics.publishing import Staging, Workspace
 
@@ -66,9 +75,19 @@ class MethylationSettings(BaseModel):
         description="largest methylated fraction at non-CpG cytosines (reports with CHG/CHH "
         "rows): a bisulfite-conversion check; e.g. 0.02 for somatic tissue",
     )
+    annotation_dir: str | None = Field(
+        default=None,
+        description="folder of hg19 annotation BED files (RefSeqTSS.hg19.bed.gz, "
+        "CpGIsland.hg19.bed.gz, RefSeqGene.hg19.bed.gz; ChromHMM COORDS/hg19): the region "
+        "sets promoters, cpg-islands and gene-bodies",
+    )
     rows_per_chunk: int = Field(default=1 << 16, ge=1, description="rows parsed at a time per file")
     sites_per_chunk: int = Field(default=16384, ge=1, description="sites per stored chunk")
     samples_per_chunk: int = Field(default=64, ge=1, description="samples per stored chunk")
+
+
+_ANALYSES = "resistomics.modalities.methylation._analyses"
+_ARTIFACTS = "resistomics.modalities.methylation._artifacts"
 
 
 def _reader(name: str, suffixes: tuple[str, ...], description: str) -> Reader:
@@ -119,6 +138,26 @@ class MethylationModality(Modality):
     )
     options = MethylationOptions
     settings = MethylationSettings
+    analyses = (
+        Analysis(
+            "markers",
+            "methylation.markers",
+            deferred(_ANALYSES, "methylation_markers"),
+            "calls of catalogued methylation markers (MGMT, MLH1, BRCA1, RAD51C promoters) "
+            "per sample, their change baseline -> progression, per-sample QC",
+            default=True,
+            artifacts=deferred(_ARTIFACTS, "marker_artifacts"),
+        ),
+        Analysis(
+            "regions",
+            "methylation.regions",
+            deferred(_ANALYSES, "methylation_regions"),
+            "methylation per sample over promoters, CpG islands, gene bodies or a BED, "
+            "and a Welch test per region between the arms of a contrast",
+            default=False,
+            artifacts=deferred(_ARTIFACTS, "region_artifacts"),
+        ),
+    )
 
     def _chrom_sizes(self, s: MethylationSettings) -> dict[str, int] | None:
         if s.chrom_sizes is None:
@@ -238,3 +277,8 @@ class MethylationModality(Modality):
         tables = summarize_methylation(store, chrom_sizes=sizes)
         registered = sorted(ws.catalog.samples(version.study).index.astype(str))
         return Summaries(tables, self._params(s, registered, sizes))
+
+    def commands(self) -> typer.Typer:
+        from resistomics.modalities.methylation._commands import methylation_app
+
+        return methylation_app

@@ -18,9 +18,10 @@ which ``merge_strands`` adds back).
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,17 @@ def simulate_methylation_cohort(
     dropout: float = 0.1,
     phi: float = 0.05,
     seed: int = 0,
+    planted_regions: Sequence[Mapping[str, Any]] = (),
 ) -> SimulatedMethylation:
-    """Generate the cohort (see the module docstring); deterministic for a ``seed``."""
+    """Generate the cohort (see the module docstring); deterministic for a ``seed``.
+
+    ``planted_regions`` adds CpGs at fixed places, e.g. a catalogue marker's promoter
+    at its real coordinates: each ``{contig, start, end, n_cpgs, baseline,
+    progression}`` puts ``n_cpgs`` evenly spaced sites in ``[start, end]`` (1-based)
+    whose level is ``baseline`` in baseline samples and ``progression`` in progression
+    samples. They are listed in ``dmrs`` (``delta`` = progression - baseline). Without
+    them the cohort is the same as before for a seed.
+    """
     rng = np.random.default_rng(seed)
     per = np.diff(np.linspace(0, n_sites, len(contigs) + 1).astype(int))
     site_contig = np.repeat(np.asarray(contigs, dtype=object), per)
@@ -91,6 +101,39 @@ def simulate_methylation_cohort(
                 "delta": sign * delta,
             }
         )
+    if planted_regions:
+        extra_contig, extra_pos, extra_level, extra_shift = [], [], [], []
+        for region in planted_regions:
+            k = int(region["n_cpgs"])
+            pos = np.unique(
+                np.linspace(int(region["start"]), int(region["end"]), k).astype(np.int64)
+            )
+            extra_contig.append(np.full(len(pos), str(region["contig"]), dtype=object))
+            extra_pos.append(pos)
+            extra_level.append(np.full(len(pos), float(region["baseline"])))
+            extra_shift.append(
+                np.full(len(pos), float(region["progression"]) - float(region["baseline"]))
+            )
+            dmrs.append(
+                {
+                    "contig": str(region["contig"]),
+                    "start": int(pos[0]),
+                    "end": int(pos[-1]),
+                    "n_cpgs": len(pos),
+                    "delta": float(region["progression"]) - float(region["baseline"]),
+                }
+            )
+        site_contig = np.concatenate([site_contig, *extra_contig])
+        position = np.concatenate([position, *extra_pos])
+        level = np.concatenate([level, *extra_level])
+        shift = np.concatenate([shift, *extra_shift])
+        order_of = {c: i for i, c in enumerate(dict.fromkeys(site_contig.tolist()))}
+        frame = pd.DataFrame({"c": [order_of[c] for c in site_contig], "p": position})
+        frame = frame.drop_duplicates(["c", "p"], keep="last").sort_values(["c", "p"])
+        keep_rows = frame.index.to_numpy()
+        site_contig, position = site_contig[keep_rows], position[keep_rows]
+        level, shift = level[keep_rows], shift[keep_rows]
+        n_sites = len(position)
     rows = []
     calls: dict[str, pd.DataFrame] = {}
     for i in range(n_subjects):
