@@ -97,9 +97,10 @@ def methylation_regions(
     on the per-sample means that are not NaN).
     """
     version, store = _open(ws, ref, study)
-    from resistomics.modalities.methylation._modality import MethylationModality
-
-    annotation = MethylationModality().settings_of(ws.settings).annotation_dir
+    # MethylationSettings.annotation_dir (importing the modality here would close an
+    # import cycle through its commands)
+    raw = ws.settings.modalities.get("methylation", {}).get("annotation_dir")
+    annotation = str(raw) if raw is not None else None
     rs = regions if isinstance(regions, RegionSet) else region_set(regions, annotation)
     sample_ids = store.samples["sample_id"].astype(str).tolist()
     design = _design(ws, version, sample_ids)
