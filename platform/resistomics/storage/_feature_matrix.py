@@ -585,6 +585,24 @@ class FeatureMatrix:
             raise KeyError(f"no sample array {name!r}")
         return np.asarray(self._zarr(f"{_SAMPLE_ARRAYS}/{name}")[:])
 
+    def feature_columns(self, columns: Sequence[str]) -> pa.Table:
+        """Some columns of the feature index as an Arrow table.
+
+        Cheaper than :attr:`features` for a large index: no pandas object column (a
+        Python string per row) unless the caller asks for one.
+        """
+        with self.root.fs.open(posixpath.join(self.path, FEATURES), "rb") as f:
+            table = pq.read_table(f, columns=list(columns))
+        return table
+
+    def read_rows(self, names: Sequence[str], start: int, stop: int) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` of the 2-D arrays ``names`` (every sample), read now.
+
+        For tasks that build their own row ranges (e.g. a block and its halo of
+        neighbouring sites), so each task reads the chunks it needs itself.
+        """
+        return {n: np.asarray(self._zarr(n)[start:stop, :]) for n in names}
+
     def iter_blocks(
         self, names: Sequence[str] | None = None, *, features_per_block: int | None = None
     ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:

@@ -1,0 +1,253 @@
+"""Two-group DML test (DSS ``DMLtest``): parity with DSS 2.46, block independence, planted
+signal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import land
+from resistomics.catalog import SampleRow, parse_sample_sheet
+from resistomics.config import ClusterSettings, Settings
+from resistomics.errors import MethodInputError
+from resistomics.modalities.methylation._dml import (
+    DML_COLUMNS,
+    StoreCounts,
+    benjamini_hochberg,
+    brent_minimize,
+    dml_test,
+)
+from resistomics.modalities.methylation._simulate import (
+    simulate_methylation_cohort,
+    write_methylation_files,
+)
+from resistomics.pipeline import Workspace, ingest
+from resistomics.storage import FeatureMatrix, open_feature_matrix
+from shared_data import SHARED_DATA
+
+RRBS = SHARED_DATA / "methylation_rrbs"
+REFERENCE = RRBS / "dss_2.46.0"
+# Agreement with DSS 2.46 achieved on the RRBS data (5000 CpGs): the largest relative
+# difference over every column is 1.5e-8 (diff and stat, where diff is near 0: an
+# absolute difference ~1e-12), phi ~3e-10 (the same Brent steps as R's optimize; the
+# objective differs from R's lbeta/lchoose in the last bits), mu ~3e-11, p-values and
+# FDR ~1e-9. The bar is 1e-6 relative (1e-12 absolute for values near 0).
+RTOL = 1e-6
+ATOL = 1e-12
+ATOL_STAT = 1e-9  # stat = diff / se, se ~ 0.01 .. 0.3
+COMPARED = ("mu1", "mu2", "diff", "diff_se", "stat", "phi1", "phi2", "pval", "fdr")
+
+
+def _sync(*args: Any) -> Any:
+    return dask.compute(*args, scheduler="sync")
+
+
+@pytest.fixture(scope="module")
+def rrbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, FeatureMatrix]]:
+    """The 16 RRBS Bismark coverage files through the real ingest, 1000 sites a chunk."""
+    if not RRBS.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    root = tmp_path_factory.mktemp("rrbs")
+    ws = Workspace.open(
+        Settings(
+            data_root=str(root / "root"),
+            cluster=ClusterSettings(n_workers=1, processes=False),
+            modalities={"methylation": {"sites_per_chunk": 1000}},
+        )
+    )
+    ws.catalog.register_study("rrbs", parse_sample_sheet(RRBS / "samples.tsv"))
+    folder = root / "cov"
+    folder.mkdir()
+    for f in RRBS.glob("*.bismark.cov.gz"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    out = ingest(ws, land(ws, folder, "rrbs", modality="methylation"), study="rrbs")
+    assert out.status == "published", out.message
+    store = open_feature_matrix(ws.root, ws.root.to_path(out.version.uri))
+    yield ws, store
+    ws.close()
+
+
+def _groups(store: FeatureMatrix, column: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    values = store.samples[column].astype(str).to_numpy()
+    return np.flatnonzero(values == a), np.flatnonzero(values == b)
+
+
+def _run(store: FeatureMatrix, **kw: Any) -> pd.DataFrame:
+    g1, g2 = _groups(store, "case", "SLE", "HC")
+    f = store.features
+    return dml_test(
+        StoreCounts(store),
+        f["contig"].to_numpy(),
+        f["position"].to_numpy(),
+        g1,
+        g2,
+        compute=_sync,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("smoothing", "reference"),
+    [(False, "dss_dmltest_SLE_vs_HC.tsv.gz"), (True, "dss_dmltest_smoothed_SLE_vs_HC.tsv.gz")],
+)
+def test_agrees_with_dss_on_real_rrbs(
+    rrbs: tuple[Workspace, FeatureMatrix], smoothing: bool, reference: str
+) -> None:
+    _, store = rrbs
+    ours = _run(store, smoothing=smoothing, span=500, sites_per_block=700)
+    assert tuple(ours.columns) == DML_COLUMNS
+    ref = pd.read_csv(REFERENCE / reference, sep="\t").rename(
+        columns={"chr": "contig", "pos": "position", "diff.se": "diff_se"}
+    )
+    assert len(ours) == len(ref) == 5000
+    both = ours.merge(ref, on=["contig", "position"], suffixes=("", "_dss"), validate="1:1")
+    assert len(both) == len(ref)  # the same sites tested
+    for col in COMPARED:
+        atol = ATOL_STAT if col == "stat" else ATOL
+        np.testing.assert_allclose(both[col], both[f"{col}_dss"], rtol=RTOL, atol=atol, err_msg=col)
+    # the biology DSS finds (SLE vs HC differences in this RRBS set) is found too
+    assert (both["fdr"] < 0.05).sum() == (both["fdr_dss"] < 0.05).sum()
+
+
+def test_results_do_not_depend_on_the_blocks(rrbs: tuple[Workspace, FeatureMatrix]) -> None:
+    """Blocks of 37 sites (far below the smoothing halo, so a halo spans many blocks)
+    give what one block of all sites gives."""
+    _, store = rrbs
+    for smoothing in (False, True):
+        whole = _run(store, smoothing=smoothing, sites_per_block=store.n_features)
+        small = _run(store, smoothing=smoothing, sites_per_block=37)
+        pd.testing.assert_frame_equal(whole[["contig", "position"]], small[["contig", "position"]])
+        for col in COMPARED:
+            # window sums are cumsum differences from each block's start: rounding ~1e-13
+            # absolute, so diff near 0 (and stat = diff / se) carry it relatively
+            atol = 1e-9 if col == "stat" else 1e-12
+            np.testing.assert_allclose(small[col], whole[col], rtol=1e-9, atol=atol, err_msg=col)
+
+
+def test_equal_dispersion_pools_the_groups(rrbs: tuple[Workspace, FeatureMatrix]) -> None:
+    _, store = rrbs
+    pooled = _run(store, equal_disp=True)
+    assert (pooled["phi1"] == pooled["phi2"]).all()
+    apart = _run(store)
+    # pooling the 16 samples' dispersions gives a phi between the groups' own
+    lo = np.minimum(apart["phi1"], apart["phi2"])
+    hi = np.maximum(apart["phi1"], apart["phi2"])
+    between = (pooled["phi1"] >= lo * 0.5) & (pooled["phi1"] <= hi * 2)
+    assert between.mean() > 0.9
+
+
+def test_refuses_groups_dss_refuses(rrbs: tuple[Workspace, FeatureMatrix]) -> None:
+    _, store = rrbs
+    f = store.features
+    args = (StoreCounts(store), f["contig"].to_numpy(), f["position"].to_numpy())
+    with pytest.raises(MethodInputError, match="share a sample"):
+        dml_test(*args, [0, 1], [1, 2])
+    with pytest.raises(MethodInputError, match="one sample"):
+        dml_test(*args, [0], [1, 2])
+
+
+def test_brent_matches_a_dense_search() -> None:
+    """The vectorised Brent minimiser finds each parabola's and each quartic's minimum."""
+    rng = np.random.default_rng(3)
+    centre = rng.uniform(-4.5, -0.5, 200)
+    width = rng.uniform(0.2, 3.0, 200)
+
+    def f(u: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        z = (u - centre[idx]) / width[idx]
+        return z**2 + 0.3 * z**4
+
+    got = brent_minimize(f, 200, -5.0, np.log(0.99), 1e-6)
+    np.testing.assert_allclose(got, centre, atol=1e-5)
+
+
+def test_benjamini_hochberg_matches_its_definition() -> None:
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(size=500), rng.uniform(0, 1e-4, 50), [0.5, 0.5, 0.5]])
+    n = len(p)
+    order = np.argsort(p)
+    want = np.empty(n)
+    for rank_i, i in enumerate(order, start=1):
+        want[i] = min(1.0, min(p[order[k]] * n / (k + 1) for k in range(rank_i - 1, n)))
+    np.testing.assert_allclose(benjamini_hochberg(p), want, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------- planted signal
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    sim = simulate_methylation_cohort(
+        n_subjects=5, n_sites=6000, n_dmrs=6, dmr_cpgs=15, delta=0.4, mean_depth=25, seed=4
+    )
+    root = tmp_path_factory.mktemp("planted")
+    ws = Workspace.open(
+        Settings(
+            data_root=str(root / "root"),
+            cluster=ClusterSettings(n_workers=1, processes=False),
+            modalities={"methylation": {"sites_per_chunk": 512}},
+        )
+    )
+    ws.catalog.register_study(
+        "sim",
+        [
+            SampleRow(
+                sample_id=r.sample_id, subject_id=r.subject_id, phase=r.phase, timepoint=r.timepoint
+            )
+            for r in sim.samples.itertuples()
+        ],
+    )
+    folder = root / "cov"
+    write_methylation_files(sim, folder, "bismark-cov", gzip_files=True)
+    out = ingest(ws, land(ws, folder, "sim", modality="methylation"), study="sim")
+    assert out.status == "published", out.message
+    store = open_feature_matrix(ws.root, ws.root.to_path(out.version.uri))
+    yield sim, store
+    ws.close()
+
+
+@pytest.mark.parametrize("smoothing", [False, True])
+def test_planted_dmls_are_found_and_nulls_are_uniform(planted: Any, smoothing: bool) -> None:
+    sim, store = planted
+    g1, g2 = _groups(store, "phase", "progression", "baseline")
+    f = store.features
+    res = dml_test(
+        StoreCounts(store),
+        f["contig"].to_numpy(),
+        f["position"].to_numpy(),
+        g1,
+        g2,
+        smoothing=smoothing,
+        sites_per_block=1000,
+        compute=_sync,
+    )
+    in_dmr = np.zeros(len(res), dtype=bool)
+    sign = np.zeros(len(res))
+    for d in sim.dmrs.itertuples():
+        hit = (res["contig"] == d.contig) & res["position"].between(d.start, d.end)
+        in_dmr |= hit.to_numpy()
+        sign[hit.to_numpy()] = np.sign(d.delta)
+    assert in_dmr.sum() >= 0.9 * sim.dmrs["n_cpgs"].sum()
+    found = res["fdr"].to_numpy() < 0.05
+    # planted sites: most called at 5 vs 5 samples, in the planted direction
+    # (progression - baseline), and ranked above the nulls
+    assert found[in_dmr].mean() > 0.6
+    assert (np.sign(res["diff"].to_numpy()[in_dmr & found]) == sign[in_dmr & found]).all()
+    assert np.abs(res["diff"].to_numpy()[in_dmr]).mean() == pytest.approx(0.4, abs=0.1)
+    # null sites far from any DMR (smoothing borrows from +-250 bp neighbours)
+    far = np.ones(len(res), dtype=bool)
+    for d in sim.dmrs.itertuples():
+        near = (res["contig"] == d.contig) & res["position"].between(d.start - 600, d.end + 600)
+        far &= ~near.to_numpy()
+    p0 = res["pval"].to_numpy()[far]
+    z = np.abs(res["stat"].to_numpy())
+    auc = stats.mannwhitneyu(z[in_dmr], z[far]).statistic / (in_dmr.sum() * far.sum())
+    assert auc > 0.95
+    if not smoothing:
+        # unsmoothed Wald p-values of null sites are close to uniform
+        assert stats.kstest(p0, "uniform").statistic < 0.08
+        assert 0.02 < (p0 < 0.05).mean() < 0.09
+    assert (res["fdr"].to_numpy()[far] < 0.05).mean() < 0.01
