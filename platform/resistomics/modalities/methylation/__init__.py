@@ -33,6 +33,11 @@ _LAZY = {
     "marker_changes": "_markers",
     "methylation_markers": "_analyses",
     "methylation_regions": "_analyses",
+    "MultiFactorDesign": "_multifactor",
+    "MultiFactorFit": "_multifactor",
+    "design_matrix": "_multifactor",
+    "dml_fit_multifactor": "_multifactor",
+    "dml_test_multifactor": "_multifactor",
 }
 
 __all__ = [
@@ -42,9 +47,14 @@ __all__ = [
     "MethylationOptions",
     "MethylationReadContext",
     "MethylationSettings",
+    "MultiFactorDesign",
+    "MultiFactorFit",
     "RegionCounts",
     "RegionSet",
     "contig_rank",
+    "design_matrix",
+    "dml_fit_multifactor",
+    "dml_test_multifactor",
     "marker_calls",
     "marker_changes",
     "merge_sites",
