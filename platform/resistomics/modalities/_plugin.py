@@ -89,6 +89,10 @@ class Reader:
     ``guess_can_open(path)`` must be cheap (suffix, a few header bytes) and never raise;
     ``read(path, context)`` returns whatever the modality's writer consumes and raises
     :class:`~resistomics.errors.InputError` (file, rule, place) for a bad file.
+    ``sniffs`` says that ``guess_can_open`` checks the content (a header line), not only
+    the name: when readers of two modalities claim a file by equally long suffixes
+    (``.txt``), the one that recognised its content wins
+    (:func:`~resistomics.modalities.guess_modality`).
     """
 
     name: str
@@ -96,6 +100,7 @@ class Reader:
     description: str
     guess_can_open: Callable[[str], bool]
     read: Callable[..., Any]
+    sniffs: bool = False
 
 
 @dataclass(frozen=True)

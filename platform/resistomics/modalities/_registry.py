@@ -114,7 +114,10 @@ def reader_for(
 
 
 def guess_modality(path: str) -> Modality:
-    """The modality whose reader recognises ``path`` (the longest matching suffix wins).
+    """The modality whose reader recognises ``path``: the longest matching suffix wins,
+    and between equally long ones a reader that recognised the content
+    (:attr:`Reader.sniffs`, e.g. DSS's ``chr pos N X`` header in a ``.txt``) wins over
+    one that goes by the name; a full tie goes to the first registered.
 
     Raises
     ------
@@ -122,21 +125,21 @@ def guess_modality(path: str) -> Modality:
         Rule ``modality`` when no registered reader recognises the file.
     """
     lower = path.lower().rstrip("/")
-    best: tuple[int, Modality] | None = None
+    best: tuple[tuple[int, bool], Modality] | None = None
     for m in modalities().values():
         for r in m.readers:
             if not r.guess_can_open(path):
                 continue
             length = max((len(s) for s in r.suffixes if lower.endswith(s)), default=0)
-            if best is None or length > best[0]:
-                best = (length, m)
+            if best is None or (length, r.sniffs) > best[0]:
+                best = ((length, r.sniffs), m)
     if best is None:
         # Nothing opens it (a FIFO, a broken link): go by the name alone, so the landing
         # step can say what is wrong with the entry itself.
         for m in modalities().values():
             for length in (len(s) for s in m.suffixes() if lower.endswith(s)):
-                if best is None or length > best[0]:
-                    best = (length, m)
+                if best is None or (length, False) > best[0]:
+                    best = ((length, False), m)
     if best is None:
         raise InputError(
             path,

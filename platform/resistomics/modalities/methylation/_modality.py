@@ -90,7 +90,9 @@ _ANALYSES = "resistomics.modalities.methylation._analyses"
 _ARTIFACTS = "resistomics.modalities.methylation._artifacts"
 
 
-def _reader(name: str, suffixes: tuple[str, ...], description: str) -> Reader:
+def _reader(
+    name: str, suffixes: tuple[str, ...], description: str, *, sniffs: bool = False
+) -> Reader:
     key = name.replace("-", "_")
     return Reader(
         name,
@@ -98,6 +100,7 @@ def _reader(name: str, suffixes: tuple[str, ...], description: str) -> Reader:
         description,
         deferred(_READERS, f"detect_{key}"),
         deferred(_READERS, f"read_{key}"),
+        sniffs=sniffs,
     )
 
 
@@ -107,7 +110,8 @@ class MethylationModality(Modality):
     name = "methylation"
     description = (
         "DNA methylation calls: Bismark coverage and CpG reports, modkit bedMethyl, "
-        "MethylDackel bedGraph, DSS text; one file per sample or a folder of them"
+        "MethylDackel bedGraph, DSS text; one file per sample or a folder of them "
+        "(named by sample, or mapped by the folder's manifest.tsv: columns file, sample_id)"
     )
     readers = (
         _reader(
@@ -124,6 +128,7 @@ class MethylationModality(Modality):
             "modkit",
             (".bedmethyl.gz", ".bedmethyl", ".bed.gz", ".bed"),
             "modkit pileup bedMethyl (18 fields, tab/space delimited)",
+            sniffs=True,  # a .bed[.gz] must have modkit's 18 fields
         ),
         _reader(
             "methyldackel",
@@ -134,6 +139,7 @@ class MethylationModality(Modality):
             "dss",
             (".dss.txt.gz", ".dss.txt", ".txt.gz", ".txt", ".tsv.gz", ".tsv"),
             "DSS text (header chr pos N X)",
+            sniffs=True,  # a .txt/.tsv must start with that header (else: expression's)
         ),
     )
     options = MethylationOptions

@@ -1,6 +1,10 @@
 """Readers of per-sample methylation call files into sorted streams of CpG-site chunks.
 
-Five formats, one file per sample (or a folder of per-sample files of one format):
+Five formats, one file per sample (or a folder of per-sample files of one format). A
+folder's files map to registered samples by their names (:func:`sample_name`), or by the
+folder's manifest: a ``manifest.tsv`` (or ``manifest.csv``) beside them whose columns
+``file`` (a file's name in the folder) and ``sample_id`` (its registered sample) list
+every file once (:func:`read_manifest`; other columns are ignored).
 
 =====================  ==========================================================  ========
 format                 columns (1-based positions in the output)                   strand
@@ -56,12 +60,16 @@ from resistomics.modalities._checks import check_registered
 
 __all__ = [
     "FORMATS",
+    "MANIFEST_FILE_COLUMN",
+    "MANIFEST_NAMES",
+    "MANIFEST_SAMPLE_COLUMN",
     "STRAND_CODES",
     "FileStats",
     "MethylationFile",
     "MethylationReadContext",
     "MethylationSource",
     "SiteChunk",
+    "read_manifest",
     "read_methylation",
     "sample_name",
 ]
@@ -508,8 +516,128 @@ def _looks_like(fmt: _Format, path: str) -> bool:
     return True
 
 
-def _folder_files(path: str) -> list[str]:
+#: A folder's manifest: a top-level file of one of these names (any case) maps its
+#: files to registered samples, one row per file (:func:`read_manifest`).
+MANIFEST_NAMES = ("manifest.tsv", "manifest.csv")
+#: The manifest's columns: the file's name in the folder, and its registered sample ID
+#: (other columns are allowed and ignored).
+MANIFEST_FILE_COLUMN = "file"
+MANIFEST_SAMPLE_COLUMN = "sample_id"
+
+
+def _is_manifest(path: str) -> bool:
+    return os.path.basename(path).lower() in MANIFEST_NAMES
+
+
+def _folder_entries(path: str) -> list[str]:
     return sorted(os.path.join(path, n) for n in os.listdir(path) if not n.startswith("."))
+
+
+def _folder_files(path: str) -> list[str]:
+    """The folder's data files: every entry but hidden ones and the manifest."""
+    return [f for f in _folder_entries(path) if not _is_manifest(f)]
+
+
+def _manifest_of(path: str) -> str | None:
+    found = [f for f in _folder_entries(path) if _is_manifest(f)]
+    if len(found) > 1:
+        raise InputError(
+            found[1],
+            "folder-contents",
+            f"a second manifest (also {os.path.basename(found[0])}); keep one",
+        )
+    return found[0] if found else None
+
+
+def read_manifest(
+    manifest: str, files: Sequence[str], registered: frozenset[str]
+) -> list[tuple[str, str]]:
+    """``(file, sample)`` for each row of a folder's manifest, in the manifest's order.
+
+    The manifest is a TSV (``manifest.tsv``) or CSV (``manifest.csv``) with a header row
+    holding the columns :data:`MANIFEST_FILE_COLUMN` (``file``: a file's name in the
+    folder) and :data:`MANIFEST_SAMPLE_COLUMN` (``sample_id``: the registered sample the
+    file holds); other columns are ignored, blank lines skipped. Every data file of the
+    folder must be listed once, and every sample once.
+
+    Raises
+    ------
+    InputError
+        At the manifest's line: ``manifest-columns`` (a column missing), ``field-count``,
+        ``missing-value``, ``manifest-file`` (a file not in the folder, or listed
+        twice), ``registered-samples`` (a sample not registered, with the closest one),
+        ``duplicate-sample``; ``folder-contents`` at a data file the manifest leaves out.
+    """
+    delimiter = "," if manifest.lower().endswith(".csv") else "\t"
+    by_name = {os.path.basename(f): f for f in files}
+    with open_checked_text(manifest) as text:
+        rows = [(n, r) for n, r in enumerate(csv.reader(text, delimiter=delimiter), start=1) if r]
+    if not rows:
+        raise InputError(manifest, "not-empty", "the manifest is empty")
+    _, header = rows[0]
+    names = [h.strip() for h in header]
+    wanted = (MANIFEST_FILE_COLUMN, MANIFEST_SAMPLE_COLUMN)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise InputError(
+            manifest,
+            "manifest-columns",
+            f"needs the columns {' and '.join(repr(c) for c in wanted)} (missing "
+            f"{', '.join(repr(c) for c in missing)}; found {', '.join(map(repr, names))})",
+            line=rows[0][0],
+        )
+    at_file, at_sample = names.index(MANIFEST_FILE_COLUMN), names.index(MANIFEST_SAMPLE_COLUMN)
+    out: list[tuple[str, str]] = []
+    file_line: dict[str, int] = {}
+    sample_line: dict[str, int] = {}
+    for n, row in rows[1:]:
+        if len(row) != len(names):
+            raise InputError(
+                manifest,
+                "field-count",
+                f"expected {len(names)} fields, found {len(row)}",
+                line=n,
+            )
+        name, sample = row[at_file].strip(), row[at_sample].strip()
+        for column, value in ((MANIFEST_FILE_COLUMN, name), (MANIFEST_SAMPLE_COLUMN, sample)):
+            if not value:
+                raise InputError(manifest, "missing-value", f"no {column}", line=n, column=column)
+        if name not in by_name:
+            shown = ", ".join(sorted(by_name)[:5]) + (" ..." if len(by_name) > 5 else "")
+            raise InputError(
+                manifest,
+                "manifest-file",
+                f"file {name!r} is not in the folder (its files: {shown or 'none'})",
+                line=n,
+                column=MANIFEST_FILE_COLUMN,
+            )
+        if name in file_line:
+            raise InputError(
+                manifest,
+                "manifest-file",
+                f"file {name!r} again (also line {file_line[name]}); one row per file",
+                line=n,
+                column=MANIFEST_FILE_COLUMN,
+            )
+        check_registered(manifest, [sample], registered, line=n)
+        if sample in sample_line:
+            raise InputError(
+                manifest,
+                "duplicate-sample",
+                f"sample {sample!r} again (also line {sample_line[sample]}); one file per sample",
+                line=n,
+                column=MANIFEST_SAMPLE_COLUMN,
+            )
+        file_line[name], sample_line[sample] = n, n
+        out.append((by_name[name], sample))
+    for f in files:
+        if os.path.basename(f) not in file_line:
+            raise InputError(
+                f,
+                "folder-contents",
+                f"not listed in {os.path.basename(manifest)}; add a row for it or remove it",
+            )
+    return out
 
 
 def can_open(name: str) -> Callable[[str], bool]:
@@ -801,6 +929,7 @@ def read_methylation(
     """
     spec = _BY_NAME[fmt]
     path = str(path)
+    manifest: str | None = None
     if os.path.isdir(path):
         files = _folder_files(path)
         if not files:
@@ -817,9 +946,15 @@ def read_methylation(
             raise InputError(
                 f"--sample {ctx.sample!r}",
                 "option",
-                "--sample names the sample of a single file; a folder's files are named by sample",
+                "--sample names the sample of a single file; a folder's files are named by "
+                "sample, or mapped to samples by its manifest.tsv",
             )
-        samples = [sample_name(f, fmt) for f in files]
+        manifest = _manifest_of(path)
+        if manifest is not None:  # every file listed once: never empty here
+            mapped = read_manifest(manifest, files, ctx.registered_samples)
+            files, samples = [f for f, _ in mapped], [s for _, s in mapped]
+        else:
+            samples = [sample_name(f, fmt) for f in files]
     else:
         if not os.path.isfile(path):
             raise InputError(path, "format", f"the {fmt} reader needs a file or a folder of files")
@@ -849,6 +984,8 @@ def read_methylation(
         next(_file_chunks(f, spec, ctx, probe), None)  # a bad start fails before staging
         out.append(MethylationFile(s, f, fmt, stats, chunks))
     details: dict[str, object] = {"files": len(files)}
+    if os.path.isdir(path) and manifest is not None:
+        details["manifest"] = os.path.basename(manifest)
     if spec.name == "modkit":
         details["modification"] = ctx.modification
     if spec.stranded:
