@@ -374,3 +374,28 @@ def test_bh_is_rs_p_adjust() -> None:
     from scipy.stats import false_discovery_control
 
     np.testing.assert_allclose(bh_adjust(p), false_discovery_control(p), rtol=1e-12)
+
+
+def test_reference_level_and_sample_subset(tmp_path: Path) -> None:
+    from resistomics.modalities.methylation._multifactor import multifactor_table
+
+    samples, sites, m, t, planted, _ = _paired_cohort(4, 600, dropout=0.05, seed=8)
+    store = _store(tmp_path, sites, m, t, samples)
+    fit = dml_fit_multifactor(store, "~ phase + subject")
+    flipped = dml_fit_multifactor(store, "~ phase + subject", reference={"phase": "progression"})
+    assert flipped.design.columns[1] == "phasebaseline"
+    a = multifactor_table(fit, "phaseprogression")
+    b = multifactor_table(flipped, "phasebaseline")
+    np.testing.assert_allclose(a["stat"], -b["stat"], rtol=1e-9)
+    np.testing.assert_allclose(a["pval"], b["pval"], rtol=1e-9)
+    assert (a["coef"][planted].abs() > 0.3).mean() > 0.8
+    with pytest.raises(MethodInputError, match=r"\[reference-level\]"):
+        dml_fit_multifactor(store, "~ phase", reference={"phase": "relapse"})
+    # a subset of the samples is the fit of a store holding only those samples
+    keep = [0, 1, 2, 3, 6, 7]
+    sub = dml_test_multifactor(
+        dml_fit_multifactor(store, "~ phase + subject", samples=keep), coef=1
+    )
+    alone = _store(tmp_path / "sub", sites, m[:, keep], t[:, keep], samples.iloc[keep])
+    want = dml_test_multifactor(dml_fit_multifactor(alone, "~ phase + subject"), coef=1)
+    pd.testing.assert_frame_equal(sub, want)

@@ -51,7 +51,7 @@ on the RRBS data of ``../shared/data/methylation_rrbs``: see
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,7 @@ __all__ = [
     "design_matrix",
     "dml_fit_multifactor",
     "dml_test_multifactor",
+    "multifactor_table",
     "smooth_window_average",
 ]
 
@@ -179,14 +180,17 @@ def _as_factor(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     return text, levels
 
 
-def design_matrix(formula: str, samples: pd.DataFrame) -> MultiFactorDesign:
+def design_matrix(
+    formula: str, samples: pd.DataFrame, *, reference: Mapping[str, str] | None = None
+) -> MultiFactorDesign:
     """The design matrix of ``formula`` on the columns of ``samples`` (one row each).
 
     As R's ``model.matrix(formula, samples)`` with the default treatment contrasts:
     a non-numeric column is a factor whose reference level is its first sorted level;
     a numeric column enters as is. Terms are ordered by degree, then as written;
     variables inside a term in their order of first appearance; the first variable
-    varies fastest across the columns of an interaction.
+    varies fastest across the columns of an interaction. ``reference`` puts a given
+    level of a factor first (R's ``relevel``), e.g. ``{"phase": "baseline"}``.
 
     Raises
     ------
@@ -194,7 +198,8 @@ def design_matrix(formula: str, samples: pd.DataFrame) -> MultiFactorDesign:
         ``[design-formula]`` when the formula does not parse, ``[unknown-column]`` when
         it names a column ``samples`` lacks, ``[design-missing-value]`` when a used
         column has a missing value, ``[rank-deficient-design]`` when the columns are
-        linearly dependent.
+        linearly dependent, ``[reference-level]`` when a ``reference`` level is not a
+        level of its column.
     """
     intercept, raw_terms = _parse_formula(formula)
     order: list[str] = []
@@ -230,6 +235,17 @@ def design_matrix(formula: str, samples: pd.DataFrame) -> MultiFactorDesign:
         for name in order
     }
     factors = {name: _as_factor(samples[name]) for name in order if not numeric[name]}
+    for name, level in (reference or {}).items():
+        if name not in factors or level not in factors[name][1]:
+            known = list(factors[name][1]) if name in factors else "not a factor of the design"
+            raise MethodInputError(
+                f"reference level {name}={level!r} is not a level of the design's {name!r} "
+                f"({known})",
+                place="--contrast",
+                rule="reference-level",
+            )
+        text, levels = factors[name]
+        factors[name] = (text, (level, *(lv for lv in levels if lv != level)))
     # R's TermCode: a factor is coded by contrasts when the term without it is empty or
     # lies inside a preceding term, else by indicators; with no intercept the first
     # factor of the first term holding one is coded by indicators.
@@ -464,6 +480,8 @@ def dml_fit_multifactor(
     formula: str,
     *,
     design: pd.DataFrame | None = None,
+    reference: Mapping[str, str] | None = None,
+    samples: Sequence[int] | None = None,
     smoothing: bool = False,
     smoothing_span: int = 500,
     sites_per_block: int | None = None,
@@ -482,6 +500,10 @@ def dml_fit_multifactor(
     design
         The samples' attributes (``sample_id`` column or index); default the store's
         samples table, which carries the study design.
+    reference
+        The reference level of factors (see :func:`design_matrix`).
+    samples
+        Indices of the store's samples to use (default all), e.g. a contrast's filters.
     smoothing, smoothing_span
         Smooth the counts over ``smoothing_span // 2`` bp either side before the
         arcsine link (DSS's ``smoothing``, ``smoothing.span``).
@@ -509,7 +531,8 @@ def dml_fit_multifactor(
     import dask.array as da
 
     table = _samples_design(store, design)
-    dm = design_matrix(formula, table)
+    cols = np.arange(store.n_samples) if samples is None else np.asarray(samples, dtype=np.int64)
+    dm = design_matrix(formula, table.iloc[cols], reference=reference)
     x = dm.matrix
     if x.shape[0] <= x.shape[1] + 1:
         raise MethodInputError(
@@ -520,6 +543,8 @@ def dml_fit_multifactor(
         )
     m = store.array("methylated", features_per_block=sites_per_block)
     t = store.array("total", features_per_block=sites_per_block)
+    if samples is not None:
+        m, t = m[:, cols], t[:, cols]
     width = x.shape[1] + x.shape[1] ** 2 + 1
     sites = store.features
     if not smoothing:
@@ -725,5 +750,29 @@ def dml_test_multifactor(
             "stat": stats[:, 0],
             "pvals": stats[:, 1],
             "fdrs": bh_adjust(stats[:, 1]),
+        }
+    )
+
+
+def multifactor_table(fit: MultiFactorFit, coef: str) -> pd.DataFrame:
+    """The per-CpG table of one coefficient: ``contig``, ``position``, ``coef`` (the
+    coefficient on DSS's arcsine scale, ``asin(2 p - 1)``), ``coef_se``, ``phi``,
+    ``stat``, ``pval`` and ``fdr`` (:func:`dml_test_multifactor`'s ``stat``, ``pvals``,
+    ``fdrs``), with one Dask compute."""
+    k = fit.design.column(coef)
+    p = fit.n_coefficients
+    computed = fit.compute()
+    values = np.asarray(computed.values)
+    test = dml_test_multifactor(computed, coef=k)
+    return pd.DataFrame(
+        {
+            "contig": fit.sites["contig"].to_numpy(),
+            "position": fit.sites["position"].to_numpy(),
+            "coef": values[:, k],
+            "coef_se": np.sqrt(values[:, p + k * p + k]),
+            "phi": values[:, -1],
+            "stat": test["stat"].to_numpy(),
+            "pval": test["pvals"].to_numpy(),
+            "fdr": test["fdrs"].to_numpy(),
         }
     )
