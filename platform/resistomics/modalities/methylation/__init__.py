@@ -1,8 +1,9 @@
 """Methylation modality: per-sample CpG methylation calls as ``methylation.counts``.
 
 Readers (Bismark coverage and reports, modkit bedMethyl, MethylDackel bedGraph, DSS
-text), the streaming k-way merge into ``feature-matrix@1`` and the validation
-summaries are imported on first use (numpy, pandas), as in the other modalities.
+text), the streaming k-way merge into ``feature-matrix@1``, the validation summaries
+and DMR calling (``call_dmrs``) are imported on first use (numpy, pandas), as in the
+other modalities.
 """
 
 from resistomics.modalities._plugin import lazy_exports
@@ -38,10 +39,13 @@ _LAZY = {
     "design_matrix": "_multifactor",
     "dml_fit_multifactor": "_multifactor",
     "dml_test_multifactor": "_multifactor",
+    "call_dmrs": "_dmr",
+    "DSS_COLUMNS": "_dmr",
 }
 
 __all__ = [
     "DEFAULT_CONTIGS",
+    "DSS_COLUMNS",
     "FORMATS",
     "MethylationModality",
     "MethylationOptions",
@@ -51,6 +55,7 @@ __all__ = [
     "MultiFactorFit",
     "RegionCounts",
     "RegionSet",
+    "call_dmrs",
     "contig_rank",
     "design_matrix",
     "dml_fit_multifactor",
