@@ -19,6 +19,7 @@ __all__ = [
     "VolcanoPoints",
     "plot_clone_prevalence",
     "plot_de_volcano",
+    "plot_dml_volcano",
     "plot_sample_qc",
     "plot_sample_scores",
     "volcano_points",
@@ -301,6 +302,58 @@ def plot_de_volcano(
         note += f"; {int(pts.no_fdr.sum())} without an adjusted p-value drawn at 0"
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=2, frameon=False)
+    return _save(plt, fig, output)
+
+
+def plot_dml_volcano(
+    dml: pd.DataFrame,
+    output: str | Path,
+    *,
+    title: str = "",
+    arms: tuple[str, str] | None = None,
+    fdr: float = 0.05,
+    max_background: int = 200_000,
+) -> Path:
+    """Volcano of differentially methylated CpGs: ``diff`` (mean methylation of arm A
+    minus arm B) against -log10 p-value, FDR < ``fdr`` marked and counted by direction.
+
+    A genome-wide table has millions of CpGs: at most ``max_background`` of the
+    non-significant ones are drawn (an even sample, said in the legend); every
+    significant one is drawn.
+    """
+    plt = _pyplot()
+    diff = dml["diff"].to_numpy(dtype=float)
+    p = np.clip(dml["pval"].to_numpy(dtype=float), 1e-300, 1.0)
+    y = -np.log10(p)
+    sig = dml["fdr"].to_numpy(dtype=float) < fdr
+    background = np.flatnonzero(~sig)
+    shown = background
+    if len(background) > max_background:
+        shown = background[:: -(-len(background) // max_background)]
+    fig, ax = plt.subplots(figsize=(7.5, 6.4))
+    label = f"FDR >= {fdr:g} ({len(background)}"
+    label += f", {len(shown)} drawn)" if len(shown) < len(background) else ")"
+    ax.scatter(diff[shown], y[shown], s=3, color="lightgrey", label=label, rasterized=True)
+    a, b = arms or ("A", "B")
+    for mask, color, what in (
+        (sig & (diff > 0), "firebrick", f"higher in {a}"),
+        (sig & (diff < 0), "steelblue", f"higher in {b}"),
+    ):
+        if mask.any():
+            ax.scatter(
+                diff[mask],
+                y[mask],
+                s=6,
+                color=color,
+                rasterized=True,
+                label=f"FDR < {fdr:g}, {what} ({int(mask.sum())})",
+            )
+    ax.axvline(0, color="black", lw=0.5)
+    ax.set_xlabel(f"methylation difference ({a} - {b})")
+    ax.set_ylabel("-log10 p-value")
+    ax.set_xlim(-1.02, 1.02)
+    ax.set_title(title or "differentially methylated CpGs", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
     return _save(plt, fig, output)
 
 

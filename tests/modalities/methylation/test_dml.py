@@ -4,6 +4,7 @@ signal."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -251,3 +252,72 @@ def test_planted_dmls_are_found_and_nulls_are_uniform(planted: Any, smoothing: b
         assert stats.kstest(p0, "uniform").statistic < 0.08
         assert 0.02 < (p0 < 0.05).mean() < 0.09
     assert (res["fdr"].to_numpy()[far] < 0.05).mean() < 0.01
+
+
+# ----------------------------------------------------------------------- the analysis
+def test_dml_analysis_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``resistomics methylation dml`` on the RRBS cohort: a published methylation.dml
+    result with lineage, DSS's numbers (smoothed), its artifacts and volcano; a second
+    run is unchanged; a bad arm is one line."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from resistomics.modalities import modality
+    from resistomics.storage import read_table
+
+    if not RRBS.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    folder = tmp_path / "rrbs"
+    folder.mkdir()
+    for f in RRBS.glob("*.bismark.cov.gz"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__SITES_PER_CHUNK", "1000")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__DML_SITES_PER_BLOCK", "1500")
+    runner = CliRunner()
+    r = runner.invoke(app, ["study", "register", str(RRBS / "samples.tsv"), "--study", "rrbs"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ingest", str(folder), "--study", "rrbs", "--modality", "methylation"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["methylation", "dml", "--help"])
+    assert r.exit_code == 0 and "--smoothing" in r.output and "DMLtest" in r.output
+    args = ["methylation", "dml", "rrbs/rrbs", "--contrast", "case:SLE vs HC", "--smoothing"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "rrbs.dml.smoothed-span500.case_SLE_vs_HC" in r.output, r.output
+    ws = Workspace.open(Settings(data_root=str(tmp_path / "root")))
+    try:
+        result = ws.catalog.resolve("rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC")
+        assert result.dataset_type == "methylation.dml"
+        assert [ws.catalog.get_version(i).ref for i in result.parent_ids] == ["rrbs/rrbs@v1"]
+        assert result.parameters["contrast"]["a"] == "SLE" and result.parameters["smoothing"]
+        table = read_table(ws.root, f"{ws.root.to_path(result.uri)}/dml.parquet")
+        ref = pd.read_csv(REFERENCE / "dss_dmltest_smoothed_SLE_vs_HC.tsv.gz", sep="\t")
+        both = table.astype({"contig": str}).merge(
+            ref, left_on=["contig", "position"], right_on=["chr", "pos"], suffixes=("", "_dss")
+        )
+        assert len(both) == len(table) == len(ref)
+        for col in ("stat", "pval", "fdr", "phi1"):
+            np.testing.assert_allclose(both[col], both[f"{col}_dss"], rtol=RTOL, atol=ATOL_STAT)
+        analysis = modality("methylation").analysis("dml")
+        assert analysis.artifacts is not None and analysis.plot is not None
+        artifacts = analysis.artifacts(ws, result)
+        top = artifacts[0].table
+        assert top is not None and len(top) == 50
+        assert top["pval"].is_monotonic_increasing
+        assert top["pval"].iloc[0] == table["pval"].min()
+        assert "at FDR < 0.05" in (artifacts[1].markdown or "")
+    finally:
+        ws.close()
+    png = tmp_path / "volcano.png"
+    r = runner.invoke(
+        app, ["plot", "rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC", "-o", str(png)]
+    )
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 10_000
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "already up to date" in r.output, r.output
+    r = runner.invoke(app, ["methylation", "dml", "rrbs/rrbs", "--contrast", "case:SLE vs XX"])
+    assert r.exit_code != 0 and "contrast-arm" in r.output and "Traceback" not in r.output

@@ -12,7 +12,7 @@ __all__ = ["methylation_app"]
 
 methylation_app = typer.Typer(
     name="methylation",
-    help="DNA methylation: region summaries, catalogued marker calls.",
+    help="DNA methylation: differentially methylated CpGs (DSS), region summaries, catalogued marker calls.",
     no_args_is_help=True,
 )
 
@@ -102,3 +102,62 @@ def methylation_markers_command(
             print_top(flagged, None, ["subject_id", "sample_id", "gene", "change", "flag"], 20)
         else:
             console.print("no marker changed its call under treatment")
+
+
+@methylation_app.command("dml")
+@handled
+def methylation_dml_command(
+    dataset: Annotated[
+        str, typer.Argument(help="study/dataset[@vN] of a methylation.counts dataset.")
+    ],
+    contrast: Annotated[
+        str,
+        typer.Option(
+            help="'COLUMN:A vs B' over sample attributes; A is DSS's group1 (diff = A - B)."
+        ),
+    ],
+    where: Annotated[
+        list[str] | None, typer.Option(help="COLUMN=VALUE filter of the contrast (repeatable).")
+    ] = None,
+    smoothing: Annotated[
+        bool,
+        typer.Option(
+            "--smoothing/--no-smoothing",
+            help="Smooth the arms' means over --span bp within a contig (DSS smoothing=TRUE).",
+        ),
+    ] = False,
+    span: Annotated[
+        int, typer.Option(min=2, help="Smoothing window in bp (DSS smoothing.span).")
+    ] = 500,
+    equal_disp: Annotated[
+        bool,
+        typer.Option(
+            "--equal-disp/--no-equal-disp",
+            help="One dispersion per CpG for both arms (DSS equal.disp=TRUE).",
+        ),
+    ] = False,
+) -> None:
+    """Differentially methylated CpGs between two arms (DSS DMLtest: beta-binomial,
+    dispersion shrinkage, Wald test); publishes <dataset>.dml[.smoothed-spanN].<contrast>.
+
+    Example: resistomics methylation dml rrbs/rrbs --contrast "case:SLE vs HC" --smoothing
+    """
+    from resistomics.contrasts import parse_contrast
+
+    c = parse_contrast(contrast, where or [])
+    from resistomics.cluster import dask_client
+    from resistomics.modalities.methylation._dml_analysis import differential_methylation
+
+    ws = open_workspace()
+    ws.catalog.resolve(dataset)  # an unknown dataset fails before a cluster starts
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(f"DML test of {dataset}", total=None)
+        outcome = differential_methylation(
+            ws, dataset, c, smoothing=smoothing, span=span, equal_disp=equal_disp
+        )
+    console.print(outcome.message)
+    if outcome.tables:
+        table = outcome.tables["dml"]
+        console.print(f"{len(table)} CpGs tested, {int((table['fdr'] < 0.05).sum())} at FDR < 0.05")
+        top = table.nsmallest(15, "pval")
+        print_top(top, None, ["contig", "position", "mu1", "mu2", "diff", "pval", "fdr"], 15)

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DML_COLUMNS",
+    "DML_SITES_PER_BLOCK",
     "DMLPlan",
     "StoreCounts",
     "benjamini_hochberg",
@@ -91,6 +92,11 @@ DML_COLUMNS = (
     "pval",
     "fdr",
 )
+
+#: CpGs per task of the DML graph. A task holds its block and halo as float64 a few
+#: times over (counts, weights, the minimiser's state): 65536 sites x 16 samples is
+#: ~8 MiB per copy, so a task stays under ~150 MiB.
+DML_SITES_PER_BLOCK = 1 << 16
 
 # DSS constants (R sources of DMLtest and its helpers, src/DSS.h)
 _COVERAGE_WINDOW = 200  # hasCoverage: ws
@@ -655,15 +661,15 @@ def _fdr(parts: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
 # ----------------------------------------------------------------------- entry point
 def dml_test(
     read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
-    contigs: np.ndarray,
+    contigs: np.ndarray | pd.Categorical,
     positions: np.ndarray,
-    group1: Sequence[int],
-    group2: Sequence[int],
+    group1: Sequence[int] | np.ndarray,
+    group2: Sequence[int] | np.ndarray,
     *,
     smoothing: bool = False,
     span: int = 500,
     equal_disp: bool = False,
-    sites_per_block: int = 1 << 16,
+    sites_per_block: int = DML_SITES_PER_BLOCK,
     compute: Callable[..., Any] | None = None,
 ) -> pd.DataFrame:
     """DSS's ``DMLtest(BSobj, group1, group2, equal.disp, smoothing, smoothing.span)``.
@@ -676,7 +682,8 @@ def dml_test(
         when the cluster has processes, e.g. a bound method of a
         :class:`~resistomics.storage.FeatureMatrix`).
     contigs, positions
-        The site index in store order: each contig one run, positions non-decreasing.
+        The site index in store order: each contig one run, positions non-decreasing
+        (contig names, or a categorical of them).
     group1, group2
         Column indices of the two groups (DSS's ``group1``, ``group2``).
     smoothing, span, equal_disp
@@ -711,8 +718,10 @@ def dml_test(
     if span < 2:
         raise MethodInputError(f"smoothing span {span} bp: need >= 2", rule="span")
     design = _Design(g1, g2, bool(smoothing), int(span) // 2, bool(equal_disp))
-    contig_values = pd.Series(np.asarray(contigs))
-    codes, _ = pd.factorize(contig_values, sort=False)
+    if isinstance(contigs, pd.Categorical):
+        codes, categories = np.asarray(contigs.codes), contigs.categories
+    else:
+        codes, categories = pd.factorize(pd.Series(np.asarray(contigs)), sort=False)
     positions = np.asarray(positions, dtype=np.int64)
     keys = _site_keys(codes, positions)
     if len(keys) > 1 and (np.diff(keys) < 0).any():
@@ -749,7 +758,7 @@ def dml_test(
     rows = np.concatenate([p["rows"] for p in parts]) if parts else np.empty(0, np.int64)
     table = pd.DataFrame(
         {
-            "contig": contig_values.to_numpy()[rows] if len(rows) else np.empty(0, object),
+            "contig": pd.Categorical.from_codes(codes[rows], categories=categories),
             "position": positions[rows],
         }
     )

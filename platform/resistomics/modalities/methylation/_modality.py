@@ -84,10 +84,14 @@ class MethylationSettings(BaseModel):
     rows_per_chunk: int = Field(default=1 << 16, ge=1, description="rows parsed at a time per file")
     sites_per_chunk: int = Field(default=16384, ge=1, description="sites per stored chunk")
     samples_per_chunk: int = Field(default=64, ge=1, description="samples per stored chunk")
+    dml_sites_per_block: int = Field(
+        default=1 << 16, ge=1, description="CpGs per task of the DML test (its memory)"
+    )
 
 
 _ANALYSES = "resistomics.modalities.methylation._analyses"
 _ARTIFACTS = "resistomics.modalities.methylation._artifacts"
+_DML = "resistomics.modalities.methylation._dml_analysis"
 
 
 def _reader(
@@ -162,6 +166,16 @@ class MethylationModality(Modality):
             "and a Welch test per region between the arms of a contrast",
             default=False,
             artifacts=deferred(_ARTIFACTS, "region_artifacts"),
+        ),
+        Analysis(
+            "dml",
+            "methylation.dml",
+            deferred(_DML, "differential_methylation"),
+            "differentially methylated CpGs between the arms of a contrast (DSS DMLtest: "
+            "beta-binomial, dispersion shrinkage, Wald test; optional smoothing)",
+            default=False,
+            artifacts=deferred(_DML, "dml_artifacts"),
+            plot=deferred(_DML, "plot_dml"),
         ),
     )
 

@@ -1,0 +1,283 @@
+"""Differential methylation on published ``methylation.counts`` datasets.
+
+Each function resolves its input through the catalog, builds one Dask graph
+(:mod:`resistomics.modalities.methylation._dml`), computes it once on the active Dask
+client (or the local scheduler) and publishes the result with its lineage (input
+version, parameters, code version).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from resistomics.catalog import VersionInfo
+from resistomics.contrasts import Contrast, unknown_attribute, unknown_value
+from resistomics.errors import InputError, MethodInputError
+from resistomics.modalities._plugin import Artifact
+from resistomics.modalities.methylation._dml import (
+    DML_COLUMNS,
+    DML_SITES_PER_BLOCK,
+    StoreCounts,
+    dml_test,
+)
+from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.storage import FeatureMatrix, open_feature_matrix, read_table
+
+__all__ = [
+    "DML_TABLE",
+    "differential_methylation",
+    "dml_artifacts",
+    "general_design_test",
+    "plot_dml",
+]
+
+DML_TABLE = "dml"
+"""The result's table (``dml.parquet``), one row per tested CpG, columns as DSS's."""
+
+
+def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, FeatureMatrix]:
+    version = ws.catalog.resolve(ref, study=study)
+    if version.dataset_type != "methylation.counts":
+        raise MethodInputError(
+            f"is {version.dataset_type}, not a methylation.counts dataset",
+            place=version.ref,
+            rule="dataset-type",
+        )
+    return version, open_feature_matrix(ws.root, ws.root.to_path(version.uri))
+
+
+def _arms(store: FeatureMatrix, contrast: Contrast) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of arm A (DSS's group1) and arm B (group2) of the stored samples."""
+    samples = store.samples
+    if contrast.column not in samples.columns:
+        raise InputError(
+            "--contrast", "contrast-column", unknown_attribute(contrast.column, samples)
+        )
+    values = samples[contrast.column].astype(str)
+    keep = contrast.selected(samples)
+    arms = []
+    for arm in (contrast.group_a, contrast.group_b):
+        if not (values == arm).any():
+            raise InputError(
+                "--contrast", "contrast-arm", unknown_value(contrast.column, arm, samples)
+            )
+        idx = np.flatnonzero((values == arm).to_numpy() & keep)
+        if len(idx) == 0:
+            raise InputError(
+                "--contrast",
+                "arm-size",
+                f"arm {contrast.column}={arm} has no samples after filters",
+            )
+        arms.append(idx)
+    return arms[0], arms[1]
+
+
+def _site_index(store: FeatureMatrix) -> tuple[pd.Categorical, np.ndarray]:
+    """Contigs (categorical: a code per site, not a string) and positions of the sites."""
+    table = store.feature_columns(["contig", "position"])
+    contig = table.column("contig").combine_chunks().dictionary_encode()
+    categories = pd.Index(contig.dictionary.to_pylist(), dtype=object)
+    codes = contig.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    positions = table.column("position").to_numpy().astype(np.int64)
+    return pd.Categorical.from_codes(codes, categories=categories), positions
+
+
+def general_design_test(
+    ws: Workspace,
+    version: VersionInfo,
+    store: FeatureMatrix,
+    *,
+    design: str,
+    coef: str,
+) -> pd.DataFrame:
+    """Hook for a general design (DSS's ``DMLfit.multiFactor`` + ``DMLtest.multiFactor``).
+
+    ``differential_methylation(..., design="~ case + cell", coef="caseSLE")`` calls this
+    instead of the two-group test; it returns the per-CpG table to publish. Not yet
+    implemented: the multi-factor fit lands in ``_multifactor.py``.
+
+    Raises
+    ------
+    MethodInputError
+        Always, until the multi-factor test is wired here.
+    """
+    raise MethodInputError(
+        f"general designs ({design!r}, coefficient {coef!r}) are not available yet; "
+        "use --contrast for a two-group test",
+        place="--design",
+        rule="design",
+    )
+
+
+def differential_methylation(
+    ws: Workspace,
+    ref: str,
+    contrast: Contrast | None = None,
+    *,
+    study: str | None = None,
+    smoothing: bool = False,
+    span: int = 500,
+    equal_disp: bool = False,
+    design: str | None = None,
+    coef: str | None = None,
+    sites_per_block: int | None = None,
+    run_id: str | None = None,
+) -> ResultOutcome:
+    """DSS's two-group ``DMLtest`` between the arms of a contrast; publishes ``dml.parquet``.
+
+    Arm A of ``contrast`` is DSS's ``group1`` (so ``diff = mu1 - mu2`` is A minus B).
+    See :func:`resistomics.modalities.methylation._dml.dml_test` for the method (Feng,
+    Conneely & Wu, *Nucleic Acids Res.* 42:e69, 2014; smoothing: Wu et al., *Nucleic
+    Acids Res.* 43:e141, 2015) and where it differs from DSS 2.46.
+
+    Parameters
+    ----------
+    ws, ref, study
+        The workspace and the ``methylation.counts`` dataset (``study/dataset[@vN]``).
+    contrast
+        ``column: A vs B`` over the samples' attributes, with optional filters.
+    smoothing, span, equal_disp
+        DSS's ``smoothing``, ``smoothing.span`` (bp) and ``equal.disp``.
+    design, coef
+        A general design instead of the contrast (:func:`general_design_test`).
+    sites_per_block
+        CpGs per task (default: the methylation settings' ``dml_sites_per_block``).
+
+    Returns
+    -------
+    ResultOutcome
+        The published result (``<dataset>.dml[.smoothed-spanN][.equal-disp].<contrast>``),
+        or the already published one with the same inputs and parameters.
+
+    Raises
+    ------
+    InputError
+        Unknown contrast column or arm, an arm without samples.
+    MethodInputError
+        Not a ``methylation.counts`` dataset; a group of one sample without smoothing or
+        ``equal_disp`` (as DSS).
+    """
+    version, store = _open(ws, ref, study)
+    # the section is validated as MethylationSettings where the settings are built;
+    # importing _modality here would close an import cycle through _commands
+    section = ws.settings.modalities.get("methylation", {})
+    configured: Any = section.get("dml_sites_per_block", DML_SITES_PER_BLOCK)
+    block = int(sites_per_block or configured)
+    if design is not None:
+        if coef is None:
+            raise InputError("--coef", "option", "a general design needs --coef (a coefficient)")
+        parameters: dict[str, Any] = {"design": design, "coef": coef, "method": "dss-multifactor"}
+        slug = f"design-{coef}"
+    else:
+        if contrast is None:
+            raise InputError("--contrast", "option", "give --contrast 'COLUMN:A vs B'")
+        parameters = {
+            "contrast": contrast.as_parameters(),
+            "method": "dss-dmltest",
+            "smoothing": bool(smoothing),
+            "span": int(span) if smoothing else None,
+            "equal_disp": bool(equal_disp),
+        }
+        slug = contrast.slug
+    name = ".".join(
+        [
+            f"{version.dataset}.dml",
+            *([f"smoothed-span{int(span)}"] if smoothing and design is None else []),
+            *(["equal-disp"] if equal_disp and design is None else []),
+            slug,
+        ]
+    )
+    digest, existing = published_result(ws, version, "methylation.dml", parameters)
+    if existing is not None:
+        return existing
+    if design is not None:
+        assert coef is not None
+        table = general_design_test(ws, version, store, design=design, coef=coef)
+    else:
+        assert contrast is not None
+        group1, group2 = _arms(store, contrast)
+        contigs, positions = _site_index(store)
+        table = dml_test(
+            StoreCounts(store),
+            contigs,
+            positions,
+            group1,
+            group2,
+            smoothing=smoothing,
+            span=span,
+            equal_disp=equal_disp,
+            sites_per_block=block,
+        )
+        ws.catalog.save_contrast(
+            version.study,
+            column=contrast.column,
+            group_a=contrast.group_a,
+            group_b=contrast.group_b,
+            where=dict(contrast.where),
+        )
+        parameters["n_arm_a"] = len(group1)
+        parameters["n_arm_b"] = len(group2)
+    return publish_result(
+        ws,
+        modality="methylation",
+        parents=[version],
+        study=version.study,
+        dataset=name,
+        dtype="methylation.dml",
+        parameters=parameters,
+        digest=digest,
+        tables={DML_TABLE: table[list(DML_COLUMNS)]},
+        run_id=run_id,
+    )
+
+
+#: Columns and length of the top-DMLs artifact.
+TOP_COLUMNS = ("contig", "position", "mu1", "mu2", "diff", "stat", "pval", "fdr")
+TOP_DMLS = 50
+
+
+def _arm_names(result: VersionInfo) -> tuple[str, str]:
+    contrast = (result.parameters or {}).get("contrast") or {}
+    return str(contrast.get("a", "group1")), str(contrast.get("b", "group2"))
+
+
+def dml_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
+    """The top DMLs (smallest p-value) and a summary of a ``methylation.dml`` result."""
+    table = read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{DML_TABLE}.parquet"))
+    a, b = _arm_names(result)
+    top = table.nsmallest(TOP_DMLS, "pval")[list(TOP_COLUMNS)].reset_index(drop=True)
+    sig = table["fdr"] < 0.05
+    study, dataset = result.study, result.dataset
+    summary = (
+        f"# DML test {result.ref}\n\n"
+        f"{len(table)} CpGs tested ({a} vs {b}); {int(sig.sum())} at FDR < 0.05: "
+        f"{int((sig & (table['diff'] > 0)).sum())} higher in {a}, "
+        f"{int((sig & (table['diff'] < 0)).sum())} higher in {b}.\n"
+    )
+    return [
+        Artifact(
+            "table",
+            ("methylation", study, dataset, "top-dmls"),
+            f"Top {TOP_DMLS} differentially methylated CpGs of {result.ref}",
+            table=top,
+        ),
+        Artifact("markdown", ("methylation", study, dataset, "summary"), summary, markdown=summary),
+    ]
+
+
+def plot_dml(ws: Workspace, result: VersionInfo, output: Any, **_: Any) -> Any:
+    """Volcano of a ``methylation.dml`` result (:func:`resistomics.plots.plot_dml_volcano`)."""
+    from resistomics.plots import plot_dml_volcano
+
+    table = read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{DML_TABLE}.parquet"))
+    params = result.parameters or {}
+    c = params.get("contrast") or {}
+    how = "DSS DMLtest" + (
+        f", smoothed ({params.get('span')} bp)" if params.get("smoothing") else ""
+    )
+    title = f"{c.get('column', '')}: {c.get('a', '')} vs {c.get('b', '')}, {how}\n{result.ref}"
+    return plot_dml_volcano(table, output, title=title, arms=_arm_names(result))
