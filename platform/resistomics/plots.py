@@ -16,10 +16,12 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 
 __all__ = [
+    "DmrTrack",
     "VolcanoPoints",
     "plot_clone_prevalence",
     "plot_de_volcano",
     "plot_dml_volcano",
+    "plot_dmr_tracks",
     "plot_sample_qc",
     "plot_sample_scores",
     "volcano_points",
@@ -535,4 +537,114 @@ def plot_sample_qc(
     )
     fig.suptitle(title or "per-sample QC", fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(plt, fig, output, layout=False)
+
+
+@dataclass(frozen=True)
+class DmrTrack:
+    """The CpGs of one DMR and its flanks, per sample, ready to draw.
+
+    Attributes
+    ----------
+    contig, start, end
+        The region (1-based, inclusive: its first and last CpG).
+    label
+        Its caption (e.g. ``#1 chr1:3339625-3340234, 16 CpGs, diff -0.16``).
+    positions
+        Positions of the CpGs in ``[start - flank, end + flank]`` (sorted).
+    methylated, total
+        Reads per CpG (rows) and sample (columns).
+    sample_ids, arms
+        One per column: the sample and the arm it belongs to (its contrast value).
+    """
+
+    contig: str
+    start: int
+    end: int
+    label: str
+    positions: np.ndarray
+    methylated: np.ndarray
+    total: np.ndarray
+    sample_ids: tuple[str, ...]
+    arms: tuple[str, ...]
+
+    def arm_mean(self, arm: str) -> np.ndarray:
+        """Coverage-weighted methylation of an arm per CpG (pooled reads; NaN uncovered)."""
+        cols = np.asarray(self.arms) == arm
+        m = self.methylated[:, cols].sum(axis=1)
+        t = self.total[:, cols].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(t > 0, m / np.maximum(t, 1), np.nan)
+
+
+def plot_dmr_tracks(
+    tracks: list[DmrTrack] | tuple[DmrTrack, ...], output: str | Path, *, title: str = ""
+) -> Path:
+    """DMR tracks: methylation per sample along each region and its flanks, per arm.
+
+    One column per region; one row per arm, each sample of the arm a thin line through
+    its covered CpGs (methylated / total reads; a CpG the sample does not cover is left
+    out) and the arm's pooled methylation a thick line; a last row with each arm's mean
+    read depth per CpG. The region is shaded, as in DSS's ``showOneDMR`` (which draws one
+    panel per sample instead).
+    """
+    plt = _pyplot()
+    if not tracks:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.text(0.5, 0.5, "no DMR to draw", ha="center", va="center")
+        ax.axis("off")
+        return _save(plt, fig, output)
+    arms = list(dict.fromkeys(a for t in tracks for a in t.arms))
+    palette = plt.get_cmap("tab10")
+    colour = {a: palette(i % 10) for i, a in enumerate(arms)}
+    n = len(tracks)
+    fig, axes = plt.subplots(
+        len(arms) + 1,
+        n,
+        figsize=(3.6 * n + 0.6, 1.9 * len(arms) + 1.8),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [2.0] * len(arms) + [1.0]},
+    )
+    for j, track in enumerate(tracks):
+        x = track.positions
+        in_arm = {a: [k for k, b in enumerate(track.arms) if b == a] for a in arms}
+        for i, arm in enumerate(arms):
+            ax = axes[i, j]
+            ax.axvspan(track.start, track.end, color="#FF0000", alpha=0.1, lw=0)
+            for k in in_arm[arm]:
+                covered = track.total[:, k] > 0
+                level = track.methylated[covered, k] / track.total[covered, k]
+                ax.plot(
+                    x[covered], level, color=colour[arm], lw=0.6, alpha=0.45, marker=".", ms=2.5
+                )
+            if in_arm[arm]:
+                ax.plot(x, track.arm_mean(arm), color=colour[arm], lw=2.0)
+            ax.set_ylim(-0.03, 1.03)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel(f"{arm}\nmethylation", fontsize=8)
+            if i == 0:
+                ax.set_title(track.label, fontsize=8)
+        ax = axes[len(arms), j]
+        ax.axvspan(track.start, track.end, color="#FF0000", alpha=0.1, lw=0)
+        for arm in arms:
+            cols = in_arm[arm]
+            if cols:
+                ax.step(
+                    x, track.total[:, cols].mean(axis=1), where="mid", color=colour[arm], lw=1.0
+                )
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(f"{track.contig} position (bp)", fontsize=8)
+        ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+        if j == 0:
+            ax.set_ylabel("mean depth\n(reads)", fontsize=8)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colour[a], lw=2, label=f"{a} (pooled)") for a in arms]
+    handles.append(Line2D([], [], color="grey", lw=0.6, marker=".", label="one sample"))
+    handles.append(plt.Rectangle((0, 0), 1, 1, color="#FF0000", alpha=0.1, label="DMR"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.suptitle(title or "DMR tracks", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(plt, fig, output, layout=False)

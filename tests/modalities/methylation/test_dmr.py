@@ -287,3 +287,116 @@ def test_unsorted_and_split_contigs_are_one_line_errors() -> None:
     with pytest.raises(MethodInputError, match="no stat column"):
         call_dmrs(table.drop(columns="stat"))
     assert call_dmrs(table, p_threshold=1e-12).empty
+
+
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The generated cohort as a feature-matrix store (outer join of the samples' sites)."""
+    from resistomics.storage import (
+        DataRoot,
+        FeatureBlock,
+        open_feature_matrix,
+        write_feature_matrix,
+    )
+
+    sim = simulate_methylation_cohort(n_subjects=4, n_sites=5000, n_dmrs=5, dmr_cpgs=20, seed=4)
+    ids = sim.samples["sample_id"].tolist()
+    keys = sim.levels[["contig", "position"]]
+    m, t = [], []
+    for s in ids:
+        c = keys.merge(sim.calls[s], on=["contig", "position"], how="left").fillna(0)
+        m.append(c["methylated"].to_numpy(np.int32))
+        t.append(c["total"].to_numpy(np.int32))
+    root = DataRoot(str(tmp_path_factory.mktemp("dmr") / "root"))
+    path = root.path("store")
+    write_feature_matrix(
+        root,
+        path,
+        [
+            FeatureBlock(
+                keys.assign(strand="*"), {"methylated": np.stack(m, 1), "total": np.stack(t, 1)}
+            )
+        ],
+        samples=sim.samples,
+        arrays={"methylated": "int32", "total": "int32"},
+        sorted_by=("contig", "position"),
+        features_per_chunk=512,
+        samples_per_chunk=3,
+    )
+    return sim, open_feature_matrix(root, path)
+
+
+def test_end_to_end_planted_dmrs_with_smoothed_dml_test(planted_store) -> None:  # type: ignore[no-untyped-def]
+    """Generated cohort (4 patients, baseline/progression, 5 planted DMRs of 20 CpGs,
+    delta 0.4) -> our DSS DMLtest with smoothing (span 500 bp) -> call_dmrs with DSS's
+    defaults: each planted DMR found once, both ends within the smoothing span (500 bp)
+    of the planted ones, the sign of the change right; no DMR anywhere else."""
+    from resistomics.modalities.methylation._dml import dml_test
+
+    sim, store = planted_store
+    phase = store.samples["phase"].astype(str).to_numpy()
+    features = store.features
+
+    def read_rows(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        v = store.read_rows(["methylated", "total"], a, b)
+        return v["methylated"], v["total"]
+
+    dml = dml_test(
+        read_rows,
+        features["contig"].to_numpy(),
+        features["position"].to_numpy(),
+        np.flatnonzero(phase == "progression"),
+        np.flatnonzero(phase == "baseline"),
+        smoothing=True,
+        span=500,
+    )
+    dmrs = call_dmrs(dml)
+    assert len(dmrs) == len(sim.dmrs) == 5
+    for planted in sim.dmrs.itertuples():
+        hit = dmrs[
+            (dmrs["contig"] == planted.contig)
+            & (dmrs["start"] <= planted.end)
+            & (dmrs["end"] >= planted.start)
+        ]
+        assert len(hit) == 1, planted
+        called = hit.iloc[0]
+        assert abs(called.start - planted.start) <= 500 and abs(called.end - planted.end) <= 500
+        assert np.sign(called.diff_methylation) == np.sign(planted.delta)
+
+
+def test_dmr_tracks_hold_the_stores_reads_and_plot(planted_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Tracks of the planted DMRs read the store's reads of every CpG within the flanks
+    (checked against the generated per-sample calls); the arms' pooled methylation
+    inside a region differs by the planted delta (within 0.15); the plot renders."""
+    from matplotlib.image import imread
+
+    from resistomics.modalities.methylation._dmr_tracks import dmr_tracks
+    from resistomics.plots import plot_dmr_tracks
+
+    sim, store = planted_store
+    dmrs = sim.dmrs.rename(columns={"n_cpgs": "n_cpg"}).assign(area_stat=1.0)
+    arms = dict(zip(sim.samples["sample_id"], sim.samples["phase"], strict=True))
+    tracks = dmr_tracks(store, dmrs, arms, flank=400, top=3)
+    assert len(tracks) == 3
+    for track, planted in zip(tracks, dmrs.itertuples(), strict=False):
+        assert track.arms == ("baseline",) * 4 + ("progression",) * 4
+        assert (
+            track.positions[0] >= planted.start - 400 and track.positions[-1] <= planted.end + 400
+        )
+        levels = sim.levels[sim.levels["contig"] == planted.contig]["position"].to_numpy()
+        window = levels[(levels >= planted.start - 400) & (levels <= planted.end + 400)]
+        np.testing.assert_array_equal(track.positions, window)
+        for k, sample in enumerate(track.sample_ids):
+            calls = sim.calls[sample]
+            calls = calls[calls["contig"] == planted.contig].set_index("position")
+            expected = calls["total"].reindex(track.positions, fill_value=0).to_numpy()
+            np.testing.assert_array_equal(track.total[:, k], expected)
+        inside = (track.positions >= planted.start) & (track.positions <= planted.end)
+        change = np.nanmean(track.arm_mean("progression")[inside]) - np.nanmean(
+            track.arm_mean("baseline")[inside]
+        )
+        assert abs(change - planted.delta) < 0.15
+    out = plot_dmr_tracks(tracks, tmp_path / "tracks.png", title="planted")
+    image = imread(out)
+    assert image.shape[1] > 900 and image[..., :3].std() > 0.05
+    assert imread(plot_dmr_tracks([], tmp_path / "none.png")).shape[0] > 100
