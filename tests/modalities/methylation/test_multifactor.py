@@ -399,3 +399,80 @@ def test_reference_level_and_sample_subset(tmp_path: Path) -> None:
     alone = _store(tmp_path / "sub", sites, m[:, keep], t[:, keep], samples.iloc[keep])
     want = dml_test_multifactor(dml_fit_multifactor(alone, "~ phase + subject"), coef=1)
     pd.testing.assert_frame_equal(sub, want)
+
+
+def test_design_dml_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``resistomics methylation dml DATASET --contrast ... --design ...`` publishes DSS's
+    multi-factor numbers as a methylation.dml result; bad designs are one line."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from resistomics.storage import read_table
+
+    if not RRBS.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    folder = tmp_path / "rrbs"
+    folder.mkdir()
+    for f in RRBS.glob("*.bismark.cov.gz"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__SITES_PER_CHUNK", "1000")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__DML_SITES_PER_BLOCK", "1000")
+    runner = CliRunner()
+    r = runner.invoke(app, ["study", "register", str(RRBS / "samples.tsv"), "--study", "rrbs"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ingest", str(folder), "--study", "rrbs", "--modality", "methylation"])
+    assert r.exit_code == 0, r.output
+    base = ["methylation", "dml", "rrbs/rrbs"]
+    runs = {
+        "caseSLE": [*base, "--contrast", "case:SLE vs HC", "--design", "~ case + cell"],
+        "cellrN": [*base, "--design", "~ case + cell", "--coef", "cellrN"],
+    }
+    names = {
+        "caseSLE": "rrbs/rrbs.dml.design-case_cell.case_SLE_vs_HC",
+        "cellrN": "rrbs/rrbs.dml.design-case_cell.cellrN",
+    }
+    for coef, args in runs.items():
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        ws = Workspace.open(Settings(data_root=str(tmp_path / "root")))
+        try:
+            result = ws.catalog.resolve(names[coef])
+            assert result.dataset_type == "methylation.dml"
+            assert result.parameters["method"] == "dss-multifactor"
+            assert result.parameters["coef"] in (None, coef)
+            table = read_table(ws.root, f"{ws.root.to_path(result.uri)}/dml.parquet")
+        finally:
+            ws.close()
+        ref = pd.read_csv(REF / f"dss_multifactor_{coef}.tsv.gz", sep="\t")
+        j = ref.merge(
+            table.astype({"contig": str}),
+            left_on=["chr", "pos"],
+            right_on=["contig", "position"],
+            suffixes=("_dss", ""),
+        )
+        assert len(j) == len(ref) == len(table)
+        for ours, dss in (("stat", "stat_dss"), ("pval", "pvals"), ("fdr", "fdrs")):
+            _close(j[ours].to_numpy(), j[dss].to_numpy(), f"{coef} {ours}")
+        assert (
+            np.isfinite(table["mu1"]).all()
+            and ((table["diff"] > 0) == (table["coef"] > 0)).mean() > 0.9
+        )
+    r = runner.invoke(app, runs["caseSLE"])
+    assert r.exit_code == 0 and "already up to date" in r.output, r.output
+    bad = {
+        "~ case +": "design-formula",
+        "~ case + colour": "unknown-column",
+        "~ case + sample_id": "rank-deficient-design",
+    }
+    for formula, rule in bad.items():
+        r = runner.invoke(app, [*base, "--contrast", "case:SLE vs HC", "--design", formula])
+        assert r.exit_code != 0 and f"[{rule}]" in r.output and "Traceback" not in r.output, (
+            r.output
+        )
+    r = runner.invoke(app, [*base, "--contrast", "cell:rN vs aN", "--design", "~ case"])
+    assert r.exit_code != 0 and "[contrast-not-in-design]" in r.output, r.output
+    r = runner.invoke(app, [*base, "--design", "~ case + cell", "--coef", "caseXX"])
+    assert r.exit_code != 0 and "[unknown-coefficient]" in r.output, r.output

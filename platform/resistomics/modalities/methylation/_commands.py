@@ -111,11 +111,12 @@ def methylation_dml_command(
         str, typer.Argument(help="study/dataset[@vN] of a methylation.counts dataset.")
     ],
     contrast: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="'COLUMN:A vs B' over sample attributes; A is DSS's group1 (diff = A - B)."
+            help="'COLUMN:A vs B' over sample attributes; A is DSS's group1 (diff = A - B). "
+            "With --design: the coefficient COLUMN+A, B the reference level."
         ),
-    ],
+    ] = None,
     where: Annotated[
         list[str] | None, typer.Option(help="COLUMN=VALUE filter of the contrast (repeatable).")
     ] = None,
@@ -136,15 +137,37 @@ def methylation_dml_command(
             help="One dispersion per CpG for both arms (DSS equal.disp=TRUE).",
         ),
     ] = False,
+    design: Annotated[
+        str | None,
+        typer.Option(
+            help="A general design, an R formula on sample attributes, e.g. "
+            "'~ phase + subject_id' (DSS DMLfit.multiFactor / DMLtest.multiFactor).",
+        ),
+    ] = None,
+    coef: Annotated[
+        str | None,
+        typer.Option(
+            help="The design coefficient to test, by R's name (e.g. caseSLE); or give --contrast.",
+        ),
+    ] = None,
 ) -> None:
     """Differentially methylated CpGs between two arms (DSS DMLtest: beta-binomial,
     dispersion shrinkage, Wald test); publishes <dataset>.dml[.smoothed-spanN].<contrast>.
 
-    Example: resistomics methylation dml rrbs/rrbs --contrast "case:SLE vs HC" --smoothing
+    With --design, DSS's general-design test (DMLtest.multiFactor, Park & Wu 2016) of one
+    coefficient: publishes <dataset>.dml.design-<terms>.<contrast or coef>.
+
+    Examples: resistomics methylation dml rrbs/rrbs --contrast "case:SLE vs HC" --smoothing;
+    resistomics methylation dml rrbs/rrbs --contrast "case:SLE vs HC" --design "~ case + cell"
     """
     from resistomics.contrasts import parse_contrast
+    from resistomics.errors import InputError
 
-    c = parse_contrast(contrast, where or [])
+    if contrast is None and (design is None or coef is None):
+        raise InputError(
+            "--contrast", "option", "give --contrast 'COLUMN:A vs B' (or --design with --coef)"
+        )
+    c = parse_contrast(contrast, where or []) if contrast is not None else None
     from resistomics.cluster import dask_client
     from resistomics.modalities.methylation._dml_analysis import differential_methylation
 
@@ -153,7 +176,14 @@ def methylation_dml_command(
     with dask_client(ws.settings.cluster), progress_bar() as bar:
         bar.add_task(f"DML test of {dataset}", total=None)
         outcome = differential_methylation(
-            ws, dataset, c, smoothing=smoothing, span=span, equal_disp=equal_disp
+            ws,
+            dataset,
+            c,
+            smoothing=smoothing,
+            span=span,
+            equal_disp=equal_disp,
+            design=design,
+            coef=coef,
         )
     console.print(outcome.message)
     if outcome.tables:

@@ -9,6 +9,7 @@ version, parameters, code version).
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 import numpy as np
@@ -87,30 +88,86 @@ def _site_index(store: FeatureMatrix) -> tuple[pd.Categorical, np.ndarray]:
 
 
 def general_design_test(
-    ws: Workspace,
-    version: VersionInfo,
     store: FeatureMatrix,
     *,
     design: str,
-    coef: str,
-) -> pd.DataFrame:
-    """Hook for a general design (DSS's ``DMLfit.multiFactor`` + ``DMLtest.multiFactor``).
+    coef: str | None,
+    contrast: Contrast | None,
+    smoothing: bool,
+    span: int,
+    sites_per_block: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """DSS's ``DMLfit.multiFactor`` + ``DMLtest.multiFactor`` of one coefficient
+    (:mod:`resistomics.modalities.methylation._multifactor`; Park & Wu,
+    *Bioinformatics* 32:1446, 2016): the table to publish and the parameters it adds.
 
-    ``differential_methylation(..., design="~ case + cell", coef="caseSLE")`` calls this
-    instead of the two-group test; it returns the per-CpG table to publish. Not yet
-    implemented: the multi-factor fit lands in ``_multifactor.py``.
+    The coefficient is ``coef`` or, from ``contrast`` ``column: A vs B``, the
+    coefficient ``columnA`` of the design with ``B`` as the reference level of
+    ``column`` (its ``where`` filters select the samples fitted). ``mu1``/``mu2``/``diff``
+    describe the two levels the coefficient compares (pooled, unadjusted).
 
     Raises
     ------
+    InputError
+        Unknown contrast column or arm.
     MethodInputError
-        Always, until the multi-factor test is wired here.
+        A bad formula, an unknown design column, a rank-deficient design, too few
+        samples, an unknown coefficient, a contrast column that is not a factor of the
+        design.
     """
-    raise MethodInputError(
-        f"general designs ({design!r}, coefficient {coef!r}) are not available yet; "
-        "use --contrast for a two-group test",
-        place="--design",
-        rule="design",
+    from resistomics.modalities.methylation._multifactor import (
+        coefficient_arms,
+        dml_fit_multifactor,
+        multifactor_table,
     )
+
+    samples = store.samples
+    keep = np.arange(store.n_samples)
+    reference = None
+    if contrast is not None:
+        _arms(store, contrast)  # the column and both arms exist
+        keep = np.flatnonzero(contrast.selected(samples))
+        reference = {contrast.column: contrast.group_b}
+        wanted = f"{contrast.column}{contrast.group_a}"
+        if coef is not None and coef != wanted:
+            raise InputError(
+                "--coef",
+                "option",
+                f"--coef {coef!r} and --contrast (coefficient {wanted!r}) disagree; give one",
+            )
+        coef = wanted
+    if coef is None:
+        raise InputError("--coef", "option", "a general design needs --coef or --contrast")
+    fit = dml_fit_multifactor(
+        store,
+        design,
+        reference=reference,
+        samples=keep.tolist(),
+        smoothing=smoothing,
+        smoothing_span=span,
+        sites_per_block=sites_per_block,
+    )
+    if contrast is not None and coef not in fit.design.columns:
+        raise MethodInputError(
+            f"the contrast's column {contrast.column!r} is not a factor term of the design "
+            f"{design!r} (coefficients {list(fit.design.columns)})",
+            place="--contrast",
+            rule="contrast-not-in-design",
+        )
+    arms = coefficient_arms(fit.design, coef)
+    groups = None
+    added: dict[str, Any] = {"coefficients": list(fit.design.columns)}
+    if arms is not None:
+        column, level, ref = arms
+        values = samples[column].astype(str).to_numpy()
+        groups = (
+            [int(i) for i in keep if values[i] == level],
+            [int(i) for i in keep if values[i] == ref],
+        )
+        added["contrast"] = {"column": column, "a": level, "b": ref}
+        added["n_arm_a"], added["n_arm_b"] = len(groups[0]), len(groups[1])
+    table = multifactor_table(fit, coef, store=store, arms=groups)
+    return table, added
 
 
 def differential_methylation(
@@ -143,7 +200,10 @@ def differential_methylation(
     smoothing, span, equal_disp
         DSS's ``smoothing``, ``smoothing.span`` (bp) and ``equal.disp``.
     design, coef
-        A general design instead of the contrast (:func:`general_design_test`).
+        A general design (R formula, e.g. ``"~ phase + subject_id"``): DSS's
+        ``DMLtest.multiFactor`` of the coefficient ``coef``, or of ``columnA`` with ``B``
+        the reference level when ``contrast`` is ``column: A vs B``
+        (:func:`general_design_test`); the table gains ``coef`` and ``coef_se``.
     sites_per_block
         CpGs per task (default: the methylation settings' ``dml_sites_per_block``).
 
@@ -159,7 +219,8 @@ def differential_methylation(
         Unknown contrast column or arm, an arm without samples.
     MethodInputError
         Not a ``methylation.counts`` dataset; a group of one sample without smoothing or
-        ``equal_disp`` (as DSS).
+        ``equal_disp`` (as DSS); for a design: a bad formula, unknown column,
+        rank-deficient design or unknown coefficient (one line naming the rule).
     """
     version, store = _open(ws, ref, study)
     # the section is validated as MethylationSettings where the settings are built;
@@ -168,10 +229,19 @@ def differential_methylation(
     configured: Any = section.get("dml_sites_per_block", DML_SITES_PER_BLOCK)
     block = int(sites_per_block or configured)
     if design is not None:
-        if coef is None:
-            raise InputError("--coef", "option", "a general design needs --coef (a coefficient)")
-        parameters: dict[str, Any] = {"design": design, "coef": coef, "method": "dss-multifactor"}
-        slug = f"design-{coef}"
+        parameters: dict[str, Any] = {
+            "design": design,
+            "coef": coef,
+            "method": "dss-multifactor",
+            "smoothing": bool(smoothing),
+            "span": int(span) if smoothing else None,
+        }
+        if contrast is not None:
+            parameters["design_contrast"] = contrast.as_parameters()
+        terms = "_".join(re.findall(r"[A-Za-z0-9_.]+", design.replace("~", " ")))
+        slug = f"design-{terms}." + (
+            contrast.slug if contrast is not None else re.sub(r"[^A-Za-z0-9_]", "-", coef or "")
+        )
     else:
         if contrast is None:
             raise InputError("--contrast", "option", "give --contrast 'COLUMN:A vs B'")
@@ -186,7 +256,7 @@ def differential_methylation(
     name = ".".join(
         [
             f"{version.dataset}.dml",
-            *([f"smoothed-span{int(span)}"] if smoothing and design is None else []),
+            *([f"smoothed-span{int(span)}"] if smoothing else []),
             *(["equal-disp"] if equal_disp and design is None else []),
             slug,
         ]
@@ -194,9 +264,23 @@ def differential_methylation(
     digest, existing = published_result(ws, version, "methylation.dml", parameters)
     if existing is not None:
         return existing
+    columns = list(DML_COLUMNS)
     if design is not None:
-        assert coef is not None
-        table = general_design_test(ws, version, store, design=design, coef=coef)
+        if equal_disp:
+            raise InputError(
+                "--equal-disp", "option", "a general design has one dispersion per CpG already"
+            )
+        table, added = general_design_test(
+            store,
+            design=design,
+            coef=coef,
+            contrast=contrast,
+            smoothing=smoothing,
+            span=span,
+            sites_per_block=block,
+        )
+        parameters.update(added)
+        columns += ["coef", "coef_se"]
     else:
         assert contrast is not None
         group1, group2 = _arms(store, contrast)
@@ -230,7 +314,7 @@ def differential_methylation(
         dtype="methylation.dml",
         parameters=parameters,
         digest=digest,
-        tables={DML_TABLE: table[list(DML_COLUMNS)]},
+        tables={DML_TABLE: table[columns]},
         run_id=run_id,
     )
 

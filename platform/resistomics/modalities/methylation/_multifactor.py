@@ -66,6 +66,7 @@ __all__ = [
     "MultiFactorDesign",
     "MultiFactorFit",
     "bh_adjust",
+    "coefficient_arms",
     "design_matrix",
     "dml_fit_multifactor",
     "dml_test_multifactor",
@@ -236,11 +237,16 @@ def design_matrix(
     }
     factors = {name: _as_factor(samples[name]) for name in order if not numeric[name]}
     for name, level in (reference or {}).items():
-        if name not in factors or level not in factors[name][1]:
-            known = list(factors[name][1]) if name in factors else "not a factor of the design"
+        if name not in factors:
+            raise MethodInputError(
+                f"the contrast's column {name!r} is not a factor of the design {formula!r}",
+                place="--contrast",
+                rule="contrast-not-in-design",
+            )
+        if level not in factors[name][1]:
             raise MethodInputError(
                 f"reference level {name}={level!r} is not a level of the design's {name!r} "
-                f"({known})",
+                f"{list(factors[name][1])}",
                 place="--contrast",
                 rule="reference-level",
             )
@@ -438,6 +444,8 @@ class MultiFactorFit:
     values: Any
     smoothing: bool
     smoothing_span: int
+    #: the store's sample columns the fit uses, in design-matrix row order
+    samples: tuple[int, ...] = ()
 
     @property
     def n_coefficients(self) -> int:
@@ -447,7 +455,12 @@ class MultiFactorFit:
         """The fit with ``values`` computed (one Dask compute)."""
         values = self.values.compute() if hasattr(self.values, "compute") else self.values
         return MultiFactorFit(
-            self.design, self.sites, np.asarray(values), self.smoothing, self.smoothing_span
+            self.design,
+            self.sites,
+            np.asarray(values),
+            self.smoothing,
+            self.smoothing_span,
+            self.samples,
         )
 
     def coefficients(self) -> pd.DataFrame:
@@ -533,6 +546,7 @@ def dml_fit_multifactor(
     table = _samples_design(store, design)
     cols = np.arange(store.n_samples) if samples is None else np.asarray(samples, dtype=np.int64)
     dm = design_matrix(formula, table.iloc[cols], reference=reference)
+    used = tuple(int(c) for c in cols)
     x = dm.matrix
     if x.shape[0] <= x.shape[1] + 1:
         raise MethodInputError(
@@ -556,7 +570,7 @@ def dml_fit_multifactor(
             dtype=np.float64,
             chunks=(m.chunks[0], (width,)),
         )
-        return MultiFactorFit(dm, sites, values, False, smoothing_span)
+        return MultiFactorFit(dm, sites, values, False, smoothing_span, used)
     half = int(smoothing_span) // 2
     keys = _site_keys(sites, half)
     parts = []
@@ -567,7 +581,7 @@ def dml_fit_multifactor(
         block = dask.delayed(_fit_block)(m[lo:hi], t[lo:hi], x, keys[lo:hi], a - lo, b - lo, half)
         parts.append(da.from_delayed(block, shape=(b - a, width), dtype=np.float64))
     values = da.concatenate(parts, axis=0) if parts else da.zeros((0, width), dtype=np.float64)
-    return MultiFactorFit(dm, sites, values, True, smoothing_span)
+    return MultiFactorFit(dm, sites, values, True, smoothing_span, used)
 
 
 def _site_keys(sites: pd.DataFrame, half: int) -> np.ndarray:
@@ -754,25 +768,94 @@ def dml_test_multifactor(
     )
 
 
-def multifactor_table(fit: MultiFactorFit, coef: str) -> pd.DataFrame:
-    """The per-CpG table of one coefficient: ``contig``, ``position``, ``coef`` (the
-    coefficient on DSS's arcsine scale, ``asin(2 p - 1)``), ``coef_se``, ``phi``,
-    ``stat``, ``pval`` and ``fdr`` (:func:`dml_test_multifactor`'s ``stat``, ``pvals``,
-    ``fdrs``), with one Dask compute."""
+def _arm_sums(methylated: np.ndarray, total: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [np.asarray(methylated, np.float64).sum(axis=1), np.asarray(total, np.float64).sum(axis=1)],
+        axis=1,
+    )
+
+
+def multifactor_table(
+    fit: MultiFactorFit,
+    coef: str,
+    *,
+    store: FeatureMatrix | None = None,
+    arms: tuple[Sequence[int], Sequence[int]] | None = None,
+) -> pd.DataFrame:
+    """The per-CpG table of one coefficient, in the columns of a ``methylation.dml``
+    result (one Dask compute).
+
+    ``stat``, ``pval``, ``fdr``: :func:`dml_test_multifactor`'s ``stat``, ``pvals``,
+    ``fdrs``; ``coef``, ``coef_se``: the coefficient and its standard error on DSS's
+    arcsine scale ``asin(2 p - 1)``; ``phi1 = phi2``: the site's one dispersion.
+    With ``arms`` (store sample columns of arm A and arm B, e.g. the two levels the
+    coefficient compares), ``mu1``/``mu2`` are the arms' pooled methylation
+    ``sum(M) / sum(N)`` and ``diff = mu1 - mu2`` (descriptive: unadjusted for the other
+    terms); else ``NaN``. ``diff_se`` is ``NaN`` (the general design has no
+    two-group mean difference).
+    """
+    import dask
+    import dask.array as da
+
     k = fit.design.column(coef)
     p = fit.n_coefficients
-    computed = fit.compute()
-    values = np.asarray(computed.values)
-    test = dml_test_multifactor(computed, coef=k)
+    parts: list[Any] = [fit.values]
+    if arms is not None:
+        if store is None:
+            raise MethodInputError(
+                "arm means need the store", place="--contrast", rule="method-input"
+            )
+        m = store.array("methylated", features_per_block=fit.values.chunks[0][0])
+        t = store.array("total", features_per_block=fit.values.chunks[0][0])
+        for arm in arms:
+            cols = np.asarray(arm, dtype=np.int64)
+            parts.append(
+                da.map_blocks(
+                    _arm_sums,
+                    m[:, cols],
+                    t[:, cols],
+                    dtype=np.float64,
+                    chunks=(m.chunks[0], (2,)),
+                )
+            )
+    computed = dask.compute(*parts)
+    values = np.asarray(computed[0])
+    n = len(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mus = [c[:, 0] / c[:, 1] for c in computed[1:]] or [np.full(n, np.nan)] * 2
+    done = MultiFactorFit(
+        fit.design, fit.sites, values, fit.smoothing, fit.smoothing_span, fit.samples
+    )
+    test = dml_test_multifactor(done, coef=k)
     return pd.DataFrame(
         {
             "contig": fit.sites["contig"].to_numpy(),
             "position": fit.sites["position"].to_numpy(),
-            "coef": values[:, k],
-            "coef_se": np.sqrt(values[:, p + k * p + k]),
-            "phi": values[:, -1],
+            "mu1": mus[0],
+            "mu2": mus[1],
+            "diff": mus[0] - mus[1],
+            "diff_se": np.full(n, np.nan),
             "stat": test["stat"].to_numpy(),
+            "phi1": values[:, -1],
+            "phi2": values[:, -1],
             "pval": test["pvals"].to_numpy(),
             "fdr": test["fdrs"].to_numpy(),
+            "coef": values[:, k],
+            "coef_se": np.sqrt(values[:, p + k * p + k]),
         }
     )
+
+
+def coefficient_arms(design: MultiFactorDesign, coef: str) -> tuple[str, str, str] | None:
+    """``(column, level, reference)`` when ``coef`` is a treatment contrast of a factor's
+    main effect (``caseSLE`` -> ``("case", "SLE", "HC")``), else ``None``."""
+    k = design.column(coef)
+    term = design.terms[design.assign[k] - 1] if design.assign[k] > 0 else None
+    if term is None or term not in design.levels:
+        return None
+    levels = design.levels[term]
+    level = coef[len(term) :]
+    width = sum(a == design.assign[k] for a in design.assign)
+    if width == len(levels) - 1 and level in levels[1:]:
+        return term, level, levels[0]
+    return None
