@@ -322,19 +322,38 @@ def _posterior_phi(
     xs = x[rows].astype(np.float64)
     ns = n[rows].astype(np.float64)
     ms = mu[rows]
+    same_mean = bool((ms == ms[:, :1]).all())
     lchoose = special.gammaln(ns + 1) - special.gammaln(xs + 1) - special.gammaln(ns - xs + 1)
     const = lchoose.sum(axis=1)
     log_norm = math.log(math.sqrt(2 * math.pi)) + math.log(tau)
 
+    # log BB = lchoose + lbeta(n - x + beta, x + alpha) - lbeta(beta, alpha), with the
+    # lbetas as lgamma sums: the per-sample part needs 3 lgamma (alpha, beta and
+    # alpha + beta = 1/phi - 1 are the site's, the same in every sample of a group),
+    # the site's part 3 per group. A sample without reads adds 0 (its two parts cancel).
+    reps = xs.shape[1]
+    nx = ns - xs
+
     def objective(u: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        tmp = (1.0 / np.exp(u) - 1.0)[:, None]
+        tmp = 1.0 / np.exp(u) - 1.0
         m = ms[idx]
-        alpha = m * tmp
-        beta = tmp - alpha
-        xi, ni = xs[idx], ns[idx]
-        ll = (special.betaln(ni - xi + beta, xi + alpha) - special.betaln(beta, alpha)).sum(axis=1)
+        alpha = m * tmp[:, None]
+        beta = tmp[:, None] - alpha
+        xi, ni, nxi = xs[idx], ns[idx], nx[idx]
+        per_sample = (
+            special.gammaln(nxi + beta)
+            + special.gammaln(xi + alpha)
+            - special.gammaln(ni + tmp[:, None])
+        ).sum(axis=1)
+        if same_mean:
+            a0, b0 = alpha[:, 0], beta[:, 0]
+            site = reps * (special.gammaln(b0) + special.gammaln(a0) - special.gammaln(tmp))
+        else:
+            site = (special.gammaln(beta) + special.gammaln(alpha)).sum(
+                axis=1
+            ) - reps * special.gammaln(tmp)
         z = (u - m0) / tau
-        return -(const[idx] + ll + (-(log_norm + 0.5 * z * z)))
+        return -(const[idx] + per_sample - site + (-(log_norm + 0.5 * z * z)))
 
     lphi = brent_minimize(objective, rows.size, *_PHI_INTERVAL, _PHI_TOL)
     out[rows] = np.exp(lphi)
