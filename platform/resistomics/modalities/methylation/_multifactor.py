@@ -357,9 +357,25 @@ def _inverse(a: np.ndarray) -> np.ndarray:
 def _wls(w: np.ndarray, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched weighted least squares: ``(beta, (X'WX)^-1)`` per row of ``w``/``z``."""
     wx = w[:, :, None] * x[None, :, :]  # sites x n x p, as DSS's t(X * N)
-    ainv = _inverse(np.einsum("snp,nq->spq", wx, x))
-    b = np.einsum("snp,sn->sp", wx, z)
-    return np.einsum("spq,sq->sp", ainv, b), ainv
+    wxt = wx.transpose(0, 2, 1)
+    ainv = _inverse(wxt @ x)
+    b = (wxt @ z[:, :, None])[:, :, 0]
+    return (ainv @ b[:, :, None])[:, :, 0], ainv
+
+
+def _unique_rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix and each row's index among them (the bits
+    packed into 64-bit words first: sorting words, not rows of booleans)."""
+    packed = np.packbits(mask, axis=1)
+    width = -(-packed.shape[1] // 8) * 8
+    words = np.zeros((mask.shape[0], width), dtype=np.uint8)
+    words[:, : packed.shape[1]] = packed
+    codes = words.view(np.uint64)
+    if codes.shape[1] == 1:
+        _, first, inverse = np.unique(codes[:, 0], return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    return mask[first], inverse.reshape(-1)
 
 
 def _fit_sites(y: np.ndarray, n_reads: np.ndarray, z: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -375,7 +391,7 @@ def _fit_sites(y: np.ndarray, n_reads: np.ndarray, z: np.ndarray, x: np.ndarray)
     ok = k >= p + 1
     partial = ok & (k < n)
     if partial.any():
-        patterns, inverse = np.unique(covered[partial], axis=0, return_inverse=True)
+        patterns, inverse = _unique_rows(covered[partial])
         sv = np.linalg.svd(patterns[:, :, None] * x[None, :, :], compute_uv=False)
         good = ~(np.abs(sv) < _SINGULAR).any(axis=1)
         ok[np.flatnonzero(partial)] = good[inverse.reshape(-1)]
