@@ -589,6 +589,8 @@ def plot_dmr_tracks(
     panel per sample instead).
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     if not tracks:
         fig, ax = plt.subplots(figsize=(5, 2))
         ax.text(0.5, 0.5, "no DMR to draw", ha="center", va="center")
@@ -637,6 +639,7 @@ def plot_dmr_tracks(
         ax.tick_params(labelsize=7)
         ax.set_xlabel(f"{track.contig} position (bp)", fontsize=8)
         ax.ticklabel_format(axis="x", style="plain", useOffset=False)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # 7-digit positions: few ticks fit
         if j == 0:
             ax.set_ylabel("mean depth\n(reads)", fontsize=8)
     from matplotlib.lines import Line2D

@@ -12,7 +12,7 @@ __all__ = ["methylation_app"]
 
 methylation_app = typer.Typer(
     name="methylation",
-    help="DNA methylation: differentially methylated CpGs (DSS), region summaries, catalogued marker calls.",
+    help="DNA methylation: differentially methylated CpGs and regions (DSS), region summaries, catalogued marker calls.",
     no_args_is_help=True,
 )
 
@@ -191,3 +191,70 @@ def methylation_dml_command(
         console.print(f"{len(table)} CpGs tested, {int((table['fdr'] < 0.05).sum())} at FDR < 0.05")
         top = table.nsmallest(15, "pval")
         print_top(top, None, ["contig", "position", "mu1", "mu2", "diff", "pval", "fdr"], 15)
+
+
+@methylation_app.command("dmr")
+@handled
+def methylation_dmr_command(
+    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a methylation.dml result.")],
+    p_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="A CpG is significant below this p-value (DSS p.threshold)."
+        ),
+    ] = 1e-5,
+    delta: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Minimum |methylation difference|: score CpGs by 1 - P(|diff| > delta) "
+            "instead of p (DSS delta; two-group results).",
+        ),
+    ] = 0.0,
+    min_len: Annotated[
+        int, typer.Option(min=0, help="A DMR is longer than this many bp (DSS minlen).")
+    ] = 50,
+    min_cpg: Annotated[
+        int, typer.Option(min=1, help="A DMR has more than this many CpGs (DSS minCG).")
+    ] = 3,
+    dis_merge: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Merge significant runs at most this many bp apart, capped at --min-len "
+            "(DSS dis.merge).",
+        ),
+    ] = 100,
+    pct_sig: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="A DMR has more than this fraction of significant CpGs."),
+    ] = 0.5,
+) -> None:
+    """Differentially methylated regions of a DML result (DSS callDMR); publishes
+    <dml result>.dmr. Plot its DMR tracks with 'resistomics plot RESULT.dmr -o F.png'.
+
+    Example: resistomics methylation dmr rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC --p-threshold 0.01
+    """
+    from resistomics.cluster import dask_client
+    from resistomics.modalities.methylation._dmr_analysis import differential_regions
+
+    ws = open_workspace()
+    ws.catalog.resolve(result)  # an unknown result fails before a cluster starts
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(f"DMRs of {result}", total=None)
+        outcome = differential_regions(
+            ws,
+            result,
+            delta=delta,
+            p_threshold=p_threshold,
+            min_len=min_len,
+            min_cpg=min_cpg,
+            dis_merge=dis_merge,
+            pct_sig=pct_sig,
+        )
+    console.print(outcome.message)
+    if outcome.tables:
+        table = outcome.tables["dmr"]
+        console.print(f"{len(table)} DMRs")
+        columns = ["contig", "start", "end", "length", "n_cpg", "diff_methylation", "area_stat"]
+        print_top(table, None, columns, 15)

@@ -40,9 +40,11 @@ Scale: every step is vectorised over a contig (run boundaries from shifted boole
 arrays, sums over regions with ``np.add.reduceat``), so one contig of n CpGs needs its
 five or six input columns (~48 bytes per CpG) and a few boolean and integer arrays of n.
 A Parquet path is read one contig at a time (a pyarrow filter on the contig column, so a
-file written sorted by contig reads only that contig's row groups), one task per contig
-in one Dask graph computed once: peak memory is the largest contig's columns times the
-number of workers (chr1 of a 28 M-CpG WGBS table, ~2.3 M CpGs: ~110 MB), never the table.
+file written sorted by contig reads only the row groups that hold that contig), one
+task per contig in one Dask graph computed once (on the active Dask client, if any); the
+contigs are listed first by streaming the contig column a batch at a time. Peak memory
+is the largest contig's columns (plus its row groups' overhang) times the tasks running
+at once (chr1 of a 28 M-CpG WGBS table, ~2.3 M CpGs: ~110 MB), never the table.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -272,6 +275,7 @@ def call_dmrs(
     dis_merge: int = 100,
     pct_sig: float = 0.5,
     contigs: Sequence[str] | None = None,
+    filesystem: Any = None,
 ) -> pd.DataFrame:
     """Call DMRs from a DML table as ``DSS::callDMR`` (DSS 2.46) does.
 
@@ -300,6 +304,8 @@ def call_dmrs(
         Regions must have more than this fraction of significant CpGs.
     contigs
         Only these contigs (default: every contig of the table, in table order).
+    filesystem
+        The filesystem of a Parquet ``dml_table`` path (pyarrow or fsspec; default local).
 
     Returns
     -------
@@ -334,7 +340,7 @@ def call_dmrs(
         pct_sig=pct_sig,
     )
     if isinstance(dml_table, str | Path):
-        return _call_parquet(Path(dml_table), params, contigs)
+        return _call_parquet(str(dml_table), params, contigs, filesystem)
     columns = list(dml_table.columns)
     contig_column = _column(columns, "contig")
     assert contig_column is not None
@@ -362,12 +368,37 @@ def call_dmrs(
     return _sorted(parts, out_columns)
 
 
-def _call_parquet(path: Path, params: DmrParameters, contigs: Sequence[str] | None) -> pd.DataFrame:
+def _read_contig(
+    path: str, filesystem: Any, columns: list[str], contig_column: str, contig: str
+) -> pd.DataFrame:
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet", filesystem=filesystem)
+    return dataset.to_table(columns=columns, filter=pc.field(contig_column) == contig).to_pandas()
+
+
+def _parquet_task(
+    path: str,
+    filesystem: Any,
+    columns: list[str],
+    contig_column: str,
+    contig: str,
+    params: DmrParameters,
+    two_group: bool,
+) -> pd.DataFrame:
+    frame = _read_contig(path, filesystem, columns, contig_column, contig)
+    return call_dmrs_contig(contig, frame, params, two_group=two_group)
+
+
+def _call_parquet(
+    path: str, params: DmrParameters, contigs: Sequence[str] | None, filesystem: Any
+) -> pd.DataFrame:
     import dask
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset(path, format="parquet")
+    dataset = ds.dataset(path, format="parquet", filesystem=filesystem)
     columns = list(dataset.schema.names)
     contig_column = _column(columns, "contig")
     assert contig_column is not None
@@ -379,15 +410,13 @@ def _call_parquet(path: Path, params: DmrParameters, contigs: Sequence[str] | No
         if c is not None and (two_group or c not in ("mu1", "mu2"))
     ]
     if contigs is None:
-        # One pass over the contig column only, for the contigs in table order.
-        labels = dataset.to_table(columns=[contig_column]).column(contig_column)
-        contigs = list(dict.fromkeys(pc.unique(labels).to_pylist()))
-
-    def one(contig: str) -> pd.DataFrame:
-        frame = dataset.to_table(
-            columns=wanted, filter=pc.field(contig_column) == contig
-        ).to_pandas()
-        return call_dmrs_contig(str(contig), frame, params, two_group=two_group)
-
-    parts = dask.compute(*[dask.delayed(one)(c) for c in contigs])
+        # The contigs in table order, streamed over the contig column a batch at a time.
+        seen: dict[str, None] = {}
+        for batch in dataset.to_batches(columns=[contig_column]):
+            seen.update(dict.fromkeys(str(c) for c in pc.unique(batch.column(0)).to_pylist()))
+        contigs = list(seen)
+    task = dask.delayed(_parquet_task, pure=True)
+    parts = dask.compute(
+        *[task(path, filesystem, wanted, contig_column, str(c), params, two_group) for c in contigs]
+    )
     return _sorted(list(parts), out_columns)

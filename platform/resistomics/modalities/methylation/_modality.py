@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from resistomics.catalog import VersionInfo
     from resistomics.publishing import Staging, Workspace
 
-__all__ = ["LAYOUT", "MethylationModality", "MethylationOptions", "MethylationSettings"]
+__all__ = [
+    "LAYOUT",
+    "DmrPlotOptions",
+    "MethylationModality",
+    "MethylationOptions",
+    "MethylationSettings",
+]
 
 LAYOUT = "feature-matrix@1"
 DATASET_TYPE = "methylation.counts"
@@ -89,9 +95,19 @@ class MethylationSettings(BaseModel):
     )
 
 
+class DmrPlotOptions(BaseModel):
+    """Options of the DMR-track plot (``resistomics plot RESULT -o F --top 4 --flank 500``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top: int = Field(default=4, ge=1, le=12, description="how many DMRs (largest |areaStat|)")
+    flank: int = Field(default=500, ge=0, description="bp drawn either side of each DMR")
+
+
 _ANALYSES = "resistomics.modalities.methylation._analyses"
 _ARTIFACTS = "resistomics.modalities.methylation._artifacts"
 _DML = "resistomics.modalities.methylation._dml_analysis"
+_DMR = "resistomics.modalities.methylation._dmr_analysis"
 
 
 def _reader(
@@ -176,6 +192,17 @@ class MethylationModality(Modality):
             default=False,
             artifacts=deferred(_DML, "dml_artifacts"),
             plot=deferred(_DML, "plot_dml"),
+        ),
+        Analysis(
+            "dmr",
+            "methylation.dmr",
+            deferred(_DMR, "differential_regions"),
+            "differentially methylated regions of a methylation.dml result (DSS callDMR: "
+            "p threshold, minimum length and CpGs, merge distance); DMR-track plot",
+            default=False,
+            artifacts=deferred(_DMR, "dmr_artifacts"),
+            plot=deferred(_DMR, "plot_dmr"),
+            plot_options=DmrPlotOptions,
         ),
     )
 
