@@ -85,5 +85,27 @@ def test_dmr_analysis_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert r.exit_code == 0 and "already up to date" in r.output, r.output
     r = runner.invoke(app, ["methylation", "dmr", DML, "--p-threshold", "0.01", "--delta", "0.1"])
     assert r.exit_code == 0 and "DMRs" in r.output, r.output
+    # a general design (DSS DMLtest.multiFactor, ~ case + cell, coefficient caseSLE):
+    # DSS's callDMR on DSS's own multi-factor table (dss_calldmr/make_reference.R)
+    design = ["--design", "~ case + cell", "--coef", "caseSLE"]
+    r = runner.invoke(app, ["methylation", "dml", "rrbs/rrbs", *design])
+    assert r.exit_code == 0, r.output
+    mf = "rrbs/rrbs.dml.design-case_cell.caseSLE"
+    r = runner.invoke(app, ["methylation", "dmr", mf, "--p-threshold", "0.05", "--min-cpg", "2"])
+    assert r.exit_code == 0, r.output
+    ws = Workspace.open(Settings(data_root=str(tmp_path / "root")))
+    try:
+        result = ws.catalog.resolve(f"{mf}.dmr")
+        table = read_table(ws.root, f"{ws.root.to_path(result.uri)}/dmr.parquet")
+    finally:
+        ws.close()
+    ref = pd.read_csv(
+        Path(__file__).parent / "dss_calldmr" / "multifactor_caseSLE_p0.05_mincg2.tsv.gz", sep="\t"
+    ).rename(columns=DSS_COLUMNS)
+    assert len(ref) == 3
+    assert table[keys].astype(str).values.tolist() == ref[keys].astype(str).values.tolist()
+    np.testing.assert_allclose(table["area_stat"], ref["area_stat"], rtol=RTOL)
+    r = runner.invoke(app, ["methylation", "dmr", mf, "--delta", "0.1"])
+    assert r.exit_code != 0 and "general design" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["methylation", "dmr", "rrbs/rrbs"])
     assert r.exit_code != 0 and "dataset-type" in r.output and "Traceback" not in r.output

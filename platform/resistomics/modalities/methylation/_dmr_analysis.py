@@ -131,7 +131,8 @@ def _dmr_table(ws: Workspace, result: VersionInfo) -> Any:
 
 
 def _arms(dml: VersionInfo) -> tuple[str, str]:
-    contrast = (dml.parameters or {}).get("contrast") or {}
+    params = dml.parameters or {}
+    contrast = params.get("contrast") or params.get("design_contrast") or {}
     return str(contrast.get("a", "group1")), str(contrast.get("b", "group2"))
 
 
@@ -177,7 +178,7 @@ def plot_dmr(
 
     The reads come from the ``methylation.counts`` version the DML test ran on (the DML
     result's parent); the samples are those of the DML contrast's arms (after its
-    filters), or every sample for a general-design result.
+    filters; for a general design, of its ``--contrast``), else every sample.
     """
     from resistomics.modalities.methylation._dmr_tracks import dmr_tracks
     from resistomics.plots import plot_dmr_tracks
@@ -187,7 +188,8 @@ def plot_dmr(
     store = open_feature_matrix(ws.root, ws.root.to_path(counts.uri))
     samples = store.samples
     ids = samples["sample_id"].astype(str).to_numpy()
-    c = (dml.parameters or {}).get("contrast")
+    params = dml.parameters or {}
+    c = params.get("contrast") or params.get("design_contrast")
     if c:
         contrast = Contrast(
             column=str(c["column"]),
