@@ -25,14 +25,16 @@ Every step follows DSS's R and C source, including its quirks (kept for parity):
 
 Where this differs from DSS, and why:
 
-* windows stop at a contig's end. DSS's ``hasCoverage`` runs its window over the whole
-  genome-ordered vector, so near the start (end) of a contig it also counts reads of the
-  previous (next) contig whose positions happen to be close; here a window never
-  crosses contigs (the filter can keep or drop a few sites at contig edges differently).
+* windows stop at a contig's end. DSS's ``hasCoverage`` runs its window over the
+  whole genome-ordered vector and its scan stops only at a position more than 100 bp
+  below (above) the site's, so at the first (last) sites of a contig it also sums the
+  reads of the previous (next) contig's sites up to the first one out of that range.
+  DSS can therefore keep a few low-coverage sites at contig edges that are dropped here
+  (none in the one-contig RRBS reference).
 * the minimiser is the same algorithm as R's ``Brent_fmin`` step for step, vectorised
-  over sites; the objective is the same formula with scipy's ``betaln``/``gammaln``
-  instead of R's ``lbeta``/``lchoose``, so objective values agree to ~1e-15 and the
-  minimiser takes the same steps except where two trial values tie to that precision,
+  over sites; the objective is the same formula as sums of scipy's ``gammaln``
+  instead of R's ``lbeta``/``lchoose``, so objective values agree to ~1e-13 relative and
+  the minimiser takes the same steps except where two trial values tie to that precision,
   when its result can move within the tolerance (0.001 in ``log phi``).
 * cumulative-sum window sums start at each block's halo rather than at the contig start
   (rounding differences ~1e-13 relative).
@@ -467,7 +469,10 @@ def _kept(t: np.ndarray, keys: np.ndarray, design: _Design) -> np.ndarray:
     return _has_coverage(t[:, g1], keys) & _has_coverage(t[:, g2], keys)
 
 
-def _prior_columns(x1: np.ndarray, n1: np.ndarray, x2: np.ndarray, n2: np.ndarray, pooled: bool):  # type: ignore[no-untyped-def]
+def _prior_columns(
+    x1: np.ndarray, n1: np.ndarray, x2: np.ndarray, n2: np.ndarray, pooled: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The count matrices the prior is estimated from: both arms pooled, or each arm."""
     if pooled:
         x = np.concatenate([x1, x2], axis=1)
         n = np.concatenate([n1, n2], axis=1)
