@@ -7,11 +7,18 @@ export DO_NOT_TRACK ?= 1
 .PHONY: setup constraints demo test test-fast lint lint-deploy bench clean
 
 # constraints.txt pins every package at the version the tests ran with; deploy/Dockerfile
-# installs the image from the same file, so the image runs what was tested.
+# installs the image from the same file, so the image runs what was tested. uv (pinned
+# there too) installs the same pins as pip would (same `pip freeze`), in parallel: a fresh
+# venv in 103 s against pip's 466 s on the shared 2-core machine on 2026-12-02. uv trusts
+# the system's certificate store (--system-certs: what pip's cert setting names here); if
+# uv fails for any other reason, pip installs the same pins.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $$(bash .ci/find-python) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,s3]"
+	$(PY) -m pip install --quiet -c constraints.txt uv
+	$(VENV)/bin/uv pip install --quiet --system-certs --python $(PY) --compile-bytecode \
+	    -c constraints.txt -e ".[dev,s3]" \
+	  || $(PY) -m pip install --quiet -c constraints.txt -e ".[dev,s3]"
 	@touch $@
 
 setup: $(VENV)/.installed
