@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -62,15 +63,28 @@ _CAPPED = textwrap.dedent(
 
 
 def _gzip_repeated(path: Path, head: bytes, block: bytes, times: int, tail: bytes = b"") -> Path:
-    """A gzip file of ``head``, ``block`` x ``times`` and ``tail``, compressed as it is
-    written (the inflated bytes never exist at once)."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    """A gzip file of ``head``, ``block`` x ``times`` and ``tail``, written without the
+    inflated bytes ever existing at once. ``block`` is deflated once, after a full flush
+    (which resets the compressor's window, so the same input gives the same bytes), and
+    those bytes are written ``times`` times: a valid DEFLATE stream of the repeated input
+    (RFC 1951), in a gzip member whose trailer holds the CRC-32 and length of the whole
+    inflated content (RFC 1952)."""
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    packed_block = raw.compress(block) + raw.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(head)
+    for _ in range(times):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(tail, crc)
+    size = len(head) + len(block) * times + len(tail)
     with open(path, "wb") as f:
-        f.write(packer.compress(head))
+        f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # deflate, no name, no mtime
+        head_packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        f.write(head_packer.compress(head) + head_packer.flush(zlib.Z_FULL_FLUSH))
         for _ in range(times):
-            f.write(packer.compress(block))
-        f.write(packer.compress(tail))
-        f.write(packer.flush())
+            f.write(packed_block)
+        tail_packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        f.write(tail_packer.compress(tail) + tail_packer.flush(zlib.Z_FINISH))
+        f.write(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))
     return path
 
 
