@@ -117,6 +117,25 @@ def test_modkit_mixed_delimiters_and_modification_codes(tmp_path: Path) -> None:
     assert err.value.rule == "modification" and "h (2 rows), m (2 rows)" in str(err.value)
 
 
+def test_modkit_runs_of_tabs_and_spaces_and_trailing_whitespace(tmp_path: Path) -> None:
+    """Any run of tabs and spaces is one separator and whitespace before a line break is
+    none; a row one field short is still refused at its line."""
+    rows = (
+        "chr1\t99\t100\tm\t10\t+\t99\t100\t255,0,0\t10  30.00 \t3 5 2 0 1 0 0 \n"
+        "chr1  \t199 200\tm\t8\t-\t199\t200\t255,0,0\t8\t\t50.00\t4\t4\t0\t0\t0\t0\t0\t\n"
+    )
+    path = _write(tmp_path / "S1.bedMethyl", rows)
+    assert _rows(_table(path, "modkit")) == [("chr1", 100, "+", 3, 10), ("chr1", 200, "-", 4, 8)]
+    short = _write(
+        tmp_path / "S2.bedMethyl",
+        rows + "chr1\t299\t300\tm\t8\t-\t299\t300\t255,0,0\t8 50.00 4 4 0 0 0 0 \t\n",
+    )
+    with pytest.raises(InputError) as err:
+        _table(short, "modkit")
+    assert err.value.rule == "field-count" and err.value.location.line == 3
+    assert "found 17" in str(err.value)
+
+
 def test_modkit_valid_coverage_must_add_up(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "S1.bedMethyl",
