@@ -139,6 +139,50 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
+@study_app.command("contrast")
+@handled
+def study_contrast(
+    contrast: Annotated[str, typer.Argument(help="'COLUMN:A vs B' over the sample attributes.")],
+    study: Annotated[str, typer.Option("--study", "-s", help="Study name.")],
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Filter COLUMN=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Register a contrast of a study: the analyse deployment runs every per-contrast
+    analysis (methylation's DML test and its DMRs, ...) on each registered contrast of a
+    new dataset of the study.
+
+    Example: resistomics study contrast 'case:SLE vs HC' --study rrbs
+    """
+    from resistomics.contrasts import parse_contrast, unknown_attribute, unknown_value
+    from resistomics.errors import InputError
+
+    parsed = parse_contrast(contrast, where or [])
+    ws = _workspace()
+    samples = ws.catalog.samples(study)
+    if parsed.column not in samples.columns:
+        raise InputError(contrast, "contrast-column", unknown_attribute(parsed.column, samples))
+    values = samples[parsed.column].astype(str).to_numpy()
+    keep = parsed.selected(samples)
+    for arm in (parsed.group_a, parsed.group_b):
+        if not (keep & (values == arm)).any():
+            raise InputError(contrast, "contrast-arm", unknown_value(parsed.column, arm, samples))
+    info = ws.catalog.save_contrast(
+        study,
+        column=parsed.column,
+        group_a=parsed.group_a,
+        group_b=parsed.group_b,
+        where=dict(parsed.where),
+    )
+    n_a = int((keep & (values == parsed.group_a)).sum())
+    n_b = int((keep & (values == parsed.group_b)).sum())
+    console.print(
+        f"study {study}: contrast {info.name!r} registered ({n_a} vs {n_b} samples)",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 json_option = typer.Option("--json", help="Print JSON (machine-readable) instead of a table.")
 
 

@@ -5,18 +5,27 @@ the marker calls and the flagged changes as artifacts."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
 
 from flows._runtime import artifact_key
 from flows.analyse import analyse_flow
 from flows.ingest import ingest_flow
+from resistomics.config import load_settings
 from resistomics.modalities.methylation._artifacts import CALL_COLUMNS, QC_COLUMNS
+from resistomics.modalities.methylation._dmr import DSS_COLUMNS
 from resistomics.modalities.methylation._simulate import (
     simulate_methylation_cohort,
     write_methylation_files,
 )
 from resistomics.pipeline import Workspace
+from resistomics.storage import read_table
+from shared_data import SHARED_DATA
 
 SAMPLES = [f"S{i}" for i in range(8)]  # the flows conftest study
 STUDY = "trial"  # S0..S7, subjects P0..P3, even samples baseline, odd progression
@@ -77,3 +86,80 @@ def test_analyse_flow_runs_markers_on_new_methylation_data(
     assert all(r["gene"] == "MGMT" and r["implication"] == "sensitivity" for r in flagged)
     again = analyse_flow(ref, STUDY, return_state=True)
     assert again.name == "Unchanged"
+
+
+RRBS = SHARED_DATA / "methylation_rrbs"
+
+
+def test_analyse_flow_runs_dml_and_dmrs_for_registered_contrasts(
+    resistomics_env: dict[str, str], probe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On DSS's RRBS cohort with ``case:SLE vs HC`` registered, the analyse flow runs
+    markers, the smoothed DML test and callDMR (p 0.01) on it: the published DMRs are
+    the 43 DSS 2.46 called (``dss_callDMR_smoothed_p0.01.tsv.gz``; coordinates equal,
+    areaStat to 1e-6 relative as in test_dmr_analysis.py), with lineage DMR -> DML ->
+    counts; without a registered contrast only markers run and the run says why."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    if not RRBS.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__SITES_PER_CHUNK", "4096")
+    runner = CliRunner()
+    for study in ("rrbs", "plain"):
+        r = runner.invoke(app, ["study", "register", str(RRBS / "samples.tsv"), "--study", study])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["study", "contrast", "case:SLE vs LN", "--study", "rrbs"])
+    assert r.exit_code == 1 and "case takes" in r.output, r.output
+    r = runner.invoke(app, ["study", "contrast", "case:SLE vs HC", "--study", "rrbs"])
+    assert r.exit_code == 0 and "(8 vs 8 samples)" in r.output, r.output
+    ws = Workspace.open(load_settings())
+    try:
+        refs = {}
+        for study in ("rrbs", "plain"):
+            folder = Path(ws.settings.resolved_landing_zone) / study / "methylation" / "rrbs"
+            folder.mkdir(parents=True)
+            for f in RRBS.glob("*.bismark.cov.gz"):
+                shutil.copyfile(f, folder / f.name)
+            refs[study] = ingest_flow(str(folder), study, modality="methylation")["ref"]
+        state = analyse_flow(refs["plain"], "plain", return_state=True)
+        assert state.name == "Completed", state.message
+        assert set(state.result()["results"]) == {"markers"}
+        assert "dml not run: study plain has no registered contrast" in state.message
+        assert "dmr not run" in state.message
+
+        state = analyse_flow(refs["rrbs"], "rrbs", return_state=True)
+        assert state.name == "Completed", state.message
+        results = state.result()["results"]
+        key = "case:SLE vs HC"
+        assert set(results) == {"markers", f"dml [{key}]", f"dmr [{key}]"}
+        dmr = ws.catalog.resolve(results[f"dmr [{key}]"]["ref"])
+        dml = ws.catalog.resolve(results[f"dml [{key}]"]["ref"])
+        assert dmr.dataset_type == "methylation.dmr" and dml.dataset_type == "methylation.dml"
+        assert list(dmr.parent_ids) == [dml.id] and list(dml.parent_ids) == [
+            ws.catalog.resolve(refs["rrbs"]).id
+        ]
+        assert dml.parameters["smoothing"] is True and dml.parameters["span"] == 500
+        assert dmr.parameters["p_threshold"] == 0.01
+        table = read_table(ws.root, f"{ws.root.to_path(dmr.uri)}/dmr.parquet")
+        ref = pd.read_csv(
+            RRBS / "dss_2.46.0" / "dss_callDMR_smoothed_p0.01.tsv.gz", sep="\t"
+        ).rename(columns=DSS_COLUMNS)
+        keys = ["contig", "start", "end", "length", "n_cpg"]
+        assert len(table) == 43
+        assert table[keys].astype(str).values.tolist() == ref[keys].astype(str).values.tolist()
+        np.testing.assert_allclose(table["area_stat"], ref["area_stat"], rtol=1e-6)
+        (top,) = probe.artifacts(artifact_key("methylation", "rrbs", dmr.dataset, "top-dmrs"))
+        top_rows = _rows(top)
+        assert len(top_rows) == 43
+        best = ref.loc[ref["area_stat"].abs().idxmax()]
+        assert (top_rows[0]["contig"], top_rows[0]["start"]) == (best["contig"], best["start"])
+        (dmls,) = probe.artifacts(artifact_key("methylation", "rrbs", dml.dataset, "top-dmls"))
+        assert len(_rows(dmls)) == 50
+        (qc,) = probe.artifacts(artifact_key("methylation", "rrbs", "rrbs", "qc"))
+        assert len(_rows(qc)) == 16
+        again = analyse_flow(refs["rrbs"], "rrbs", return_state=True)
+        assert again.name == "Unchanged", again.message
+    finally:
+        ws.close()

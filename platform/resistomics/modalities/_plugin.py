@@ -230,6 +230,18 @@ class Analysis:
         ``description`` is its help): ``resistomics plot RESULT -o F --NAME VALUE``
         validates them with :meth:`parse_plot_options` before anything is drawn. The
         default, :class:`NoOptions`, takes none.
+    per_contrast
+        The analysis compares two arms: the ``analyse`` deployment runs it once per
+        contrast registered for the study (``Catalog.contrasts``), passing
+        ``contrast=Contrast(...)``; a study without contrasts does not run it (and the
+        run says so).
+    consumes
+        The name of another analysis of the modality whose result this one takes as its
+        input: the deployment runs it after each run of that analysis, on that run's
+        result ref (so it inherits that run's contrast), and not when that one failed.
+    deployment_parameters
+        Keyword arguments the ``analyse`` deployment passes to :attr:`run` (where its
+        defaults differ from the function's, e.g. smoothing on by default).
     """
 
     name: str
@@ -240,6 +252,9 @@ class Analysis:
     artifacts: Callable[[Workspace, VersionInfo], Sequence[Artifact]] | None = None
     plot: Callable[..., Path] | None = None
     plot_options: type[BaseModel] = NoOptions
+    per_contrast: bool = False
+    consumes: str | None = None
+    deployment_parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def parse_plot_options(self, values: Mapping[str, Any] | BaseModel | None) -> Any:
         """Validate plot options into :attr:`plot_options` (see :func:`parse_options`).

@@ -6,7 +6,15 @@ modality: every modality-specific step comes from the registry
 """
 
 from resistomics.contrasts import Contrast, parse_contrast
-from resistomics.pipeline._analyse import AnalysisRun, analyse, default_analyses
+from resistomics.pipeline._analyse import (
+    AnalysisPlan,
+    AnalysisRun,
+    AnalysisStep,
+    analyse,
+    analysis_plan,
+    default_analyses,
+    run_step,
+)
 from resistomics.pipeline._housekeeping import (
     Finding,
     IntegrityCheck,
@@ -25,7 +33,9 @@ from resistomics.pipeline._landing import in_flight, land, release_abandoned_cla
 from resistomics.publishing import ResultOutcome, Workspace
 
 __all__ = [
+    "AnalysisPlan",
     "AnalysisRun",
+    "AnalysisStep",
     "Contrast",
     "Finding",
     "IngestOutcome",
@@ -33,6 +43,7 @@ __all__ = [
     "ResultOutcome",
     "Workspace",
     "analyse",
+    "analysis_plan",
     "check_integrity",
     "collect_garbage",
     "dataset_name_for",
@@ -44,5 +55,6 @@ __all__ = [
     "parse_contrast",
     "quarantine_unread",
     "release_abandoned_claims",
+    "run_step",
     "validate_version",
 ]

@@ -188,21 +188,30 @@ class MethylationModality(Modality):
             "methylation.dml",
             deferred(_DML, "differential_methylation"),
             "differentially methylated CpGs between the arms of a contrast (DSS DMLtest: "
-            "beta-binomial, dispersion shrinkage, Wald test; optional smoothing)",
-            default=False,
+            "beta-binomial, dispersion shrinkage, Wald test; optional smoothing); by default "
+            "for each registered contrast, smoothed (500 bp)",
+            default=True,
             artifacts=deferred(_DML, "dml_artifacts"),
             plot=deferred(_DML, "plot_dml"),
+            per_contrast=True,
+            # DSS users smooth for DMR calling (Wu et al. 2015; DSS vignette): the
+            # deployment's test is DMLtest(smoothing=TRUE, smoothing.span=500)
+            deployment_parameters={"smoothing": True, "span": 500},
         ),
         Analysis(
             "dmr",
             "methylation.dmr",
             deferred(_DMR, "differential_regions"),
             "differentially methylated regions of a methylation.dml result (DSS callDMR: "
-            "p threshold, minimum length and CpGs, merge distance); DMR-track plot",
-            default=False,
+            "p threshold, minimum length and CpGs, merge distance); DMR-track plot; by "
+            "default on each default DML result, p threshold 0.01",
+            default=True,
             artifacts=deferred(_DMR, "dmr_artifacts"),
             plot=deferred(_DMR, "plot_dmr"),
             plot_options=DmrPlotOptions,
+            consumes="dml",
+            # DSS vignette: callDMR(dmlTest.sm, p.threshold=0.01) on the smoothed test
+            deployment_parameters={"p_threshold": 0.01},
         ),
     )
 
