@@ -678,8 +678,12 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fdr(parts: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
-    return benjamini_hochberg(np.concatenate([p["pval"] for p in parts]))
+def _pvals(part: dict[str, np.ndarray]) -> np.ndarray:
+    return part["pval"]
+
+
+def _fdr(pvals: Sequence[np.ndarray]) -> np.ndarray:
+    return benjamini_hochberg(np.concatenate(list(pvals)))
 
 
 # ----------------------------------------------------------------------- entry point
@@ -777,7 +781,9 @@ def dml_test(
                 rr, keys[lo:hi], (lo, hi), core, design, glob, mean_wt, b_parts[first : last + 1]
             )
         )
-    fdr = delayed(_fdr, pure=True)(c_parts)
+    # BH sees only the p-values (8 bytes per CpG), not the blocks' whole tables, so the
+    # worker that runs it does not receive the cohort's result
+    fdr = delayed(_fdr, pure=True)([delayed(_pvals, pure=True)(c) for c in c_parts])
     parts, q = (compute or dask.compute)(c_parts, fdr)
     rows = np.concatenate([p["rows"] for p in parts]) if parts else np.empty(0, np.int64)
     table = pd.DataFrame(
