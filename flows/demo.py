@@ -15,7 +15,10 @@ Data:
 * one deliberately bad 10x directory (fractional "counts") that must be quarantined;
 * generated somatic calls (6 subjects x baseline/progression, a caller-style merged VCF)
   whose resistant clone, carrying a different catalogued resistance mutation in each
-  subject, expands under therapy: ingest -> ``dataset.published`` -> clonal evolution.
+  subject, expands under therapy: ingest -> ``dataset.published`` -> clonal evolution;
+* the real RRBS cohort of DSS (../shared/data/methylation_rrbs: 16 Bismark coverage
+  files, SLE vs HC) with its contrast ``case:SLE vs HC`` registered: ingest ->
+  ``dataset.published`` -> markers, the smoothed DML test and its DMRs (DSS's 43).
 """
 
 from __future__ import annotations
@@ -48,7 +51,17 @@ __all__ = ["MARKER", "DemoLayout", "DemoServices", "demo_services", "prepare_roo
 
 console = Console()
 REPO = Path(__file__).resolve().parents[1]
-T47D_DIR = REPO.parent / "shared" / "data" / "t47d_esr1"
+# ../shared/data next to the checkout (a git worktree under <checkout>/../wt/NAME finds
+# it one level further up, as tests/shared_data.py does)
+SHARED_DATA = next(
+    (b / "shared" / "data" for b in (REPO.parent, REPO.parent.parent) if (b / "shared").is_dir()),
+    REPO.parent / "shared" / "data",
+)
+T47D_DIR = SHARED_DATA / "t47d_esr1"
+RRBS_DIR = SHARED_DATA / "methylation_rrbs"
+RRBS_CONTRAST = ("case", "SLE", "HC")
+# What the analyse deployment publishes for it: the DML test (smoothed, 500 bp) and its DMRs
+RRBS_DML = "rrbs.dml.smoothed-span500.case_SLE_vs_HC"
 # Written into a demo folder when it is made: only a folder holding it is wiped.
 MARKER = ".resistomics-demo"
 # The Prefect server's triggers service re-reads its automations at least this often
@@ -115,6 +128,13 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
     calls = simulate_clonal_cohort(n_subjects=6, seed=7)
     calls.samples.to_csv(layout.inputs / "dna_samples.tsv", sep="\t", index=False)
     calls.write_vcf(layout.inputs / "cohort_calls.vcf")
+    if not RRBS_DIR.exists():
+        raise FileNotFoundError(f"the RRBS data was not found at {RRBS_DIR}")
+    rrbs = layout.inputs / "rrbs"
+    rrbs.mkdir()
+    for f in sorted(RRBS_DIR.glob("*.bismark.cov.gz")):
+        shutil.copy(f, rrbs / f.name)
+    shutil.copy(RRBS_DIR / "samples.tsv", layout.inputs / "rrbs_samples.tsv")
     return {"cohort": cohort, "calls": calls}
 
 
@@ -312,12 +332,20 @@ def _drive(
         parse_sample_sheet(layout.inputs / "dna_samples.tsv"),
         description="generated somatic calls with planted resistant clones",
     )
+    ws.catalog.register_study(
+        "rrbs",
+        parse_sample_sheet(layout.inputs / "rrbs_samples.tsv"),
+        description="DSS's RRBS cohort: neutrophils of SLE patients and healthy controls",
+    )
+    column, group_a, group_b = RRBS_CONTRAST
+    ws.catalog.save_contrast("rrbs", column=column, group_a=group_a, group_b=group_b)
     landing = Path(ws.settings.resolved_landing_zone)
     drops = [
         ("demo-sc", "expression", layout.inputs / "cohort.h5ad"),
         ("demo-sc", "expression", layout.inputs / "P01_BL_rescaled"),
         ("t47d", "expression", layout.inputs / "t47d_counts.tsv.gz"),
         ("demo-dna", "variants", layout.inputs / "cohort_calls.vcf"),
+        ("rrbs", "methylation", layout.inputs / "rrbs"),
     ]
     for study, modality, src in drops:
         target = landing / study / modality / src.name
@@ -341,6 +369,9 @@ def _drive(
         "demo-dna/cohort_calls.clonal published": lambda: _published(
             ws, "demo-dna", "cohort_calls.clonal"
         ),
+        "rrbs/rrbs published": lambda: _published(ws, "rrbs", "rrbs"),
+        "rrbs/rrbs.markers published": lambda: _published(ws, "rrbs", "rrbs.markers"),
+        f"rrbs/{RRBS_DML}.dmr published": lambda: _published(ws, "rrbs", f"{RRBS_DML}.dmr"),
         "bad 10x run quarantined": lambda: (
             bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
             or any((layout.data / "quarantine").glob("*/*/report.json"))
@@ -348,7 +379,7 @@ def _drive(
     }
     done: dict[str, float] = {}
     with console.status(
-        "waiting for the events to drive ingest -> validation -> signatures / clonal"
+        "waiting for the events to drive ingest -> validation -> signatures / clonal / DMRs"
     ) as status:
         while len(done) < len(goals):
             for name, check in goals.items():
@@ -372,6 +403,29 @@ def _drive(
         services.server.ui_url,
         started,
     )
+
+
+def methylation_summary(ws: Any, study: str = "rrbs") -> str:
+    """One line on the DMRs the analyse deployment called on the RRBS cohort: how many,
+    and the top one (largest ``|areaStat|``)."""
+    from resistomics.storage import read_table
+
+    dmr = ws.catalog.resolve(f"{study}/{RRBS_DML}.dmr")
+    dml = ws.catalog.get_version(dmr.parent_ids[0])
+    dmls = read_table(ws.root, f"{ws.root.to_path(dml.uri)}/dml.parquet", columns=["fdr"])
+    table = read_table(ws.root, f"{ws.root.to_path(dmr.uri)}/dmr.parquet")
+    column, a, b = RRBS_CONTRAST
+    line = (
+        f"[bold]methylation {study}, {column} {a} vs {b}[/] (smoothed DMLtest, callDMR p 0.01): "
+        f"{len(dmls)} CpGs, {int((dmls['fdr'] < 0.05).sum())} at FDR < 0.05; {len(table)} DMRs"
+    )
+    if len(table):
+        top = table.loc[table["area_stat"].abs().idxmax()]
+        line += (
+            f"; top {top['contig']}:{top['start']}-{top['end']} ({top['n_cpg']} CpGs, "
+            f"{a} - {b} {top['diff_methylation']:+.2f}, areaStat {top['area_stat']:.1f})"
+        )
+    return line
 
 
 def _finish(
@@ -486,6 +540,7 @@ def _finish(
             f"  {subject}: planted {gene} {hgvsp} (CCF {truth}); found {found or 'nothing'}; "
             f"{trajectory}"
         )
+    console.print(methylation_summary(ws))
     top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
     console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")
     for q in sorted((layout.data / "quarantine").glob("*/*/report.md")):

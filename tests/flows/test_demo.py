@@ -134,3 +134,43 @@ def test_startup_uses_one_server_and_the_first_event_triggers(tmp_path: Path) ->
     assert "TRIGGERED True" in out, out  # by the trigger, not the 15-minute sweep
     server_log = (tmp_path / "demo" / "prefect" / "server.log").read_text()
     assert "database is locked" not in server_log
+
+
+@pytest.mark.integration
+def test_the_demo_calls_dss_dmrs_on_the_rrbs_cohort(tmp_path: Path) -> None:
+    """The whole demo in a fresh process: among its results, the methylation study's
+    line, from what the analyse deployment published after the landed Bismark folder's
+    events (markers, the smoothed DML test, callDMR p 0.01): DSS 2.46's 43 DMRs and its
+    top DMR (largest |areaStat|, ``dss_callDMR_smoothed_p0.01.tsv.gz``)."""
+    import pandas as pd
+
+    from shared_data import SHARED_DATA
+
+    reference = (
+        SHARED_DATA / "methylation_rrbs" / "dss_2.46.0" / "dss_callDMR_smoothed_p0.01.tsv.gz"
+    )
+    if not reference.is_file():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    dss = pd.read_csv(reference, sep="\t")
+    best = dss.loc[dss["areaStat"].abs().idxmax()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RESISTOMICS_"))}
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "COLUMNS": "400",  # one result a line
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "demo", "--root", str(tmp_path / "demo")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("methylation rrbs")]
+    assert f"; {len(dss)} DMRs; " in line and len(dss) == 43, line
+    assert f"top {best['chr']}:{best['start']}-{best['end']} ({best['nCG']} CpGs" in line, line
+    assert "done rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC.dmr published" in out, out
