@@ -202,6 +202,14 @@ def main(argv: list[str] | None = None) -> None:
             Client(cluster) as client,
         ):
             client.run(lambda: None)
+
+            def _cpu() -> float:
+                import resource as r
+
+                u = r.getrusage(r.RUSAGE_SELF)
+                return u.ru_utime + u.ru_stime
+
+            cpu0 = sum(client.run(_cpu).values()) + time.process_time()
             t = time.perf_counter()
             table = dml_test(
                 StoreCounts(store),
@@ -213,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                 sites_per_block=args.sites_per_block,
             )
             ours_s = time.perf_counter() - t
+            ours_cpu = sum(client.run(_cpu).values()) + time.process_time() - cpu0
 
             def _maxrss() -> int:
                 import resource as r
@@ -225,14 +234,17 @@ def main(argv: list[str] | None = None) -> None:
         report.update(
             ours_s=ours_s,
             ours_cpgs_per_s=args.cpgs / ours_s,
+            ours_cpu_s=ours_cpu,
+            ours_cpu_us_per_cpg=1e6 * ours_cpu / args.cpgs,
             ours_tested=len(table),
             ours_fdr05=n_sig,
             ours_worker_peak_rss=worker_rss,
             client_peak_rss=client_rss,
         )
         print(
-            f"ours: {ours_s:.1f} s for {args.cpgs:,} CpGs = {args.cpgs / ours_s:,.0f} CpGs/s "
-            f"({len(table):,} tested, {n_sig:,} at FDR < 0.05); peak RSS per worker "
+            f"ours: {ours_s:.1f} s for {args.cpgs:,} CpGs = {args.cpgs / ours_s:,.0f} CpGs/s, "
+            f"{ours_cpu:.1f} CPU-s (workers + client) = {1e6 * ours_cpu / args.cpgs:.2f} "
+            f"CPU-us/CpG ({len(table):,} tested, {n_sig:,} at FDR < 0.05); peak RSS per worker "
             f"{', '.join(f'{r / 2**20:.0f} MiB' for r in worker_rss)}; client {client_rss / 2**20:.0f} MiB"
         )
 
