@@ -31,7 +31,7 @@ from flows._runtime import (
 )
 from flows.events import emit_signature_published
 from resistomics.cluster import dask_client
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import ContrastNotApplicableError, InputError, MethodInputError
 from resistomics.modalities import analysis_for_result
 from resistomics.pipeline import AnalysisStep, analysis_plan, run_step
 
@@ -156,11 +156,20 @@ def analyse_flow(dataset_ref: str, study: str, analyses: list[str] | None = None
     for step in plan["steps"]:
         key, consumes = step["key"], step["consumes"]
         if consumes is not None and consumes not in results:
-            notes.append(f"{key} not run: its input {consumes} failed")
+            notes.append(f"{key} not run: its input {consumes} did not run")
             continue
         input_ref = results[consumes]["ref"] if consumes is not None else None
         try:
             done = run_analysis(dataset_ref, study, step, input_ref, current_run_id())
+        except ContrastNotApplicableError as exc:
+            if step["contrast"] is None:
+                raise
+            # A contrast registered for the study whose column or arms this dataset's
+            # samples lack (the study's other modalities may have them): not this
+            # dataset's analysis, so a note rather than a failure.
+            notes.append(f"{key} not run: the contrast does not apply to {dataset_ref} ({exc})")
+            logger.info(notes[-1])
+            continue
         except (MethodInputError, InputError) as exc:
             # The data cannot be analysed this way: the same input fails the same way
             # again, so no retry; one line says why.

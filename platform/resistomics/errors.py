@@ -19,6 +19,7 @@ __all__ = [
     "CatalogUnavailableError",
     "ClusterConfigError",
     "ConfigError",
+    "ContrastNotApplicableError",
     "DatasetNotFoundError",
     "InputError",
     "MethodInputError",
@@ -175,6 +176,16 @@ class InputError(ResistomicsError, ValueError):
         where = str(self.location)
         at = f" ({where})" if where else ""
         return clip_long_values(printable(f"{self.file}{at}: [{self.rule}] {self.detail}"))
+
+
+class ContrastNotApplicableError(InputError):
+    """A contrast names a column or an arm that a dataset's samples do not have.
+
+    Asked for by hand (``--contrast``) it is an input error like any other; for a contrast
+    registered for the whole study, the ``analyse`` deployment notes that it does not apply
+    to this dataset (a study's expression samples may carry a column its methylation
+    samples lack) instead of failing the run.
+    """
 
 
 class SampleSheetError(InputError):

@@ -98,7 +98,8 @@ def test_analyse_flow_runs_dml_and_dmrs_for_registered_contrasts(
     markers, the smoothed DML test and callDMR (p 0.01) on it: the published DMRs are
     the 43 DSS 2.46 called (``dss_callDMR_smoothed_p0.01.tsv.gz``; coordinates equal,
     areaStat to 1e-6 relative as in test_dmr_analysis.py), with lineage DMR -> DML ->
-    counts; without a registered contrast only markers run and the run says why."""
+    counts; without a registered contrast only markers run and the run says why, and a
+    registered contrast one arm of which the dataset lacks is noted, not failed."""
     from typer.testing import CliRunner
 
     from flows.cli import app
@@ -107,27 +108,38 @@ def test_analyse_flow_runs_dml_and_dmrs_for_registered_contrasts(
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     monkeypatch.setenv("RESISTOMICS_MODALITIES__METHYLATION__SITES_PER_CHUNK", "4096")
     runner = CliRunner()
-    for study in ("rrbs", "plain"):
+    for study in ("rrbs", "plain", "half"):
         r = runner.invoke(app, ["study", "register", str(RRBS / "samples.tsv"), "--study", study])
         assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["study", "contrast", "case:SLE vs LN", "--study", "rrbs"])
     assert r.exit_code == 1 and "case takes" in r.output, r.output
-    r = runner.invoke(app, ["study", "contrast", "case:SLE vs HC", "--study", "rrbs"])
-    assert r.exit_code == 0 and "(8 vs 8 samples)" in r.output, r.output
+    for study in ("rrbs", "half"):
+        r = runner.invoke(app, ["study", "contrast", "case:SLE vs HC", "--study", study])
+        assert r.exit_code == 0 and "(8 vs 8 samples)" in r.output, r.output
+    healthy = set(pd.read_csv(RRBS / "samples.tsv", sep="\t").query("case == 'HC'")["sample_id"])
     ws = Workspace.open(load_settings())
     try:
         refs = {}
-        for study in ("rrbs", "plain"):
+        for study in ("rrbs", "plain", "half"):
             folder = Path(ws.settings.resolved_landing_zone) / study / "methylation" / "rrbs"
             folder.mkdir(parents=True)
             for f in RRBS.glob("*.bismark.cov.gz"):
-                shutil.copyfile(f, folder / f.name)
+                if study != "half" or f.name.split(".")[0] in healthy:
+                    shutil.copyfile(f, folder / f.name)
             refs[study] = ingest_flow(str(folder), study, modality="methylation")["ref"]
         state = analyse_flow(refs["plain"], "plain", return_state=True)
         assert state.name == "Completed", state.message
         assert set(state.result()["results"]) == {"markers"}
         assert "dml not run: study plain has no registered contrast" in state.message
         assert "dmr not run" in state.message
+
+        # the study's contrast, but only HC samples in this dataset: a note, not a failure
+        state = analyse_flow(refs["half"], "half", return_state=True)
+        assert state.name == "Completed", state.message
+        assert set(state.result()["results"]) == {"markers"}
+        assert "dml [case:SLE vs HC] not run: the contrast does not apply" in state.message
+        assert "[contrast-arm]" in state.message
+        assert "dmr [case:SLE vs HC] not run: its input" in state.message
 
         state = analyse_flow(refs["rrbs"], "rrbs", return_state=True)
         assert state.name == "Completed", state.message

@@ -17,7 +17,7 @@ import pandas as pd
 
 from resistomics.catalog import VersionInfo
 from resistomics.contrasts import Contrast, unknown_attribute, unknown_value
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import ContrastNotApplicableError, InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
 from resistomics.modalities.methylation._dml import (
     DML_COLUMNS,
@@ -55,7 +55,7 @@ def _arms(store: FeatureMatrix, contrast: Contrast) -> tuple[np.ndarray, np.ndar
     """Column indices of arm A (DSS's group1) and arm B (group2) of the stored samples."""
     samples = store.samples
     if contrast.column not in samples.columns:
-        raise InputError(
+        raise ContrastNotApplicableError(
             "--contrast", "contrast-column", unknown_attribute(contrast.column, samples)
         )
     values = samples[contrast.column].astype(str)
@@ -63,12 +63,12 @@ def _arms(store: FeatureMatrix, contrast: Contrast) -> tuple[np.ndarray, np.ndar
     arms = []
     for arm in (contrast.group_a, contrast.group_b):
         if not (values == arm).any():
-            raise InputError(
+            raise ContrastNotApplicableError(
                 "--contrast", "contrast-arm", unknown_value(contrast.column, arm, samples)
             )
         idx = np.flatnonzero((values == arm).to_numpy() & keep)
         if len(idx) == 0:
-            raise InputError(
+            raise ContrastNotApplicableError(
                 "--contrast",
                 "arm-size",
                 f"arm {contrast.column}={arm} has no samples after filters",
