@@ -113,16 +113,19 @@ def test_tls_cluster_refuses_clients_without_its_certificates(tmp_path: Path) ->
     from distributed.security import Security
 
     certs = _certs(tmp_path / "ours")
-    settings = ClusterSettings(n_workers=1, processes=False, memory_limit="1GiB", **certs)
+    # A worker process, not a thread of this one: once, in a clean-clone CI run under
+    # load, the second client's task never finished with the worker in-process (not
+    # reproduced in 8 runs alone); a timeout turns any such hang into a failure at once.
+    settings = ClusterSettings(n_workers=1, processes=True, memory_limit="1GiB", **certs)
     with build_client(settings, reuse=False) as client:
         address = client.scheduler.address
         assert address.startswith("tls://127.0.0.1:")
-        assert client.submit(sum, [1, 2, 3]).result() == 6
+        assert client.submit(sum, [1, 2, 3]).result(timeout=120) == 6
         # the same certificates through kind=address: a second client gets in
         as_address = {k: v for k, v in certs.items() if "client" in k or "ca" in k}
         other = ClusterSettings(kind="address", address=address, **as_address)
         with build_client(other, reuse=False) as second:
-            assert second.submit(sum, [4, 5]).result() == 9
+            assert second.submit(sum, [4, 5]).result(timeout=120) == 9
         with pytest.raises((OSError, TimeoutError)):
             Client(address.replace("tls://", "tcp://"), timeout=3, set_as_default=False)
         foreign = _certs(tmp_path / "foreign")
