@@ -6,7 +6,8 @@ SIGKILL, with no chance to clean up. Afterwards the SQLite catalog must open and
 consistent, no version may be published, resolving the dataset must fail, and ingesting
 the same file again must publish it. Leftovers (a staged row, the unpublished directory)
 are allowed, for the garbage collector, but must stay invisible to ``resolve``. The same
-for a variant-call MAF (~500k calls) killed while its first Parquet partitions are written.
+for a variant-call MAF (~500k calls) killed while its first Parquet partitions are written,
+and a folder of methylation coverage files killed mid merge.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
@@ -204,3 +206,73 @@ def test_kill_during_variant_ingest_leaves_nothing_visible_and_a_rerun_publishes
         Path(workspace.root.to_path(resolved.uri)) / "calls", format="parquet", partitioning="hive"
     ).to_table()
     assert table.num_rows == len(sim.calls)  # nothing of the killed run leaked in
+
+
+CHILD_METHYLATION = """
+import sys
+from resistomics.config import ClusterSettings, Settings
+from resistomics.pipeline import Workspace, ingest
+
+root, landed = sys.argv[1], sys.argv[2]
+ws = Workspace.open(
+    Settings(
+        data_root=root,
+        cluster=ClusterSettings(n_workers=1, processes=False),
+        # small pieces: the merge writes many chunks, so the kill lands mid-store
+        modalities={"methylation": {"rows_per_chunk": 5000, "sites_per_chunk": 2048}},
+    )
+)
+outcome = ingest(ws, landed, study="meth", modality="methylation")
+print(outcome.status, outcome.message, flush=True)
+"""
+
+
+def test_kill_during_methylation_ingest_leaves_nothing_visible_and_a_rerun_publishes(
+    settings, workspace, land, tmp_path
+):  # type: ignore[no-untyped-def]
+    """A folder of per-sample Bismark coverage files (6 x ~150k CpGs), killed once the
+    streaming merge has written its first chunks of ``methylated``."""
+    from resistomics.catalog import parse_sample_sheet
+    from resistomics.modalities.methylation import simulate_methylation_cohort
+    from resistomics.modalities.methylation._simulate import write_methylation_files
+    from resistomics.storage import open_feature_matrix
+
+    sim = simulate_methylation_cohort(n_subjects=3, n_sites=150_000, seed=3)
+    sheet = tmp_path / "meth.tsv"
+    sim.samples.to_csv(sheet, sep="\t", index=False)
+    workspace.catalog.register_study("meth", parse_sample_sheet(sheet))
+    folder = tmp_path / "cohort"
+    write_methylation_files(sim, folder, "bismark-cov", gzip_files=True)
+    landed = land(workspace, folder, "meth", modality="methylation")
+    datasets = Path(settings.data_root) / "datasets"
+
+    _kill_when_written(
+        CHILD_METHYLATION,
+        [settings.data_root, landed],
+        lambda: [p for p in datasets.glob("meth/*/v-*/**/methylated/c/**/*") if p.is_file()],
+        tmp_path,
+    )
+
+    db = Path(settings.data_root) / "catalog.sqlite"
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    catalog = Catalog(settings.resolved_catalog_url)
+    try:
+        assert {v[4] for v in catalog.snapshot()} <= {"staged"}
+        with pytest.raises(DatasetNotFoundError):
+            catalog.resolve("meth/cohort")
+    finally:
+        catalog.close()
+
+    outcome = ingest(workspace, landed, study="meth", modality="methylation")
+    assert outcome.status == "published", outcome.message
+    resolved = workspace.catalog.resolve("meth/cohort")
+    assert resolved.id == outcome.version.id
+    store = open_feature_matrix(workspace.root, workspace.root.to_path(resolved.uri))
+    n_sites = len(
+        pd.concat([c[["contig", "position"]] for c in sim.calls.values()]).drop_duplicates()
+    )
+    assert store.n_features == n_sites and store.n_samples == len(sim.calls)
+    total = np.asarray(store.array("total").sum(axis=0).compute())
+    expected = [int(sim.calls[s]["total"].sum()) for s in store.samples["sample_id"]]
+    assert total.tolist() == expected  # nothing of the killed run leaked in
