@@ -183,6 +183,8 @@ ClusterName=resistomics
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
+# bind to the configured addresses (127.0.0.1 above and in NodeAddr), not to INADDR_ANY
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

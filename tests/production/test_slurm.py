@@ -104,6 +104,29 @@ def _square(x: int) -> int:
     return x * x
 
 
+def test_slurm_daemons_listen_on_loopback_only(slurm_env) -> None:  # type: ignore[no-untyped-def]
+    """slurmctld and slurmd bind 127.0.0.1 (``CommunicationParameters=NoCtldInAddrAny,
+    NoInAddrAny`` with the 127.0.0.1 of ``SlurmctldHost`` and ``NodeAddr``), not 0.0.0.0,
+    on the ports slurm.conf gives them; and the cluster still runs a job."""
+    slurm = _load("slurm")
+    conf_path = Path(slurm_env["SLURM_CONF"])
+    running = slurm._running(slurm._Layout(conf_path.parent))
+    conf = dict(line.split("=", 1) for line in conf_path.read_text().splitlines() if "=" in line)
+    ports = {"slurmctld": int(conf["SlurmctldPort"]), "slurmd": int(conf["SlurmdPort"])}
+    for program, port in ports.items():
+        listening = [
+            c.laddr
+            for c in psutil.Process(running[program]).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, f"{program} listens on nothing"
+        assert {(a.ip, a.port) for a in listening} == {("127.0.0.1", port)}, (program, listening)
+    out = subprocess.run(
+        ["srun", "-N1", "-n1", "echo", "bound"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "bound", out.stderr
+
+
 def test_workers_are_tls_slurm_jobs_released_when_idle(slurm_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = _cluster_settings(slurm_env)
     assert settings.kind == "slurm" and settings.adaptive and settings.minimum_jobs == 0
