@@ -59,7 +59,13 @@ from flows.events import emit_dataset_published, emit_dataset_quarantined
 from resistomics.cluster import dask_client
 from resistomics.config import load_settings
 from resistomics.errors import DatasetNotFoundError, InputError
-from resistomics.pipeline import IngestOutcome, dataset_name_for, ingest, quarantine_unread
+from resistomics.pipeline import (
+    IngestOutcome,
+    dataset_name_for,
+    ingest,
+    ingest_timeout_error,
+    quarantine_unread,
+)
 
 __all__ = ["expectation_rows", "ingest_flow"]
 
@@ -261,12 +267,7 @@ def quarantine_timed_out(
     path: str, study: str, modality: str | None, dataset: str | None, timeout: float | None
 ) -> IngestOutcome | None:
     """Quarantine a file whose ingest ran out of time (its claim was given back)."""
-    error = InputError(
-        path,
-        "ingest-timeout",
-        f"the ingest did not finish within {timeout:g} s (RESISTOMICS_LIMITS__"
-        "INGEST_TIMEOUT_SECONDS); is the file far larger than expected, or its storage stuck?",
-    )
+    error = ingest_timeout_error(path, timeout)
     with open_workspace() as ws:
         return quarantine_unread(
             ws,

@@ -6,8 +6,13 @@ the installed ``resistomics`` script runs; every command here works without Pref
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -248,6 +253,47 @@ def _modality_options(plugin: Any, extra: list[str], *, file: str) -> Any:
     return plugin.parse_options(_extra_options(extra), file=file)
 
 
+class _IngestTimedOut(BaseException):
+    """Raised in the main thread when ``resistomics ingest`` runs out of time.
+
+    A ``BaseException``: no ``except Exception`` on the way swallows it, and the ingest's
+    own clean-up (its staged version removed, the file given back) runs as for any abort.
+    """
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[Callable[[], None]]:
+    """Interrupt the block with :class:`_IngestTimedOut` after ``seconds`` of wall time.
+
+    A ``SIGALRM`` timer, as Prefect interrupts a timed-out task running in the main
+    thread; the same limit (``RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS``) as the
+    flow's ingest task. Yields a function that stops the clock (called once the ingest
+    has returned, so a late alarm cannot undo a finished ingest). No limit when
+    ``seconds`` is None or off the main thread (signals are delivered there only).
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    stopped = False
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if not stopped:
+            raise _IngestTimedOut
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield stop
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handled
 def ingest(
@@ -302,7 +348,7 @@ def ingest(
     options = _modality_options(plugin, ctx.args, file=str(path))
     from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest
-    from resistomics.pipeline import land
+    from resistomics.pipeline import ingest_timeout_error, land, quarantine_unread
     from resistomics.pipeline._landing import inside
 
     ws = _workspace()
@@ -315,18 +361,42 @@ def ingest(
             fail(f"{target}: [landing-zone] outside the landing zone {zone}")
         console.print(f"landed {path} -> {target}")
         src = str(target)
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        task = bar.add_task(f"ingest {path.name}", total=None)
-        outcome = run_ingest(
-            ws,
+    # the flow's limit: a file that keeps a reader busy fails with [ingest-timeout], what
+    # this run staged is removed and the file is quarantined (not left to be retried)
+    timeout = ws.settings.limits.ingest_timeout_seconds
+    run_id = f"cli-{uuid.uuid4().hex}"
+    try:
+        with (
+            _time_limit(timeout) as stop_clock,
+            dask_client(ws.settings.cluster),
+            progress_bar() as bar,
+        ):
+            task = bar.add_task(f"ingest {path.name}", total=None)
+            outcome = run_ingest(
+                ws,
+                src,
+                study=study,
+                modality=plugin.name,
+                dataset=dataset,
+                fmt=fmt,
+                options=options,
+                run_id=run_id,
+                progress=lambda n: bar.advance(task, n),
+            )
+            stop_clock()
+    except _IngestTimedOut:
+        late = quarantine_unread(
+            _workspace(),  # a fresh one: the interrupted run's may be mid-transaction
             src,
+            ingest_timeout_error(src, timeout),
             study=study,
             modality=plugin.name,
             dataset=dataset,
-            fmt=fmt,
-            options=options,
-            progress=lambda n: bar.advance(task, n),
+            run_id=run_id,
         )
+        if late is None:
+            fail(f"{src}: [ingest-timeout] the ingest did not finish within {timeout:g} s")
+        fail(late.message)
     if outcome.status == "quarantined":
         fail(outcome.message)
     console.print(outcome.message)

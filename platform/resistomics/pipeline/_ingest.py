@@ -390,6 +390,18 @@ def validation_failure(
     )
 
 
+def ingest_timeout_error(path: str, timeout: float | None) -> InputError:
+    """The error a file is quarantined for when its ingest ran out of time (rule
+    ``ingest-timeout``; the limit is ``RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS``), the
+    same for the flow's ingest task and ``resistomics ingest``."""
+    return InputError(
+        path,
+        "ingest-timeout",
+        f"the ingest did not finish within {timeout:g} s (RESISTOMICS_LIMITS__"
+        "INGEST_TIMEOUT_SECONDS); is the file far larger than expected, or its storage stuck?",
+    )
+
+
 def quarantine_unread(
     ws: Workspace,
     path: str,
