@@ -56,6 +56,7 @@ from flows._runtime import (
     tag_current_run,
 )
 from flows.events import emit_dataset_published, emit_dataset_quarantined
+from resistomics.catalog import VersionStatus
 from resistomics.cluster import dask_client
 from resistomics.config import load_settings
 from resistomics.errors import DatasetNotFoundError, InputError
@@ -87,7 +88,12 @@ def ingest_file(
 @task(name="announce-ingest")
 def announce(outcome: IngestOutcome, modality: str) -> None:
     """Emit the event that drives the next step (nothing for an unchanged file)."""
-    if outcome.status == "published" and outcome.version is not None:
+    if (
+        outcome.status == "published"
+        and outcome.version is not None
+        # superseded at once by a newer version published first: nothing to analyse
+        and outcome.version.status is VersionStatus.PUBLISHED
+    ):
         emit_dataset_published(outcome.version, message=outcome.message)
     elif outcome.status == "quarantined":
         emit_dataset_quarantined(

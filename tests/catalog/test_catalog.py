@@ -60,6 +60,28 @@ def test_staged_versions_are_invisible_until_published(catalog: Catalog) -> None
         catalog.publish_version(v2.id, {})
 
 
+def test_the_higher_version_number_stays_published_whatever_order_publishes_finish(
+    catalog: Catalog,
+) -> None:
+    """Two files staged into one dataset at once (v1, then v2) and v2 published first:
+    v1 publishing last is recorded superseded at once; v2 stays what resolves."""
+    v1, v2 = _stage(catalog, "sha256:1"), _stage(catalog, "sha256:2")
+    assert (v1.number, v2.number) == (1, 2)
+    catalog.publish_version(v2.id, {"success": True, "file": "two"})
+    late = catalog.publish_version(v1.id, {"success": True, "file": "one"}, manifest_digest="m1")
+
+    assert late.id == v1.id and late.status is VersionStatus.SUPERSEDED
+    assert catalog.resolve("s/d").id == v2.id
+    assert catalog.get_version(v2.id).status is VersionStatus.PUBLISHED
+    pinned = catalog.resolve("s/d@v1")  # recorded as validated, resolvable when pinned
+    assert pinned.id == v1.id and pinned.manifest_digest == "m1"
+    # in order, the later number still supersedes the earlier one
+    v3 = _stage(catalog, "sha256:3")
+    catalog.publish_version(v3.id, {})
+    assert catalog.resolve("s/d").id == v3.id
+    assert catalog.get_version(v2.id).status is VersionStatus.SUPERSEDED
+
+
 def test_quarantined_never_resolves(catalog: Catalog) -> None:
     v = _stage(catalog, "sha256:q")
     catalog.quarantine_version(v.id, {"success": False}, "/q")

@@ -78,6 +78,28 @@ def test_catalog_lifecycle_on_postgres(pg_url: str) -> None:
     assert c.resolve("s/d").id == v2.id
     assert c.get_version(v.id).status is VersionStatus.SUPERSEDED
     assert c.get_version(v2.id).parent_ids == (v.id,)
+    # staged v3 then v4, v4 published first: v3 publishing last does not supersede it
+    v3, v4 = (
+        c.stage_version(
+            study="s",
+            dataset="d",
+            modality="expression",
+            dataset_type="expression.counts",
+            uri=f"/z{n}",
+            format="zarr",
+            layout="sparse-matrix",
+            layout_version=1,
+            digest=f"sha256:{n}",
+            schema_version="1",
+            shape=[2, 2],
+            code_version="t",
+        )
+        for n in (3, 4)
+    )
+    c.publish_version(v4.id, {})
+    assert c.publish_version(v3.id, {}).status is VersionStatus.SUPERSEDED
+    assert c.resolve("s/d").id == v4.id
+    assert c.get_version(v2.id).status is VersionStatus.SUPERSEDED
     c.close()
 
 

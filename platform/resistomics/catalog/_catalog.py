@@ -726,6 +726,13 @@ class Catalog:
         name) -- wins: this staged version is deleted instead and *that* version is
         returned (its ``id`` differs from ``version_id``); the caller removes the staged
         files. So two ingests of the same bytes at once publish one version.
+
+        Version numbers decide, not the order publishes finish in: when a higher-numbered
+        version of the dataset (staged after this one) is published already, this one is
+        recorded as published-and-superseded at once (status ``superseded``, with its
+        report and manifest, resolvable when pinned) and the newer stays published. So
+        two different files staged into one dataset at once always end with the later
+        number published.
         """
         with self.session() as s:
             v = s.get(Version, version_id)
@@ -756,15 +763,18 @@ class Catalog:
                 v.parents = []
                 s.delete(v)
                 return _info(existing)
-            for old in s.scalars(
+            current = s.scalars(
                 select(Version).where(
                     Version.dataset_id == v.dataset_id,
                     Version.status == VersionStatus.PUBLISHED,
                 )
-            ):
-                old.status = VersionStatus.SUPERSEDED
-            s.flush()  # the partial unique index allows one published version
-            v.status = VersionStatus.PUBLISHED
+            ).all()
+            newer = any(old.number > v.number for old in current)
+            if not newer:
+                for old in current:
+                    old.status = VersionStatus.SUPERSEDED
+                s.flush()  # the partial unique index allows one published version
+            v.status = VersionStatus.SUPERSEDED if newer else VersionStatus.PUBLISHED
             v.validation_report = report
             v.manifest_digest = manifest_digest
             v.published_at = datetime.now(UTC)

@@ -299,7 +299,9 @@ def publish_landed(
     If another ingest published the same bytes with the same options meanwhile (checked
     by the catalog under the study's lock; ``same_as``: in this dataset or anywhere in
     the study), this version is dropped, its files removed, and the outcome is
-    ``unchanged``.
+    ``unchanged``. If a newer version of the dataset (a higher number) was published
+    meanwhile, this one is recorded superseded at once (see
+    :meth:`~resistomics.catalog.Catalog.publish_version`) and the message says so.
     """
     path = claim.landed
     manifest = write_manifest(ws.root, ws.root.to_path(staged.uri))
@@ -322,6 +324,12 @@ def publish_landed(
             f"{version.ref} by another ingest meanwhile; no new version"
             if unchanged
             else f"{path}: published {version.ref} ({detail}, {version.dataset_type})"
+            + (
+                f", superseded at once by a newer version of {version.study}/"
+                f"{version.dataset} (staged after it, published first)"
+                if version.status is VersionStatus.SUPERSEDED
+                else ""
+            )
         ),
         report={} if unchanged else report,
     )
