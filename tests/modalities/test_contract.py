@@ -139,6 +139,26 @@ def _cov_folder(folder: Path, *, bad: str | None = None) -> Path:
     return out
 
 
+def _metab(folder: Path, *, bad: str | None = None) -> Path:
+    """A MetaboAnalyst table, samples as rows, with a pooled QC and a blank (never
+    registered); ``bad="number"`` puts text in a cell, ``"negative"`` a negative abundance
+    (reads, fails validation)."""
+    features = [f"M{i}" for i in range(8)]
+    lines = ["Sample,Label," + ",".join(features)]
+    for j, s in enumerate([*SAMPLES_IDS, "QC_pool_1", "blank_01"]):
+        values = [f"{(i + 1) * (j + 1) / 3:.6g}" for i in range(len(features))]
+        if j == 2:
+            values[3] = ""  # missing
+        if bad == "number" and j == 3:
+            values[5] = "high"
+        if bad == "negative" and j == 1:
+            values[2] = "-0.5"
+        lines.append(f"{s},{'A' if j % 2 else 'B'}," + ",".join(values))
+    path = folder / "abundance.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @dataclass(frozen=True)
 class Samples:
     """A modality's sample files: each writer puts one file (or folder) into a folder."""
@@ -160,6 +180,9 @@ SAMPLES: dict[str, Samples] = {
         _cov_folder,
         lambda f: _cov_folder(f, bad="integer"),
         lambda f: _cov_folder(f, bad="above"),
+    ),
+    "metabolomics": Samples(
+        _metab, lambda f: _metab(f, bad="number"), lambda f: _metab(f, bad="negative")
     ),
     # the dense feature-matrix@1 layout, as methylation and metabolomics store it
     "toymatrix": Samples(

@@ -48,6 +48,7 @@ BUILTINS: dict[str, str] = {
     "expression": "resistomics.modalities.expression._modality:ExpressionModality",
     "variants": "resistomics.modalities.variants._modality:VariantsModality",
     "methylation": "resistomics.modalities.methylation._modality:MethylationModality",
+    "metabolomics": "resistomics.modalities.metabolomics._modality:MetabolomicsModality",
 }
 
 

@@ -1,0 +1,40 @@
+"""Metabolomics modality: metabolite abundance tables as ``metabolomics.abundance``.
+
+Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables) and the
+validation summaries are imported on first use (numpy, pandas), as in the other
+modalities.
+"""
+
+from resistomics.modalities._plugin import lazy_exports
+from resistomics.modalities.metabolomics._modality import (
+    MetabolomicsModality,
+    MetabolomicsOptions,
+    MetabolomicsSettings,
+)
+
+_LAZY = {
+    "FEATURE_COLUMNS": "_readers",
+    "MetaboliteReadContext": "_readers",
+    "MetaboliteTable": "_readers",
+    "read_metaboanalyst": "_readers",
+    "read_feature_table": "_readers",
+    "sample_types": "_readers",
+    "summarize_metabolomics": "_summaries",
+    "metabolomics_params": "_summaries",
+}
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "MetaboliteReadContext",
+    "MetaboliteTable",
+    "MetabolomicsModality",
+    "MetabolomicsOptions",
+    "MetabolomicsSettings",
+    "metabolomics_params",
+    "read_feature_table",
+    "read_metaboanalyst",
+    "sample_types",
+    "summarize_metabolomics",
+]
+
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -1,0 +1,249 @@
+"""The metabolomics modality: metabolite abundance tables into ``feature-matrix@1``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from resistomics.errors import InputError
+from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+
+if TYPE_CHECKING:
+    from resistomics.catalog import VersionInfo
+    from resistomics.publishing import Staging, Workspace
+
+__all__ = ["MetabolomicsModality", "MetabolomicsOptions", "MetabolomicsSettings"]
+
+LAYOUT = "feature-matrix@1"
+DATASET_TYPE = "metabolomics.abundance"
+_READERS = "resistomics.modalities.metabolomics._readers"
+
+
+class MetabolomicsOptions(BaseModel):
+    """Ingest options (``resistomics ingest ... --orientation columns --log-scaled true``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orientation: Literal["auto", "rows", "columns"] = Field(
+        default="auto",
+        description="MetaboAnalyst table: samples as rows or as columns (auto: the axis "
+        "naming more registered samples; else a class row under the header means columns)",
+    )
+    class_column: str | None = Field(
+        default=None, description="class column (row) name (default: Label, Class, Group)"
+    )
+    sample_type_column: str | None = Field(
+        default=None,
+        description="column (row) of sample types: QC / pooled QC, blank, else study sample "
+        "(default: by sample-name patterns, settings qc_pattern / blank_pattern)",
+    )
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="further non-feature columns (rows) kept with the samples, comma-separated "
+        "on the command line (e.g. WHO_status)",
+    )
+    log_scaled: bool = Field(
+        default=False, description="the values are log-scaled (negative values allowed)"
+    )
+
+    @field_validator("extra_columns", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+class MetabolomicsSettings(BaseModel):
+    """``RESISTOMICS_MODALITIES__METABOLOMICS__<KEY>``: bounds, patterns, column names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_feature_missing: float = Field(
+        default=1.0, ge=0, le=1, description="largest fraction of samples missing a feature"
+    )
+    max_sample_missing: float = Field(
+        default=1.0, ge=0, le=1, description="largest fraction of features missing in a sample"
+    )
+    qc_pattern: str = Field(
+        default=r"(?i)(^|[^a-z])(qc|pool(ed)?)([^a-z]|$)",
+        description="regular expression: a sample name of a pooled QC",
+    )
+    blank_pattern: str = Field(
+        default=r"(?i)(^|[^a-z])(blank|blk)([^a-z]|$)",
+        description="regular expression: a sample name of a blank",
+    )
+    feature_columns: dict[str, list[str]] | None = Field(
+        default=None,
+        description="feature-table metadata columns by role (id, mz, rt, name, identifier, "
+        "other); default: MS-DIAL, MZmine 2/3 and XCMS names (_readers.FEATURE_COLUMNS)",
+    )
+    features_per_chunk: int = Field(default=4096, ge=1)
+    samples_per_chunk: int = Field(default=256, ge=1)
+
+
+def _uniform(frame: Any) -> Any:
+    """Object columns holding several Python types (a sample sheet's ``0`` next to
+    ``3-4``) as text, so Parquet can store them; missing stays missing."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c] if v is not None and v == v}
+            if len(kinds) > 1:
+                out[c] = [None if v is None or v != v else str(v) for v in out[c]]
+    return out
+
+
+def _reader(name: str, suffixes: tuple[str, ...], description: str) -> Reader:
+    key = name.replace("-", "_")
+    return Reader(
+        name,
+        suffixes,
+        description,
+        deferred(_READERS, f"detect_{key}"),
+        deferred(_READERS, f"read_{key}"),
+        sniffs=True,
+    )
+
+
+_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+
+
+class MetabolomicsModality(Modality):
+    """Metabolite / LC-MS feature abundances, features x samples (float, NaN missing)."""
+
+    name = "metabolomics"
+    description = (
+        "metabolite abundances: MetaboAnalyst-style tables (sample-ID column, optional "
+        "class; samples as rows or columns) and MS-DIAL / MZmine / XCMS feature tables"
+    )
+    readers = (
+        _reader(
+            "metaboanalyst",
+            _SUFFIXES,
+            "MetaboAnalyst table (first header cell Sample / sample_id; class column Label)",
+        ),
+        _reader(
+            "feature-table",
+            _SUFFIXES,
+            "feature table with m/z and retention-time columns (MS-DIAL, MZmine, XCMS)",
+        ),
+    )
+    options = MetabolomicsOptions
+    settings = MetabolomicsSettings
+
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        from resistomics.modalities.metabolomics._readers import (
+            FEATURE_COLUMNS,
+            STUDY,
+            MetaboliteReadContext,
+            MetaboliteTable,
+        )
+        from resistomics.storage import FeatureBlock, write_feature_matrix
+
+        ws = staging.ws
+        s: MetabolomicsSettings = self.settings_of(ws.settings)
+        design = ws.catalog.samples(staging.study)
+        registered = frozenset(design.index.astype(str)) if len(design) else frozenset()
+        columns = (
+            {k: tuple(v) for k, v in s.feature_columns.items()}
+            if s.feature_columns is not None
+            else dict(FEATURE_COLUMNS)
+        )
+        ctx = MetaboliteReadContext(
+            registered_samples=registered,
+            orientation=options.orientation,
+            class_column=options.class_column,
+            sample_type_column=options.sample_type_column,
+            extra_columns=tuple(options.extra_columns),
+            qc_pattern=s.qc_pattern,
+            blank_pattern=s.blank_pattern,
+            columns=columns,
+        )
+        table: MetaboliteTable = reader.read(staging.local, ctx)
+        study = table.samples["sample_type"] == STUDY
+        unknown = [x for x in table.samples.loc[study, "sample_id"] if x not in registered]
+        if unknown:
+            raise InputError(
+                staging.landed,
+                "registered-samples",
+                f"study sample {unknown[0]!r} is not registered in study {staging.study!r}"
+                f" ({len(unknown)} unregistered; QC and blanks need no registration)",
+                column=unknown[0],
+            )
+        staging.stage(
+            dataset_type=DATASET_TYPE,
+            layout=LAYOUT,
+            parameters={"format": reader.name, "log_scaled": options.log_scaled, **table.details},
+        )
+        # the study design joins the study samples only; QC and blanks keep their own rows
+        study_ids = set(table.samples.loc[study, "sample_id"])
+        joined = design if "sample_id" in design.columns else design.reset_index()
+        joined = joined.reset_index(drop=True).assign(
+            sample_id=joined["sample_id"].astype(str).to_numpy()
+        )
+        joined = joined[joined["sample_id"].isin(study_ids)].drop(
+            columns=[c for c in table.samples.columns if c != "sample_id"], errors="ignore"
+        )
+        samples = _uniform(table.samples.merge(joined, on="sample_id", how="left"))
+        n = s.features_per_chunk
+        blocks = (
+            FeatureBlock(
+                table.features.iloc[i : i + n].reset_index(drop=True),
+                {"abundance": table.values[i : i + n]},
+            )
+            for i in range(0, len(table.features), n)
+        )
+        summary = write_feature_matrix(
+            ws.root,
+            staging.new_version_dir(),
+            blocks,
+            samples=samples,
+            arrays={"abundance": "float64"},
+            feature_id="feature_id",
+            primary="abundance",
+            features_per_chunk=n,
+            samples_per_chunk=s.samples_per_chunk,
+            metadata={
+                "source": staging.landed,
+                "format": reader.name,
+                "digest": staging.digest,
+                "value_kind": "log-abundance" if options.log_scaled else "abundance",
+                **table.details,
+            },
+        )
+        staging.advance(1)
+        shape = (summary.n_features, summary.n_samples)
+        types = table.samples["sample_type"].value_counts().to_dict()
+        return Written(
+            shape=shape,
+            detail=f"{shape[0]} features x {shape[1]} samples "
+            f"({', '.join(f'{v} {k}' for k, v in sorted(types.items()))})",
+            report={
+                "features": shape[0],
+                "samples": shape[1],
+                **{str(k): int(v) for k, v in types.items()},
+            },
+        )
+
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        from resistomics.modalities.metabolomics._summaries import (
+            metabolomics_params,
+            summarize_metabolomics,
+        )
+        from resistomics.storage import open_feature_matrix
+
+        s: MetabolomicsSettings = self.settings_of(ws.settings)
+        store = open_feature_matrix(ws.root, ws.root.to_path(version.uri))
+        log_scaled = bool((version.parameters or {}).get("log_scaled", False))
+        tables = summarize_metabolomics(store, log_scaled=log_scaled)
+        registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+        return Summaries(
+            tables,
+            metabolomics_params(
+                registered_samples=registered,
+                max_feature_missing=s.max_feature_missing,
+                max_sample_missing=s.max_sample_missing,
+            ),
+        )
