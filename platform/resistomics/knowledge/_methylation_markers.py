@@ -13,7 +13,6 @@ rule is an :class:`~resistomics.errors.InputError` with the line, and ``source``
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import yaml
 
 from resistomics._resources import schemas_dir
 from resistomics.errors import InputError
+from resistomics.knowledge._yaml_catalogue import file_version, read_yaml_entries
 
 __all__ = [
     "MarkerCatalogue",
@@ -206,25 +206,10 @@ def _entry(raw: Mapping[str, Any]) -> MethylationMarker:
 
 
 def _read_yaml(path: Path, text: str, *, source: str | None = None) -> MarkerCatalogue:
-    try:
-        doc = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(str(path), "yaml-syntax", str(err).splitlines()[0], line=line) from None
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("entries"), list):
-        raise InputError(str(path), "catalogue-layout", "expected a mapping with an 'entries' list")
-    lines: list[int | None] = [None] * len(doc["entries"])
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "entries" and isinstance(value, yaml.SequenceNode):
-                lines = [item.start_mark.line + 1 for item in value.value]
+    doc, located = read_yaml_entries(path, text)
     entries: list[MethylationMarker] = []
     seen: dict[str, int | None] = {}
-    for line, raw in zip(lines, doc["entries"], strict=True):
-        if not isinstance(raw, Mapping):
-            raise InputError(str(path), "catalogue-layout", "each entry is a mapping", line=line)
+    for line, raw in located:
         try:
             entry = _entry(raw)
         except _EntryError as err:
@@ -243,11 +228,7 @@ def _read_yaml(path: Path, text: str, *, source: str | None = None) -> MarkerCat
         entries.append(entry)
     if not entries:
         raise InputError(str(path), "not-empty", "the catalogue holds no entries")
-    version = (
-        str(doc["version"])
-        if doc.get("version")
-        else "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    )
+    version = str(doc["version"]) if doc.get("version") else file_version(text)
     return MarkerCatalogue(
         source=source or str(path),
         version=version,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import yaml
 
 from resistomics._resources import schemas_dir
 from resistomics.errors import InputError
+from resistomics.knowledge._yaml_catalogue import file_version, read_yaml_entries
 
 __all__ = [
     "CatalogueHit",
@@ -524,26 +524,9 @@ def _build(
 
 
 def _read_yaml(path: Path, text: str, *, source: str | None = None) -> MutationCatalogue:
-    try:
-        doc = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(str(path), "yaml-syntax", str(err).splitlines()[0], line=line) from None
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("entries"), list):
-        raise InputError(str(path), "catalogue-layout", "expected a mapping with an 'entries' list")
-    lines: list[int | None] = [None] * len(doc["entries"])
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "entries" and isinstance(value, yaml.SequenceNode):
-                lines = [item.start_mark.line + 1 for item in value.value]
-    located = []
-    for line, raw in zip(lines, doc["entries"], strict=True):
-        if not isinstance(raw, Mapping):
-            raise InputError(str(path), "catalogue-layout", "each entry is a mapping", line=line)
-        located.append((line, raw))
-    version = str(doc["version"]) if doc.get("version") else _file_version(text)
+    doc, entries = read_yaml_entries(path, text)
+    located = list(entries)
+    version = str(doc["version"]) if doc.get("version") else file_version(text)
     return _build(str(path), source or str(path), version, located)
 
 
@@ -581,11 +564,7 @@ def _read_tsv(path: Path, text: str) -> MutationCatalogue:
                 "end": row.get("region_end"),
             }
         located.append((lineno, row))
-    return _build(str(path), str(path), _file_version(text), located)
-
-
-def _file_version(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return _build(str(path), str(path), file_version(text), located)
 
 
 def read_mutation_catalogue(path: str | Path) -> MutationCatalogue:
