@@ -15,8 +15,9 @@ import pandas as pd
 
 from resistomics.catalog import VersionInfo
 from resistomics.contrasts import Contrast, unknown_attribute, unknown_value
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import InputError
 from resistomics.knowledge import MarkerCatalogue, builtin_methylation_markers
+from resistomics.modalities.methylation._dml_analysis import open_counts
 from resistomics.modalities.methylation._markers import marker_calls, marker_changes
 from resistomics.modalities.methylation._regions import (
     RegionSet,
@@ -27,23 +28,11 @@ from resistomics.modalities.methylation._regions import (
     welch_region_test,
 )
 from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
-from resistomics.storage import FeatureMatrix, open_feature_matrix
 
 __all__ = ["methylation_markers", "methylation_regions"]
 
 REGIONS_TYPE = "methylation.regions"
 MARKERS_TYPE = "methylation.markers"
-
-
-def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, FeatureMatrix]:
-    version = ws.catalog.resolve(ref, study=study)
-    if version.dataset_type != "methylation.counts":
-        raise MethodInputError(
-            f"is {version.dataset_type}, not methylation counts",
-            place=version.ref,
-            rule="dataset-type",
-        )
-    return version, open_feature_matrix(ws.root, ws.root.to_path(version.uri))
 
 
 def _design(ws: Workspace, version: VersionInfo, sample_ids: list[str]) -> pd.DataFrame:
@@ -96,7 +85,7 @@ def methylation_regions(
     with the test of :func:`~._regions.welch_region_test` when a ``contrast`` is given,
     on the per-sample means that are not NaN).
     """
-    version, store = _open(ws, ref, study)
+    version, store = open_counts(ws, ref, study)
     # MethylationSettings.annotation_dir (importing the modality here would close an
     # import cycle through its commands)
     raw = ws.settings.modalities.get("methylation", {}).get("annotation_dir")
@@ -167,7 +156,7 @@ def methylation_markers(
     """
     from resistomics.modalities.methylation._summaries import summarize_methylation
 
-    version, store = _open(ws, ref, study)
+    version, store = open_counts(ws, ref, study)
     cat = catalogue or builtin_methylation_markers()
     parameters: dict[str, Any] = {
         "catalogue": cat.source,

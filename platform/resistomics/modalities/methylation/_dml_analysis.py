@@ -40,7 +40,11 @@ DML_TABLE = "dml"
 """The result's table (``dml.parquet``), one row per tested CpG, columns as DSS's."""
 
 
-def _open(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, FeatureMatrix]:
+def open_counts(ws: Workspace, ref: str, study: str | None) -> tuple[VersionInfo, FeatureMatrix]:
+    """Resolve ``ref`` in the catalog and open it, refusing anything but ``methylation.counts``.
+
+    Shared by every analysis on methylation counts (DML, regions, markers).
+    """
     version = ws.catalog.resolve(ref, study=study)
     if version.dataset_type != "methylation.counts":
         raise MethodInputError(
@@ -222,7 +226,7 @@ def differential_methylation(
         ``equal_disp`` (as DSS); for a design: a bad formula, unknown column,
         rank-deficient design or unknown coefficient (one line naming the rule).
     """
-    version, store = _open(ws, ref, study)
+    version, store = open_counts(ws, ref, study)
     # the section is validated as MethylationSettings where the settings are built;
     # importing _modality here would close an import cycle through _commands
     section = ws.settings.modalities.get("methylation", {})
