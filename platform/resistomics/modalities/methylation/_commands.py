@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from resistomics.terminal import console, handled, open_workspace, print_top, progress_bar
+
+if TYPE_CHECKING:
+    from resistomics.publishing import ResultOutcome, Workspace
 
 __all__ = ["methylation_app"]
 
@@ -15,6 +19,20 @@ methylation_app = typer.Typer(
     help="DNA methylation: differentially methylated CpGs and regions (DSS), region summaries, catalogued marker calls.",
     no_args_is_help=True,
 )
+
+
+def _on_cluster(ref: str, label: str, run: Callable[[Workspace], ResultOutcome]) -> ResultOutcome:
+    """Open the workspace, resolve ``ref`` (an unknown one fails before a cluster starts),
+    run ``run`` on the configured Dask cluster under a progress line, print its message."""
+    from resistomics.cluster import dask_client
+
+    ws = open_workspace()
+    ws.catalog.resolve(ref)
+    with dask_client(ws.settings.cluster), progress_bar() as bar:
+        bar.add_task(label, total=None)
+        outcome = run(ws)
+    console.print(outcome.message)
+    return outcome
 
 
 @methylation_app.command("regions")
@@ -55,15 +73,13 @@ def methylation_regions_command(
     from resistomics.contrasts import parse_contrast
 
     c = parse_contrast(contrast, where or []) if contrast is not None else None
-    from resistomics.cluster import dask_client
     from resistomics.modalities.methylation._analyses import methylation_regions
 
-    ws = open_workspace()
-    ws.catalog.resolve(dataset)  # an unknown dataset fails before a cluster starts
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"regions of {dataset}", total=None)
-        outcome = methylation_regions(ws, dataset, regions=bed, contrast=c, min_cpgs=min_cpgs)
-    console.print(outcome.message)
+    outcome = _on_cluster(
+        dataset,
+        f"regions of {dataset}",
+        lambda ws: methylation_regions(ws, dataset, regions=bed, contrast=c, min_cpgs=min_cpgs),
+    )
     if outcome.tables:
         table = outcome.tables["regions"]
         columns = ["region_id", "n_sites", "n_samples_covered"]
@@ -87,15 +103,13 @@ def methylation_markers_command(
 
     Example: resistomics methylation markers gbm/counts
     """
-    from resistomics.cluster import dask_client
     from resistomics.modalities.methylation._analyses import methylation_markers
 
-    ws = open_workspace()
-    ws.catalog.resolve(dataset)
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"markers of {dataset}", total=None)
-        outcome = methylation_markers(ws, dataset, baseline_phase=baseline_phase)
-    console.print(outcome.message)
+    outcome = _on_cluster(
+        dataset,
+        f"markers of {dataset}",
+        lambda ws: methylation_markers(ws, dataset, baseline_phase=baseline_phase),
+    )
     if outcome.tables:
         flagged = outcome.tables["flagged"]
         if len(flagged):
@@ -168,14 +182,12 @@ def methylation_dml_command(
             "--contrast", "option", "give --contrast 'COLUMN:A vs B' (or --design with --coef)"
         )
     c = parse_contrast(contrast, where or []) if contrast is not None else None
-    from resistomics.cluster import dask_client
     from resistomics.modalities.methylation._dml_analysis import differential_methylation
 
-    ws = open_workspace()
-    ws.catalog.resolve(dataset)  # an unknown dataset fails before a cluster starts
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"DML test of {dataset}", total=None)
-        outcome = differential_methylation(
+    outcome = _on_cluster(
+        dataset,
+        f"DML test of {dataset}",
+        lambda ws: differential_methylation(
             ws,
             dataset,
             c,
@@ -184,8 +196,8 @@ def methylation_dml_command(
             equal_disp=equal_disp,
             design=design,
             coef=coef,
-        )
-    console.print(outcome.message)
+        ),
+    )
     if outcome.tables:
         table = outcome.tables["dml"]
         console.print(f"{len(table)} CpGs tested, {int((table['fdr'] < 0.05).sum())} at FDR < 0.05")
@@ -235,14 +247,12 @@ def methylation_dmr_command(
 
     Example: resistomics methylation dmr rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC --p-threshold 0.01
     """
-    from resistomics.cluster import dask_client
     from resistomics.modalities.methylation._dmr_analysis import differential_regions
 
-    ws = open_workspace()
-    ws.catalog.resolve(result)  # an unknown result fails before a cluster starts
-    with dask_client(ws.settings.cluster), progress_bar() as bar:
-        bar.add_task(f"DMRs of {result}", total=None)
-        outcome = differential_regions(
+    outcome = _on_cluster(
+        result,
+        f"DMRs of {result}",
+        lambda ws: differential_regions(
             ws,
             result,
             delta=delta,
@@ -251,8 +261,8 @@ def methylation_dmr_command(
             min_cpg=min_cpg,
             dis_merge=dis_merge,
             pct_sig=pct_sig,
-        )
-    console.print(outcome.message)
+        ),
+    )
     if outcome.tables:
         table = outcome.tables["dmr"]
         console.print(f"{len(table)} DMRs")
