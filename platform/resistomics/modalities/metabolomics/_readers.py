@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -152,6 +153,10 @@ def _open_text(path: str) -> str:
 
 
 def _head(path: str, n: int = 6) -> list[str]:
+    """The first ``n`` lines of a regular file ([] for anything else: a FIFO or a device
+    would block ``guess_can_open``, which must stay cheap and never wait)."""
+    if not os.path.isfile(path):
+        return []
     try:
         with open(path, "rb") as f:
             start = f.read(2)
