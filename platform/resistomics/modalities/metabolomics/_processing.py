@@ -1,0 +1,288 @@
+"""Metabolomics processing steps as MetaboAnalyst defines them (Pang et al. 2021, *NAR* 49:W388).
+
+Every function takes a features x samples float matrix (NaN = missing, as in the
+``metabolomics.abundance`` store) and returns a new array; none modifies its input.
+Order of use, as in MetaboAnalyst: filter missingness, impute, drift-correct, normalise
+per sample, transform, scale per feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from resistomics.errors import MethodInputError
+
+__all__ = [
+    "auto_scale",
+    "correct_drift_qc_rlsc",
+    "filter_missingness",
+    "glog_transform",
+    "impute_half_minimum",
+    "impute_knn",
+    "log_transform",
+    "median_normalize",
+    "pareto_scale",
+    "pqn_normalize",
+    "range_scale",
+    "sum_normalize",
+]
+
+# Features whose distances to all others are computed in one block (block x features floats).
+_KNN_BLOCK = 256
+
+
+def _matrix(x: np.ndarray) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise MethodInputError(f"expected a features x samples matrix, got {a.ndim} dimension(s)")
+    return a
+
+
+def filter_missingness(
+    x: np.ndarray, *, max_fraction: float, groups: Sequence[str] | None = None
+) -> np.ndarray:
+    """Which features to keep: missing fraction at most ``max_fraction``.
+
+    Without ``groups`` the bound applies over all samples (MetaboAnalyst
+    ``RemoveMissingPercent``). With ``groups`` (one label per sample) a feature is kept when
+    it meets the bound in at least one group, the "modified 80 % rule" (Bijlsma et al. 2006,
+    *Anal Chem* 78:567), so a metabolite absent in one group only is not lost.
+
+    Returns
+    -------
+    Boolean mask over features (True = keep).
+    """
+    a = _matrix(x)
+    if not 0.0 <= max_fraction <= 1.0:
+        raise MethodInputError(f"max_fraction must be within [0, 1], got {max_fraction}")
+    missing = np.isnan(a)
+    if groups is None:
+        return np.asarray(missing.mean(axis=1) <= max_fraction)
+    labels = np.asarray(groups)
+    if labels.shape != (a.shape[1],):
+        raise MethodInputError(f"{labels.size} group labels for {a.shape[1]} samples")
+    keep = np.zeros(a.shape[0], dtype=bool)
+    for g in np.unique(labels):
+        keep |= missing[:, labels == g].mean(axis=1) <= max_fraction
+    return keep
+
+
+def impute_half_minimum(x: np.ndarray) -> np.ndarray:
+    """Replace each feature's missing values by half its smallest observed value.
+
+    MetaboAnalyst ``ImputeMissingVar(method = "min")`` (half of the minimum of each
+    variable), the usual stand-in for values below the detection limit.
+
+    Raises
+    ------
+    MethodInputError
+        A feature has no observed value.
+    """
+    a = _matrix(x).copy()
+    missing = np.isnan(a)
+    empty = missing.all(axis=1)
+    if empty.any():
+        raise MethodInputError(
+            f"feature {int(np.flatnonzero(empty)[0])} has no observed value: filter it first"
+        )
+    half_min = np.nanmin(a, axis=1) / 2.0
+    rows, _ = np.nonzero(missing)
+    a[missing] = half_min[rows]
+    return a
+
+
+def impute_knn(x: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """Impute each missing value from the ``k`` most similar features (feature-wise KNN).
+
+    As ``impute::impute.knn`` (Troyanskaya et al. 2001, *Bioinformatics* 17:520), which
+    MetaboAnalyst's ``ImputeMissingVar(method = "knn_var")`` calls: the distance between two
+    features is the mean squared difference over the samples both observe; a missing value
+    of feature *i* in sample *s* is the mean of sample *s* in the ``k`` features nearest to
+    *i* among those observed in *s* (donor choice as scikit-learn's ``KNNImputer``).
+    impute.knn's mean-imputation of rows with more than 50 % missing is not reproduced:
+    filter such features first.
+
+    Raises
+    ------
+    MethodInputError
+        ``k`` < 1, or a missing value has no donor feature sharing a sample with it.
+    """
+    a = _matrix(x)
+    if k < 1:
+        raise MethodInputError(f"k must be at least 1, got {k}")
+    observed = ~np.isnan(a)
+    values = np.where(observed, a, 0.0)
+    obs = observed.astype(np.float64)
+    squares = values**2
+    out = a.copy()
+    todo = np.flatnonzero(~observed.all(axis=1))
+    for start in range(0, todo.size, _KNN_BLOCK):
+        rows = todo[start : start + _KNN_BLOCK]
+        # Sum over co-observed samples of (x_i - x_j)^2, expanded into matrix products.
+        sq = squares[rows] @ obs.T + obs[rows] @ squares.T - 2.0 * values[rows] @ values.T
+        shared = obs[rows] @ obs.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = np.where(shared > 0, np.maximum(sq, 0.0) / shared, np.inf)
+        dist[np.arange(rows.size), rows] = np.inf
+        for r, i in enumerate(rows):
+            cols = np.flatnonzero(~observed[i])
+            order = np.argsort(dist[r], kind="stable")
+            order = order[np.isfinite(dist[r, order])]
+            donors = observed[order][:, cols]
+            take = donors & (np.cumsum(donors, axis=0) <= k)
+            n = take.sum(axis=0)
+            if (n == 0).any():
+                raise MethodInputError(
+                    f"feature {int(i)}: no donor feature for sample {int(cols[n == 0][0])}"
+                )
+            out[i, cols] = (values[order][:, cols] * take).sum(axis=0) / n
+    return out
+
+
+def sum_normalize(x: np.ndarray) -> np.ndarray:
+    """Divide each sample by its total and multiply by 1000 (MetaboAnalyst ``SumNorm``)."""
+    a = _matrix(x)
+    return 1000.0 * a / np.nansum(a, axis=0, keepdims=True)
+
+
+def median_normalize(x: np.ndarray) -> np.ndarray:
+    """Divide each sample by its median observed value (MetaboAnalyst ``MedianNorm``)."""
+    a = _matrix(x)
+    return a / np.nanmedian(a, axis=0, keepdims=True)
+
+
+def pqn_normalize(x: np.ndarray, *, qc: np.ndarray | None = None) -> np.ndarray:
+    """Probabilistic quotient normalisation (Dieterle et al. 2006, *Anal Chem* 78:4281).
+
+    The reference spectrum is the per-feature median of the pooled QC samples (``qc``, a
+    boolean mask over samples) when given, else of all samples; each sample is divided by
+    the median over features of its quotients to the reference (MetaboAnalyst
+    ``ProbNorm``). Dieterle's optional integral pre-normalisation is left to the caller
+    (:func:`sum_normalize`), as in MetaboAnalyst.
+    """
+    a = _matrix(x)
+    ref_samples = a if qc is None else a[:, np.asarray(qc, dtype=bool)]
+    if ref_samples.shape[1] == 0:
+        raise MethodInputError("pqn: the QC mask selects no sample")
+    with np.errstate(all="ignore"):
+        reference = np.nanmedian(ref_samples, axis=1, keepdims=True)
+        quotients = a / reference
+    quotients[~np.isfinite(quotients) | (reference == 0)] = np.nan
+    dilution = np.nanmedian(quotients, axis=0, keepdims=True)
+    return a / dilution
+
+
+def correct_drift_qc_rlsc(
+    x: np.ndarray,
+    *,
+    injection_order: np.ndarray,
+    qc: np.ndarray,
+    batch: np.ndarray | None = None,
+    frac: float = 0.75,
+    min_qc: int = 4,
+) -> np.ndarray:
+    """QC-robust LOESS signal correction (QC-RLSC; Dunn et al. 2011, *Nat Protoc* 6:1060).
+
+    Per feature and per batch, a LOESS curve (``statsmodels`` lowess, span ``frac``, robust
+    iterations) is fitted to the QC values against injection order and evaluated at every
+    sample of that batch (linear interpolation between QCs, constant beyond the first and
+    last QC). Each value is divided by its curve and multiplied by the feature's median QC
+    value over all batches, which removes the within-batch drift and aligns the batches.
+
+    Raises
+    ------
+    MethodInputError
+        A batch has fewer than ``min_qc`` observed QC values for a feature, or a fitted
+        curve is not positive.
+    """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    a = _matrix(x)
+    order = np.asarray(injection_order, dtype=np.float64)
+    is_qc = np.asarray(qc, dtype=bool)
+    batches = np.zeros(a.shape[1]) if batch is None else np.asarray(batch)
+    if order.shape != (a.shape[1],) or is_qc.shape != order.shape or batches.shape != order.shape:
+        raise MethodInputError("injection_order, qc and batch need one entry per sample")
+    out = np.full_like(a, np.nan)
+    target = np.nanmedian(np.where(is_qc, a, np.nan), axis=1)
+    for b in np.unique(batches):
+        in_batch = batches == b
+        qc_cols = np.flatnonzero(in_batch & is_qc)
+        cols = np.flatnonzero(in_batch)
+        for f in range(a.shape[0]):
+            y = a[f, qc_cols]
+            seen = ~np.isnan(y)
+            if seen.sum() < min_qc:
+                raise MethodInputError(
+                    f"qc-rlsc: feature {f} has {int(seen.sum())} observed QC values in batch "
+                    f"{b!r}, at least {min_qc} needed"
+                )
+            fit = lowess(y[seen], order[qc_cols][seen], frac=frac, it=3, return_sorted=True)
+            curve = np.interp(order[cols], fit[:, 0], fit[:, 1])
+            if not (np.isfinite(curve) & (curve > 0)).all():
+                raise MethodInputError(f"qc-rlsc: feature {f} batch {b!r}: LOESS curve <= 0")
+            out[f, cols] = a[f, cols] / curve * target[f]
+    return out
+
+
+def log_transform(x: np.ndarray, *, base: Literal[2, 10] = 2) -> np.ndarray:
+    """Plain logarithm, base 2 or 10; values must be positive (impute zeros first)."""
+    a = _matrix(x)
+    if (a <= 0).any():
+        raise MethodInputError("log transform of a value <= 0: impute or use glog_transform")
+    return np.log2(a) if base == 2 else np.log10(a)
+
+
+def glog_transform(x: np.ndarray, *, base: Literal[2, 10] = 10) -> np.ndarray:
+    """Generalised log as MetaboAnalyst's ``LogNorm`` / ``Log2Norm``.
+
+    ``log((x + sqrt(x^2 + c^2)) / 2)`` with ``c`` one tenth of the smallest non-zero
+    absolute value in the matrix; defined at zero and for negative values, and equal to
+    ``log(x)`` for ``x >> c`` (Durbin et al. 2002, *Bioinformatics* 18:S105).
+    """
+    a = _matrix(x)
+    nonzero = np.abs(a[(a != 0) & ~np.isnan(a)])
+    if nonzero.size == 0:
+        raise MethodInputError("glog transform: the matrix has no non-zero value")
+    c = nonzero.min() / 10.0
+    g = (a + np.sqrt(a**2 + c**2)) / 2.0
+    return np.log2(g) if base == 2 else np.log10(g)
+
+
+def _centred(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return a - np.nanmean(a, axis=1, keepdims=True), np.nanstd(a, axis=1, ddof=1, keepdims=True)
+
+
+def auto_scale(x: np.ndarray) -> np.ndarray:
+    """Mean-centre each feature and divide by its SD (MetaboAnalyst ``AutoNorm``).
+
+    A constant feature (SD 0) becomes NaN, as in MetaboAnalyst, which filters such
+    features beforehand.
+    """
+    centred, sd = _centred(_matrix(x))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / sd
+
+
+def pareto_scale(x: np.ndarray) -> np.ndarray:
+    """Mean-centre each feature and divide by the square root of its SD (``ParetoNorm``).
+
+    A constant feature becomes NaN, as in :func:`auto_scale`.
+    """
+    centred, sd = _centred(_matrix(x))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / np.sqrt(sd)
+
+
+def range_scale(x: np.ndarray) -> np.ndarray:
+    """Mean-centre each feature and divide by its range (MetaboAnalyst ``RangeNorm``).
+
+    A constant feature is returned unchanged, as in MetaboAnalyst.
+    """
+    a = _matrix(x)
+    centred, _ = _centred(a)
+    spread = np.nanmax(a, axis=1, keepdims=True) - np.nanmin(a, axis=1, keepdims=True)
+    return np.where(spread == 0, a, centred / np.where(spread == 0, 1.0, spread))
