@@ -1,6 +1,6 @@
 """Metabolomics modality: metabolite abundance tables as ``metabolomics.abundance``.
 
-Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables) and the
+Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables, mzTab-M 2.0) and the
 validation summaries are imported on first use (numpy, pandas), as in the other
 modalities.
 """
@@ -18,6 +18,7 @@ _LAZY = {
     "MetaboliteTable": "_readers",
     "read_metaboanalyst": "_readers",
     "read_feature_table": "_readers",
+    "read_mztab_m": "_mztab",
     "sample_types": "_readers",
     "summarize_metabolomics": "_summaries",
     "metabolomics_params": "_summaries",
@@ -33,6 +34,7 @@ __all__ = [
     "metabolomics_params",
     "read_feature_table",
     "read_metaboanalyst",
+    "read_mztab_m",
     "sample_types",
     "summarize_metabolomics",
 ]

@@ -18,6 +18,7 @@ __all__ = ["MetabolomicsModality", "MetabolomicsOptions", "MetabolomicsSettings"
 LAYOUT = "feature-matrix@1"
 DATASET_TYPE = "metabolomics.abundance"
 _READERS = "resistomics.modalities.metabolomics._readers"
+_MZTAB = "resistomics.modalities.metabolomics._mztab"
 
 
 class MetabolomicsOptions(BaseModel):
@@ -116,7 +117,8 @@ class MetabolomicsModality(Modality):
     name = "metabolomics"
     description = (
         "metabolite abundances: MetaboAnalyst-style tables (sample-ID column, optional "
-        "class; samples as rows or columns) and MS-DIAL / MZmine / XCMS feature tables"
+        "class; samples as rows or columns), MS-DIAL / MZmine / XCMS feature tables and "
+        "mzTab-M 2.0"
     )
     readers = (
         _reader(
@@ -128,6 +130,14 @@ class MetabolomicsModality(Modality):
             "feature-table",
             _SUFFIXES,
             "feature table with m/z and retention-time columns (MS-DIAL, MZmine, XCMS)",
+        ),
+        Reader(
+            "mztab-m",
+            (".mztab", ".mztab.gz"),
+            "mzTab-M 2.0 (MTD / SML / SMF sections; abundance_assay[n] mapped to samples)",
+            deferred(_MZTAB, "detect_mztab_m"),
+            deferred(_MZTAB, "read_mztab_m"),
+            sniffs=True,
         ),
     )
     options = MetabolomicsOptions
