@@ -359,3 +359,50 @@ def test_log_scaled_allows_negatives_and_missingness_bounds_apply(tmp_path: Path
     )
     assert out.status == "quarantined" and "sample-missingness" in out.message, out.message
     ws.close()
+
+
+def test_qc_rsd_d_ratio_and_blank_ratio_are_reported_and_bounded(tmp_path: Path) -> None:
+    """Oracle: numpy's per-feature SD (ddof 1) and mean over the pooled QCs / blanks /
+    study samples of the generated table (NaN-aware), as Broadhurst et al. 2018 define
+    RSD, D-ratio and blank contribution."""
+    from resistomics.modalities.metabolomics._summaries import summarize_metabolomics
+
+    v = _values()
+    ws = _workspace(tmp_path)
+    out = ingest(
+        ws,
+        land(ws, _write_rows(tmp_path / "t.csv", v), STUDY, modality="metabolomics"),
+        study=STUDY,
+    )
+    assert out.status == "published", out.message
+    version = ws.catalog.resolve(out.version.ref)
+    store = open_feature_matrix(ws.root, ws.root.to_path(version.uri))
+    features = summarize_metabolomics(store, log_scaled=False)["features"]
+    n = len(IDS)
+    qc, blank, study = v[:, n : n + 2], v[:, n + 2 :], v[:, :n]
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        qc_sd = np.nanstd(qc, axis=1, ddof=1)
+        rsd = qc_sd / np.nanmean(qc, axis=1)
+        d = qc_sd / np.nanstd(study, axis=1, ddof=1)
+        b = np.nanmean(blank, axis=1) / np.nanmean(qc, axis=1)
+    np.testing.assert_allclose(features["qc_rsd"], rsd, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(features["d_ratio"], d, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(features["blank_qc_ratio"], b, rtol=1e-12, equal_nan=True)
+    assert np.isfinite(rsd).sum() >= 5 and np.isnan(rsd).any()  # both cases exercised
+    assert (features["n_qc_measured"] == (~np.isnan(qc)).sum(axis=1)).all()
+    # on log-scaled data the ratios of means are undefined, the D-ratio is not
+    logged = summarize_metabolomics(store, log_scaled=True)["features"]
+    assert logged["qc_rsd"].isna().all() and logged["blank_qc_ratio"].isna().all()
+    np.testing.assert_allclose(logged["d_ratio"], d, rtol=1e-12, equal_nan=True)
+    ws.close()
+    # bounds: a tight RSD bound fails validation and names the rule; so does the blank one
+    for key, rule in (("max_qc_rsd", "qc-rsd"), ("max_blank_qc_ratio", "blank-contribution")):
+        limit = float(np.nanmin(rsd if key == "max_qc_rsd" else b)) / 2
+        ws = _workspace(tmp_path / key, **{key: limit})
+        out = ingest(
+            ws,
+            land(ws, _write_rows(tmp_path / f"{key}.csv", v), STUDY, modality="metabolomics"),
+            study=STUDY,
+        )
+        assert out.status == "quarantined" and rule in out.message, out.message
+        ws.close()

@@ -67,6 +67,17 @@ class MetabolomicsSettings(BaseModel):
     max_sample_missing: float = Field(
         default=1.0, ge=0, le=1, description="largest fraction of features missing in a sample"
     )
+    max_qc_rsd: float | None = Field(
+        default=None,
+        gt=0,
+        description="largest relative standard deviation of a feature across pooled QCs "
+        "(Broadhurst 2018 suggests 0.2-0.3); none: reported, not bounded",
+    )
+    max_blank_qc_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        description="largest mean-in-blanks over mean-in-QCs of a feature; none: reported",
+    )
     qc_pattern: str = Field(
         default=r"(?i)(^|[^a-z])(qc|pool(ed)?)([^a-z]|$)",
         description="regular expression: a sample name of a pooled QC",
@@ -255,5 +266,7 @@ class MetabolomicsModality(Modality):
                 registered_samples=registered,
                 max_feature_missing=s.max_feature_missing,
                 max_sample_missing=s.max_sample_missing,
+                max_qc_rsd=s.max_qc_rsd,
+                max_blank_qc_ratio=s.max_blank_qc_ratio,
             ),
         )
