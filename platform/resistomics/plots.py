@@ -22,6 +22,7 @@ __all__ = [
     "plot_de_volcano",
     "plot_dml_volcano",
     "plot_dmr_tracks",
+    "plot_sample_pca",
     "plot_sample_qc",
     "plot_sample_scores",
     "volcano_points",
@@ -214,11 +215,12 @@ def plot_de_volcano(
     arms: tuple[str, str] | None = None,
     n_labels: int = 15,
     fdr: float = 0.05,
+    what: str = "genes",
 ) -> Path:
     """Volcano plot: effect (log2 fold change, or difference of means for z-scores)
     against -log10 Benjamini-Hochberg FDR, every gene drawn (see :func:`volcano_points`),
     the top genes measured in both arms named, and the counts of marked genes in the
-    legend."""
+    legend; ``what`` names the rows in the title (genes, features)."""
     plt = _pyplot()
     pts = volcano_points(de, fdr=fdr)
     names = (
@@ -299,7 +301,7 @@ def plot_de_volcano(
         xlabel = f"difference of means, {a} - {b} (stored scale)"
     ax.set_xlabel(xlabel + (f"  [{rule}]" if rule else ""))
     ax.set_ylabel("-log10 FDR (Benjamini-Hochberg)")
-    note = f"{len(de)} genes"
+    note = f"{len(de)} {what}"
     if pts.no_fdr.any():
         note += f"; {int(pts.no_fdr.sum())} without an adjusted p-value drawn at 0"
     ax.set_title(f"{title}\n{note}" if title else note, fontsize=9)
@@ -356,6 +358,47 @@ def plot_dml_volcano(
     ax.set_xlim(-1.02, 1.02)
     ax.set_title(title or "differentially methylated CpGs", fontsize=10)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return _save(plt, fig, output)
+
+
+def plot_sample_pca(
+    scores: np.ndarray,
+    explained: np.ndarray,
+    output: str | Path,
+    *,
+    groups: np.ndarray,
+    qc: np.ndarray,
+    title: str = "",
+    legend_title: str = "group",
+) -> Path:
+    """PCA of samples: PC1 against PC2 (``scores``, samples x 2; ``explained`` the
+    fractions of variance), study samples coloured by ``groups``, pooled QC samples
+    (``qc``) as black crosses: QCs that cluster tightly are the sign of a stable run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 6.0))
+    qc = np.asarray(qc, dtype=bool)
+    labels = np.asarray(groups).astype(str)
+    cmap = plt.get_cmap("tab10")
+    for i, g in enumerate(sorted(set(labels[~qc]))):
+        m = ~qc & (labels == g)
+        ax.scatter(
+            scores[m, 0], scores[m, 1], s=14, color=cmap(i % 10), label=f"{g} (n={int(m.sum())})"
+        )
+    if qc.any():
+        ax.scatter(
+            scores[qc, 0],
+            scores[qc, 1],
+            s=40,
+            marker="x",
+            color="black",
+            label=f"pooled QC (n={int(qc.sum())})",
+        )
+    ax.set_xlabel(f"PC1 ({100 * explained[0]:.1f} % of variance)")
+    ax.set_ylabel(f"PC2 ({100 * explained[1]:.1f} % of variance)")
+    ax.axhline(0, lw=0.4, color="grey")
+    ax.axvline(0, lw=0.4, color="grey")
+    ax.set_title(title or "PCA of samples", fontsize=9)
+    ax.legend(title=legend_title, fontsize=7, frameon=False, loc="best")
     return _save(plt, fig, output)
 
 

@@ -1,8 +1,8 @@
 """Metabolomics modality: metabolite abundance tables as ``metabolomics.abundance``.
 
-Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables, mzTab-M 2.0) and the
-validation summaries are imported on first use (numpy, pandas), as in the other
-modalities.
+Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables, mzTab-M 2.0),
+the validation summaries, normalisation and differential abundance are imported on first
+use (numpy, pandas), as in the other modalities.
 """
 
 from resistomics.modalities._plugin import lazy_exports
@@ -22,16 +22,26 @@ _LAZY = {
     "sample_types": "_readers",
     "summarize_metabolomics": "_summaries",
     "metabolomics_params": "_summaries",
+    "normalize_abundance": "_analyses",
+    "differential_abundance": "_analyses",
+    "NormalizationSteps": "_normalization",
+    "DEFAULT_PIPELINE": "_normalization",
+    "da_table": "_da",
 }
 
 __all__ = [
+    "DEFAULT_PIPELINE",
     "FEATURE_COLUMNS",
     "MetaboliteReadContext",
     "MetaboliteTable",
     "MetabolomicsModality",
     "MetabolomicsOptions",
     "MetabolomicsSettings",
+    "NormalizationSteps",
+    "da_table",
+    "differential_abundance",
     "metabolomics_params",
+    "normalize_abundance",
     "read_feature_table",
     "read_metaboanalyst",
     "read_mztab_m",

@@ -7,18 +7,34 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from resistomics.errors import InputError
-from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
+)
 
 if TYPE_CHECKING:
+    import typer
+
     from resistomics.catalog import VersionInfo
     from resistomics.publishing import Staging, Workspace
 
-__all__ = ["MetabolomicsModality", "MetabolomicsOptions", "MetabolomicsSettings"]
+__all__ = [
+    "MetabolomicsModality",
+    "MetabolomicsOptions",
+    "MetabolomicsSettings",
+    "PcaPlotOptions",
+    "VolcanoPlotOptions",
+]
 
 LAYOUT = "feature-matrix@1"
 DATASET_TYPE = "metabolomics.abundance"
 _READERS = "resistomics.modalities.metabolomics._readers"
 _MZTAB = "resistomics.modalities.metabolomics._mztab"
+_ANALYSES = "resistomics.modalities.metabolomics._analyses"
 
 
 class MetabolomicsOptions(BaseModel):
@@ -95,6 +111,25 @@ class MetabolomicsSettings(BaseModel):
     samples_per_chunk: int = Field(default=256, ge=1)
 
 
+class PcaPlotOptions(BaseModel):
+    """Options of the PCA plot of a normalize result (``resistomics plot RESULT -o F``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    color_by: str | None = Field(
+        default=None, description="sample column that colours the points (default: group, class)"
+    )
+
+
+class VolcanoPlotOptions(BaseModel):
+    """Options of the volcano plot of a da result (``resistomics plot RESULT -o F --fdr 0.01``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fdr: float = Field(default=0.05, gt=0, lt=1, description="FDR threshold marked")
+    labels: int = Field(default=15, ge=0, le=100, description="how many top features named")
+
+
 def _uniform(frame: Any) -> Any:
     """Object columns holding several Python types (a sample sheet's ``0`` next to
     ``3-4``) as text, so Parquet can store them; missing stays missing."""
@@ -153,6 +188,33 @@ class MetabolomicsModality(Modality):
     )
     options = MetabolomicsOptions
     settings = MetabolomicsSettings
+    analyses = (
+        Analysis(
+            "normalize",
+            "metabolomics.normalized",
+            deferred(_ANALYSES, "normalize_abundance"),
+            "missingness filter, half-minimum imputation, QC-RLSC drift correction (with an "
+            "injection order and pooled QCs), PQN, log2 (MetaboAnalyst's steps); QC table "
+            "with QC RSD before / after drift correction and per-sample missingness; PCA plot",
+            default=True,
+            artifacts=deferred(_ANALYSES, "normalize_artifacts"),
+            plot=deferred(_ANALYSES, "plot_normalized_pca"),
+            plot_options=PcaPlotOptions,
+        ),
+        Analysis(
+            "da",
+            "metabolomics.da",
+            deferred(_ANALYSES, "differential_abundance"),
+            "differential abundance between the arms of a contrast (limma moderated t; "
+            "Welch, Wilcoxon; paired by subject) on the normalised matrix, BH-adjusted; by "
+            "default for each registered contrast, limma; volcano plot",
+            default=True,
+            artifacts=deferred(_ANALYSES, "da_artifacts"),
+            plot=deferred(_ANALYSES, "plot_da_volcano"),
+            plot_options=VolcanoPlotOptions,
+            per_contrast=True,
+        ),
+    )
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         from resistomics.modalities.metabolomics._readers import (
@@ -270,3 +332,8 @@ class MetabolomicsModality(Modality):
                 max_blank_qc_ratio=s.max_blank_qc_ratio,
             ),
         )
+
+    def commands(self) -> typer.Typer:
+        from resistomics.modalities.metabolomics._commands import metabolomics_app
+
+        return metabolomics_app
