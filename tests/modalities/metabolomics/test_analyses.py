@@ -124,6 +124,46 @@ def test_su2020_covid_vs_healthy_from_the_raw_table(
     assert Path(png).stat().st_size > 10_000
 
 
+def test_limma_parity_on_the_processed_table_end_to_end(tmp_path: Path) -> None:
+    """The authors' processed (log-scaled, auto-scaled) Su 2020 table through ingest
+    (``--log-scaled true``) and da: normalize changes nothing on log-scaled values, and
+    limma's logFC, t, P.Value and adj.P.Val are limma 3.54.1's (``limma_3.54.1/``) within
+    1e-6 relative."""
+    if not SU.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    ws = _workspace(tmp_path / "root")
+    try:
+        ws.catalog.register_study("su", parse_sample_sheet(SU / "samples.tsv"))
+        path = land(
+            ws, SU / "Su_covid_metabolomics_processed.csv.gz", "su", modality="metabolomics"
+        )
+        opts = {"extra_columns": ["WHO_status"], "log_scaled": True}
+        assert (
+            ingest(ws, path, study="su", modality="metabolomics", options=opts).status
+            == "published"
+        )
+        out = differential_abundance(
+            ws, "su/Su_covid_metabolomics_processed", parse_contrast(COVID)
+        )
+        steps = out.version.parameters["normalization"]
+        assert (steps["impute"], steps["method"], steps["transform"]) == ("none", "none", "none")
+        ref = pd.read_csv(SU / "limma_3.54.1" / "limma_covid_vs_healthy.tsv.gz", sep="\t")
+        table = out.tables["da"]
+        assert table["feature_id"].tolist() == ref["chebi"].astype(str).tolist()
+        for ours, theirs in (
+            ("log2fc", "logFC"),
+            ("statistic", "t"),
+            ("p", "P.Value"),
+            ("p_adj", "adj.P.Val"),
+        ):
+            np.testing.assert_allclose(table[ours], ref[theirs], rtol=1e-6, err_msg=ours)
+        assert (table["n_a"] == 130).all() and (table["n_b"] == 133).all()
+        with pytest.raises(MethodInputError, match=r"\[log-scaled-input\]"):
+            normalize_abundance(ws, "su/Su_covid_metabolomics_processed", method="pqn")
+    finally:
+        ws.close()
+
+
 @pytest.mark.parametrize("method", ["welch", "wilcoxon"])
 def test_welch_and_wilcoxon_match_scipy(su: tuple[Workspace, Path], method: str) -> None:
     """The da table's statistic and p of every feature equal scipy's on the stored
@@ -132,6 +172,7 @@ def test_welch_and_wilcoxon_match_scipy(su: tuple[Workspace, Path], method: str)
     norm = normalize_abundance(ws, "su/Su_metab_data_raw")
     out = differential_abundance(ws, norm.version.ref, parse_contrast(COVID), method=method)
     table = out.tables["da"]
+    assert norm.version.dataset == "Su_metab_data_raw.normalized.pqn-log-none"
     store, x = _values(ws, norm.version.ref)
     group = store.samples["group"].to_numpy()
     a, b = x[:, group == "COVID19"], x[:, group == "Healthy Donor"]
@@ -301,6 +342,33 @@ def test_drift_correction_qc_table_pca_and_paired_da(
     # unpaired: the planted features too (weaker, subject effects unblocked)
     unpaired = differential_abundance(ws, norm.version.ref, contrast).tables["da"]
     assert (unpaired.loc[:4, "p_adj"] < 0.05).all()
+
+
+def test_missing_values_left_for_the_tests(su: tuple[Workspace, Path]) -> None:
+    """Without imputation the tests skip a feature's missing values (n_a, n_b say how
+    many remain) and a non-default step publishes a dataset of its own name."""
+    ws, _ = su
+    norm = normalize_abundance(
+        ws, "su/Su_metab_data_raw", impute="none", max_missing=0.9, missing_by="group"
+    )
+    assert (
+        norm.version.dataset
+        == "Su_metab_data_raw.normalized.pqn-log-none.impute-none.missing0.9-by-group"
+    )
+    store, x = _values(ws, norm.version.ref)
+    assert np.isnan(x).any()
+    group = store.samples["group"].to_numpy()
+    out = differential_abundance(ws, norm.version.ref, parse_contrast(COVID), method="welch")
+    table = out.tables["da"]
+    a, b = x[:, group == "COVID19"], x[:, group == "Healthy Donor"]
+    np.testing.assert_array_equal(table["n_a"], (~np.isnan(a)).sum(axis=1))
+    # features observed in fewer than 2 samples of an arm: NaN, and scipy warns so
+    with pytest.warns(RuntimeWarning, match="too small"):
+        ref = stats.ttest_ind(a, b, axis=1, equal_var=False, nan_policy="omit")
+    assert np.isnan(table["p"]).any()
+    np.testing.assert_allclose(table["p"], np.asarray(ref.pvalue, dtype=float), rtol=1e-10)
+    limma = differential_abundance(ws, norm.version.ref, parse_contrast(COVID)).tables["da"]
+    assert limma.set_index("feature_id").loc["kynurenine", "p_adj"] < 0.05
 
 
 def test_bad_requests_are_one_line_errors(generated: tuple[Workspace, Path]) -> None:

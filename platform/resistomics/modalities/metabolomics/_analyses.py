@@ -239,7 +239,7 @@ def normalize_abundance(
             },
         )
 
-    name = f"{version.dataset}.normalized.{steps.method}-{steps.transform}-{steps.scale}"
+    name = f"{version.dataset}.normalized.{_slug(steps, log_scaled=log_scaled)}"
     outcome = publish_result(
         ws,
         modality="metabolomics",
@@ -254,6 +254,22 @@ def normalize_abundance(
         run_id=run_id,
     )
     return outcome
+
+
+def _slug(steps: NormalizationSteps, *, log_scaled: bool) -> str:
+    """``pqn-log-none`` (method, transform, scale), plus each step that differs from the
+    default (``.impute-knn10.missing0.8-by-group.drift-none``), so results of different
+    steps are different datasets, not versions superseding each other."""
+    default = DEFAULT_PIPELINE.resolved(log_scaled=log_scaled)
+    parts = [f"{steps.method}-{steps.transform}-{steps.scale}"]
+    if steps.impute != default.impute:
+        parts.append(f"impute-{steps.impute}" + (str(steps.knn_k) if steps.impute == "knn" else ""))
+    if steps.max_missing != default.max_missing or steps.missing_by:
+        by = "".join(c if c.isalnum() or c in "_-" else "-" for c in steps.missing_by or "")
+        parts.append(f"missing{steps.max_missing:g}" + (f"-by-{by}" if by else ""))
+    if steps.drift != default.drift:
+        parts.append(f"drift-{steps.drift}")
+    return ".".join(parts)
 
 
 def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
@@ -381,7 +397,10 @@ def differential_abundance(
         "pair_by": pair_by,
         "normalization": (version.parameters or {}).get("steps"),
         "value_kind": value_kind,
-        "fold_change": "difference of means (log2)" if log_scale else "log2 ratio of means",
+        "fold_change": {
+            "log2-abundance": "difference of means (log2)",
+            "abundance": "log2 ratio of means",
+        }.get(value_kind, "difference of means (the dataset's log scale)"),
     }
     digest, existing = published_result(ws, version, DA_TYPE, parameters)
     if existing is not None:
