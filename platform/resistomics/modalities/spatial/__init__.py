@@ -1,0 +1,39 @@
+"""Spatial omics (issue 11), first piece: per-section spatial statistics.
+
+Neighbour graphs (kNN, radius, Delaunay), neighbourhood enrichment, co-occurrence and
+Moran's I of one section, each agreeing with squidpy 1.8 (tests against references made
+by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_statistics`
+/ :func:`map_sections` to run them over many sections with Dask, one section in memory per
+task. No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
+canonical store and the analyses come next.
+"""
+
+from resistomics.modalities._plugin import lazy_exports
+
+_LAZY = {
+    "CoOccurrence": "_cooccurrence",
+    "GraphMethod": "_graph",
+    "NeighbourhoodEnrichment": "_nhood",
+    "Section": "_sections",
+    "SectionStatistics": "_sections",
+    "SpatialGraph": "_graph",
+    "check_coordinates": "_graph",
+    "co_occurrence": "_cooccurrence",
+    "default_interval": "_cooccurrence",
+    "delaunay_graph": "_graph",
+    "knn_graph": "_graph",
+    "label_codes": "_labels",
+    "map_sections": "_sections",
+    "morans_i": "_autocorr",
+    "neighbour_counts": "_nhood",
+    "nhood_enrichment": "_nhood",
+    "radius_graph": "_graph",
+    "row_normalise": "_autocorr",
+    "section_statistics": "_sections",
+    "spatial_graph": "_graph",
+    "weight_moments": "_autocorr",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_exports(__name__, _LAZY)
