@@ -320,6 +320,8 @@ def test_drift_correction_qc_table_pca_and_paired_da(
     assert set(table.nsmallest(5, "p")["feature_id"]) == {f"m{i:02d}" for i in range(5)}
     assert (table.loc[:4, "log2fc"] > 0.7).all() and (table["n_a"] == N_SUBJECTS).all()
     assert table["method"].iloc[0] == "limma moderated t, subject blocked"
+    assert paired.version.parameters["n_pairs"] == N_SUBJECTS
+    assert paired.version.parameters["n_unpaired_left_out"] == 0
     # aligned by subject: the same as da_table on columns matched by hand
     _, x = _values(ws, norm.version.ref)
     ids = store.samples["sample_id"].tolist()
@@ -372,7 +374,9 @@ def test_missing_values_left_for_the_tests(su: tuple[Workspace, Path]) -> None:
 
 
 def test_bad_requests_are_one_line_errors(generated: tuple[Workspace, Path]) -> None:
+    """Each bad request fails with its rule before anything is normalised or published."""
     ws, _ = generated
+    snapshot = ws.catalog.snapshot()
     c = parse_contrast("visit:after vs before")
     with pytest.raises(
         ContrastNotApplicableError, match=r"\[contrast-column\].*did you mean 'visit'"
@@ -393,6 +397,7 @@ def test_bad_requests_are_one_line_errors(generated: tuple[Workspace, Path]) -> 
         normalize_abundance(ws, "gen/drift", scale="zscore")
     with pytest.raises(InputError, match=r"\[missing-by\]"):
         normalize_abundance(ws, "gen/drift", missing_by="vist")
+    assert ws.catalog.snapshot() == snapshot
     da = differential_abundance(ws, "gen/drift", c)
     with pytest.raises(MethodInputError, match=r"\[dataset-type\]"):
         normalize_abundance(ws, da.version.ref)
@@ -413,7 +418,9 @@ def test_the_analyse_plan_runs_normalize_and_da_per_contrast(
     assert da.parameters["method"] == "limma" and da.parameters["contrast"]["a"] == "after"
 
 
-def test_cli_normalize_and_da(su: tuple[Workspace, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_normalize_and_da(
+    su: tuple[Workspace, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from flows.cli import app
@@ -462,6 +469,30 @@ def test_cli_normalize_and_da(su: tuple[Workspace, Path], monkeypatch: pytest.Mo
     assert r.exit_code == 0, r.output
     flat = "".join(r.output.split())
     assert ".da.welch.group_COVID19_vs_Healthy-Donor@v1" in flat and "atFDR<0.05" in flat
+    r = runner.invoke(
+        app,
+        [
+            "plot",
+            "su/Su_metab_data_raw.normalized.pqn-log-pareto",
+            "-o",
+            str(tmp_path / "pca.png"),
+            "--color-by",
+            "who_status",
+        ],
+    )
+    assert r.exit_code == 0 and (tmp_path / "pca.png").stat().st_size > 10_000, r.output
+    r = runner.invoke(
+        app,
+        [
+            "plot",
+            "su/Su_metab_data_raw.normalized.pqn-log-pareto",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--fdr",
+            "0.1",
+        ],
+    )
+    assert r.exit_code != 0 and "[option]" in r.output and "--color-by" in r.output, r.output
     bad = {
         ("da", "su/Su_metab_data_raw", "--contrast", COVID, "--method", "t"): "[option]",
         ("da", "su/Su_metab_data_raw", "--contrast", "group COVID19"): "[contrast-syntax]",

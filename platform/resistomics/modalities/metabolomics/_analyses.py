@@ -385,6 +385,8 @@ def differential_abundance(
     _choice("--method", method, ("limma", "welch", "wilcoxon"))
     version = _open(ws, ref, study, (SOURCE_TYPE, NORMALIZED_TYPE))
     if version.dataset_type == SOURCE_TYPE:
+        # a contrast that cannot apply fails before anything is normalised or published
+        _arms(_store(ws, version).samples.reset_index(drop=True), contrast, pair_by)
         version = normalize_abundance(ws, version.ref, study=version.study, run_id=run_id).version
     store = _store(ws, version)
     value_kind = str(store.metadata.get("value_kind", "abundance"))
@@ -418,6 +420,12 @@ def differential_abundance(
     features = store.features.reset_index(drop=True)
     table = pd.concat([features, stats], axis=1)
     parameters["n_arm_a"], parameters["n_arm_b"] = len(in_a), len(in_b)
+    if pairs is not None:
+        study_arm = (samples["sample_type"] == STUDY) & samples[contrast.column].astype(str).isin(
+            [contrast.group_a, contrast.group_b]
+        )
+        parameters["n_pairs"] = len(pairs)
+        parameters["n_unpaired_left_out"] = int(study_arm.sum()) - 2 * len(pairs)
     name = ".".join(
         [
             f"{version.dataset}.da.{method}",
