@@ -18,8 +18,9 @@ same side. The default interval
 between the two cells of smallest ``x + y`` and ``t_max`` half the distance from the first of
 them to the cell of largest ``x + y``.
 
-Cost is O(n^2) pair distances (as squidpy), computed in row blocks of ``block_pairs``
-pairs, so memory stays O(block_pairs + k^2 L).
+Cost is O(n^2 log L) time (each unordered pair once, a binary search for its first
+threshold; squidpy tests every threshold for every ordered pair) and O(n + k^2 L) memory,
+in a compiled loop (numba, releases the GIL so sections run in parallel threads).
 
 References
 ----------
@@ -35,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -88,12 +90,40 @@ def default_interval(coords: npt.ArrayLike, n: int = 50, *, section: str = "sect
     return np.linspace(t_min, t_max, num=n, dtype=np.float32)
 
 
+@numba.njit(cache=True, nogil=True)
+def _pair_histogram(
+    x: np.ndarray, y: np.ndarray, codes: np.ndarray, thresholds2: np.ndarray, hist: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    # hist[a, b, r] += pairs i < j of types (a, b) whose first threshold is r (n_bins: none).
+    # float32 differences, their squares summed exactly and rounded once to float32 (what
+    # squidpy's fastmath kernel computes with a fused multiply-add); no fastmath here, so
+    # the compiler cannot reassociate it.
+    n = x.shape[0]
+    n_bins = thresholds2.shape[0]
+    for i in range(n):
+        xi, yi, ci = x[i], y[i], codes[i]
+        for j in range(i + 1, n):
+            dx = np.float64(xi - x[j])
+            dy = np.float64(yi - y[j])
+            d2 = np.float32(dx * dx + dy * dy)
+            # first r with d2 <= thresholds2[r] (searchsorted, left), branch-free: the
+            # loop length depends on n_bins only, the comparison becomes a conditional move
+            base, size = 0, n_bins
+            while size > 1:
+                half = size // 2
+                if thresholds2[base + half - 1] < d2:
+                    base += half
+                size -= half
+            if thresholds2[base] < d2:  # n_bins >= 1, and base <= n_bins - 1 here
+                base += 1
+            hist[ci, codes[j], base] += 1  # (i, j); (j, i) is added by the caller's transpose
+
+
 def co_occurrence(
     coords: npt.ArrayLike,
     labels: pd.Categorical | pd.Series | Sequence[str] | np.ndarray,
     *,
     interval: int | npt.ArrayLike = 50,
-    block_pairs: int = 1 << 22,
     section: str = "section",
 ) -> CoOccurrence:
     """Co-occurrence ratio of cell types over distance thresholds in one section.
@@ -107,8 +137,6 @@ def co_occurrence(
     interval
         Number of evenly spaced distances (squidpy's default interval, see
         :func:`default_interval`) or the distances themselves (sorted, as squidpy does).
-    block_pairs
-        Cell pairs whose distances are held at once.
     section
         Name used in error messages.
 
@@ -137,25 +165,12 @@ def co_occurrence(
     thresholds2 = edges[1:] ** 2  # float32, as squidpy
     n_bins = len(thresholds2)
 
-    x = xy[:, 0].astype(np.float32)
-    y = xy[:, 1].astype(np.float32)
-    hist = np.zeros(k * k * (n_bins + 1), dtype=np.int64)
-    rows_per_block = max(1, block_pairs // n)
-    for start in range(0, n, rows_per_block):
-        stop = min(n, start + rows_per_block)
-        dx = x[start:stop, None] - x[None, :]
-        dy = y[start:stop, None] - y[None, :]
-        # the float32 square of the distance, correctly rounded: squidpy's numba kernel
-        # (fastmath) contracts dx*dx + dy*dy into a fused multiply-add, which plain float32
-        # numpy would round twice and so put pairs on a threshold on the other side
-        d2 = (dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2).astype(np.float32)
-        # first threshold a pair falls within (n_bins: beyond all); the cell itself: never
-        first = np.searchsorted(thresholds2, d2, side="left")
-        local = np.arange(stop - start)
-        first[local, start + local] = n_bins
-        pair = codes[start:stop, None] * k + codes[None, :]
-        hist += np.bincount((pair * (n_bins + 1) + first).ravel(), minlength=k * k * (n_bins + 1))
-    counts = np.cumsum(hist.reshape(k, k, n_bins + 1)[:, :, :n_bins], axis=2)
+    hist = np.zeros((k, k, n_bins + 1), dtype=np.int64)
+    _pair_histogram(
+        xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32), codes, thresholds2, hist
+    )
+    hist += hist.transpose(1, 0, 2).copy()  # ordered pairs: (i, j) and (j, i)
+    counts = np.cumsum(hist[:, :, :n_bins], axis=2)
 
     row_sums = counts.sum(axis=0).astype(np.float64)  # R[b, r]
     totals = row_sums.sum(axis=0)
