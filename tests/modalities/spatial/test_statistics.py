@@ -90,6 +90,29 @@ def test_graphs_equal_squidpy_bit_for_bit(ref: dict[str, Any]) -> None:
         assert (c != c.T).nnz == 0, name
 
 
+def test_knn_ties_go_to_the_lower_cell_index() -> None:
+    # a grid (many equal distances) with duplicated positions: the graph is the brute-force
+    # k nearest by (distance, index), whatever order the tree returns ties in
+    gx, gy = np.meshgrid(np.arange(12.0), np.arange(12.0))
+    xy = np.vstack([np.c_[gx.ravel(), gy.ravel()], [[3.0, 3.0]] * 9, [[7.0, 2.0]]])
+    n, k = len(xy), 6
+    d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(d, np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(n), (n, n)), d))[:, :k]
+    want = np.zeros((n, n))
+    want[np.repeat(np.arange(n), k), order.ravel()] = 1.0
+    g = knn_graph(xy, k=k)
+    np.testing.assert_array_equal(g.connectivities.toarray(), want)
+    shuffled = np.random.default_rng(0).permutation(n)  # same cells, other order
+    again = knn_graph(xy[shuffled], k=k).connectivities.toarray()
+    inverse = np.argsort(shuffled)
+    # ties are broken by index, so compare neighbour distances (multisets), not cells
+    lengths = np.sort(np.where(want > 0, d, np.inf), axis=1)[:, :k]
+    d_shuffled = d[np.ix_(shuffled, shuffled)]
+    got = np.sort(np.where(again > 0, d_shuffled, np.inf), axis=1)[:, :k]
+    np.testing.assert_array_equal(got[inverse], lengths)
+
+
 def test_nhood_counts_and_zscores_equal_squidpy(ref: dict[str, Any]) -> None:
     # squidpy's permutation stream (one RandomState(seed), shuffled in place) is
     # reproduced, so the z-scores agree to rounding, not only to Monte-Carlo error
@@ -232,6 +255,15 @@ def test_sections_map_lazily_and_match_per_section_results(ref: dict[str, Any]) 
     results = dask.compute(*parts, scheduler="threads", num_workers=2)
     assert sorted(loaded) == names
     for name, got in zip(names, results, strict=True):
+        # what a task hands back is small: no array the length of the section
+        arrays = [
+            getattr(part, f)
+            for part in (got.nhood, got.co_occurrence)
+            for f in ("counts", "zscore", "ratio", "interval")
+            if hasattr(part, f)
+        ]
+        assert arrays and max(a.size for a in arrays) <= 5 * 5 * 10 < got.n_cells
+        assert got.moran is not None and got.moran.shape[0] == 3
         want = section_statistics(load(name), **options)  # type: ignore[arg-type]
         assert got.section == name and got.n_edges == 6 * got.n_cells
         assert got.nhood is not None and want.nhood is not None

@@ -115,14 +115,50 @@ def _from_edges(
     return SpatialGraph(connectivities=conn, distances=dist, method=method)
 
 
+def _nearest(tree: KDTree, xy: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other cells of every cell, ties broken by the lower cell index.
+
+    A tree query returns tied neighbours in an order that depends on the tree; to make the
+    graph a function of the coordinates alone, each row asks for enough neighbours to hold
+    every cell tied with its k-th (doubling the query where a tie runs past its end) and
+    sorts them by (distance, index).
+    """
+    n = xy.shape[0]
+    cols = np.empty((n, k), dtype=np.int64)
+    lengths = np.empty((n, k), dtype=np.float64)
+    todo = np.arange(n)
+    q = min(n, k + 5)
+    while todo.size:
+        dist, idx = tree.query(xy[todo], k=q)
+        order = np.lexsort((idx, dist))
+        dist = np.take_along_axis(dist, order, axis=1)
+        idx = np.take_along_axis(idx, order, axis=1)
+        other = idx != todo[:, None]
+        # the k-th other cell: the self (distance 0) is among the first k + 1 when the
+        # query is complete, so the k-th other sits at column k - 1 or k
+        self_first = ~other[:, :k].all(axis=1)
+        kth = np.where(self_first, dist[:, k], dist[:, k - 1])
+        complete = (q == n) | (dist[:, -1] > kth)
+        done = todo[complete]
+        kept = other[complete]
+        sel = np.cumsum(kept, axis=1) <= k
+        pick = kept & sel
+        cols[done] = idx[complete][pick].reshape(-1, k)
+        lengths[done] = dist[complete][pick].reshape(-1, k)
+        todo = todo[~complete]
+        q = min(n, 2 * q)
+    return cols.ravel(), lengths.ravel()
+
+
 def knn_graph(coords: npt.ArrayLike, *, k: int = 6, section: str = "section") -> SpatialGraph:
     """k-nearest-neighbour graph: each cell points to its ``k`` nearest other cells.
 
     Matches squidpy ``spatial_neighbors_knn(n_neighs=k)`` (which queries scikit-learn's
     ``NearestNeighbors.kneighbors()`` without a query set): the cell itself is excluded,
-    and the graph is directed (not symmetrised). Ties at exactly equal distances may be
-    broken in a different order than scikit-learn's tree; with real-valued coordinates
-    they do not occur.
+    and the graph is directed (not symmetrised). Cells tied at exactly the k-th distance
+    (grids, duplicated positions) are taken by lower cell index, so the graph depends on the
+    coordinates alone; squidpy takes whichever its scikit-learn tree returns first, so on
+    ties the two may pick different (equally near) cells. Without ties they are equal.
 
     Parameters
     ----------
@@ -142,14 +178,7 @@ def knn_graph(coords: npt.ArrayLike, *, k: int = 6, section: str = "section") ->
     n = xy.shape[0]
     if not 1 <= k < n:
         raise InputError(section, "knn-k", f"k must be in 1..{n - 1} (n_cells - 1); got {k}")
-    dist, idx = KDTree(xy).query(xy, k=k + 1)
-    keep = idx != np.arange(n)[:, None]
-    # A cell with more than k duplicates may not find itself among its k + 1 nearest:
-    # drop the first hit then, as scikit-learn's kneighbors() does.
-    no_self = keep.all(axis=1)
-    keep[no_self, 0] = False
-    cols = idx[keep]
-    lengths = dist[keep]
+    cols, lengths = _nearest(KDTree(xy), xy, k)
     rows = np.repeat(np.arange(n), k)
     return _from_edges(rows, cols, lengths, n, "knn")
 
