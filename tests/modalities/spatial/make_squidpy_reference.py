@@ -131,6 +131,10 @@ def main() -> None:
         adata, mode="moran", two_tailed=True, n_jobs=1, copy=True, show_progress_bar=False
     ).loc[genes]
 
+    moran_raw = sq.gr.spatial_autocorr(
+        adata, mode="moran", transformation=False, n_jobs=1, copy=True, show_progress_bar=False
+    ).loc[genes]
+
     versions = {
         "squidpy": sq.__version__,
         "scanpy": scanpy.__version__,
@@ -158,6 +162,8 @@ def main() -> None:
         moran=moran.to_numpy(dtype=np.float64),
         moran_two_columns=np.array(list(moran_two.columns)),
         moran_two=moran_two.to_numpy(dtype=np.float64),
+        moran_raw_columns=np.array(list(moran_raw.columns)),
+        moran_raw=moran_raw.to_numpy(dtype=np.float64),
     )
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) with {versions}")
 

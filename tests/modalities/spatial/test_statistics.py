@@ -193,6 +193,12 @@ def test_morans_i_equals_squidpy(ref: dict[str, Any]) -> None:
     two = morans_i(ref["knn"].connectivities, ref["values"], two_tailed=True)
     sq_two = _moran_ref(ref, "moran_two")
     np.testing.assert_allclose(two["pval_norm"].to_numpy(), sq_two["pval_norm"], atol=2e-7)
+    # unnormalised binary weights (transformation=False): W = 6 n, other moments
+    raw = morans_i(ref["knn"].connectivities, ref["values"], transform=False)
+    sq_raw = _moran_ref(ref, "moran_raw")
+    np.testing.assert_allclose(raw["I"].to_numpy(), sq_raw["I"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(raw["var_norm"].to_numpy(), sq_raw["var_norm"], rtol=1e-6)
+    np.testing.assert_allclose(raw["pval_norm"].to_numpy(), sq_raw["pval_norm"], atol=1e-7)
 
 
 def test_analytic_variance_is_the_variance_of_i_under_normality(ref: dict[str, Any]) -> None:
