@@ -15,6 +15,8 @@ __all__ = [
     "LimmaResult",
     "benjamini_hochberg",
     "limma_moderated_t",
+    "lm_fit",
+    "moderate",
     "trigamma_inverse",
     "welch_t",
     "wilcoxon_rank_sum",
@@ -123,6 +125,39 @@ def limma_moderated_t(values: np.ndarray, design: np.ndarray, *, coef: int) -> L
     coef
         Column of ``design`` whose coefficient is tested (0-based).
     """
+    log_fc, s2, df_res, unscaled = lm_fit(values, design, coef=coef)
+    s2_prior, df_prior = _fit_f_dist(s2, df_res)
+    t, p, s2_post, df_total = moderate(
+        log_fc,
+        s2,
+        df_res,
+        unscaled,
+        s2_prior=s2_prior,
+        df_prior=df_prior,
+        df_pooled=float(df_res.sum()),
+    )
+    return LimmaResult(
+        log_fc=log_fc,
+        t=t,
+        p=p,
+        p_adj=benjamini_hochberg(p),
+        s2_post=s2_post,
+        df_total=df_total,
+        df_residual=df_res,
+        df_prior=float(df_prior),
+        s2_prior=s2_prior,
+    )
+
+
+def lm_fit(
+    values: np.ndarray, design: np.ndarray, *, coef: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """limma's ``lmFit`` for one coefficient: ``(coefficient, s2, df_residual, unscaled SD)``.
+
+    Each feature (column of ``values``, samples x features, NaN missing) is fitted on its
+    observed samples; ``s2`` is NaN where no residual df is left. Per feature only, so a
+    block of features is fitted on its own (:mod:`._blockwise`).
+    """
     y = np.asarray(values, dtype=float)
     x = np.asarray(design, dtype=float)
     observed = np.isfinite(y)
@@ -137,27 +172,33 @@ def limma_moderated_t(values: np.ndarray, design: np.ndarray, *, coef: int) -> L
     df_res = (observed.sum(axis=0) - rank).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         s2 = np.where(df_res > 0, np.sum(resid**2, axis=0) / df_res, np.nan)
-    unscaled = np.sqrt(xtx_inv[:, coef, coef])
-    s2_prior, df_prior = _fit_f_dist(s2, df_res)
+    return beta[:, coef], s2, df_res, np.sqrt(xtx_inv[:, coef, coef])
+
+
+def moderate(
+    log_fc: np.ndarray,
+    s2: np.ndarray,
+    df_res: np.ndarray,
+    unscaled: np.ndarray,
+    *,
+    s2_prior: float,
+    df_prior: float,
+    df_pooled: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """limma's ``squeezeVar`` posterior and ``eBayes`` moderated t: ``(t, p, s2_post, df_total)``.
+
+    ``df_total`` is capped at ``df_pooled``, the residual df summed over all features
+    (Smyth 2004; limma 3.54.1 ``eBayes``).
+    """
     s2_obs = np.where(df_res > 0, s2, 0.0)
     if np.isfinite(df_prior):
         s2_post = (df_res * s2_obs + df_prior * s2_prior) / (df_res + df_prior)
     else:
         s2_post = np.full(s2.shape, s2_prior)
-    df_total = np.minimum(df_res + df_prior, df_res.sum())
-    t = beta[:, coef] / (unscaled * np.sqrt(s2_post))
+    df_total = np.minimum(df_res + df_prior, df_pooled)
+    t = log_fc / (unscaled * np.sqrt(s2_post))
     p = 2 * stats.t.sf(np.abs(t), df_total)
-    return LimmaResult(
-        log_fc=beta[:, coef],
-        t=t,
-        p=p,
-        p_adj=benjamini_hochberg(p),
-        s2_post=s2_post,
-        df_total=df_total,
-        df_residual=df_res,
-        df_prior=float(df_prior),
-        s2_prior=s2_prior,
-    )
+    return t, p, s2_post, df_total
 
 
 def welch_t(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
