@@ -79,6 +79,10 @@ def test_column_medians_are_exact_with_ties_and_gaps() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)  # All-NaN slice
             want = np.nanmedian(np.where(np.isfinite(v), v, np.nan), axis=0)
         np.testing.assert_array_equal(got, want)
+    full = np.round(rng.normal(size=(1001, 6)), 2)  # nothing missing: the selection path
+    for block in (40, 1001):
+        got = _sync(column_medians(lambda s, e: full[s:e], plan_blocks(1001, block)))[0]
+        np.testing.assert_array_equal(got, np.median(full, axis=0))
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,8 @@ class Processing:
         return proc.impute_half_minimum(x) if self.impute == "half-minimum" else x
 
     def _after(self, a: np.ndarray) -> np.ndarray:
+        if self.scale in ("auto", "pareto") and not np.isnan(a).any():
+            return self._after_complete(a)
         if self.transform != "none":
             a = proc.log_transform(a, base=2 if self.transform == "log2" else 10)
         if self.scale == "auto":
@@ -124,13 +126,26 @@ class Processing:
             a = proc.range_scale(a)
         return a
 
+    def _after_complete(self, a: np.ndarray) -> np.ndarray:
+        """:meth:`_after` without missing values: the same, without NaN-aware reductions."""
+        if self.transform != "none":
+            if (a <= 0).any():
+                proc.log_transform(a)  # raises its error
+            a = np.log2(a) if self.transform == "log2" else np.log10(a)
+        centred = a - a.mean(axis=1, keepdims=True)
+        sd = np.sqrt((centred**2).sum(axis=1, keepdims=True) / (a.shape[1] - 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return centred / (sd if self.scale == "auto" else np.sqrt(sd))
+
     def _statistic_values(self, x: np.ndarray) -> np.ndarray:
         """What the per-sample median is taken of: the values, or PQN's quotients."""
         if self.normalize == "median":
             return x
         ref_cols = x if self.qc is None else x[:, list(self.qc)]
         with np.errstate(all="ignore"):
-            reference = np.nanmedian(ref_cols, axis=1, keepdims=True)
+            # numpy's nanmedian loops over rows in Python: np.median when nothing is missing
+            median = np.median if not np.isnan(ref_cols).any() else np.nanmedian
+            reference = median(ref_cols, axis=1, keepdims=True)
             quotients = x / reference
         quotients[~np.isfinite(quotients) | (reference == 0)] = np.nan
         return quotients
@@ -150,11 +165,12 @@ def _pivots(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     A column with no finite value gets pivots ``+inf`` at rank 0 (it bounds nothing).
     """
-    v = np.where(np.isfinite(v), v, np.nan)
-    n = np.isfinite(v).sum(axis=0)
-    s = np.sort(v, axis=0)  # NaN last
+    finite = np.isfinite(v)
+    n = finite.sum(axis=0)
     levels = np.linspace(0.0, 1.0, _PIVOTS)[:, None]
     ranks = np.floor(levels * np.maximum(n - 1, 0)[None, :]).astype(np.int64)
+    # sorted along contiguous rows (one per column of v): ~2x faster than along axis 0
+    s = np.sort(np.where(finite, v, np.nan).T, axis=1).T  # NaN last
     piv = np.take_along_axis(s, ranks, axis=0)
     ranks[:, n == 0] = 0
     piv[:, n == 0] = np.inf

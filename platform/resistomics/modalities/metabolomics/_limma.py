@@ -161,10 +161,21 @@ def lm_fit(
     y = np.asarray(values, dtype=float)
     x = np.asarray(design, dtype=float)
     observed = np.isfinite(y)
+    if observed.all():  # one design for every feature: no masks, one solve
+        xtx1 = x.T @ x
+        rank1 = int(np.linalg.matrix_rank(xtx1))
+        inv1 = np.linalg.pinv(xtx1, hermitian=True)
+        beta = (y.T @ x) @ inv1
+        df_res = np.full(y.shape[1], float(y.shape[0] - rank1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s2 = np.where(df_res > 0, np.sum((y - x @ beta.T) ** 2, axis=0) / df_res, np.nan)
+        return beta[:, coef], s2, df_res, np.full(y.shape[1], np.sqrt(inv1[coef, coef]))
     y0 = np.where(observed, y, 0.0)
     w = observed.T.astype(float)  # features x samples
-    xtx = np.einsum("fs,sa,sb->fab", w, x, x)
-    xty = np.einsum("fs,sa->fa", w * y0.T, x)
+    # X'WX and X'Wy per feature as matrix products (BLAS), not per-feature loops
+    n_coef = x.shape[1]
+    xtx = (w @ (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)).reshape(-1, n_coef, n_coef)
+    xty = (w * y0.T) @ x
     rank = np.linalg.matrix_rank(xtx)
     xtx_inv = np.linalg.pinv(xtx, hermitian=True)
     beta = np.einsum("fab,fb->fa", xtx_inv, xty)
