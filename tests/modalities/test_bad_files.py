@@ -6,7 +6,10 @@ would show. Each must be quarantined with a report, give one line naming the fil
 rule and the place, and leave the catalog's published versions and every stored byte
 as they were. The text defects come from :mod:`modalities.bad_files` and are applied
 to every text file a reader reads (bulk TSV/CSV/gzip, the three files of a 10x
-directory, MAF, VCF).
+directory, MAF, VCF, and the metabolomics MetaboAnalyst table, MS-DIAL feature table,
+mzTab-M and mwTab text); the metabolomics content defects (negative abundance, a
+duplicate feature, an unregistered sample, text in a numeric column, an empty table, an
+all-missing feature) go through every metabolomics reader.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pytest
 import scipy.sparse as sp
 
 from modalities.bad_files import TEXT_DEFECTS, BadFile, extra_field, missing_field
+from modalities.metabolomics import metabolomics_files as mf
 from modalities.test_bad_input import write_10x, write_h5ad, write_table
 from modalities.variants.test_maf import COLUMNS as MAF_COLUMNS
 from modalities.variants.test_maf import ROWS as MAF_ROWS
@@ -39,6 +43,9 @@ STUDY = "st"
 EXPRESSION_SAMPLES = ("S1", "S2", "S3", "S4")
 MAF_SAMPLES = ("TCGA-AB-01", "TCGA-AB-02")
 VCF_SAMPLES = ("P1_baseline", "P1_relapse", "P1_relapse2")
+# registered study samples (the expression ones) and a pooled QC, which needs no registration
+METABOLOMICS_SAMPLES = (*EXPRESSION_SAMPLES, "QC_pool_1")
+DATASETS = {"expression": "data", "variants": "calls", "metabolomics": "metabolites"}
 
 
 def _genes(n: int) -> list[str]:
@@ -95,6 +102,12 @@ def _tenx(d: Path) -> Path:
     )
 
 
+def _metabolomics(write: Callable[..., Path], name: str) -> Callable[[Path], Path]:
+    # 40 features: the middle line of every file is a data row
+    v = mf.values(40, len(METABOLOMICS_SAMPLES))
+    return lambda d: write(d / name, METABOLOMICS_SAMPLES, v)
+
+
 TEXT_INPUTS: dict[str, TextInput] = {
     "bulk-tsv": TextInput("expression", _bulk("counts.tsv"), None),
     "bulk-csv": TextInput("expression", _bulk("counts.csv"), None, sep=","),
@@ -104,6 +117,20 @@ TEXT_INPUTS: dict[str, TextInput] = {
     "10x-barcodes": TextInput("expression", _tenx, "barcodes.tsv"),
     "maf": TextInput("variants", lambda d: _maf(d / "calls.maf"), None),
     "vcf": TextInput("variants", lambda d: _vcf(d / "calls.vcf"), None),
+    "metaboanalyst": TextInput(
+        "metabolomics", _metabolomics(mf.write_metaboanalyst, "metabolites.csv"), None, sep=","
+    ),
+    "feature-table": TextInput(
+        "metabolomics", _metabolomics(mf.write_feature_table, "msdial.txt"), None
+    ),
+    "mztab-m": TextInput("metabolomics", _metabolomics(mf.write_mztab_m, "run.mztab"), None),
+    # the cut last line is the closing #END: the reader names the truncation itself
+    "mwtab": TextInput(
+        "metabolomics",
+        _metabolomics(mf.write_mwtab, "ST009901.txt"),
+        None,
+        rules=(("truncated", "truncated"),),
+    ),
 }
 TEXT_CASES = [(r, d) for r in TEXT_INPUTS for d in TEXT_DEFECTS]
 
@@ -172,7 +199,7 @@ def _ingest_bad(ws, land, path: Path, *, modality: str, **options):  # type: ign
     published = [v for v in ws.catalog.snapshot() if v[4] == "published"]
     stored = _stored_bytes(root)
     landed = land(ws, path, STUDY, modality=modality)
-    dataset = "data" if modality == "expression" else "calls"
+    dataset = DATASETS[modality]
     out = ingest(ws, landed, study=STUDY, modality=modality, dataset=dataset, **options)
     assert out.status == "quarantined", out.message
     assert len(out.message.splitlines()) == 1, out.message
@@ -564,3 +591,78 @@ def test_defect_far_into_a_file_names_its_line(study, land, tmp_path, defect, na
     bad = build(good, tmp_path / "bad" / name, line=5123)
     out = _ingest_bad(study, land, bad.path, modality="expression")
     _rule_and_place(out.message, bad.rule, "line 5123")
+
+
+# -- metabolomics: content defects through every reader ------------------------------------
+
+METABOLOMICS_WRITERS: dict[str, tuple[Callable[..., Path], str, Callable[[str], str]]] = {
+    # reader -> (writer, file name, how to repeat a feature ID in its text)
+    "metaboanalyst": (
+        mf.write_metaboanalyst,
+        "metabolites.csv",
+        lambda t: t.replace(",tryptophan,", ",kynurenine,", 1),
+    ),
+    "feature-table": (mf.write_feature_table, "msdial.txt", lambda t: t.replace("\n1\t", "\n0\t", 1)),
+    "mztab-m": (mf.write_mztab_m, "run.mztab", lambda t: t.replace("SML\t2\t", "SML\t1\t", 1)),
+    "mwtab": (mf.write_mwtab, "ST009901.txt", lambda t: t.replace("\ntryptophan\t", "\nkynurenine\t", 1)),
+    "mwtab-json": (
+        mf.write_mwtab_json,
+        "ST009901.json",
+        lambda t: t.replace('"Metabolite": "tryptophan"', '"Metabolite": "kynurenine"', 1),
+    ),
+}  # fmt: skip
+_MARK = 4321.125  # a value written once, then replaced by text
+
+
+def _metabolomics_defect(
+    defect: str, duplicate: Callable[[str], str]
+) -> tuple[list[str], np.ndarray, Callable[[str], str], str]:
+    """(samples, values, text edit, the rule the reader must name)."""
+    samples = list(METABOLOMICS_SAMPLES)
+    v = mf.values(8, len(samples))
+    edit: Callable[[str], str] = lambda t: t  # noqa: E731
+    if defect == "negative":
+        v[2, 1] = -5.25
+        return samples, v, edit, "non-negative"
+    if defect == "text":
+        v[2, 1] = _MARK
+        return samples, v, lambda t: t.replace(repr(_MARK), "12x.5"), "number"
+    if defect == "unregistered":
+        samples[1] = "S9"
+        return samples, v, edit, "registered-samples"
+    if defect == "empty":
+        return samples, v[:0], edit, "empty"
+    if defect == "all-missing":
+        v[3, :] = np.nan
+        return samples, v, edit, "all-missing-feature"
+    assert defect == "duplicate-feature"
+    return samples, v, duplicate, "unique-features"
+
+
+METABOLOMICS_DEFECTS = (
+    "negative",
+    "text",
+    "unregistered",
+    "empty",
+    "all-missing",
+    "duplicate-feature",
+)
+METABOLOMICS_CASES = [(r, d) for r in METABOLOMICS_WRITERS for d in METABOLOMICS_DEFECTS]
+
+
+@pytest.mark.parametrize(
+    ("reader", "defect"), METABOLOMICS_CASES, ids=[f"{r}-{d}" for r, d in METABOLOMICS_CASES]
+)
+def test_metabolomics_content_defect_is_refused_at_read(study, land, tmp_path, reader, defect):  # type: ignore[no-untyped-def]
+    write, name, duplicate = METABOLOMICS_WRITERS[reader]
+    samples, v, edit, rule = _metabolomics_defect(defect, duplicate)
+    path = write(tmp_path / name, samples, v)
+    text = path.read_text()
+    assert edit(text) != text or edit is not duplicate  # the edit applies to this file
+    path.write_text(edit(text))
+    out = _ingest_bad(study, land, path, modality="metabolomics")
+    if rule == "non-negative":  # the value kind decides (--log-scaled): validation refuses
+        _rule_and_place(out.message, rule, "1 failing")
+        return
+    assert f"[{rule}]" in out.message, out.message
+    assert out.report["stage"] == "read" and out.report["location"], out.report

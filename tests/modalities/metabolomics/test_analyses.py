@@ -58,9 +58,9 @@ def su(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, Pa
     ws = _workspace(root)
     ws.catalog.register_study("su", parse_sample_sheet(SU / "samples.tsv"))
     path = land(ws, SU / "Su_metab_data_raw.csv.gz", "su", modality="metabolomics")
-    out = ingest(
-        ws, path, study="su", modality="metabolomics", options={"extra_columns": ["WHO_status"]}
-    )
+    # its 10 metabolites without a value in any sample are kept (refused by default)
+    opts = {"extra_columns": ["WHO_status"], "keep_all_missing": True}
+    out = ingest(ws, path, study="su", modality="metabolomics", options=opts)
     assert out.status == "published", out.message
     yield ws, root
     ws.close()

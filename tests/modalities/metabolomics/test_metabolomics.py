@@ -235,6 +235,11 @@ def test_real_su2020_table_from_the_cli(tmp_path: Path, monkeypatch: pytest.Monk
     r = runner.invoke(app, ["study", "register", str(su / "samples.tsv"), "--study", "su"])
     assert r.exit_code == 0, r.output
     args = ["ingest", str(table), "--study", "su", "--modality", "metabolomics"]
+    # 10 of its metabolites have no value in any sample: refused unless kept
+    r = runner.invoke(app, [*args, "--extra-columns", "WHO_status"])
+    assert r.exit_code == 1 and "[all-missing-feature]" in r.output, r.output
+    assert "10 such features" in " ".join(r.output.split()), r.output
+    args += ["--keep-all-missing", "true"]
     # 19 metabolites are measured in at most 1 of 266 samples: a 0.99 bound refuses them
     monkeypatch.setenv("RESISTOMICS_MODALITIES__METABOLOMICS__MAX_FEATURE_MISSING", "0.99")
     r = runner.invoke(app, [*args, "--extra-columns", "WHO_status"])
@@ -287,7 +292,7 @@ def _bad_cases(v: np.ndarray) -> dict[str, tuple[str, str]]:
             "unique-features",
         ),
         "unregistered": (body(*good, "P99,x,1,2,3,4"), "registered-samples"),
-        "truncated": (body(*good, f"{IDS[0]}x,x,1,2"), "truncated"),
+        "truncated": (body(*good, f"{IDS[0]}x,x,1,2"), "[field-count]"),
         "negative": (body(*good[:2], f"{IDS[2]},x,1,-2,3,4", *good[3:]), "non-negative"),
     }
 
@@ -330,7 +335,7 @@ def test_truncated_gzip_is_an_input_error(tmp_path: Path) -> None:
     src = tmp_path / "t.csv.gz"
     src.write_bytes(raw[: len(raw) // 2])
     out = ingest(ws, land(ws, src, STUDY, modality="metabolomics"), study=STUDY)
-    assert out.status == "quarantined" and "[truncated]" in out.message, out.message
+    assert out.status == "quarantined" and "[gzip-integrity]" in out.message, out.message
     ws.close()
 
 

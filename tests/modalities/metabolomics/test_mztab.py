@@ -101,7 +101,7 @@ BAD = {
         _text(mtd=[m for m in MTD if not m.startswith("MTD\tassay[2]-sample_ref")]),
         "assay-sample",
     ),
-    "text-abundance": (_text(sml=[SML[0], SML[1].replace("2.25", "n.d.")]), "number"),
+    "text-abundance": (_text(sml=[SML[0], SML[1].replace("2.25", "n.a.x")]), "number"),
     "no-smh": (_text(smh="", sml=[]), "header"),
     "sml-before-smh": (_text(smh=""), "header"),
     "empty-sml": (_text(sml=[]), "empty"),

@@ -1,8 +1,9 @@
 """Metabolomics modality: metabolite abundance tables as ``metabolomics.abundance``.
 
-Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables, mzTab-M 2.0),
-the validation summaries, normalisation and differential abundance are imported on first
-use (numpy, pandas), as in the other modalities.
+Readers (MetaboAnalyst-style tables, MS-DIAL / MZmine / XCMS feature tables, mzTab-M 2.0,
+Metabolomics Workbench mwTab text and JSON), the validation summaries, normalisation and
+differential abundance are imported on first use (numpy, pandas), as in the other
+modalities.
 """
 
 from resistomics.modalities._plugin import lazy_exports
@@ -19,6 +20,8 @@ _LAZY = {
     "read_metaboanalyst": "_readers",
     "read_feature_table": "_readers",
     "read_mztab_m": "_mztab",
+    "read_mwtab": "_mwtab",
+    "MISSING_REASONS": "_readers",
     "sample_types": "_readers",
     "summarize_metabolomics": "_summaries",
     "metabolomics_params": "_summaries",
@@ -32,6 +35,7 @@ _LAZY = {
 __all__ = [
     "DEFAULT_PIPELINE",
     "FEATURE_COLUMNS",
+    "MISSING_REASONS",
     "MetaboliteReadContext",
     "MetaboliteTable",
     "MetabolomicsModality",
@@ -44,6 +48,7 @@ __all__ = [
     "normalize_abundance",
     "read_feature_table",
     "read_metaboanalyst",
+    "read_mwtab",
     "read_mztab_m",
     "sample_types",
     "summarize_metabolomics",

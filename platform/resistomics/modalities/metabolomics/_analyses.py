@@ -280,7 +280,8 @@ def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
 def _numeric(samples: pd.DataFrame, column: str) -> np.ndarray | None:
     if column not in samples.columns:
         return None
-    values = pd.to_numeric(samples[column], errors="coerce").to_numpy(dtype=float)
+    # injection_order is a nullable integer column (pd.NA where unknown)
+    values = pd.to_numeric(samples[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return values if np.isfinite(values).all() else None
 
 

@@ -35,6 +35,7 @@ DATASET_TYPE = "metabolomics.abundance"
 _READERS = "resistomics.modalities.metabolomics._readers"
 _MZTAB = "resistomics.modalities.metabolomics._mztab"
 _ANALYSES = "resistomics.modalities.metabolomics._analyses"
+_MWTAB = "resistomics.modalities.metabolomics._mwtab"
 
 
 class MetabolomicsOptions(BaseModel):
@@ -60,8 +61,22 @@ class MetabolomicsOptions(BaseModel):
         description="further non-feature columns (rows) kept with the samples, comma-separated "
         "on the command line (e.g. WHO_status)",
     )
+    injection_order_column: str | None = Field(
+        default=None,
+        description="column (row) of the injection order (default: injection_order, order, "
+        "run_order; MS-DIAL's Injection order row), stored as samples' injection_order",
+    )
+    batch_column: str | None = Field(
+        default=None,
+        description="column (row) of the analytical batch (default: batch, batch_id; "
+        "MS-DIAL's Batch ID row), stored as samples' batch",
+    )
     log_scaled: bool = Field(
         default=False, description="the values are log-scaled (negative values allowed)"
+    )
+    keep_all_missing: bool = Field(
+        default=False,
+        description="keep features without a value in any sample (refused by default)",
     )
 
     @field_validator("extra_columns", mode="before")
@@ -164,9 +179,18 @@ class MetabolomicsModality(Modality):
     description = (
         "metabolite abundances: MetaboAnalyst-style tables (sample-ID column, optional "
         "class; samples as rows or columns), MS-DIAL / MZmine / XCMS feature tables and "
-        "mzTab-M 2.0"
+        "mzTab-M 2.0 and Metabolomics Workbench mwTab (text and JSON)"
     )
     readers = (
+        Reader(
+            "mwtab",
+            (".mwtab", ".mwtab.gz", ".json", ".json.gz", ".txt", ".txt.gz"),
+            "Metabolomics Workbench mwTab, text or JSON (MS_METABOLITE_DATA / NMR_BINNED_DATA, "
+            "SUBJECT_SAMPLE_FACTORS, METABOLITES)",
+            deferred(_MWTAB, "detect_mwtab"),
+            deferred(_MWTAB, "read_mwtab"),
+            sniffs=True,
+        ),
         _reader(
             "metaboanalyst",
             _SUFFIXES,
@@ -216,9 +240,25 @@ class MetabolomicsModality(Modality):
         ),
     )
 
+    def guess_reader(self, path: str) -> Reader:
+        """The reader that recognises the file's header; a file that is not text at all
+        (a workbook, UTF-16, binary data) is named as such (``text-encoding``), since no
+        header sniffing can recognise it."""
+        try:
+            return super().guess_reader(path)
+        except InputError:
+            import os
+
+            from resistomics._text_files import refuse_non_text
+
+            if os.path.isfile(path):
+                refuse_non_text(path)
+            raise
+
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         from resistomics.modalities.metabolomics._readers import (
             FEATURE_COLUMNS,
+            MISSING_REASONS,
             STUDY,
             MetaboliteReadContext,
             MetaboliteTable,
@@ -240,6 +280,9 @@ class MetabolomicsModality(Modality):
             class_column=options.class_column,
             sample_type_column=options.sample_type_column,
             extra_columns=tuple(options.extra_columns),
+            injection_order_column=options.injection_order_column,
+            batch_column=options.batch_column,
+            keep_all_missing=options.keep_all_missing,
             qc_pattern=s.qc_pattern,
             blank_pattern=s.blank_pattern,
             columns=columns,
@@ -258,7 +301,12 @@ class MetabolomicsModality(Modality):
         staging.stage(
             dataset_type=DATASET_TYPE,
             layout=LAYOUT,
-            parameters={"format": reader.name, "log_scaled": options.log_scaled, **table.details},
+            parameters={
+                "format": reader.name,
+                "log_scaled": options.log_scaled,
+                "keep_all_missing": options.keep_all_missing,
+                **table.details,
+            },
         )
         # the study design joins the study samples only; QC and blanks keep their own rows
         study_ids = set(table.samples.loc[study, "sample_id"])
@@ -271,10 +319,11 @@ class MetabolomicsModality(Modality):
         )
         samples = _uniform(table.samples.merge(joined, on="sample_id", how="left"))
         n = s.features_per_chunk
+        reasons = table.reasons()
         blocks = (
             FeatureBlock(
                 table.features.iloc[i : i + n].reset_index(drop=True),
-                {"abundance": table.values[i : i + n]},
+                {"abundance": table.values[i : i + n], "missing_reason": reasons[i : i + n]},
             )
             for i in range(0, len(table.features), n)
         )
@@ -283,7 +332,10 @@ class MetabolomicsModality(Modality):
             staging.new_version_dir(),
             blocks,
             samples=samples,
-            arrays={"abundance": "float64"},
+            arrays={"abundance": "float64", "missing_reason": "int8"},
+            array_attributes={
+                "missing_reason": {"codes": {str(k): v for k, v in MISSING_REASONS.items()}}
+            },
             feature_id="feature_id",
             primary="abundance",
             features_per_chunk=n,

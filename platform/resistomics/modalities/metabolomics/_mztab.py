@@ -13,6 +13,14 @@ the sample its ``assay[n]-sample_ref`` names (the sample's ``sample[m]`` value, 
 ``chemical_name``, ``database_identifier`` (``|``-separated, e.g. ``CHEBI:16946|HMDB:...``),
 ``theoretical_neutral_mass``; m/z and retention time (seconds) from the first SMF row the
 SML row references (``SMF_ID_REFS``), m/z falling back to the neutral mass without one.
+
+Missing reasons: ``null`` (and an empty cell) is *not measured*; a below-detection marker
+(``ND``, ``<LOD``, ...; see ``_readers.abundance``) is *below detection*. Injection order
+and batch come from user parameters of the assay or of its sample,
+``MTD assay[n]-custom[k]  [,,injection order,12]`` and ``[,,batch,B2]`` (names as in
+``_readers.INJECTION_ORDER_NAMES`` / ``BATCH_NAMES``); the ``ms_run[n]`` index is kept as
+``ms_run_index`` but not taken for an injection order (run numbering in a file need not
+be the acquisition order).
 """
 
 from __future__ import annotations
@@ -28,12 +36,16 @@ import pandas as pd
 
 from resistomics.errors import InputError
 from resistomics.modalities.metabolomics._readers import (
+    BATCH_NAMES,
+    INJECTION_ORDER_NAMES,
+    Cells,
     MetaboliteReadContext,
     MetaboliteTable,
     _head,
     _number,
     _open_text,
     _unique,
+    run_order,
     sample_types,
 )
 
@@ -41,6 +53,7 @@ __all__ = ["detect_mztab_m", "read_mztab_m"]
 
 _VERSION = re.compile(r"^MTD\tmzTab-version\t2\.0")
 _INDEXED = re.compile(r"^(assay|sample|ms_run)\[(\d+)\](?:-(.+))?$")
+_CUSTOM = re.compile(r"^(assay|sample)\[(\d+)\]-custom\[\d+\]$")
 _ABUNDANCE = re.compile(r"^abundance_assay\[(\d+)\]$")
 _PREFIXES = frozenset({"MTD", "SMH", "SML", "SFH", "SMF", "SEH", "SME", "COM"})
 
@@ -82,8 +95,13 @@ def _sections(path: str, text: str) -> tuple[dict[str, tuple[int, str]], dict[st
                 path, "line-prefix", f"line starts with {prefix!r}, not an mzTab prefix", line=n
             )
         if prefix == "MTD":
-            if len(cells) < 3:
-                raise InputError(path, "fields", "an MTD line needs a key and a value", line=n)
+            if len(cells) != 3:
+                raise InputError(
+                    path,
+                    "field-count",
+                    f"an MTD line has 3 tab-separated fields (MTD, key, value), found {len(cells)}",
+                    line=n,
+                )
             mtd.setdefault(cells[1].strip(), (n, cells[2].strip()))
         elif prefix in headers:
             name = headers[prefix]
@@ -100,7 +118,7 @@ def _sections(path: str, text: str) -> tuple[dict[str, tuple[int, str]], dict[st
             if len(cells) != len(sec.header):
                 raise InputError(
                     path,
-                    "fields",
+                    "field-count",
                     f"expected {len(sec.header)} fields as the header at line "
                     f"{sec.header_line}, found {len(cells)}",
                     line=n,
@@ -163,6 +181,57 @@ def _assay_samples(
     return names, runs
 
 
+def _custom_params(mtd: dict[str, tuple[int, str]]) -> dict[str, dict[str, tuple[int, str]]]:
+    """``assay[n]`` / ``sample[m]`` -> user-parameter name (lower case) -> (line, value),
+    from ``MTD assay[n]-custom[k]  [CV, accession, name, value]``."""
+    out: dict[str, dict[str, tuple[int, str]]] = {}
+    for key, (line, value) in mtd.items():
+        m = _CUSTOM.match(key)
+        if m is None:
+            continue
+        parts = [p.strip() for p in value.strip().removeprefix("[").removesuffix("]").split(",", 3)]
+        if len(parts) == 4 and parts[2]:
+            owner = out.setdefault(f"{m.group(1)}[{m.group(2)}]", {})
+            owner.setdefault(parts[2].lower().replace("-", " "), (line, parts[3]))
+    return out
+
+
+def _run_order(
+    path: str,
+    mtd: dict[str, tuple[int, str]],
+    assays: Sequence[int],
+    samples: pd.DataFrame,
+) -> None:
+    """Add ``injection_order`` / ``batch`` from the assays' (else their samples')
+    user parameters, when any assay gives them."""
+    custom = _custom_params(mtd)
+    for column, names in (("injection_order", INJECTION_ORDER_NAMES), ("batch", BATCH_NAMES)):
+        cells: list[str] = []
+        lines: list[int | None] = []
+        for a in assays:
+            ref = mtd.get(f"assay[{a}]-sample_ref", (0, ""))[1]
+            found = next(
+                (
+                    params[n]
+                    for owner in (f"assay[{a}]", ref)
+                    if (params := custom.get(owner))
+                    for n in names
+                    if n in params
+                ),
+                None,
+            )
+            cells.append(found[1] if found else "")
+            lines.append(found[0] if found else None)
+        if not any(cells):
+            continue
+        if column == "batch":
+            samples["batch"] = [c.strip() for c in cells]
+        else:
+            samples["injection_order"] = run_order(
+                path, cells, lines=lines, columns=[None] * len(cells)
+            )
+
+
 def _first_float(path: str, v: str, *, line: int, column: str) -> float:
     """The first of ``|``-separated numbers (``theoretical_neutral_mass`` may hold several)."""
     return _number(path, _cell(v).split("|", 1)[0], line=line, column=column)
@@ -207,10 +276,11 @@ def read_mztab_m(path: str | Path, ctx: MetaboliteReadContext) -> MetaboliteTabl
     _unique(path, names, "sample", lines=None, columns=columns)
     ids = [_cell(r[id_col]) for _, r in sml.rows]
     _unique(path, ids, "feature", lines=[n for n, _ in sml.rows], columns=["SML_ID"] * len(ids))
-    values = np.empty((len(sml.rows), len(abundance)))
+    cells = Cells(path, len(sml.rows), len(abundance), ctx)
     for i, (n, r) in enumerate(sml.rows):
         for k, (j, _) in enumerate(abundance):
-            values[i, k] = _number(path, _cell(r[j]), line=n, column=sml.header[j])
+            cells.put(i, k, _cell(r[j]), line=n, column=sml.header[j])
+    cells.check_features(ids, lines=[n for n, _ in sml.rows], columns=["SML_ID"] * len(ids))
 
     def text(name: str) -> list[str]:
         j = _column(path, sml, name, required=False)
@@ -263,11 +333,19 @@ def read_mztab_m(path: str | Path, ctx: MetaboliteReadContext) -> MetaboliteTabl
             "sample_type": sample_types(names, None, ctx),
             "assay": [f"assay[{a}]" for _, a in abundance],
             "ms_run": runs,
+            "ms_run_index": pd.array(
+                [
+                    int(m.group(1)) if (m := re.match(r"^ms_run\[(\d+)\]$", ref)) else None
+                    for ref in (mtd.get(f"assay[{a}]-ms_run_ref", (0, ""))[1] for _, a in abundance)
+                ],
+                dtype="Int64",
+            ),
         }
     )
+    _run_order(path, mtd, [a for _, a in abundance], samples)
     details = {
         "orientation": "columns",
         "mztab_id": mtd.get("mzTab-ID", (0, ""))[1],
         "rt_unit": "s",
     }
-    return MetaboliteTable(features, samples, values, details)
+    return MetaboliteTable(features, samples, cells.values, details, cells.reasons)
