@@ -38,6 +38,7 @@ from resistomics.pipeline._landing import (
     digest_landed,
     find_identical_landing,
     landing_identity,
+    landing_options,
     localize,
     quarantine,
     release_claim,
@@ -175,7 +176,7 @@ def ingest(
         check_name("dataset", dataset)
     confine_to_landing(ws, path)
     plugin = _modality(ws, path, modality)
-    opts = plugin.parse_options(options, file=path)
+    opts = _options(ws, plugin, path, options)
     try:
         reader = plugin.reader(fmt) if fmt is not None else None
     except UnknownNameError as exc:
@@ -273,6 +274,24 @@ def _abandon_staged(ws: Workspace, staging: Staging) -> None:
     except OSError:
         return
     ws.catalog.delete_staged(staging.version.id)
+
+
+def _options(
+    ws: Workspace, plugin: Modality, path: str, given: Mapping[str, Any] | BaseModel | None
+) -> Any:
+    """The folder's options (:func:`landing_options`), overridden by the ones given."""
+    where, declared = landing_options(ws, path)
+    if where is None:
+        return plugin.parse_options(given, file=path)
+    try:
+        plugin.parse_options(declared, file=path)
+    except InputError as exc:
+        raise InputError(
+            where, "ingest-options", f"{exc.file.removeprefix('--')}: {exc.detail}"
+        ) from None
+    if isinstance(given, BaseModel):
+        given = given.model_dump(exclude_unset=True)
+    return plugin.parse_options({**declared, **(given or {})}, file=path)
 
 
 def _modality(ws: Workspace, path: str, name: str | None) -> Modality:

@@ -7,6 +7,7 @@ for ``archive/`` (taken) or ``quarantine/`` (refused) under the data root.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import posixpath
@@ -39,6 +40,7 @@ __all__ = [
     "inside",
     "land",
     "landing_identity",
+    "landing_options",
     "localize",
     "move",
     "quarantine",
@@ -444,6 +446,63 @@ def landing_identity(
     ``parameters["landing"]``).
     """
     return {"modality": modality, "format": fmt, **options}
+
+
+#: Ingest options for the files landing in a folder of the landing zone, written next to
+#: them (hidden: never announced, never ingested itself).
+OPTIONS_FILE = ".ingest-options.yaml"
+
+
+def landing_options(ws: Workspace, path: str) -> tuple[str | None, dict[str, Any]]:
+    """The ingest options the landed entry's folder declares in :data:`OPTIONS_FILE`.
+
+    Files that arrive by events or the sweep carry no command-line options; the folder
+    they land in (``<landing>/<study>/<modality>/``) can say them once for all its files::
+
+        keep_all_missing: true          # options for every file of the folder
+        files:                          # then, by file-name pattern (fnmatch), in order
+          "Su_*.csv.gz": {extra_columns: [WHO_status]}
+
+    Returns the options file's path (None when the folder has none) and the options that
+    apply to ``path``, not yet validated (the modality's options model does that).
+
+    Raises
+    ------
+    InputError
+        Rule ``ingest-options``, placed at the options file: not YAML, not a mapping, or
+        a ``files`` entry that is not a mapping of options.
+    """
+    import yaml
+
+    remote = "://" in path
+    entry = path.rstrip("/")
+    folder = posixpath.dirname(entry) if remote else os.path.dirname(os.path.abspath(entry))
+    where = posixpath.join(folder, OPTIONS_FILE) if remote else os.path.join(folder, OPTIONS_FILE)
+    fs = ws.landing.fs
+    target = ws.landing.to_path(where) if remote else where
+    if not fs.exists(target):
+        return None, {}
+    try:
+        raw = yaml.safe_load(fs.cat_file(target).decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(where, "ingest-options", f"not readable as YAML: {first}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise InputError(where, "ingest-options", "must be a mapping of option: value")
+    options = {str(k): v for k, v in raw.items() if k != "files"}
+    by_file = raw.get("files") or {}
+    if not isinstance(by_file, Mapping):
+        raise InputError(where, "ingest-options", "'files' must map file patterns to options")
+    name = posixpath.basename(entry)
+    for pattern, values in by_file.items():
+        if not isinstance(values, Mapping):
+            raise InputError(
+                where, "ingest-options", f"files: {pattern!r} must map option names to values"
+            )
+        if fnmatch.fnmatchcase(name, str(pattern)):
+            options.update({str(k): v for k, v in values.items()})
+    return where, options
 
 
 def localize(ws: Workspace, path: str, scratch: Path) -> Path:
