@@ -18,7 +18,11 @@ Data:
   subject, expands under therapy: ingest -> ``dataset.published`` -> clonal evolution;
 * the real RRBS cohort of DSS (../shared/data/methylation_rrbs: 16 Bismark coverage
   files, SLE vs HC) with its contrast ``case:SLE vs HC`` registered: ingest ->
-  ``dataset.published`` -> markers, the smoothed DML test and its DMRs (DSS's 43).
+  ``dataset.published`` -> markers, the smoothed DML test and its DMRs (DSS's 43);
+* the real plasma metabolomics of Su et al. 2020 (../shared/data/metabolomics_su2020:
+  266 samples x 1,050 Metabolon metabolites, COVID-19 vs healthy donors) with its
+  contrast ``group:COVID19 vs Healthy Donor``: ingest -> ``dataset.published`` ->
+  normalisation (PQN, log2) and limma, whose top hits are the tryptophan-kynurenine shift.
 """
 
 from __future__ import annotations
@@ -62,6 +66,13 @@ RRBS_DIR = SHARED_DATA / "methylation_rrbs"
 RRBS_CONTRAST = ("case", "SLE", "HC")
 # What the analyse deployment publishes for it: the DML test (smoothed, 500 bp) and its DMRs
 RRBS_DML = "rrbs.dml.smoothed-span500.case_SLE_vs_HC"
+SU_DIR = SHARED_DATA / "metabolomics_su2020"
+SU_CONTRAST = ("group", "COVID19", "Healthy Donor")
+# the tryptophan-kynurenine shift of COVID-19 (Su 2020; ../shared/data/README.md)
+SU_OPTIONS = (
+    "files:\n  Su_metab_data_raw.csv.gz: {extra_columns: [WHO_status], keep_all_missing: true}\n"
+)
+SU_SHIFT = ("kynurenine", "quinolinate", "tryptophan", "citrulline")
 # Written into a demo folder when it is made: only a folder holding it is wiped.
 MARKER = ".resistomics-demo"
 # The Prefect server's triggers service re-reads its automations at least this often
@@ -135,6 +146,10 @@ def prepare_inputs(layout: DemoLayout, *, cells_per_sample: int, n_genes: int) -
     for f in sorted(RRBS_DIR.glob("*.bismark.cov.gz")):
         shutil.copy(f, rrbs / f.name)
     shutil.copy(RRBS_DIR / "samples.tsv", layout.inputs / "rrbs_samples.tsv")
+    if not SU_DIR.exists():
+        raise FileNotFoundError(f"the Su 2020 metabolomics data was not found at {SU_DIR}")
+    shutil.copy(SU_DIR / "Su_metab_data_raw.csv.gz", layout.inputs / "Su_metab_data_raw.csv.gz")
+    shutil.copy(SU_DIR / "samples.tsv", layout.inputs / "su2020_samples.tsv")
     return {"cohort": cohort, "calls": calls}
 
 
@@ -269,6 +284,18 @@ def _published(ws: Any, study: str, dataset: str) -> Any:
         return None
 
 
+def _result(ws: Any, study: str, dataset_type: str) -> Any:
+    """The first published version of ``dataset_type`` in ``study``, or None."""
+    from resistomics.catalog import VersionStatus
+
+    found = [
+        v
+        for v in ws.catalog.versions(study=study, status=VersionStatus.PUBLISHED)
+        if v.dataset_type == dataset_type
+    ]
+    return found[0] if found else None
+
+
 def run_demo(
     root: Path,
     *,
@@ -339,6 +366,13 @@ def _drive(
     )
     column, group_a, group_b = RRBS_CONTRAST
     ws.catalog.save_contrast("rrbs", column=column, group_a=group_a, group_b=group_b)
+    ws.catalog.register_study(
+        "su2020",
+        parse_sample_sheet(layout.inputs / "su2020_samples.tsv"),
+        description="Su et al. 2020: plasma metabolomics of COVID-19 patients and donors",
+    )
+    column, group_a, group_b = SU_CONTRAST
+    ws.catalog.save_contrast("su2020", column=column, group_a=group_a, group_b=group_b)
     landing = Path(ws.settings.resolved_landing_zone)
     drops = [
         ("demo-sc", "expression", layout.inputs / "cohort.h5ad"),
@@ -346,7 +380,13 @@ def _drive(
         ("t47d", "expression", layout.inputs / "t47d_counts.tsv.gz"),
         ("demo-dna", "variants", layout.inputs / "cohort_calls.vcf"),
         ("rrbs", "methylation", layout.inputs / "rrbs"),
+        ("su2020", "metabolomics", layout.inputs / "Su_metab_data_raw.csv.gz"),
     ]
+    # Files that arrive by events carry no command-line options: the folder says them.
+    # Su 2020's table has a WHO_status column (sample metadata, also in the sample sheet).
+    options = landing / "su2020" / "metabolomics" / ".ingest-options.yaml"
+    options.parent.mkdir(parents=True, exist_ok=True)
+    options.write_text(SU_OPTIONS)
     for study, modality, src in drops:
         target = landing / study / modality / src.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -372,6 +412,8 @@ def _drive(
         "rrbs/rrbs published": lambda: _published(ws, "rrbs", "rrbs"),
         "rrbs/rrbs.markers published": lambda: _published(ws, "rrbs", "rrbs.markers"),
         f"rrbs/{RRBS_DML}.dmr published": lambda: _published(ws, "rrbs", f"{RRBS_DML}.dmr"),
+        "su2020/Su_metab_data_raw published": lambda: _published(ws, "su2020", "Su_metab_data_raw"),
+        "su2020 limma published": lambda: _result(ws, "su2020", "metabolomics.da"),
         "bad 10x run quarantined": lambda: (
             bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
             or any((layout.data / "quarantine").glob("*/*/report.json"))
@@ -426,6 +468,24 @@ def methylation_summary(ws: Any, study: str = "rrbs") -> str:
             f"{a} - {b} {top['diff_methylation']:+.2f}, areaStat {top['area_stat']:.1f})"
         )
     return line
+
+
+def metabolomics_summary(ws: Any, study: str = "su2020") -> str:
+    """One line on the limma test the analyse deployment ran on Su 2020: features tested,
+    how many at FDR < 0.05, and the tryptophan-kynurenine metabolites' fold changes."""
+    from resistomics.storage import read_table
+
+    da = _result(ws, study, "metabolomics.da")
+    table = read_table(ws.root, f"{ws.root.to_path(da.uri)}/da.parquet").set_index("feature_id")
+    column, a, b = SU_CONTRAST
+    shifts = ", ".join(
+        f"{name} {table.loc[name, 'log2fc']:+.2f}" for name in SU_SHIFT if name in table.index
+    )
+    return (
+        f"[bold]metabolomics {study}, {column} {a} vs {b}[/] (PQN, log2, limma): "
+        f"{len(table)} metabolites, {int((table['p_adj'] < 0.05).sum())} at FDR < 0.05; "
+        f"log2 fold change {shifts}"
+    )
 
 
 def _finish(
@@ -541,6 +601,7 @@ def _finish(
             f"{trajectory}"
         )
     console.print(methylation_summary(ws))
+    console.print(metabolomics_summary(ws))
     top = sc_de.tables["de"].head(10)["gene_symbol"].tolist()
     console.print(f"[bold]cohort progression vs baseline[/] top genes (Wilcoxon): {', '.join(top)}")
     for q in sorted((layout.data / "quarantine").glob("*/*/report.md")):

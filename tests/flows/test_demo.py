@@ -4,6 +4,7 @@ triggers live before the first event)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -138,7 +139,9 @@ def test_startup_uses_one_server_and_the_first_event_triggers(tmp_path: Path) ->
 
 @pytest.mark.integration
 def test_the_demo_calls_dss_dmrs_on_the_rrbs_cohort(tmp_path: Path) -> None:
-    """The whole demo in a fresh process: among its results, the methylation study's
+    """The whole demo in a fresh process: among its results, the metabolomics study's
+    line (limma on Su 2020: kynurenine and quinolinate up, tryptophan and citrulline down)
+    and the methylation study's
     line, from what the analyse deployment published after the landed Bismark folder's
     events (markers, the smoothed DML test, callDMR p 0.01): DSS 2.46's 43 DMRs and its
     top DMR (largest |areaStat|, ``dss_callDMR_smoothed_p0.01.tsv.gz``)."""
@@ -174,3 +177,9 @@ def test_the_demo_calls_dss_dmrs_on_the_rrbs_cohort(tmp_path: Path) -> None:
     assert f"; {len(dss)} DMRs; " in line and len(dss) == 43, line
     assert f"top {best['chr']}:{best['start']}-{best['end']} ({best['nCG']} CpGs" in line, line
     assert "done rrbs/rrbs.dml.smoothed-span500.case_SLE_vs_HC.dmr published" in out, out
+    # Su 2020 through the event chain: the tryptophan-kynurenine shift of COVID-19
+    (line,) = [line for line in out.splitlines() if line.startswith("metabolomics su2020")]
+    shift = dict(re.findall(r"(kynurenine|quinolinate|tryptophan|citrulline) ([+-]\d+\.\d+)", line))
+    assert set(shift) == {"kynurenine", "quinolinate", "tryptophan", "citrulline"}, line
+    assert float(shift["kynurenine"]) > 0 and float(shift["quinolinate"]) > 0, line
+    assert float(shift["tryptophan"]) < 0 and float(shift["citrulline"]) < 0, line
