@@ -25,6 +25,7 @@ __all__ = [
     "plot_sample_pca",
     "plot_sample_qc",
     "plot_sample_scores",
+    "plot_set_enrichment",
     "volcano_points",
     "volcano_title",
 ]
@@ -694,3 +695,35 @@ def plot_dmr_tracks(
     fig.suptitle(title or "DMR tracks", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(plt, fig, output, layout=False)
+
+
+def plot_set_enrichment(
+    names: np.ndarray,
+    q: np.ndarray,
+    n_measured: np.ndarray,
+    direction: np.ndarray,
+    output: str | Path,
+    *,
+    title: str = "",
+    fdr: float = 0.05,
+) -> Path:
+    """Horizontal bars of -log10 FDR per set (the first on top), coloured by direction
+    (Up / Down / other), the number of measured members at each bar's end, the FDR line."""
+    plt = _pyplot()
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(7.5, max(2.5, 0.32 * k + 1.2)))
+    height = -np.log10(np.clip(np.asarray(q, dtype=float), 1e-300, 1.0))
+    colors = {"Up": "#c0392b", "Down": "#2e86c1"}
+    y = np.arange(k)[::-1]
+    ax.barh(y, height, color=[colors.get(str(d), "#7f8c8d") for d in direction])
+    for yi, h, n in zip(y, height, n_measured, strict=True):
+        ax.text(h, yi, f" {int(n)}", va="center", fontsize=7)
+    ax.axvline(-np.log10(fdr), color="black", lw=0.6, ls="--")
+    ax.set_yticks(y)
+    ax.set_yticklabels([str(n)[:60] for n in names], fontsize=7)
+    ax.set_xlabel(f"-log10 FDR (dashed: FDR {fdr:g}); measured members at the bar's end")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    if any(str(d) in colors for d in direction):
+        ax.legend(handles, list(colors), fontsize=7, frameon=False, loc="lower right")
+    ax.set_title(title or "metabolite-set enrichment", fontsize=9)
+    return _save(plt, fig, output)

@@ -18,7 +18,8 @@ __all__ = ["metabolomics_app"]
 metabolomics_app = typer.Typer(
     name="metabolomics",
     help="Metabolomics: normalisation (MetaboAnalyst's steps, QC-RLSC) and differential "
-    "abundance (limma, Welch, Wilcoxon; paired).",
+    "abundance (limma, Welch, Wilcoxon; paired), metabolite-set enrichment and per-sample "
+    "program scores.",
     no_args_is_help=True,
 )
 
@@ -178,3 +179,118 @@ def metabolomics_da_command(
         )
         columns = [x for x in ("feature_id", "log2fc", "statistic", "p", "p_adj") if x in table]
         print_top(table.nsmallest(15, "p"), None, columns, 15)
+
+
+@metabolomics_app.command("enrich")
+@handled
+def metabolomics_enrich_command(
+    result: Annotated[str, typer.Argument(help="study/dataset[@vN] of a metabolomics.da result.")],
+    sets: Annotated[
+        str,
+        typer.Option(
+            help="builtin (the metabolic resistance programs of "
+            "schemas/metabolomics/resistance_programs.yaml), reactome (with --reactome), or "
+            "a file: GMT of ChEBI IDs or a programs YAML."
+        ),
+    ] = "builtin",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="fry (limma; self-contained: is the set changed; default), rank (limma "
+            "geneSetTest; competitive, |t|) or ora (hypergeometric of the features at FDR < --fdr)."
+        ),
+    ] = "fry",
+    reactome: Annotated[
+        str | None,
+        typer.Option(
+            help="Reactome ChEBI2Reactome[_All_Levels] file (no download; default: the "
+            "setting RESISTOMICS_MODALITIES__METABOLOMICS__REACTOME_FILE)."
+        ),
+    ] = None,
+    names: Annotated[
+        str | None,
+        typer.Option(
+            help="Name -> identifier TSV (name, chebi, ...; synonyms) tried before the "
+            "catalogue's names when the features have no ChEBI column."
+        ),
+    ] = None,
+    fdr: Annotated[float, typer.Option(help="FDR of the features --method ora selects.")] = 0.05,
+    min_size: Annotated[int, typer.Option(min=1, help="Fewest measured members tested.")] = 3,
+    max_size: Annotated[int, typer.Option(min=1, help="Most measured members tested.")] = 500,
+) -> None:
+    """Metabolite-set enrichment of a differential-abundance result; publishes
+    <da>.enrich.<method>.<sets> (the sets table, and every feature's ChEBI ID or why it has
+    none). Plot its bar chart with 'resistomics plot RESULT -o enrichment.png'.
+
+    Example: resistomics metabolomics enrich su/Su_metab_data_raw.normalized.pqn-log-none.da.limma.group_COVID19_vs_Healthy-Donor --sets reactome --reactome ChEBI2Reactome_All_Levels.tsv.gz
+    """
+    from resistomics.modalities.metabolomics._enrich_analysis import enrich_sets
+
+    outcome = _run(
+        result,
+        f"enrichment of {result}",
+        lambda ws: enrich_sets(
+            ws,
+            result,
+            sets=sets,
+            method=method,
+            reactome=reactome,
+            names=names,
+            fdr=fdr,
+            min_size=min_size,
+            max_size=max_size,
+        ),
+    )
+    if outcome.tables:
+        table, features = outcome.tables["enrichment"], outcome.tables["features"]
+        tested = table[table["tested"]]
+        console.print(
+            f"{int(features['chebi'].notna().sum())} of {len(features)} features with a ChEBI "
+            f"ID; {len(tested)} sets tested, {int((tested['q'] < 0.05).sum())} at FDR < 0.05"
+        )
+        columns = [c for c in ("name", "n_measured", "direction", "p", "q") if c in table]
+        print_top(tested.sort_values("p"), None, columns, 15)
+
+
+@metabolomics_app.command("programs")
+@handled
+def metabolomics_programs_command(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="study/dataset[@vN] of a metabolomics.normalized result or a "
+            "metabolomics.abundance dataset (normalised first)."
+        ),
+    ],
+    programs: Annotated[
+        str, typer.Option(help="builtin, or a programs YAML / GMT file of ChEBI IDs.")
+    ] = "builtin",
+    names: Annotated[
+        str | None, typer.Option(help="Name -> identifier TSV tried before the catalogue's names.")
+    ] = None,
+    min_measured: Annotated[
+        int, typer.Option(min=1, help="Fewest measured members for a sample's score.")
+    ] = 2,
+) -> None:
+    """Per-sample scores of metabolic programs (combined z, Lee et al. 2008); publishes
+    <normalized>.programs.<programs>. Plot them with 'resistomics plot RESULT -o p.png'.
+
+    Example: resistomics metabolomics programs su/Su_metab_data_raw
+    """
+    from resistomics.modalities.metabolomics._enrich_analysis import score_programs
+
+    outcome = _run(
+        dataset,
+        f"program scores of {dataset}",
+        lambda ws: score_programs(
+            ws, dataset, programs=programs, names=names, min_measured=min_measured
+        ),
+    )
+    if outcome.tables:
+        scores = outcome.tables["scores"]
+        summary = (
+            scores.groupby("program")
+            .agg(members=("n_members", "max"), median_score=("score", "median"))
+            .reset_index()
+        )
+        print_top(summary, None, ["program", "members", "median_score"], 20)

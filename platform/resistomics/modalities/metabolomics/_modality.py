@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from resistomics.publishing import Staging, Workspace
 
 __all__ = [
+    "EnrichmentPlotOptions",
     "MetabolomicsModality",
     "MetabolomicsOptions",
     "MetabolomicsSettings",
     "PcaPlotOptions",
+    "ProgramPlotOptions",
     "VolcanoPlotOptions",
 ]
 
@@ -36,6 +38,7 @@ _READERS = "resistomics.modalities.metabolomics._readers"
 _MZTAB = "resistomics.modalities.metabolomics._mztab"
 _ANALYSES = "resistomics.modalities.metabolomics._analyses"
 _MWTAB = "resistomics.modalities.metabolomics._mwtab"
+_ENRICH = "resistomics.modalities.metabolomics._enrich_analysis"
 
 
 class MetabolomicsOptions(BaseModel):
@@ -124,6 +127,11 @@ class MetabolomicsSettings(BaseModel):
     )
     features_per_chunk: int = Field(default=4096, ge=1)
     samples_per_chunk: int = Field(default=256, ge=1)
+    reactome_file: str | None = Field(
+        default=None,
+        description="Reactome ChEBI2Reactome[_All_Levels] file read by 'enrich --sets reactome' "
+        "(nothing is downloaded)",
+    )
 
 
 class PcaPlotOptions(BaseModel):
@@ -143,6 +151,24 @@ class VolcanoPlotOptions(BaseModel):
 
     fdr: float = Field(default=0.05, gt=0, lt=1, description="FDR threshold marked")
     labels: int = Field(default=15, ge=0, le=100, description="how many top features named")
+
+
+class EnrichmentPlotOptions(BaseModel):
+    """Options of the bar chart of an enrich result (``resistomics plot RESULT -o F --top 15``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top: int = Field(default=20, ge=1, le=100, description="how many sets (smallest p) drawn")
+
+
+class ProgramPlotOptions(BaseModel):
+    """Options of the per-sample plot of a programs result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_by: str | None = Field(
+        default=None, description="sample column grouping the samples (default: group, class)"
+    )
 
 
 def _uniform(frame: Any) -> Any:
@@ -237,6 +263,33 @@ class MetabolomicsModality(Modality):
             plot=deferred(_ANALYSES, "plot_da_volcano"),
             plot_options=VolcanoPlotOptions,
             per_contrast=True,
+        ),
+        # not run by default: a feature table without ChEBI IDs or matchable names has
+        # nothing to test, and the deployment has no name map to give it
+        Analysis(
+            "enrich",
+            "metabolomics.enrichment",
+            deferred(_ENRICH, "enrich_sets"),
+            "metabolite-set enrichment of a da result on ChEBI-keyed sets (built-in "
+            "metabolic programs, Reactome, GMT): limma fry (self-contained), geneSetTest "
+            "(rank) or hypergeometric ORA; enrichment bar chart",
+            default=False,
+            artifacts=deferred(_ENRICH, "enrich_artifacts"),
+            plot=deferred(_ENRICH, "plot_enrichment_bars"),
+            plot_options=EnrichmentPlotOptions,
+            consumes="da",
+        ),
+        Analysis(
+            "programs",
+            "metabolomics.programs",
+            deferred(_ENRICH, "score_programs"),
+            "per-sample scores of the metabolic resistance programs (combined z, Lee 2008) "
+            "on a normalised dataset, so they can be followed per patient",
+            default=False,
+            artifacts=deferred(_ENRICH, "program_artifacts"),
+            plot=deferred(_ENRICH, "plot_program_scores"),
+            plot_options=ProgramPlotOptions,
+            consumes="normalize",
         ),
     )
 
