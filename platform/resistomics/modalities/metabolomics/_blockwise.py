@@ -110,9 +110,6 @@ class Processing:
         mask[list(self.qc)] = True
         return mask
 
-    def _before(self, x: np.ndarray) -> np.ndarray:
-        return proc.impute_half_minimum(x) if self.impute == "half-minimum" else x
-
     def _after(self, a: np.ndarray) -> np.ndarray:
         if self.scale in ("auto", "pareto") and not np.isnan(a).any():
             return self._after_complete(a)
@@ -137,15 +134,23 @@ class Processing:
         with np.errstate(invalid="ignore", divide="ignore"):
             return centred / (sd if self.scale == "auto" else np.sqrt(sd))
 
-    def _statistic_values(self, x: np.ndarray) -> np.ndarray:
-        """What the per-sample median is taken of: the values, or PQN's quotients."""
-        if self.normalize == "median":
-            return x
+    def _reference(self, x: np.ndarray) -> np.ndarray:
+        """PQN's reference: each feature's median over the (QC) samples."""
         ref_cols = x if self.qc is None else x[:, list(self.qc)]
+        # numpy's nanmedian loops over rows in Python: np.median when nothing is missing
+        missing = np.isnan(ref_cols)
+        if not missing.any():
+            return np.asarray(np.median(ref_cols, axis=1))
+        # an all-missing feature's reference is NaN, without nanmedian's warning (the
+        # warnings filters are process-wide, not safe to change in threaded tasks)
+        out = np.full(len(ref_cols), np.nan)
+        seen = ~missing.all(axis=1)
+        out[seen] = np.nanmedian(ref_cols[seen], axis=1)
+        return out
+
+    @staticmethod
+    def _quotients(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            # numpy's nanmedian loops over rows in Python: np.median when nothing is missing
-            median = np.median if not np.isnan(ref_cols).any() else np.nanmedian
-            reference = median(ref_cols, axis=1, keepdims=True)
             quotients = x / reference
         quotients[~np.isfinite(quotients) | (reference == 0)] = np.nan
         return quotients
@@ -275,61 +280,118 @@ def _of_block(fn: Callable[..., Any], values: Callable[[int, int], Any], start: 
 
 
 # --------------------------------------------------------------------- processed blocks
+Profile = dict[str, np.ndarray]  # per-feature vectors of a block: half-minimum, PQN reference
+
+
 @dataclass(frozen=True)
 class _Prepared:
     read_rows: ReadRows
     processing: Processing
 
-    def raw(self, start: int, stop: int) -> np.ndarray:
-        return self.processing._before(np.asarray(self.read_rows(start, stop), dtype=float))
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.read_rows(start, stop), dtype=float)
 
-    def statistic(self, start: int, stop: int) -> np.ndarray:
-        return self.processing._statistic_values(self.raw(start, stop))
+    def profile(self, x: np.ndarray) -> tuple[Profile, np.ndarray]:
+        """The block's per-feature vectors (first pass) and its imputed values."""
+        prof: Profile = {}
+        if self.processing.impute == "half-minimum":
+            imputed = proc.impute_half_minimum(x)  # raises on a feature with no value
+            with np.errstate(all="ignore"):
+                prof["half"] = np.nanmin(x, axis=1) / 2.0
+            x = imputed
+        if self.processing.normalize == "pqn":
+            prof["reference"] = self.processing._reference(x)
+        return prof, x
 
-    def block(self, start: int, stop: int, factors: np.ndarray | None) -> np.ndarray:
-        a = self.raw(start, stop)
+    def imputed(self, start: int, stop: int, prof: Profile | None) -> np.ndarray:
+        """The block read again, imputed with the first pass's half-minima."""
+        x = self.read(start, stop)
+        if prof is None:
+            return self.profile(x)[1]
+        if "half" in prof:
+            x = np.where(np.isnan(x), prof["half"][:, None], x)
+        return x
+
+    def statistic(self, x: np.ndarray, prof: Profile) -> np.ndarray:
+        """What the per-sample median is taken of: the values, or PQN's quotients."""
+        if self.processing.normalize == "median":
+            return x
+        return self.processing._quotients(x, prof["reference"][:, None])
+
+    def block(
+        self, start: int, stop: int, factors: np.ndarray | None, prof: Profile | None
+    ) -> np.ndarray:
+        a = self.imputed(start, stop, prof)
         if factors is not None:
             a = a / factors[None, :]
         return self.processing._after(a)
+
+
+def _first_pass(prep: _Prepared, start: int, stop: int) -> tuple[Profile, Any]:
+    prof, x = prep.profile(prep.read(start, stop))
+    if prep.processing.normalize == "sum":
+        return prof, np.nansum(x, axis=0)
+    return prof, _pivots(prep.statistic(x, prof))
+
+
+def _second_pass(
+    prep: _Prepared, start: int, stop: int, prof: Profile, bracket: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    return _inside(prep.statistic(prep.imputed(start, stop, prof), prof), bracket)
 
 
 def _sum_factors(sums: Sequence[np.ndarray]) -> np.ndarray:
     return np.sum(sums, axis=0) / 1000.0
 
 
-def _column_sums(x: np.ndarray) -> np.ndarray:
-    return np.nansum(x, axis=0)
+def _plan(
+    read_rows: ReadRows, blocks: Blocks, processing: Processing
+) -> tuple[_Prepared, Any, list[Any]]:
+    """Lazy per-sample divisors of ``processing.normalize`` and each block's profile.
 
-
-def sample_factors(read_rows: ReadRows, blocks: Blocks, processing: Processing) -> Any:
-    """Lazy per-sample divisors of ``processing.normalize`` (None for ``none``).
-
-    ``sum``: total / 1000 (MetaboAnalyst ``SumNorm``); ``median``: the sample's median;
-    ``pqn``: the median of its quotients to the per-feature (QC) median reference
-    (Dieterle et al. 2006). Computed from the imputed values, as in :mod:`._processing`.
-    """
+    ``sum``: total / 1000 (MetaboAnalyst ``SumNorm``; one pass); ``median``: the
+    sample's median; ``pqn``: the median of its quotients to the per-feature (QC)
+    median reference (Dieterle et al. 2006); both exact by selection (two passes, see
+    :func:`_bracket`). Computed from the imputed values, as in :mod:`._processing`. The
+    first pass also keeps each block's half-minima and reference (``None`` without
+    normalisation), so the later passes recompute neither.
+    """  # fmt: skip
     prep = _Prepared(read_rows, processing)
     delayed = dask.delayed
     if processing.normalize == "none":
-        return None
+        return prep, None, [None] * len(blocks)
+    first = [delayed(_first_pass, pure=True, nout=2)(prep, s, e) for s, e in blocks]
+    profiles = [f[0] for f in first]
     if processing.normalize == "sum":
-        sums = [delayed(_of_block, pure=True)(_column_sums, prep.raw, s, e) for s, e in blocks]
-        return delayed(_sum_factors, pure=True)(sums)
-    return column_medians(prep.statistic, blocks)
+        return prep, delayed(_sum_factors, pure=True)([f[1] for f in first]), profiles
+    bracket = delayed(_bracket, pure=True)([f[1] for f in first])
+    second = [
+        delayed(_second_pass, pure=True)(prep, s, e, prof, bracket)
+        for (s, e), prof in zip(blocks, profiles, strict=True)
+    ]
+    return prep, delayed(_select, pure=True)(second, bracket), profiles
+
+
+def sample_factors(read_rows: ReadRows, blocks: Blocks, processing: Processing) -> Any:
+    """Lazy per-sample divisors of ``processing.normalize`` (None for ``none``); see
+    :func:`_plan`."""
+    return _plan(read_rows, blocks, processing)[1]
 
 
 def processed_blocks(read_rows: ReadRows, blocks: Blocks, processing: Processing) -> list[Any]:
     """Lazy processed blocks (features x samples), one ``dask.delayed`` per block."""
-    prep = _Prepared(read_rows, processing)
-    factors = sample_factors(read_rows, blocks, processing)
-    return [dask.delayed(prep.block, pure=True)(s, e, factors) for s, e in blocks]
+    prep, factors, profiles = _plan(read_rows, blocks, processing)
+    return [
+        dask.delayed(prep.block, pure=True)(s, e, factors, prof)
+        for (s, e), prof in zip(blocks, profiles, strict=True)
+    ]
 
 
 # ------------------------------------------------------------------ differential abundance
 def _fit_block(
-    prep: _Prepared, start: int, stop: int, factors: Any, design: np.ndarray, coef: int
+    prep: _Prepared, start: int, stop: int, factors: Any, prof: Any, design: np.ndarray, coef: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    return lm_fit(prep.block(start, stop, factors).T, design, coef=coef)
+    return lm_fit(prep.block(start, stop, factors, prof).T, design, coef=coef)
 
 
 def _prior(fits: Sequence[tuple[np.ndarray, ...]]) -> tuple[float, float, float]:
@@ -379,10 +441,12 @@ def blockwise_limma(
     if x.ndim != 2 or not 0 <= coef < x.shape[1]:
         raise MethodInputError(f"coef {coef} is not a column of the {x.shape} design")
     blocks = plan_blocks(n_features, features_per_block)
-    prep = _Prepared(read_rows, processing)
-    factors = sample_factors(read_rows, blocks, processing)
+    prep, factors, profiles = _plan(read_rows, blocks, processing)
     delayed = dask.delayed
-    fits = [delayed(_fit_block, pure=True)(prep, s, e, factors, x, coef) for s, e in blocks]
+    fits = [
+        delayed(_fit_block, pure=True)(prep, s, e, factors, prof, x, coef)
+        for (s, e), prof in zip(blocks, profiles, strict=True)
+    ]
     prior = delayed(_prior, pure=True)(fits)
     parts = [delayed(_moderate_block, pure=True)(f, prior) for f in fits]
     got, (s2_prior, df_prior, _), p_adj = _compute(compute, parts, prior, delayed(_p_values)(parts))
@@ -409,10 +473,11 @@ def _two_group(
     start: int,
     stop: int,
     factors: Any,
+    prof: Any,
     a: Sequence[int],
     b: Sequence[int],
 ) -> dict[str, np.ndarray]:
-    y = prep.block(start, stop, factors).T
+    y = prep.block(start, stop, factors, prof).T
     stat, p, _ = test(y[list(a)], y[list(b)])
     return {"statistic": stat, "p": p}
 
@@ -431,10 +496,12 @@ def _blockwise_two_group(
     if not a or not b or set(a) & set(b):
         raise MethodInputError("the two groups must be non-empty and disjoint")
     blocks = plan_blocks(n_features, features_per_block)
-    prep = _Prepared(read_rows, processing)
-    factors = sample_factors(read_rows, blocks, processing)
+    prep, factors, profiles = _plan(read_rows, blocks, processing)
     delayed = dask.delayed
-    parts = [delayed(_two_group, pure=True)(test, prep, s, e, factors, a, b) for s, e in blocks]
+    parts = [
+        delayed(_two_group, pure=True)(test, prep, s, e, factors, prof, a, b)
+        for (s, e), prof in zip(blocks, profiles, strict=True)
+    ]
     got, p_adj = _compute(compute, parts, delayed(_p_values)(parts))
     stat = np.concatenate([g["statistic"] for g in got])
     return stat, np.concatenate([g["p"] for g in got]), p_adj
