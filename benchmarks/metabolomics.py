@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--features", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--features-per-block", type=int, default=2048)
+    parser.add_argument("--features-per-block", type=int, default=1024)
     parser.add_argument("--log2-fc", type=float, default=0.25)
     parser.add_argument("--sets", type=Path, default=SETS)
     parser.add_argument("--skip-r", action="store_true")
