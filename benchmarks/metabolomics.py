@@ -24,7 +24,8 @@ What it does, in order (one process; R in a subprocess):
    (:func:`~resistomics.modalities.metabolomics._blockwise.blockwise_limma`, one graph,
    one compute: two selection passes for PQN's exact medians, then the fit pass); then
    over-representation of the features at BH < 0.05 among the annotated ones in the
-   Reactome pathways (hypergeometric, scipy; BH over pathways). Peak RSS: client +
+   Reactome pathways (the platform's ``over_representation``: hypergeometric, BH over
+   pathways). Peak RSS: client +
    workers, sampled every 0.1 s.
 3. **limma 3.54.1** through ``Rscript``, on the same matrix: ``readBin`` (timed apart),
    the same processing (matrixStats ``rowMins`` / ``rowMedians`` / ``colMedians`` /
@@ -154,22 +155,16 @@ def generate(
 
 
 def ora(hits: np.ndarray, universe: np.ndarray, sets: pd.DataFrame) -> pd.DataFrame:
-    """Hypergeometric over-representation of ``hits`` (ChEBI IDs) in each pathway.
+    """The platform's hypergeometric ORA (``_enrichment.over_representation``) over the
+    Reactome pathways with >= 5 members in the universe; only the tested sets, by p."""
+    from resistomics.modalities.metabolomics._enrichment import over_representation
 
-    P(X >= k), X ~ Hypergeom(universe, set size, hits) (as clusterProfiler's / MetaboAnalyst's
-    ORA), sets restricted to the universe and kept with >= 5 members; BH over pathways.
-    """
-    from scipy import stats
-
-    from resistomics.modalities.metabolomics._limma import benjamini_hochberg
-
-    s = sets[sets["chebi"].isin(set(universe))]
-    s = s.assign(hit=s["chebi"].isin(set(hits)))
-    g = s.groupby(["pathway", "name"])["hit"].agg(["size", "sum"]).reset_index()
-    g = g[g["size"] >= 5]
-    p = stats.hypergeom.sf(g["sum"].to_numpy() - 1, len(universe), g["size"].to_numpy(), len(hits))
-    g = g.assign(p=p, p_adj=benjamini_hochberg(p))
-    return g.sort_values("p", kind="stable").reset_index(drop=True)
+    members = sets.groupby("pathway")["chebi"].agg(list).to_dict()
+    names = dict(zip(sets["pathway"], sets["name"], strict=True))
+    got = over_representation(
+        hits, universe, members, names=names, min_size=5, max_size=len(universe)
+    )
+    return got[got["tested"]].reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -258,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 enrichment = ora(hits, chebi[annotated], sets)
                 ours_ora = time.perf_counter() - t
         top = enrichment.iloc[0]
-        planted_rank = int(np.flatnonzero(enrichment["pathway"] == PROGRAM)[0]) + 1
+        planted_rank = int(np.flatnonzero(enrichment["set_id"] == PROGRAM)[0]) + 1
         n_planted = int(planted.sum())
         top_n = planted[np.argsort(res.p, kind="stable")[:n_planted]].mean()
         report.update(
@@ -270,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
             ours_peak_rss_largest_process=max(mem["peak_by_pid"].values()),
             planted_in_top_n=float(top_n),
             fdr05=int((res.p_adj < 0.05).sum()),
-            ora_top=[str(top["pathway"]), str(top["name"]), float(top["p_adj"])],
+            ora_top=[str(top["set_id"]), str(top["name"]), float(top["q"])],
             ora_planted_rank=planted_rank,
             ora_pathways=len(enrichment),
         )
@@ -284,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"  oracle: {100 * top_n:.0f} % of the {n_planted} planted features in the top "
             f"{n_planted}; {report['fdr05']} at BH < 0.05; ORA: {PROGRAM} ranks {planted_rank} "
-            f"(top: {top['pathway']} {top['name']}, BH {top['p_adj']:.2g})"
+            f"(top: {top['set_id']} {top['name']}, BH {top['q']:.2g})"
         )
         if args.skip_r:
             return

@@ -115,6 +115,8 @@ def test_the_feature_table_reader_ingests_it(tmp_path: Path) -> None:
     assert list(got.samples["sample_id"]) == list(study.samples["sample_id"])
     assert list(got.samples["sample_type"]) == list(study.samples["sample_type"])
     assert list(got.features["ChEBI"]) == list(study.features["chebi"])
+    assert list(got.samples["injection_order"]) == list(study.samples["injection_order"])
+    assert list(got.samples["batch"].astype(str)) == list(study.samples["batch"].astype(str))
     np.testing.assert_allclose(got.values, study.values, rtol=1e-5)
     assert sheet.read_text().splitlines()[0] == (
         "sample_id,sample_type,group,subject,injection_order,batch"

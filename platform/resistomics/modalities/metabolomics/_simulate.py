@@ -214,10 +214,10 @@ def write_feature_table(study: SimulatedStudy, directory: str | Path) -> tuple[P
     type``, ``Injection order``, ``Batch ID``) and the columns ``Alignment ID``,
     ``Average Rt(min)``, ``Average Mz``, ``Metabolite name``, ``ChEBI``; missing values are
     empty cells. The sheet (``samples.csv``) holds every sample's ``sample_id``,
-    ``sample_type``, ``group``, ``subject``, ``injection_order`` and ``batch``. The
-    ``feature-table`` reader takes classes and sample types from the rows above the
-    header but not (yet) injection order and batch: those reach a store through the
-    sample sheet registered with the study (the design columns joined at ingest).
+    ``sample_type``, ``group``, ``subject``, ``injection_order`` and ``batch`` (the
+    ``feature-table`` reader takes classes, sample types, injection order and batch from
+    the rows above the header; the sheet also gives groups and subjects for the study's
+    registration).
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
