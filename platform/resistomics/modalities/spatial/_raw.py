@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import scipy.sparse as sp
 
-__all__ = ["FEATURE_TYPES", "SpatialInput"]
+__all__ = ["FEATURE_TYPES", "SpatialInput", "SpatialReadContext"]
 
 #: ``genes["feature_type"]`` values: measured genes and the control kinds platforms ship.
 FEATURE_TYPES = (
@@ -99,3 +99,23 @@ class SpatialInput:
     def sections(self) -> list[str]:
         """The section names, in order of first appearance."""
         return list(dict.fromkeys(self.cells["section"].astype(str)))
+
+
+@dataclass(frozen=True)
+class SpatialReadContext:
+    """What a spatial reader is told besides the path: ``read(path, ctx) -> SpatialInput``.
+
+    Attributes
+    ----------
+    section
+        The section (registered sample) every cell of a single-section source belongs to
+        (the ``--sample`` ingest option; the writer defaults it to the folder name). A
+        multi-section source (a SpatialData store with several tables or regions) ignores
+        it and names its sections itself.
+    labels_column
+        A cell-metadata column holding user-supplied cell-type labels, kept in ``cells``
+        under its own name (None: none).
+    """
+
+    section: str | None = None
+    labels_column: str | None = None
