@@ -21,6 +21,7 @@ from resistomics.errors import InputError
 from resistomics.modalities.spatial import (
     Section,
     co_occurrence,
+    default_interval,
     delaunay_graph,
     knn_graph,
     map_sections,
@@ -30,6 +31,7 @@ from resistomics.modalities.spatial import (
     radius_graph,
     section_statistics,
 )
+from resistomics.modalities.spatial._cooccurrence import _grid_histogram, _pair_histogram
 from resistomics.modalities.spatial._nhood import _permuted_counts
 
 REFERENCE = Path(__file__).parent / "data" / "squidpy_reference.npz"
@@ -159,6 +161,38 @@ def test_co_occurrence_equals_squidpy(ref: dict[str, Any]) -> None:
     # an explicit interval is used as given (sorted)
     given = co_occurrence(ref["coords"], ref["labels"], interval=ref["cooc_interval"][::-1])
     np.testing.assert_array_equal(given.ratio, res.ratio)
+
+
+@pytest.mark.parametrize(
+    "interval",
+    [
+        None,  # squidpy's default: spans half the section, so every pair is visited
+        [0.0, 5.0, 10.0, 25.0],  # local: the grid skips pairs beyond 25
+        [0.0, 3.0, 4.0, 5.0],  # integer coordinates put many pairs exactly on a threshold
+        [0.0, 0.5, 1.0],  # smaller than the cells' spacing: a sparse grid
+    ],
+)
+def test_grid_pair_counts_equal_all_pairs(interval: list[float] | None) -> None:
+    # The cell-list kernel visits only pairs within the largest threshold; its counts
+    # must be those of the all-pairs kernel in every bin that is kept, bit for bit.
+    rng = np.random.default_rng(5)
+    n = 1500
+    xy = np.concatenate(
+        [rng.integers(0, 60, size=(n // 2, 2)).astype(float), rng.uniform(0, 200, (n // 2, 2))]
+    )
+    codes = rng.integers(0, 4, size=n).astype(np.int64)
+    edges = default_interval(xy) if interval is None else np.asarray(interval, dtype=np.float32)
+    thresholds2 = edges[1:] ** 2
+    x, y = xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32)
+    full = np.zeros((4, 4, len(thresholds2) + 1), dtype=np.int64)
+    _pair_histogram(x, y, codes, thresholds2, full)
+    grid = np.zeros_like(full)
+    _grid_histogram(x, y, codes, thresholds2, grid)
+    sym = lambda h: h + h.transpose(1, 0, 2)  # noqa: E731 - ordered pairs, as co_occurrence
+    np.testing.assert_array_equal(sym(grid)[:, :, :-1], sym(full)[:, :, :-1])
+    assert sym(full)[:, :, :-1].sum() > 0
+    if interval is not None and interval[-1] < 100:
+        assert grid[:, :, -1].sum() == 0 < full[:, :, -1].sum()  # pairs beyond: not visited
 
 
 def _moran_ref(ref: dict[str, Any], key: str) -> pd.DataFrame:

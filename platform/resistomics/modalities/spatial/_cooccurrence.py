@@ -18,9 +18,17 @@ same side. The default interval
 between the two cells of smallest ``x + y`` and ``t_max`` half the distance from the first of
 them to the cell of largest ``x + y``.
 
-Cost is O(n^2 log L) time (each unordered pair once, a binary search for its first
-threshold; squidpy tests every threshold for every ordered pair) and O(n + k^2 L) memory,
-in a compiled loop (numba, releases the GIL so sections run in parallel threads).
+Pairs farther apart than the largest threshold count in no bin, so they are never
+visited: the cells are bucketed into a square grid whose side is the largest threshold
+(a cell list, Allen & Tildesley 1987), and each cell is compared only with the cells of
+its own and the four "forward" neighbouring grid squares (each unordered pair once). With
+the default interval (which spans half the section) that is still all pairs, O(n^2);
+with a local interval (co-occurrence within, say, 200 um, the scale of a niche) it is
+O(n m), m the mean number of cells within the largest threshold. Each visited pair costs
+a binary search for its first threshold (squidpy tests every threshold for every ordered
+pair of all n^2); memory O(n + k^2 L); a compiled loop (numba, releases the GIL so
+sections run in parallel threads). The result is the same as the all-pairs count, bit
+for bit (tested), because the pair decision is the same float32 comparison.
 
 References
 ----------
@@ -119,6 +127,88 @@ def _pair_histogram(
             hist[ci, codes[j], base] += 1  # (i, j); (j, i) is added by the caller's transpose
 
 
+@numba.njit(cache=True, nogil=True)
+def _bin_of(d2: np.float32, thresholds2: np.ndarray) -> int:  # pragma: no cover - compiled
+    # first r with d2 <= thresholds2[r] (searchsorted, left); n_bins when none
+    n_bins = thresholds2.shape[0]
+    base, size = 0, n_bins
+    while size > 1:
+        half = size // 2
+        if thresholds2[base + half - 1] < d2:
+            base += half
+        size -= half
+    if thresholds2[base] < d2:
+        base += 1
+    return base
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_pair_histogram(
+    x: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    thresholds2: np.ndarray,
+    starts: np.ndarray,
+    nx: int,
+    ny: int,
+    hist: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    # x, y, codes are sorted by grid square (square index gx * ny + gy); starts[s] is the
+    # first point of square s (starts has nx * ny + 1 entries). Each unordered pair within
+    # the largest threshold once: same square (j > i), then the forward squares
+    # (gx, gy + 1), (gx + 1, gy - 1), (gx + 1, gy), (gx + 1, gy + 1).
+    last = thresholds2[thresholds2.shape[0] - 1]
+    for gx in range(nx):
+        for gy in range(ny):
+            s = gx * ny + gy
+            for i in range(starts[s], starts[s + 1]):
+                xi, yi, ci = x[i], y[i], codes[i]
+                for j in range(i + 1, starts[s + 1]):
+                    dx = np.float64(xi - x[j])
+                    dy = np.float64(yi - y[j])
+                    d2 = np.float32(dx * dx + dy * dy)
+                    if d2 <= last:
+                        hist[ci, codes[j], _bin_of(d2, thresholds2)] += 1
+                for step in range(4):
+                    if step == 0:
+                        ox, oy = gx, gy + 1
+                    else:
+                        ox, oy = gx + 1, gy + step - 2
+                    if ox >= nx or oy < 0 or oy >= ny:
+                        continue
+                    t = ox * ny + oy
+                    for j in range(starts[t], starts[t + 1]):
+                        dx = np.float64(xi - x[j])
+                        dy = np.float64(yi - y[j])
+                        d2 = np.float32(dx * dx + dy * dy)
+                        if d2 <= last:
+                            hist[ci, codes[j], _bin_of(d2, thresholds2)] += 1
+
+
+def _grid_histogram(
+    x: np.ndarray, y: np.ndarray, codes: np.ndarray, thresholds2: np.ndarray, hist: np.ndarray
+) -> None:
+    """Fill ``hist`` as :func:`_pair_histogram` does, visiting only pairs within the
+    largest threshold (pairs beyond it go to no kept bin)."""
+    reach = float(np.sqrt(np.float64(thresholds2[-1])))
+    # a little wider than the largest threshold, so that float32 rounding of a pair's
+    # distance can never put a counted pair two squares apart
+    side = max(reach * (1.0 + 1e-5), 1e-12)
+    x0, y0 = float(x.min()), float(y.min())
+    gx = np.floor((x.astype(np.float64) - x0) / side).astype(np.int64)
+    gy = np.floor((y.astype(np.float64) - y0) / side).astype(np.int64)
+    nx, ny = int(gx.max()) + 1, int(gy.max()) + 1
+    if nx * ny > 4 * x.shape[0] + 16:  # sparse grid (tiny threshold): squares of many cells
+        side = max(side, float(max(np.ptp(x), np.ptp(y))) / np.sqrt(x.shape[0]) + 1e-12)
+        gx = np.floor((x.astype(np.float64) - x0) / side).astype(np.int64)
+        gy = np.floor((y.astype(np.float64) - y0) / side).astype(np.int64)
+        nx, ny = int(gx.max()) + 1, int(gy.max()) + 1
+    square = gx * ny + gy
+    order = np.argsort(square, kind="stable")
+    starts = np.searchsorted(square[order], np.arange(nx * ny + 1)).astype(np.int64)
+    _grid_pair_histogram(x[order], y[order], codes[order], thresholds2, starts, nx, ny, hist)
+
+
 def co_occurrence(
     coords: npt.ArrayLike,
     labels: pd.Categorical | pd.Series | Sequence[str] | np.ndarray,
@@ -166,7 +256,7 @@ def co_occurrence(
     n_bins = len(thresholds2)
 
     hist = np.zeros((k, k, n_bins + 1), dtype=np.int64)
-    _pair_histogram(
+    _grid_histogram(
         xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32), codes, thresholds2, hist
     )
     hist += hist.transpose(1, 0, 2).copy()  # ordered pairs: (i, j) and (j, i)
