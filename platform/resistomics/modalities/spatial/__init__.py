@@ -4,32 +4,46 @@ Neighbour graphs (kNN, radius, Delaunay), neighbourhood enrichment, co-occurrenc
 Moran's I of one section, each agreeing with squidpy 1.8 (tests against references made
 by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_statistics`
 / :func:`map_sections` to run them over many sections with Dask, one section in memory per
-task. No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
+task; resistance niches (:func:`niche_composition` per section, :func:`resistance_niches`
+per patient and cohort, :func:`map_niches` over Dask) with a generated planted cohort
+(:func:`simulate_niche_cohort`). No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
 canonical store and the analyses come next.
 """
 
 from resistomics.modalities._plugin import lazy_exports
 
 _LAZY = {
+    "BASE_PROPORTIONS": "_simulate",
+    "CELL_TYPES": "_simulate",
     "CoOccurrence": "_cooccurrence",
     "GraphMethod": "_graph",
     "NeighbourhoodEnrichment": "_nhood",
+    "ResistanceNiches": "_niches",
     "Section": "_sections",
     "SectionStatistics": "_sections",
+    "SimulatedCohort": "_simulate",
     "SpatialGraph": "_graph",
     "check_coordinates": "_graph",
     "co_occurrence": "_cooccurrence",
+    "cohort_niche_tests": "_niches",
     "default_interval": "_cooccurrence",
     "delaunay_graph": "_graph",
     "knn_graph": "_graph",
     "label_codes": "_labels",
+    "map_niches": "_niches",
     "map_sections": "_sections",
     "morans_i": "_autocorr",
+    "neighbour_composition": "_niches",
     "neighbour_counts": "_nhood",
     "nhood_enrichment": "_nhood",
+    "niche_changes": "_niches",
+    "niche_composition": "_niches",
     "radius_graph": "_graph",
+    "resistance_niches": "_niches",
     "row_normalise": "_autocorr",
+    "section_niches": "_niches",
     "section_statistics": "_sections",
+    "simulate_niche_cohort": "_simulate",
     "spatial_graph": "_graph",
     "weight_moments": "_autocorr",
 }
