@@ -6,7 +6,8 @@ by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_s
 / :func:`map_sections` to run them over many sections with Dask, one section in memory per
 task; resistance niches (:func:`niche_composition` per section, :func:`resistance_niches`
 per patient and cohort, :func:`map_niches` over Dask) with a generated planted cohort
-(:func:`simulate_niche_cohort`). No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
+(:func:`simulate_niche_cohort`), and per-gene nuclear fractions of transcripts
+(:func:`nuclear_fractions`). No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
 canonical store and the analyses come next.
 """
 
@@ -38,6 +39,9 @@ _LAZY = {
     "nhood_enrichment": "_nhood",
     "niche_changes": "_niches",
     "niche_composition": "_niches",
+    "nuclear_fractions": "_subcellular",
+    "nucleus_membership": "_subcellular",
+    "points_in_polygons": "_subcellular",
     "radius_graph": "_graph",
     "resistance_niches": "_niches",
     "row_normalise": "_autocorr",
@@ -46,6 +50,7 @@ _LAZY = {
     "simulate_niche_cohort": "_simulate",
     "spatial_graph": "_graph",
     "weight_moments": "_autocorr",
+    "wilson_interval": "_subcellular",
 }
 
 __all__ = sorted(_LAZY)
