@@ -191,3 +191,189 @@ def write_xenium(
         json.dumps({"run_name": "synthetic", "panel_name": "test", "pixel_size": 0.2125})
     )
     return folder
+
+
+MERSCOPE_CONTROLS = (("Blank-0", "blank"), ("Blank-1", "blank"))
+
+
+def write_merscope(folder: Path, truth: Truth, *, entity_id: bool = False) -> Path:
+    """A MERSCOPE output folder with long integer cell IDs (as Vizgen writes them) and an
+    ``images/`` manifest and transform. ``entity_id``: the metadata's first column is
+    named ``EntityID`` (newer MERSCOPE), else unnamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [str(110883424764611924400221639916314253469 + i) for i in range(len(truth.cell_ids))]
+    matrix = pd.DataFrame(truth.counts, columns=truth.genes)
+    matrix.insert(0, "cell", ids)
+    matrix.to_csv(folder / "cell_by_gene.csv", index=False)
+    first = "EntityID" if entity_id else ""
+    meta = pd.DataFrame(
+        {
+            first: ids,
+            "fov": np.arange(len(ids)) % 3,
+            "volume": np.full(len(ids), 1234.5),
+            "center_x": truth.x,
+            "center_y": truth.y,
+            "min_x": truth.x - 4,
+            "max_x": truth.x + 4,
+            "min_y": truth.y - 4,
+            "max_y": truth.y + 4,
+        }
+    )
+    # metadata in another order than the matrix: the reader joins on the ID
+    meta.iloc[::-1].to_csv(folder / "cell_metadata.csv", index=False)
+    pd.DataFrame(
+        {
+            "": np.arange(len(truth.tx_gene)),
+            "barcode_id": truth.tx_gene,
+            "global_x": truth.tx_x,
+            "global_y": truth.tx_y,
+            "global_z": truth.tx_z,
+            "x": truth.tx_x * 9.259,
+            "y": truth.tx_y * 9.259,
+            "fov": 0,
+            "gene": [truth.genes[g] for g in truth.tx_gene],
+            "transcript_id": [f"tx{i}" for i in range(len(truth.tx_gene))],
+            "cell_id": [ids[c] if c >= 0 else "-1" for c in truth.tx_cell],
+        }
+    ).to_csv(folder / "detected_transcripts.csv", index=False)
+    images = folder / "images"
+    images.mkdir()
+    # mosaic pixel = 9.259 * micron + 100: the mosaic covers [-100/9.259, ...] um
+    (images / "micron_to_mosaic_pixel_transform.csv").write_text(
+        "9.259 0.0 100.0\n0.0 9.259 200.0\n0.0 0.0 1.0\n"
+    )
+    (images / "manifest.json").write_text(
+        json.dumps(
+            {"mosaic_width_pixels": 10000, "mosaic_height_pixels": 8000, "microns_per_pixel": 0.108}
+        )
+    )
+    return folder
+
+
+COSMX_CONTROLS = (
+    ("NegPrb1", "negative_control_probe"),
+    ("NegPrb2", "negative_control_probe"),
+    ("SystemControl1", "negative_control_codeword"),
+)
+
+
+def cosmx_ids(truth: Truth) -> list[str]:
+    """The reader's cell IDs of :func:`write_cosmx`'s cells: ``"{fov}_{cell_ID}"``."""
+    return [f"{1 + i % 2}_{1 + i // 2}" for i in range(len(truth.cell_ids))]
+
+
+def write_cosmx(folder: Path, truth: Truth, *, run: str = "Run5573_TMA1") -> Path:
+    """A CosMx flat-file export: two fields of view, cell_ID restarting in each, a
+    background row (cell_ID 0) per fov, pixel coordinates at 0.12028 um/px."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(truth.cell_ids)
+    fov = np.array([1 + i % 2 for i in range(n)])
+    cid = np.array([1 + i // 2 for i in range(n)])
+    background = np.full((2, len(truth.genes)), 7, dtype=np.int64)
+    expr = pd.DataFrame(np.vstack([background, truth.counts]), columns=truth.genes)
+    expr.insert(0, "cell_ID", np.concatenate([[0, 0], cid]))
+    expr.insert(0, "fov", np.concatenate([[1, 2], fov]))
+    expr.to_csv(folder / f"{run}_exprMat_file.csv", index=False)
+    pd.DataFrame(
+        {
+            "fov": fov,
+            "cell_ID": cid,
+            "Area": np.full(n, 4000),
+            "AspectRatio": np.full(n, 1.1),
+            "CenterX_local_px": np.full(n, 100),
+            "CenterY_local_px": np.full(n, 100),
+            "CenterX_global_px": truth.x / COSMX_UM_PER_PX,
+            "CenterY_global_px": truth.y / COSMX_UM_PER_PX,
+            "Width": np.full(n, 60),
+            "Height": np.full(n, 70),
+        }
+    ).to_csv(folder / f"{run}_metadata_file.csv", index=False)
+    comp = np.where(truth.tx_nuclear, "Nuclear", np.where(truth.tx_cell >= 0, "Cytoplasm", "None"))
+    pd.DataFrame(
+        {
+            "fov": np.where(truth.tx_cell >= 0, fov[truth.tx_cell], 1),
+            "cell_ID": np.where(truth.tx_cell >= 0, cid[truth.tx_cell], 0),
+            "x_local_px": 0.0,
+            "y_local_px": 0.0,
+            "x_global_px": truth.tx_x / COSMX_UM_PER_PX,
+            "y_global_px": truth.tx_y / COSMX_UM_PER_PX,
+            "z": np.arange(len(truth.tx_gene)) % 8,
+            "target": [truth.genes[g] for g in truth.tx_gene],
+            "CellComp": comp,
+        }
+    ).to_csv(folder / f"{run}_tx_file.csv", index=False)
+    return folder
+
+
+VISIUM_SPOT_PX = 89.43  # spot_diameter_fullres of a typical Visium run
+HIRES_SCALEF = 0.15
+
+
+def write_visium(
+    folder: Path,
+    truth: Truth,
+    *,
+    positions: str = "csv",
+    mex: bool = False,
+    hd_bin_um: int | None = None,
+) -> Path:
+    """A Space Ranger output folder. ``positions``: ``csv`` (tissue_positions.csv with a
+    header), ``list`` (tissue_positions_list.csv, no header) or ``parquet``;
+    ``hd_bin_um``: a Visium HD run (``binned_outputs/square_XXXum/``; also a coarser bin
+    the reader must not pick)."""
+    barcodes = [f"AAACAAGTATCTCCCA-{i}" for i in range(len(truth.cell_ids))]
+    if hd_bin_um is not None:
+        run = folder / "binned_outputs" / f"square_{hd_bin_um:03d}um"
+        coarse = folder / "binned_outputs" / "square_016um"
+        coarse.mkdir(parents=True)
+        um_per_px = 0.2738
+        spot_px = hd_bin_um / um_per_px
+        factors = {
+            "spot_diameter_fullres": spot_px,
+            "bin_size_um": float(hd_bin_um),
+            "microns_per_pixel": um_per_px,
+            "tissue_hires_scalef": HIRES_SCALEF,
+        }
+    else:
+        run = folder
+        um_per_px = 55.0 / VISIUM_SPOT_PX
+        factors = {
+            "spot_diameter_fullres": VISIUM_SPOT_PX,
+            "tissue_hires_scalef": HIRES_SCALEF,
+            "fiducial_diameter_fullres": 144.5,
+            "tissue_lowres_scalef": 0.045,
+        }
+    spatial = run / "spatial"
+    spatial.mkdir(parents=True, exist_ok=True)
+    kinds = ["Gene Expression"] * len(truth.genes)
+    if mex:
+        _write_mex(run / "filtered_feature_bc_matrix", truth, kinds, barcodes)
+    else:
+        _write_tenx_h5(run / "filtered_feature_bc_matrix.h5", truth, kinds, barcodes)
+    (spatial / "scalefactors_json.json").write_text(json.dumps(factors))
+    n = len(barcodes)
+    frame = pd.DataFrame(
+        {
+            "barcode": [*barcodes, "TTTTTTTTTTTTTTTT-1"],  # an out-of-tissue spot
+            "in_tissue": [1] * n + [0],
+            "array_row": [*list(range(n)), 77],
+            "array_col": [*list(range(0, 2 * n, 2)), 127],
+            "pxl_row_in_fullres": [*list(truth.y / um_per_px), 5.0],
+            "pxl_col_in_fullres": [*list(truth.x / um_per_px), 5.0],
+        }
+    ).iloc[::-1]
+    if positions == "parquet":
+        frame.to_parquet(spatial / "tissue_positions.parquet", index=False)
+    elif positions == "list":
+        frame.to_csv(spatial / "tissue_positions_list.csv", index=False, header=False)
+    else:
+        frame.to_csv(spatial / "tissue_positions.csv", index=False)
+    # a PNG header of 2000 x 1600 pixels: the hires image
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 2000, 1600, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr
+    png += struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    (spatial / "tissue_hires_image.png").write_bytes(png)
+    return folder

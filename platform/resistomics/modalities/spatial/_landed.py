@@ -104,7 +104,12 @@ def require_columns(path: Path, have: Iterable[str], need: Sequence[str]) -> Non
 
 
 def read_csv_table(
-    path: Path, *, required: Sequence[str] = (), strings: Sequence[str] = ()
+    path: Path,
+    *,
+    required: Sequence[str] = (),
+    strings: Sequence[str] = (),
+    id_first: bool = False,
+    names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """A comma-separated table with a header, every row as many fields as the header.
 
@@ -114,14 +119,22 @@ def read_csv_table(
     """
     handle = open_checked_text(path)
     try:
-        first = handle.readline()
-        if not first.strip():
-            raise InputError(str(path), "not-empty", "the file is empty", line=1)
-        header = next(csv.reader([first.rstrip("\n")]))
-        handle.check_field_lengths(header, line=1)
+        if names is not None:
+            header = list(names)
+        else:
+            first = handle.readline()
+            if not first.strip():
+                raise InputError(str(path), "not-empty", "the file is empty", line=1)
+            header = next(csv.reader([first.rstrip("\n")]))
+            handle.check_field_lengths(header, line=1)
         require_columns(path, header, required)
+        if len(set(header)) != len(header):
+            dup = next(c for c in header if header.count(c) > 1)
+            raise InputError(str(path), "unique-columns", f"column {dup!r} appears twice", line=1)
         handle.expect_fields(len(header), ",")
         dtypes = {c: str for c in strings if c in header}
+        if id_first:
+            dtypes[header[0]] = str
         frame = pd.read_csv(
             handle, header=None, names=header, dtype=dtypes, engine="c", keep_default_na=True
         )
