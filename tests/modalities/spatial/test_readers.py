@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tests.modalities.spatial._instruments import (
@@ -490,3 +491,39 @@ def test_readers_are_exported() -> None:
     for fmt in ("xenium", "merscope", "cosmx", "visium"):
         assert callable(getattr(spatial, f"read_{fmt}"))
         assert callable(getattr(spatial, f"detect_{fmt}"))
+
+
+def test_duplicates_and_ghost_transcripts_are_kept_for_the_expectations(tmp_path: Path) -> None:
+    """Readers do not repair: a duplicated cell ID and a transcript naming a cell that
+    does not exist reach the SpatialInput, where the expectations refuse them."""
+    truth = synthetic_section(n_cells=6, seed=6)
+    folder = write_xenium(tmp_path / "x", truth)
+    cells = pd.read_parquet(folder / "cells.parquet")
+    cells.loc[1, "cell_id"] = "cell000"
+    cells.to_parquet(folder / "cells.parquet", index=False)
+    import h5py
+
+    with h5py.File(folder / "cell_feature_matrix.h5", "a") as f:
+        barcodes = f["matrix/barcodes"][()]
+        barcodes[1] = b"cell000"
+        f["matrix/barcodes"][...] = barcodes
+    tx = pq.read_table(folder / "transcripts.parquet").to_pandas()
+    tx.loc[0, "cell_id"] = "ghost"
+    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), folder / "transcripts.parquet")
+    got = read_xenium(str(folder), CTX)
+    assert list(got.cells.index[:2]) == ["cell000", "cell000"]
+    assert got.transcripts is not None and got.transcripts["cell_id"][0].as_py() == "ghost"
+
+
+def test_labels_column_kept_or_refused(tmp_path: Path) -> None:
+    truth = synthetic_section(n_cells=6, seed=7)
+    folder = write_cosmx(tmp_path / "c", truth)
+    meta_file = folder / "Run5573_TMA1_metadata_file.csv"
+    meta = pd.read_csv(meta_file)
+    meta["cell_type"] = ["tumour", "fibroblast"] * 3
+    meta.to_csv(meta_file, index=False)
+    got = read_cosmx(str(folder), SpatialReadContext(section="S1", labels_column="cell_type"))
+    assert got.cells["cell_type"].tolist() == ["tumour", "fibroblast"] * 3
+    with pytest.raises(InputError) as exc:
+        read_cosmx(str(folder), SpatialReadContext(section="S1", labels_column="celltype"))
+    assert "'celltype'" in _one_line(exc, meta_file, "labels-column")

@@ -35,6 +35,7 @@ from resistomics.modalities.spatial._landed import (
     align_cells,
     check_finite,
     check_integer_counts,
+    check_labels_column,
     find_file,
     numeric_column,
     read_csv_table,
@@ -88,7 +89,11 @@ def _cell_ids(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
                 line=i + 2,
                 column=name,
             )
-    ids = np.array([f"{int(f)}_{int(c)}" for f, c in zip(fov, cell, strict=True)], dtype=object)
+    ids = (
+        pd.Series(fov.astype(np.int64)).astype(str)
+        + "_"
+        + pd.Series(cell.astype(np.int64)).astype(str)
+    ).to_numpy(dtype=object)
     return ids, cell != 0
 
 
@@ -142,6 +147,7 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
             cells[str(column)] = picked[column].to_numpy()
 
     tx_path = find_file(folder, _TX)
+    check_labels_column(meta_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="cosmx",
         source=str(folder),

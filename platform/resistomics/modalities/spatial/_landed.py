@@ -32,6 +32,7 @@ __all__ = [
     "align_cells",
     "check_finite",
     "check_integer_counts",
+    "check_labels_column",
     "feature_types",
     "find_file",
     "numeric_column",
@@ -204,6 +205,18 @@ def check_integer_counts(path: Path, values: np.ndarray, *, where: str = "count"
             str(path),
             "integer-counts",
             f"{where} {values.ravel()[i]!r} is not a non-negative integer ({int(bad.sum())} such)",
+        )
+
+
+def check_labels_column(path: Path, cells: pd.DataFrame, column: str | None) -> None:
+    """``labels-column``: the cell-type labels column the user named is in the cells."""
+    if column is not None and column not in cells.columns:
+        raise InputError(
+            str(path),
+            "labels-column",
+            f"the cell-type labels column {column!r} is not in the cell metadata "
+            f"(columns: {', '.join(map(str, cells.columns[:10]))})",
+            column=column,
         )
 
 

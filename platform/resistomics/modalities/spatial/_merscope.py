@@ -28,6 +28,7 @@ from resistomics.modalities.spatial._landed import (
     align_cells,
     check_finite,
     check_integer_counts,
+    check_labels_column,
     find_file,
     numeric_column,
     read_csv_table,
@@ -101,6 +102,7 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
 
     tx_path = find_file(folder, "detected_transcripts.csv")
     bounds = _bounds(folder)
+    check_labels_column(meta_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="merscope",
         source=str(folder),

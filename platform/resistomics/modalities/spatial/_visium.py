@@ -35,6 +35,7 @@ from resistomics.modalities.spatial._landed import (
     TENX_FEATURE_TYPES,
     align_cells,
     check_finite,
+    check_labels_column,
     feature_types,
     find_file,
     numeric_column,
@@ -147,6 +148,7 @@ def read_visium(path: str, ctx: SpatialReadContext) -> SpatialInput:
                 width / hires_scale * um_per_px,
                 height / hires_scale * um_per_px,
             )
+    check_labels_column(positions_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="visium",
         source=str(folder),

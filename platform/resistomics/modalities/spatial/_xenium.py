@@ -28,6 +28,7 @@ from resistomics.modalities.spatial._landed import (
     TENX_FEATURE_TYPES,
     align_cells,
     check_finite,
+    check_labels_column,
     feature_types,
     find_file,
     numeric_column,
@@ -112,6 +113,7 @@ def read_xenium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     tx_path = find_file(folder, "transcripts.parquet")
     if tx_path is not None:
         transcripts = _transcripts(tx_path, section)
+    check_labels_column(cells_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="xenium",
         source=str(folder),
