@@ -561,7 +561,12 @@ def catalog_verify(
         raise typer.Exit(1)
 
 
-EXPORT_FORMATS = ("tsv", "parquet", "h5ad")
+def _export_formats() -> tuple[str, ...]:
+    """tsv and parquet (one table), then every whole-store format a layout offers."""
+    from resistomics.storage import layouts
+
+    stores = sorted({f for x in layouts() for f in x.exports})
+    return ("tsv", "parquet", *stores)
 
 
 @app.command()
@@ -571,7 +576,10 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")],
     fmt: Annotated[
         str,
-        typer.Option("--format", help="tsv or parquet (one table); h5ad (a sparse matrix)."),
+        typer.Option(
+            "--format",
+            help="tsv or parquet (one table); h5ad (a matrix); spatialdata (a spatial store).",
+        ),
     ] = "tsv",
     table: Annotated[
         str | None, typer.Option(help="Which table of the dataset (default: the first).")
@@ -583,14 +591,15 @@ def export(
     Example: resistomics export t47d/counts.signatures --table sample_scores --format tsv -o scores.tsv
 
     Example: resistomics export t47d/counts --format h5ad -o t47d.h5ad
+
+    Example: resistomics export u2os/merfish_sample --format spatialdata -o merfish.zarr
     """
     from resistomics.errors import UnknownNameError
     from resistomics.publishing import layout_of
 
-    if fmt not in EXPORT_FORMATS:
-        fail(
-            f"--format {fmt!r}: [option] choose {_choices(UnknownNameError('', fmt, EXPORT_FORMATS))}"
-        )
+    formats = _export_formats()
+    if fmt not in formats:
+        fail(f"--format {fmt!r}: [option] choose {_choices(UnknownNameError('', fmt, formats))}")
     check_output(output)
     ws = _workspace()
     version = ws.catalog.resolve(dataset)

@@ -36,6 +36,7 @@ from resistomics.pipeline import (
 )
 from resistomics.publishing import layout_of
 from resistomics.simulate import MAF_COLUMNS
+from spatial_files import write_sdata
 
 STUDY = "contract"
 SAMPLES_IDS = [f"S{i}" for i in range(6)]
@@ -183,6 +184,11 @@ SAMPLES: dict[str, Samples] = {
     ),
     "metabolomics": Samples(
         _metab, lambda f: _metab(f, bad="number"), lambda f: _metab(f, bad="negative")
+    ),
+    "spatial": Samples(
+        lambda f: write_sdata(f, "S0"),
+        lambda f: write_sdata(f, "S0", bad="no-gene"),
+        lambda f: write_sdata(f, "S0", bad="nan"),
     ),
     # the dense feature-matrix@1 layout, as methylation and metabolomics store it
     "toymatrix": Samples(

@@ -71,17 +71,23 @@ def test_files_find_their_modality(tmp_path: Path) -> None:
         guess_modality(str(tmp_path / "notes.docx"))
 
 
-def test_layouts_are_versioned_and_the_coming_ones_are_planned() -> None:
+def test_layouts_are_versioned_and_implemented() -> None:
     specs = {x.spec: x for x in layouts()}
-    implemented = {"sparse-matrix@1", "partitioned-table@1", "result-tables@1", "feature-matrix@1"}
+    implemented = {
+        "sparse-matrix@1",
+        "partitioned-table@1",
+        "result-tables@1",
+        "feature-matrix@1",
+        "spatialdata@1",
+    }
     assert implemented <= set(specs)
-    assert specs["spatialdata@1"].planned
     for spec in implemented:  # what integrity, export and the CLI dispatch on
         x = specs[spec]
         assert not x.planned and x.tables is not None and x.read_table is not None, spec
     assert (
         set(specs["feature-matrix@1"].exports) == set(specs["sparse-matrix@1"].exports) == {"h5ad"}
     )
+    assert set(specs["spatialdata@1"].exports) == {"h5ad", "spatialdata"}
 
 
 def test_importing_the_registry_imports_no_modality() -> None:

@@ -49,6 +49,7 @@ BUILTINS: dict[str, str] = {
     "variants": "resistomics.modalities.variants._modality:VariantsModality",
     "methylation": "resistomics.modalities.methylation._modality:MethylationModality",
     "metabolomics": "resistomics.modalities.metabolomics._modality:MetabolomicsModality",
+    "spatial": "resistomics.modalities.spatial._modality:SpatialModality",
 }
 
 

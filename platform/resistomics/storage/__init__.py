@@ -35,6 +35,12 @@ from resistomics.storage._sparse_matrix import (
     export_h5ad,
     open_sparse_matrix,
 )
+from resistomics.storage._spatialdata import (
+    SpatialDataWriter,
+    SpatialStore,
+    element_name,
+    open_spatial,
+)
 from resistomics.storage._tables import read_table, write_table
 
 __all__ = [
@@ -49,16 +55,20 @@ __all__ = [
     "ManifestProblem",
     "SparseMatrixStore",
     "SparseMatrixWriter",
+    "SpatialDataWriter",
+    "SpatialStore",
     "StoreSummary",
     "StoredContents",
     "append_partitioned",
     "digest_bytes",
     "digest_path",
+    "element_name",
     "export_h5ad",
     "layout",
     "layouts",
     "open_feature_matrix",
     "open_sparse_matrix",
+    "open_spatial",
     "parse_layout",
     "partition_directories",
     "read_dense_array",

@@ -21,8 +21,9 @@ layout                 what                                                     
 ``feature-matrix@1``   dense Zarr v3 arrays, features x samples, in feature and      methylation,
                        sample blocks; Parquet feature index and samples table        metabolomics
                        (:mod:`resistomics.storage._feature_matrix`)
-``spatialdata@1``      PLANNED: a SpatialData Zarr store (images, labels, points,    spatial
-                       shapes, AnnData table) that ``spatialdata.read_zarr`` opens
+``spatialdata@1``      SpatialData Zarr store (points, shapes, AnnData table) that    spatial
+                       ``spatialdata.read_zarr`` opens; its table is a sparse-matrix
+                       store (:mod:`resistomics.storage._spatialdata`)
 =====================  ===========================================================  ===========
 """
 
@@ -180,6 +181,38 @@ def _result_read(root: DataRoot, path: str, name: str) -> pd.DataFrame:
     return read_table(root, posixpath.join(path, f"{name}.parquet"))
 
 
+# ----------------------------------------------------------------------- spatialdata@1
+def _spatial_inspect(root: DataRoot, path: str) -> StoredContents:
+    from resistomics.storage._spatialdata import inspect_spatial
+
+    shape, detail = inspect_spatial(root, path)
+    return StoredContents(shape, detail)
+
+
+def _spatial_tables(root: DataRoot, path: str) -> list[str]:
+    from resistomics.storage._spatialdata import spatial_tables
+
+    return spatial_tables(root, path)
+
+
+def _spatial_read(root: DataRoot, path: str, name: str) -> pd.DataFrame:
+    from resistomics.storage._spatialdata import read_spatial_table
+
+    return read_spatial_table(root, path, name)
+
+
+def _spatial_h5ad(root: DataRoot, path: str, output: Path) -> str:
+    from resistomics.storage._spatialdata import export_spatial_h5ad
+
+    return export_spatial_h5ad(root, path, output)
+
+
+def _spatial_export(root: DataRoot, path: str, output: Path) -> str:
+    from resistomics.storage._spatialdata import export_spatialdata
+
+    return export_spatialdata(root, path, output)
+
+
 _LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "sparse-matrix",
@@ -232,8 +265,16 @@ _LAYOUTS: tuple[Layout, ...] = (
         "spatialdata",
         1,
         "zarr-spatialdata",
-        "planned: a SpatialData Zarr store (images, labels, points, shapes, table) that "
-        "spatialdata.read_zarr opens",
+        "a SpatialData Zarr store (transcripts as points partitioned by section and tile, "
+        "cell circles and boundaries as shapes, the cell x gene table as AnnData with "
+        "obsm['spatial']) plus the table's gene-major copy and a sections table: "
+        "<version>/spatialdata.zarr, by_gene.zarr, sections.parquet",
+        _spatial_inspect,
+        _spatial_tables,
+        _spatial_read,
+        exports={"h5ad": _spatial_h5ad, "spatialdata": _spatial_export},
+        opens="spatialdata.zarr",
+        opened_by="spatialdata.read_zarr",
     ),
 )
 

@@ -151,6 +151,13 @@ class SparseMatrixWriter:
         batch, site, annotations) are written into ``obs`` by each row's
         ``sample_id``, so that ``anndata.read_zarr`` users get the design; a column the
         reader also produced is replaced by the sample sheet's.
+    adata, by_gene
+        Where the AnnData group and the gene-major copy go inside ``path`` (default
+        ``expression.zarr`` and ``by_gene.zarr``; a SpatialData store puts its table at
+        ``spatialdata.zarr/tables/table``). The parent groups must exist.
+    categorical
+        ``obs`` columns stored as categoricals over all blocks' values (blocks arrive
+        with their own categories; SpatialData's region column must be categorical).
     """
 
     def __init__(
@@ -168,8 +175,14 @@ class SparseMatrixWriter:
         metadata: dict[str, Any] | None = None,
         lognorm_target_sum: float = 1e4,
         design: pd.DataFrame | None = None,
+        adata: str = ADATA,
+        by_gene: str = BY_GENE,
+        categorical: tuple[str, ...] = (),
     ) -> None:
         self.root = root
+        self.adata = adata
+        self.by_gene = by_gene
+        self.categorical = categorical
         self.design = design
         self.path = path
         self.orientation = orientation
@@ -265,7 +278,9 @@ class SparseMatrixWriter:
         small = max(n_obs, n_vars, self._nnz) < 2**31 - 1
         index_dtype = np.dtype(np.int32 if small else np.int64)
 
-        group = zarr.open_group(self.root.mapper(self.path + "/" + ADATA), mode="w-", zarr_format=3)
+        group = zarr.open_group(
+            self.root.mapper(self.path + "/" + self.adata), mode="w-", zarr_format=3
+        )
         group.attrs.update(_encoding("anndata"))
 
         # cell-major X, then the gene-major copy, each composed one block at a time
@@ -277,7 +292,9 @@ class SparseMatrixWriter:
             for r in range(n_rb)
         )
         nnz, totals, detected, _ = _write_compressed(x, rows, dtype=dtype, index_dtype=index_dtype)
-        bg = zarr.open_group(self.root.mapper(self.path + "/" + BY_GENE), mode="w-", zarr_format=3)
+        bg = zarr.open_group(
+            self.root.mapper(self.path + "/" + self.by_gene), mode="w-", zarr_format=3
+        )
         bg.attrs.update({**_encoding("csc_matrix"), "shape": [n_obs, n_vars]})
         lognorm = (totals, self.lognorm_target_sum) if self.value_kind == "counts" else None
         cols = (
@@ -289,6 +306,8 @@ class SparseMatrixWriter:
         )
 
         obs = _with_design(obs, self.design)
+        for column in self.categorical:
+            obs[column] = pd.Categorical(obs[column].astype(str))
         var = var.copy()
         obs["total_counts"] = totals
         obs["n_genes_by_counts"] = detected
@@ -494,6 +513,8 @@ class SparseMatrixStore:
     dtype: np.dtype[Any]
     value_kind: ValueKind
     metadata: dict[str, Any] = field(default_factory=dict)
+    adata: str = ADATA
+    by_gene: str = BY_GENE
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -507,14 +528,14 @@ class SparseMatrixStore:
 
     def cells(self, *, target_nnz: int = 8 << 20, max_rows: int = 65536) -> da.Array:
         """Cell-major dask array: CSR row blocks of about ``target_nnz`` values."""
-        bounds = _partition(self._indptr(f"{ADATA}/X"), target_nnz, max_rows)
+        bounds = _partition(self._indptr(f"{self.adata}/X"), target_nnz, max_rows)
         n_vars = self.shape[1]
         opts = self._opts()
         meta = sp.csr_matrix((0, n_vars), dtype=self.dtype)
         blocks = [
             da.from_delayed(
                 dask.delayed(_load_rows, pure=True)(
-                    self.url, opts, f"{ADATA}/X", a, b, n_vars, "csr"
+                    self.url, opts, f"{self.adata}/X", a, b, n_vars, "csr"
                 ),
                 shape=(b - a, n_vars),
                 dtype=self.dtype,
@@ -526,7 +547,7 @@ class SparseMatrixStore:
 
     def genes(self, *, target_nnz: int = 8 << 20, max_genes: int = 4096) -> da.Array:
         """Gene-major dask array: CSC column blocks of about ``target_nnz`` values."""
-        prefix = BY_GENE
+        prefix = self.by_gene
         bounds = _partition(self._indptr(prefix), target_nnz, max_genes)
         n_obs = self.shape[0]
         opts = self._opts()
@@ -545,23 +566,29 @@ class SparseMatrixStore:
     def iter_row_blocks(self, *, target_nnz: int = 8 << 20) -> Iterator[sp.csr_matrix]:
         """Row blocks in order, for single-process consumers."""
         opts = self._opts()
-        for a, b in _partition(self._indptr(f"{ADATA}/X"), target_nnz, 65536):
-            yield _load_rows(self.url, opts, f"{ADATA}/X", a, b, self.shape[1], "csr")
+        for a, b in _partition(self._indptr(f"{self.adata}/X"), target_nnz, 65536):
+            yield _load_rows(self.url, opts, f"{self.adata}/X", a, b, self.shape[1], "csr")
 
 
-def open_sparse_matrix(root: DataRoot, path: str) -> SparseMatrixStore:
-    """Open the sparse-matrix store in the version directory ``path``, lazily."""
+def open_sparse_matrix(
+    root: DataRoot, path: str, *, adata: str = ADATA, by_gene: str = BY_GENE
+) -> SparseMatrixStore:
+    """Open the sparse-matrix store in the version directory ``path``, lazily.
+
+    ``adata`` and ``by_gene`` locate its two groups inside ``path`` (as written by
+    :class:`SparseMatrixWriter`).
+    """
     from anndata.io import read_elem
 
-    group = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
+    group = zarr.open_group(root.mapper(f"{path}/{adata}"), mode="r")
     obs = read_elem(group["obs"])
     var = read_elem(group["var"])
     if not isinstance(obs, pd.DataFrame) or not isinstance(var, pd.DataFrame):
         raise StorageError(f"{path}: obs/var are not AnnData dataframes")
     meta: dict[str, Any] = dict(
-        zarr.open_group(root.mapper(f"{path}/{BY_GENE}"), mode="r").attrs["metadata"]  # type: ignore[arg-type]
+        zarr.open_group(root.mapper(f"{path}/{by_gene}"), mode="r").attrs["metadata"]  # type: ignore[arg-type]
     )
-    data = zarr.open_array(root.mapper(f"{path}/{ADATA}"), path="X/data", mode="r")
+    data = zarr.open_array(root.mapper(f"{path}/{adata}"), path="X/data", mode="r")
     dtype = np.dtype(data.dtype)
     url = root.to_url(path)
     return SparseMatrixStore(
@@ -572,6 +599,8 @@ def open_sparse_matrix(root: DataRoot, path: str) -> SparseMatrixStore:
         dtype=dtype,
         value_kind="normalized" if meta.get("value_kind") == "normalized" else "counts",
         metadata=meta,
+        adata=adata,
+        by_gene=by_gene,
     )
 
 
@@ -582,7 +611,12 @@ _SMALL_ELEMENTS = ("obs", "var", "uns", "layers", "obsm", "obsp", "varm", "varp"
 
 
 def export_h5ad(
-    root: DataRoot, path: str, output: str | Path, *, elements_per_block: int = 1 << 22
+    root: DataRoot,
+    path: str,
+    output: str | Path,
+    *,
+    elements_per_block: int = 1 << 22,
+    adata: str = ADATA,
 ) -> StoreSummary:
     """Write the sparse-matrix store in the version directory ``path`` as an ``.h5ad`` file.
 
@@ -602,7 +636,7 @@ def export_h5ad(
     import h5py
     from anndata.io import read_elem, write_elem
 
-    source = zarr.open_group(root.mapper(f"{path}/{ADATA}"), mode="r")
+    source = zarr.open_group(root.mapper(f"{path}/{adata}"), mode="r")
     x = source["X"]
     assert isinstance(x, zarr.Group)
     shape = [int(n) for n in x.attrs["shape"]]  # type: ignore[union-attr, arg-type]

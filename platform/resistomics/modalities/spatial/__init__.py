@@ -1,5 +1,7 @@
-"""Spatial omics (issue 11), first piece: per-section spatial statistics.
+"""Spatial omics (issue 11): readers, the SpatialData store, per-section statistics.
 
+:class:`SpatialModality` (``_modality``) lands Xenium, MERSCOPE, CosMx and Visium output
+folders and SpatialData Zarr stores as ``spatial.cells`` in the ``spatialdata@1`` layout.
 Neighbour graphs (kNN, radius, Delaunay), neighbourhood enrichment, co-occurrence and
 Moran's I of one section, each agreeing with squidpy 1.8 (tests against references made
 by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_statistics`
@@ -7,8 +9,7 @@ by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_s
 task; resistance niches (:func:`niche_composition` per section, :func:`resistance_niches`
 per patient and cohort, :func:`map_niches` over Dask) with a generated planted cohort
 (:func:`simulate_niche_cohort`), and per-gene nuclear fractions of transcripts
-(:func:`nuclear_fractions`). No :class:`~resistomics.modalities.Modality` is registered yet: readers, the
-canonical store and the analyses come next.
+(:func:`nuclear_fractions`). Analyses on published datasets come next.
 """
 
 from resistomics.modalities._plugin import lazy_exports

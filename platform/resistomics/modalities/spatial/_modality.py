@@ -1,0 +1,355 @@
+"""The spatial modality: instrument output folders and SpatialData stores into ``spatialdata@1``."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from resistomics.errors import InputError
+from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from resistomics.catalog import VersionInfo
+    from resistomics.modalities.spatial._raw import SpatialInput
+    from resistomics.publishing import Staging, Workspace
+
+__all__ = ["SpatialModality", "SpatialOptions", "SpatialSettings"]
+
+LAYOUT = "spatialdata@1"
+DATASET_TYPE = "spatial.cells"
+_SDATA = "resistomics.modalities.spatial._sdata"
+_XENIUM = "resistomics.modalities.spatial._xenium"
+_MERSCOPE = "resistomics.modalities.spatial._merscope"
+_COSMX = "resistomics.modalities.spatial._cosmx"
+_VISIUM = "resistomics.modalities.spatial._visium"
+FEATURES = "features.parquet"
+
+
+class SpatialOptions(BaseModel):
+    """Ingest options (``resistomics ingest DIR --modality spatial --sample S1``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: str | None = Field(
+        default=None,
+        description="the registered sample (section) a single-section folder holds "
+        "(default: the folder name without its suffix)",
+    )
+    labels_column: str | None = Field(
+        default=None,
+        description="cell-metadata column of cell-type labels supplied with the data",
+    )
+
+
+class SpatialSettings(BaseModel):
+    """``RESISTOMICS_MODALITIES__SPATIAL__<KEY>``: QC bounds and store tiling."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_counts_per_cell: float = Field(
+        default=0, ge=0, description="fewest gene counts a cell may have (0: no bound)"
+    )
+    max_counts_per_cell: float | None = Field(
+        default=None, gt=0, description="most gene counts a cell may have (none: no bound)"
+    )
+    max_negative_control_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="largest fraction of a section's decoded counts from negative-control "
+        "probes / codewords / blanks (Xenium runs are typically below 0.01)",
+    )
+    tile_size: float = Field(
+        default=1000.0, gt=0, description="edge of the transcript tiles (coordinate units)"
+    )
+    cells_per_block: int = Field(default=8192, ge=1, description="cells per table row block")
+
+
+def _reader(name: str, module: str, description: str, key: str | None = None) -> Reader:
+    key = key or name
+    return Reader(
+        name,
+        (".zarr",) if name == "spatialdata" else (),
+        description,
+        deferred(module, f"detect_{key}"),
+        deferred(module, f"read_{key}"),
+        sniffs=True,
+    )
+
+
+class SpatialModality(Modality):
+    """Spatial omics: cells (or spots) with coordinates, counts and transcripts."""
+
+    name = "spatial"
+    description = (
+        "spatial omics: 10x Xenium, Vizgen MERSCOPE, NanoString CosMx and 10x Visium output "
+        "folders, and SpatialData Zarr stores, into a SpatialData store per dataset"
+    )
+    readers = (
+        _reader(
+            "spatialdata",
+            _SDATA,
+            "SpatialData Zarr store (points, shapes, table; any platform)",
+        ),
+        _reader(
+            "xenium",
+            _XENIUM,
+            "10x Xenium output folder (cell_feature_matrix, cells, transcripts, boundaries)",
+        ),
+        _reader(
+            "merscope",
+            _MERSCOPE,
+            "Vizgen MERSCOPE output folder (cell_by_gene.csv, cell_metadata.csv, "
+            "detected_transcripts.csv)",
+        ),
+        _reader(
+            "cosmx",
+            _COSMX,
+            "NanoString CosMx flat files (*_exprMat_file.csv, *_metadata_file.csv, *_tx_file.csv)",
+        ),
+        _reader(
+            "visium",
+            _VISIUM,
+            "10x Visium / Visium HD Space Ranger output (filtered_feature_bc_matrix, "
+            "spatial/tissue_positions, scalefactors_json.json)",
+        ),
+    )
+    options = SpatialOptions
+    settings = SpatialSettings
+    analyses = ()
+
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        import numpy as np
+        import pandas as pd
+        import pyarrow.compute as pc
+
+        from resistomics.modalities.spatial._raw import SpatialReadContext
+        from resistomics.modalities.spatial._summaries import (
+            CONTROL_TYPES,
+            spatial_params,
+            summarize_frames,
+        )
+        from resistomics.storage import SpatialDataWriter, write_table
+
+        ws = staging.ws
+        s: SpatialSettings = self.settings_of(ws.settings)
+        design = ws.catalog.samples(staging.study)
+        registered = set(design.index.astype(str)) if len(design) else set()
+        folder = posixpath.basename(staging.landed.rstrip("/"))
+        section = options.sample or (
+            folder[: -len(".zarr")] if folder.endswith(".zarr") else folder
+        )
+        ctx = SpatialReadContext(section=section, labels_column=options.labels_column)
+        inp: SpatialInput = reader.read(str(staging.local), ctx)
+        unknown = [x for x in inp.sections if x not in registered]
+        if unknown:
+            raise InputError(
+                staging.landed,
+                "registered-sections",
+                f"section {unknown[0]!r} is not a sample registered in study "
+                f"{staging.study!r} (register it, or name the sample with --sample)",
+                column="section",
+            )
+        genes = inp.genes
+        kinds = genes["feature_type"].astype(str).to_numpy()
+        analysed = kinds == "gene"
+        controls = np.isin(kinds, CONTROL_TYPES)
+        counts = inp.counts.tocsr()
+        control_counts = np.asarray(counts[:, np.flatnonzero(controls)].sum(axis=1)).ravel()
+        gene_counts = counts[:, np.flatnonzero(analysed)].tocsr()
+        n_counts = np.asarray(gene_counts.sum(axis=1)).ravel()
+        cells = _uniform(inp.cells.copy())
+        cells["control_counts"] = control_counts
+        var = genes[analysed].copy()
+        var.index = var.index.astype(str)
+        var.index.name = None
+        staging.stage(
+            dataset_type=DATASET_TYPE,
+            layout=LAYOUT,
+            parameters={
+                "format": reader.name,
+                "platform": inp.platform,
+                "units": inp.units,
+                "sections": inp.sections,
+                "labels_column": options.labels_column,
+            },
+        )
+        base = staging.new_version_dir()
+        writer = SpatialDataWriter(
+            ws.root,
+            base,
+            var=var,
+            design=design if "sample_id" not in design.columns else design.set_index("sample_id"),
+            units=inp.units,
+            tile_size=s.tile_size,
+            rows_per_block=s.cells_per_block,
+            genes_per_block=ws.settings.genes_per_block,
+            scratch=staging.scratch,
+            lognorm_target_sum=ws.settings.normalize_target_sum,
+            metadata={
+                "source": staging.landed,
+                "format": reader.name,
+                "platform": inp.platform,
+                "digest": staging.digest,
+                "units": inp.units,
+            },
+        )
+        section_of = cells["section"].astype(str).to_numpy()
+        tx_cells: list[pd.DataFrame] = []
+        tx_genes: set[str] = set()
+        try:
+            for name in inp.sections:
+                rows = np.flatnonzero(section_of == name)
+                part = cells.iloc[rows]
+                ids = set(part.index.astype(str))
+                transcripts = None
+                if inp.transcripts is not None:
+                    transcripts = inp.transcripts.filter(pc.equal(inp.transcripts["section"], name))
+                    assigned = transcripts["cell_id"].drop_null()
+                    if len(assigned):
+                        vc = pc.value_counts(assigned)
+                        tx_cells.append(
+                            pd.DataFrame(
+                                {
+                                    "cell_id": vc.field("values").to_pylist(),
+                                    "n_transcripts": vc.field("counts").to_numpy(),
+                                }
+                            )
+                        )
+                    tx_genes.update(pc.unique(transcripts["gene"]).to_pylist())
+                writer.add_section(
+                    name,
+                    part,
+                    gene_counts[rows],
+                    transcripts=transcripts,
+                    cell_boundaries=_boundaries_of(inp.cell_boundaries, ids),
+                    nucleus_boundaries=_boundaries_of(inp.nucleus_boundaries, ids),
+                    bounds=inp.bounds.get(name),
+                )
+                staging.advance(1)
+            summary = writer.close()
+        except BaseException:
+            writer.abort_scratch()
+            raise
+        features = genes.rename_axis("feature").reset_index()
+        features["feature"] = features["feature"].astype(str)
+        features["analysed"] = analysed
+        write_table(ws.root, posixpath.join(base, FEATURES), features)
+        tables = summarize_frames(
+            cells=cells,
+            n_counts=n_counts,
+            control_counts=control_counts,
+            genes=genes,
+            bounds=inp.bounds,
+            transcript_cells=_transcript_cells(tx_cells),
+            transcript_genes=tx_genes,
+        )
+        n_tx = inp.transcripts.num_rows if inp.transcripts is not None else 0
+        shape = (summary.n_obs, summary.n_vars)
+        return Written(
+            shape=shape,
+            detail=f"{shape[0]} cells x {shape[1]} genes in {len(inp.sections)} section(s)"
+            f" ({inp.platform}), {n_tx} transcripts",
+            report={
+                "cells": shape[0],
+                "genes": shape[1],
+                "sections": len(inp.sections),
+                "transcripts": n_tx,
+            },
+            summaries=Summaries(
+                tables,
+                spatial_params(
+                    registered_samples=registered,
+                    min_counts_per_cell=s.min_counts_per_cell,
+                    max_counts_per_cell=s.max_counts_per_cell,
+                    max_negative_control_rate=s.max_negative_control_rate,
+                ),
+            ),
+        )
+
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        import numpy as np
+        import pandas as pd
+
+        from resistomics.modalities.spatial._summaries import spatial_params, summarize_frames
+        from resistomics.storage import open_spatial, read_table
+
+        s: SpatialSettings = self.settings_of(ws.settings)
+        base = ws.root.to_path(version.uri)
+        store = open_spatial(ws.root, base)
+        obs = store.obs
+        cells = pd.DataFrame(
+            {
+                "x": obs["x"].to_numpy(dtype=np.float64),
+                "y": obs["y"].to_numpy(dtype=np.float64),
+                "section": obs["section"].astype(str).to_numpy(),
+            },
+            index=obs["cell_id"].astype(str).to_numpy(),
+        )
+        features = read_table(ws.root, posixpath.join(base, FEATURES)).set_index("feature")
+        sections = store.sections
+        bounds = {
+            str(r.section): (float(r.x_min), float(r.y_min), float(r.x_max), float(r.y_max))
+            for r in sections.itertuples()
+            if bool(r.bounds_stated)
+        }
+        tx_cells: list[pd.DataFrame] = []
+        tx_genes: set[str] = set()
+        for name in sections["section"].astype(str):
+            tx = store.transcripts(name, columns=["gene", "cell_id"])
+            assigned = tx["cell_id"].dropna().astype(str)
+            if len(assigned):
+                vc = assigned.value_counts()
+                tx_cells.append(
+                    pd.DataFrame({"cell_id": vc.index.to_numpy(), "n_transcripts": vc.to_numpy()})
+                )
+            tx_genes.update(tx["gene"].astype(str).unique())
+        registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+        tables = summarize_frames(
+            cells=cells,
+            n_counts=obs["total_counts"].to_numpy(dtype=np.float64),
+            control_counts=obs["control_counts"].to_numpy(dtype=np.float64),
+            genes=features[["feature_type"]],
+            bounds=bounds,
+            transcript_cells=_transcript_cells(tx_cells),
+            transcript_genes=tx_genes,
+        )
+        return Summaries(
+            tables,
+            spatial_params(
+                registered_samples=registered,
+                min_counts_per_cell=s.min_counts_per_cell,
+                max_counts_per_cell=s.max_counts_per_cell,
+                max_negative_control_rate=s.max_negative_control_rate,
+            ),
+        )
+
+
+def _transcript_cells(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
+    if not parts:
+        return pd.DataFrame({"cell_id": pd.Series([], dtype=str), "n_transcripts": []})
+    return pd.concat(parts, ignore_index=True).groupby("cell_id", as_index=False).sum()
+
+
+def _boundaries_of(vertices: pd.DataFrame | None, ids: set[str]) -> pd.DataFrame | None:
+    if vertices is None:
+        return None
+    keep = vertices["cell_id"].astype(str).isin(ids).to_numpy()
+    return vertices[keep]
+
+
+def _uniform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding several Python types as text, so Zarr and Parquet can store
+    them; missing stays missing."""
+    for c in frame.columns:
+        if frame[c].dtype == object:
+            kinds = {type(v) for v in frame[c] if v is not None and v == v}
+            if len(kinds) > 1 or kinds - {str}:
+                frame[c] = [None if v is None or v != v else str(v) for v in frame[c]]
+    return frame

@@ -1,0 +1,114 @@
+"""Small SpatialData Zarr stores written with spatialdata's own API (the reader's input).
+
+``write_sdata(folder, name)`` writes ``<name>.zarr``: one section of ``n`` cells (circles
+``cells``), an annotating table (counts of 6 genes and one negative-control probe,
+``obsm["spatial"]``, a ``cell_type`` column) and ``transcripts`` points, each molecule
+assigned to the cell whose counts it makes up, plus ``n_unassigned`` unassigned ones.
+``bad`` breaks one thing: ``nan`` (a NaN coordinate), ``orphan`` (a transcript naming a cell that does not exist), ``no-gene`` (points
+without a gene column), ``controls`` (a negative-control rate of 50 %).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+GENES = ["EPCAM", "KRT8", "COL1A1", "CD68", "PTPRC", "MKI67", "NegControlProbe_001"]
+
+
+def write_sdata(
+    folder: Path,
+    name: str = "S0",
+    *,
+    n: int = 40,
+    n_unassigned: int = 7,
+    bad: str | None = None,
+    seed: int = 0,
+) -> Path:
+    import anndata as ad
+    import dask.dataframe as dd
+    import geopandas as gpd
+    import scipy.sparse as sp
+    import spatialdata as sd
+    from spatialdata.models import PointsModel, ShapesModel, TableModel
+    from spatialdata.transformations import Identity
+
+    rng = np.random.default_rng(seed)
+    ids = [f"{name}-c{i}" for i in range(n)]
+    xy = rng.uniform(0, 500, size=(n, 2))
+    counts = rng.poisson(3.0, size=(n, len(GENES))).astype(np.float64)
+    counts[:, -1] = 0
+    counts[rng.random(n) < 0.1, -1] = 1  # a few negative-control molecules
+    if bad == "controls":
+        counts[:, -1] = counts[:, :-1].sum(axis=1)
+    if bad == "nan":
+        xy[3, 0] = np.nan
+    table_ids = list(ids)  # spatialdata itself refuses duplicate instance IDs
+    # the molecules: one per count, at the cell (plus jitter), then unassigned ones
+    rows, cols = np.nonzero(counts)
+    reps = counts[rows, cols].astype(int)
+    cell_of = np.repeat(rows, reps)
+    gene_of = np.repeat(cols, reps)
+    tx = pd.DataFrame(
+        {
+            "x": np.nan_to_num(xy[cell_of, 0], nan=1.0) + rng.normal(0, 1, len(cell_of)),
+            "y": xy[cell_of, 1] + rng.normal(0, 1, len(cell_of)),
+            "gene": pd.Categorical(np.array(GENES)[gene_of], categories=GENES),
+            "cell_id": np.array(table_ids, dtype=object)[cell_of],
+            "overlaps_nucleus": rng.random(len(cell_of)) < 0.4,
+        }
+    )
+    extra = pd.DataFrame(
+        {
+            "x": rng.uniform(0, 500, n_unassigned),
+            "y": rng.uniform(0, 500, n_unassigned),
+            "gene": pd.Categorical(rng.choice(GENES[:-1], n_unassigned), categories=GENES),
+            "cell_id": [""] * n_unassigned,
+            "overlaps_nucleus": [False] * n_unassigned,
+        }
+    )
+    tx = pd.concat([tx, extra], ignore_index=True)
+    if bad == "orphan":
+        tx.loc[0, "cell_id"] = f"{name}-ghost"
+    if bad == "no-gene":
+        tx = tx.rename(columns={"gene": "target_name"})
+    circles = gpd.GeoDataFrame(
+        {"radius": np.full(n, 6.0)},
+        geometry=gpd.points_from_xy(np.nan_to_num(xy[:, 0], nan=0.0), xy[:, 1]),
+        index=pd.Index(ids),
+    )
+    obs = pd.DataFrame(
+        {
+            "region": pd.Categorical(["cells"] * n),
+            "cell_id": table_ids,
+            "cell_type": rng.choice(["tumour", "fibroblast", "macrophage"], n),
+        },
+        index=[str(i) for i in range(n)],
+    )
+    table = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=GENES))
+    table.obsm["spatial"] = xy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        points_kwargs = {} if bad == "no-gene" else {"feature_key": "gene"}
+        sdata = sd.SpatialData(
+            shapes={"cells": ShapesModel.parse(circles, transformations={"global": Identity()})},
+            points={
+                "transcripts": PointsModel.parse(
+                    dd.from_pandas(tx, npartitions=1),
+                    instance_key="cell_id",
+                    transformations={"global": Identity()},
+                    **points_kwargs,
+                )
+            },
+            tables={
+                "table": TableModel.parse(
+                    table, region="cells", region_key="region", instance_key="cell_id"
+                )
+            },
+        )
+        out = folder / f"{name}.zarr"
+        sdata.write(out)
+    return out
