@@ -41,7 +41,7 @@ from resistomics.storage._spatialdata import (
     element_name,
     open_spatial,
 )
-from resistomics.storage._tables import read_table, write_table
+from resistomics.storage._tables import read_table, text_mixed_columns, write_table
 
 __all__ = [
     "MANIFEST",
@@ -74,6 +74,7 @@ __all__ = [
     "read_dense_array",
     "read_partition",
     "read_table",
+    "text_mixed_columns",
     "verify_manifest",
     "with_retry_defaults",
     "write_dense_array",

@@ -11,7 +11,20 @@ import pyarrow.parquet as pq
 
 from resistomics.storage._root import DataRoot
 
-__all__ = ["read_table", "write_table"]
+__all__ = ["read_table", "text_mixed_columns", "write_table"]
+
+
+def text_mixed_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose object columns holding several Python types (a sample sheet's ``0``
+    next to ``3-4``, a cell table's numbers next to text) are text, so Parquet and Zarr
+    can store them; missing stays missing."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c] if v is not None and v == v}
+            if len(kinds) > 1:
+                out[c] = [None if v is None or v != v else str(v) for v in out[c]]
+    return out
 
 
 def write_table(

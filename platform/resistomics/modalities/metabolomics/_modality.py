@@ -171,18 +171,6 @@ class ProgramPlotOptions(BaseModel):
     )
 
 
-def _uniform(frame: Any) -> Any:
-    """Object columns holding several Python types (a sample sheet's ``0`` next to
-    ``3-4``) as text, so Parquet can store them; missing stays missing."""
-    out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object:
-            kinds = {type(v) for v in out[c] if v is not None and v == v}
-            if len(kinds) > 1:
-                out[c] = [None if v is None or v != v else str(v) for v in out[c]]
-    return out
-
-
 def _reader(name: str, suffixes: tuple[str, ...], description: str) -> Reader:
     key = name.replace("-", "_")
     return Reader(
@@ -316,7 +304,7 @@ class MetabolomicsModality(Modality):
             MetaboliteReadContext,
             MetaboliteTable,
         )
-        from resistomics.storage import FeatureBlock, write_feature_matrix
+        from resistomics.storage import FeatureBlock, text_mixed_columns, write_feature_matrix
 
         ws = staging.ws
         s: MetabolomicsSettings = self.settings_of(ws.settings)
@@ -370,7 +358,7 @@ class MetabolomicsModality(Modality):
         joined = joined[joined["sample_id"].isin(study_ids)].drop(
             columns=[c for c in table.samples.columns if c != "sample_id"], errors="ignore"
         )
-        samples = _uniform(table.samples.merge(joined, on="sample_id", how="left"))
+        samples = text_mixed_columns(table.samples.merge(joined, on="sample_id", how="left"))
         n = s.features_per_chunk
         reasons = table.reasons()
         blocks = (

@@ -133,7 +133,7 @@ class SpatialModality(Modality):
             spatial_params,
             summarize_frames,
         )
-        from resistomics.storage import SpatialDataWriter, write_table
+        from resistomics.storage import SpatialDataWriter, text_mixed_columns, write_table
 
         ws = staging.ws
         s: SpatialSettings = self.settings_of(ws.settings)
@@ -162,7 +162,7 @@ class SpatialModality(Modality):
         control_counts = np.asarray(counts[:, np.flatnonzero(controls)].sum(axis=1)).ravel()
         gene_counts = counts[:, np.flatnonzero(analysed)].tocsr()
         n_counts = np.asarray(gene_counts.sum(axis=1)).ravel()
-        cells = _uniform(inp.cells.copy())
+        cells = text_mixed_columns(inp.cells)
         cells["control_counts"] = control_counts
         var = genes[analysed].copy()
         var.index = var.index.astype(str)
@@ -342,14 +342,3 @@ def _boundaries_of(vertices: pd.DataFrame | None, ids: set[str]) -> pd.DataFrame
         return None
     keep = vertices["cell_id"].astype(str).isin(ids).to_numpy()
     return vertices[keep]
-
-
-def _uniform(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns holding several Python types as text, so Zarr and Parquet can store
-    them; missing stays missing."""
-    for c in frame.columns:
-        if frame[c].dtype == object:
-            kinds = {type(v) for v in frame[c] if v is not None and v == v}
-            if len(kinds) > 1 or kinds - {str}:
-                frame[c] = [None if v is None or v != v else str(v) for v in frame[c]]
-    return frame
