@@ -22,6 +22,7 @@ __all__ = [
     "plot_de_volcano",
     "plot_dml_volcano",
     "plot_dmr_tracks",
+    "plot_nhood_heatmap",
     "plot_sample_pca",
     "plot_sample_qc",
     "plot_sample_scores",
@@ -726,4 +727,46 @@ def plot_set_enrichment(
     if any(str(d) in colors for d in direction):
         ax.legend(handles, list(colors), fontsize=7, frameon=False, loc="lower right")
     ax.set_title(title or "metabolite-set enrichment", fontsize=9)
+    return _save(plt, fig, output)
+
+
+def plot_nhood_heatmap(
+    zscore: pd.DataFrame,
+    output: str | Path,
+    *,
+    title: str = "",
+    n_sections: int = 1,
+) -> Path:
+    """Neighbourhood-enrichment heat map: ``zscore`` is a square frame (rows: cell type,
+    columns: neighbour type) of z-scores (the mean over sections), drawn on a diverging
+    scale symmetric about 0 (red: neighbours more often than chance, blue: less); each
+    cell is annotated with its value."""
+    plt = _pyplot()
+    values = zscore.to_numpy(dtype=float)
+    k = values.shape[0]
+    size = max(4.0, 0.6 * k + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    finite = values[np.isfinite(values)]
+    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    ax.set_xticks(range(k), [str(c) for c in zscore.columns], rotation=45, ha="right")
+    ax.set_yticks(range(k), [str(c) for c in zscore.index])
+    ax.set_xlabel("neighbour type")
+    ax.set_ylabel("cell type")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                v = values[i, j]
+                ax.text(
+                    j,
+                    i,
+                    "" if not np.isfinite(v) else f"{v:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                )
+    what = f"mean z over {n_sections} sections" if n_sections > 1 else "z-score"
+    fig.colorbar(im, ax=ax, label=what, shrink=0.8)
+    ax.set_title(title or "Neighbourhood enrichment", fontsize=9)
     return _save(plt, fig, output)

@@ -9,7 +9,8 @@ by ``tests/modalities/spatial/make_squidpy_reference.py``), and :func:`section_s
 task; resistance niches (:func:`niche_composition` per section, :func:`resistance_niches`
 per patient and cohort, :func:`map_niches` over Dask) with a generated planted cohort
 (:func:`simulate_niche_cohort`), and per-gene nuclear fractions of transcripts
-(:func:`nuclear_fractions`). Analyses on published datasets come next.
+(:func:`nuclear_fractions`). Analysis ``nhood`` on published datasets (``_analyses``,
+``resistomics spatial nhood``) publishes ``spatial.nhood``.
 """
 
 from resistomics.modalities._plugin import lazy_exports

@@ -8,10 +8,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from resistomics.errors import InputError
-from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
+    import typer
 
     from resistomics.catalog import VersionInfo
     from resistomics.modalities.spatial._raw import SpatialInput
@@ -26,6 +34,7 @@ _XENIUM = "resistomics.modalities.spatial._xenium"
 _MERSCOPE = "resistomics.modalities.spatial._merscope"
 _COSMX = "resistomics.modalities.spatial._cosmx"
 _VISIUM = "resistomics.modalities.spatial._visium"
+_ANALYSES = "resistomics.modalities.spatial._analyses"
 FEATURES = "features.parquet"
 
 
@@ -120,7 +129,20 @@ class SpatialModality(Modality):
     )
     options = SpatialOptions
     settings = SpatialSettings
-    analyses = ()
+    analyses = (
+        Analysis(
+            "nhood",
+            "spatial.nhood",
+            deferred(_ANALYSES, "nhood_analysis"),
+            "neighbourhood enrichment of cell types per section (kNN graph, k=6; label "
+            "permutation z-scores as squidpy nhood_enrichment, 1000 permutations) on the "
+            "labels column (--labels, else the ingest's labels_column, else cell_type); "
+            "heat map of the mean z-score over sections",
+            default=True,
+            artifacts=deferred(_ANALYSES, "nhood_artifacts"),
+            plot=deferred(_ANALYSES, "plot_nhood_heatmap"),
+        ),
+    )
 
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         import numpy as np
@@ -327,6 +349,11 @@ class SpatialModality(Modality):
                 max_negative_control_rate=s.max_negative_control_rate,
             ),
         )
+
+    def commands(self) -> typer.Typer:
+        from resistomics.modalities.spatial._commands import spatial_app
+
+        return spatial_app
 
 
 def _transcript_cells(parts: list[pd.DataFrame]) -> pd.DataFrame:
