@@ -31,7 +31,12 @@ from flows._runtime import (
 )
 from flows.events import emit_signature_published
 from resistomics.cluster import dask_client
-from resistomics.errors import ContrastNotApplicableError, InputError, MethodInputError
+from resistomics.errors import (
+    AnalysisNotApplicableError,
+    ContrastNotApplicableError,
+    InputError,
+    MethodInputError,
+)
 from resistomics.modalities import analysis_for_result
 from resistomics.pipeline import AnalysisStep, analysis_plan, run_step
 
@@ -168,6 +173,11 @@ def analyse_flow(dataset_ref: str, study: str, analyses: list[str] | None = None
             # samples lack (the study's other modalities may have them): not this
             # dataset's analysis, so a note rather than a failure.
             notes.append(f"{key} not run: the contrast does not apply to {dataset_ref} ({exc})")
+            logger.info(notes[-1])
+            continue
+        except AnalysisNotApplicableError as exc:
+            # A default analysis this dataset cannot have (no cell-type labels): a note.
+            notes.append(f"{key} not run: {exc}")
             logger.info(notes[-1])
             continue
         except (MethodInputError, InputError) as exc:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "AnalysisNotApplicableError",
     "CatalogError",
     "CatalogUnavailableError",
     "ClusterConfigError",
@@ -203,6 +204,17 @@ class MethodInputError(ResistomicsError, ValueError):
     """A computation was asked to run on data it cannot use (e.g. counts required)."""
 
     rule = "method-input"
+
+
+class AnalysisNotApplicableError(MethodInputError):
+    """A default analysis does not apply to this dataset (a spatial dataset without
+    cell-type labels has no neighbourhood enrichment to compute).
+
+    Asked for by hand it fails like any ``MethodInputError``; run by the ``analyse``
+    deployment on a newly published dataset it is noted, not a failure of the run.
+    """
+
+    rule = "not-applicable"
 
 
 class ValidationFailedError(ResistomicsError):

@@ -13,7 +13,7 @@ import pytest
 
 from resistomics.catalog import SampleRow, VersionInfo
 from resistomics.config import ClusterSettings, Settings
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import AnalysisNotApplicableError, InputError
 from resistomics.modalities import modality
 from resistomics.modalities.spatial import knn_graph, nhood_enrichment
 from resistomics.modalities.spatial._analyses import (
@@ -120,7 +120,7 @@ def test_labels_column_named_stated_default_or_refused(
     assert labels_column(stated, obs, None) == "leiden"
     with pytest.raises(InputError, match=r"labels-column.*'leidn'.*did you mean 'leiden'"):
         labels_column(version, obs, "leidn")
-    with pytest.raises(MethodInputError, match="'cluster', 'cell_type'"):
+    with pytest.raises(AnalysisNotApplicableError, match="'cluster', 'cell_type'"):
         labels_column(
             dataclasses.replace(version, parameters={"labels_column": "cluster"}),
             obs.drop(columns=["cell_type"]),

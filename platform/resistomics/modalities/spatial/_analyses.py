@@ -21,7 +21,7 @@ import pandas as pd
 
 from resistomics.catalog import VersionInfo
 from resistomics.contrasts import unknown_attribute
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
 from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
 from resistomics.storage import DataRoot, open_spatial, read_table
@@ -53,8 +53,9 @@ def labels_column(version: VersionInfo, obs: pd.DataFrame, labels: str | None) -
     ------
     InputError
         ``labels`` is given but is not an obs column (``labels-column``).
-    MethodInputError
-        No labels given and none of the looked-for columns is in obs (``cell-labels``).
+    AnalysisNotApplicableError
+        No labels given and none of the looked-for columns is in obs (``cell-labels``):
+        the ``analyse`` deployment notes it rather than failing.
     """
     if labels is not None:
         if labels not in obs.columns:
@@ -65,7 +66,7 @@ def labels_column(version: VersionInfo, obs: pd.DataFrame, labels: str | None) -
     for column in looked:
         if column in obs.columns:
             return str(column)
-    raise MethodInputError(
+    raise AnalysisNotApplicableError(
         f"has no cell-type labels: looked for obs column(s) {', '.join(map(repr, looked))}; "
         "give --labels COLUMN",
         place=version.ref,
