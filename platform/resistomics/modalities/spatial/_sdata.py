@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from resistomics.errors import InputError
+from resistomics.modalities.spatial._landed import check_labels_column
 from resistomics.modalities.spatial._raw import SpatialInput, SpatialReadContext
 
 __all__ = ["detect_spatialdata", "read_spatialdata"]
@@ -319,10 +321,7 @@ def read_spatialdata(path: str, ctx: SpatialReadContext) -> SpatialInput:
     if geometry is not None and "area" not in cells.columns:
         cells["area"] = geometry["area"].reindex(cells.index).to_numpy()
     cells.insert(2, "section", section)
-    if ctx.labels_column is not None and ctx.labels_column not in cells.columns:
-        raise InputError(
-            path, "labels-column", f"no cell column {ctx.labels_column!r}", column=ctx.labels_column
-        )
+    check_labels_column(Path(path), cells, ctx.labels_column)
     units = _units(sdata.shapes[cell_shapes]) if cell_shapes is not None else "pixel"
     gene_frame = pd.DataFrame(
         {"feature_type": ["gene"] * len(genes)}, index=pd.Index(genes, name="gene")
