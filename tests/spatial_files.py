@@ -4,6 +4,9 @@
 ``cells``), an annotating table (counts of 6 genes and one negative-control probe,
 ``obsm["spatial"]``, a ``cell_type`` column) and ``transcripts`` points, each molecule
 assigned to the cell whose counts it makes up, plus ``n_unassigned`` unassigned ones.
+``planted`` makes EPCAM follow a smooth spatial field ``f(x, y)`` (Poisson with mean
+``6 f``) and KRT8 its complement (mean ``6 (1 - f)``), so a cell's library size does not
+depend on ``f`` and the other genes stay spatially random (Moran's I oracle).
 ``bad`` breaks one thing: ``nan`` (a NaN coordinate), ``orphan`` (a transcript naming a cell that does not exist), ``no-gene`` (points
 without a gene column), ``controls`` (a negative-control rate of 50 %).
 """
@@ -27,6 +30,7 @@ def write_sdata(
     n_unassigned: int = 7,
     bad: str | None = None,
     seed: int = 0,
+    planted: bool = False,
 ) -> Path:
     import anndata as ad
     import dask.dataframe as dd
@@ -40,6 +44,12 @@ def write_sdata(
     ids = [f"{name}-c{i}" for i in range(n)]
     xy = rng.uniform(0, 500, size=(n, 2))
     counts = rng.poisson(3.0, size=(n, len(GENES))).astype(np.float64)
+    if planted:
+        # drawn from a stream of its own, so the other genes' counts are unchanged
+        field = 0.5 + 0.5 * np.sin(2 * np.pi * xy[:, 0] / 500) * np.cos(2 * np.pi * xy[:, 1] / 500)
+        extra_rng = np.random.default_rng(seed + 10_000)
+        counts[:, 0] = extra_rng.poisson(6.0 * field)
+        counts[:, 1] = extra_rng.poisson(6.0 * (1.0 - field))
     counts[:, -1] = 0
     counts[rng.random(n) < 0.1, -1] = 1  # a few negative-control molecules
     if bad == "controls":

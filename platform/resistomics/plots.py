@@ -18,10 +18,13 @@ from resistomics.catalog import VersionInfo
 __all__ = [
     "DmrTrack",
     "VolcanoPoints",
+    "plot_autocorr_genes",
     "plot_clone_prevalence",
+    "plot_cooccurrence_curves",
     "plot_de_volcano",
     "plot_dml_volcano",
     "plot_dmr_tracks",
+    "plot_graph_distributions",
     "plot_nhood_heatmap",
     "plot_sample_pca",
     "plot_sample_qc",
@@ -769,4 +772,92 @@ def plot_nhood_heatmap(
     what = f"mean z over {n_sections} sections" if n_sections > 1 else "z-score"
     fig.colorbar(im, ax=ax, label=what, shrink=0.8)
     ax.set_title(title or "Neighbourhood enrichment", fontsize=9)
+    return _save(plt, fig, output)
+
+
+def plot_autocorr_genes(
+    table: pd.DataFrame, output: str | Path, *, top: int = 20, title: str = ""
+) -> Path:
+    """The ``top`` genes by mean Moran's I over the sections of ``table`` (columns
+    ``section, gene, I, expected, pval_norm_fdr_bh``): a bar of the mean, a dot per
+    section, a dashed line at the expectation ``-1/(n-1)``; genes with FDR < 0.05 in
+    every section where they are defined are drawn dark, the others light."""
+    plt = _pyplot()
+    frame = table.dropna(subset=["I"])
+    by = frame.assign(sig=frame["pval_norm_fdr_bh"] < 0.05).groupby("gene", sort=False)
+    means = by["I"].mean().sort_values(ascending=False, kind="stable").head(top)
+    genes = list(means.index)[::-1]  # the highest at the top
+    every = by["sig"].all()
+    fig, ax = plt.subplots(figsize=(6.0, max(2.5, 0.3 * len(genes) + 1.2)))
+    y = np.arange(len(genes))
+    colours = ["#1f4e79" if every.get(g, False) else "#9dc3e6" for g in genes]
+    ax.barh(y, [means[g] for g in genes], color=colours, height=0.7)
+    for i, g in enumerate(genes):
+        values = frame.loc[frame["gene"] == g, "I"].to_numpy(dtype=float)
+        ax.plot(values, np.full(len(values), i), "o", color="black", ms=3, alpha=0.7)
+    if len(frame):
+        ax.axvline(float(frame["expected"].mean()), color="grey", ls="--", lw=0.8)
+    ax.set_yticks(y, genes)
+    ax.set_xlabel("Moran's I (bar: mean over sections; dots: sections)")
+    n_sections = int(frame["section"].nunique()) if len(frame) else 0
+    ax.set_title(
+        (title or "Spatial autocorrelation")
+        + f"\n{n_sections} section(s); dark: FDR < 0.05 in every section",
+        fontsize=9,
+    )
+    return _save(plt, fig, output)
+
+
+def plot_cooccurrence_curves(
+    pairs: pd.DataFrame, output: str | Path, *, cell_type: str, title: str = ""
+) -> Path:
+    """Co-occurrence ratio against distance of ``cell_type`` with each type: ``pairs`` has
+    the rows ``section, label_a, label_b == cell_type, distance, ratio``. One colour per
+    partner type (``label_a``); with several sections, a thin line per section and, where
+    the sections share their distances, a thick line of the mean; a dashed line at 1
+    (no association)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    cmap = plt.get_cmap("tab10" if pairs["label_a"].nunique() <= 10 else "tab20")
+    sections = list(dict.fromkeys(pairs["section"]))
+    for i, partner in enumerate(dict.fromkeys(pairs["label_a"].astype(str))):
+        rows = pairs[pairs["label_a"].astype(str) == partner]
+        colour = cmap(i % cmap.N)
+        grids = {tuple(g["distance"]) for _, g in rows.groupby("section", sort=False)}
+        if len(sections) > 1:
+            for _, g in rows.groupby("section", sort=False):
+                ax.plot(g["distance"], g["ratio"], color=colour, lw=0.6, alpha=0.4)
+        if len(grids) == 1:
+            mean = rows.groupby("distance", sort=True)["ratio"].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=colour, lw=2, label=partner)
+        else:
+            ax.plot([], [], color=colour, lw=2, label=partner)
+    ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("distance")
+    ax.set_ylabel(f"p(type | near {cell_type}) / p(type)")
+    ax.legend(fontsize=7, title="type", title_fontsize=7, frameon=False)
+    what = f"{len(sections)} sections" if len(sections) > 1 else "1 section"
+    ax.set_title((title or f"Co-occurrence with {cell_type}") + f"\n{what}", fontsize=9)
+    return _save(plt, fig, output)
+
+
+def plot_graph_distributions(
+    degrees: np.ndarray, lengths: np.ndarray, output: str | Path, *, title: str = ""
+) -> Path:
+    """Two histograms of a neighbour graph: the cells' (out-)degrees and the edge lengths,
+    with their medians marked."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.5))
+    if len(degrees):
+        top = int(np.max(degrees))
+        left.hist(degrees, bins=np.arange(top + 2) - 0.5, color="#4472c4")
+        left.axvline(float(np.median(degrees)), color="black", ls="--", lw=0.8)
+    left.set_xlabel("neighbours per cell")
+    left.set_ylabel("cells")
+    if len(lengths):
+        right.hist(lengths, bins=50, color="#ed7d31")
+        right.axvline(float(np.median(lengths)), color="black", ls="--", lw=0.8)
+    right.set_xlabel("edge length")
+    right.set_ylabel("edges")
+    fig.suptitle(title or "Neighbour graph", fontsize=9)
     return _save(plt, fig, output)

@@ -10,7 +10,10 @@ task; resistance niches (:func:`niche_composition` per section, :func:`resistanc
 per patient and cohort, :func:`map_niches` over Dask) with a generated planted cohort
 (:func:`simulate_niche_cohort`), and per-gene nuclear fractions of transcripts
 (:func:`nuclear_fractions`). Analysis ``nhood`` on published datasets (``_analyses``,
-``resistomics spatial nhood``) publishes ``spatial.nhood``.
+``resistomics spatial nhood``) publishes ``spatial.nhood``; ``autocorr``,
+``cooccurrence`` and ``neighbors`` (``_stats_analyses``, ``resistomics spatial
+autocorr|cooccurrence|neighbors``) publish ``spatial.autocorr`` (Moran's I),
+``spatial.cooccurrence`` and ``spatial.neighbors`` (graph summary and edge list).
 """
 
 from resistomics.modalities._plugin import lazy_exports

@@ -12,8 +12,8 @@ __all__ = ["spatial_app"]
 
 spatial_app = typer.Typer(
     name="spatial",
-    help="Spatial omics: neighbourhood enrichment of cell types per section (squidpy "
-    "nhood_enrichment statistics, Dask-parallel over sections).",
+    help="Spatial omics: neighbourhood enrichment, Moran's I, co-occurrence and neighbour "
+    "graphs per section (squidpy's statistics, Dask-parallel over sections).",
     no_args_is_help=True,
 )
 
@@ -62,3 +62,153 @@ def spatial_nhood_command(
         mean = nhood_matrix(outcome.tables["nhood"]).stack().rename("mean_zscore").reset_index()
         mean = mean.reindex(mean["mean_zscore"].abs().sort_values(ascending=False).index)
         print_top(mean, None, ["label_a", "label_b", "mean_zscore"], 15)
+
+
+@spatial_app.command("autocorr")
+@handled
+def spatial_autocorr_command(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of a spatial.cells dataset.")],
+    genes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated panel genes (G1,G2). Default: every panel gene."),
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per cell of the kNN graph.")] = 6,
+    n_perms: Annotated[
+        int,
+        typer.Option(min=0, help="Permutations for a permutation p-value (0: analytic p only)."),
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the permutation stream.")] = 0,
+) -> None:
+    """Moran's I of log-normalised genes in every section (kNN graph, row-normalised
+    weights; analytic variance, z, p and BH FDR within the section, as squidpy
+    spatial_autocorr); publishes <dataset>.autocorr.knn<k>. Plot the top genes with
+    'resistomics plot RESULT -o autocorr.png'.
+
+    Example: resistomics spatial autocorr sp/S0 --genes EPCAM,COL1A1 --n-perms 100
+    """
+    from resistomics.modalities.spatial._stats_analyses import autocorr_analysis, autocorr_summary
+
+    ws = open_workspace()
+    try:
+        ws.catalog.resolve(dataset)
+        with progress_bar() as bar:
+            bar.add_task(f"Moran's I of {dataset}", total=None)
+            outcome = autocorr_analysis(ws, dataset, genes=genes, k=k, n_perms=n_perms, seed=seed)
+    finally:
+        ws.close()
+    console.print(outcome.message)
+    if outcome.tables:
+        sections = outcome.tables["sections"]
+        console.print(
+            f"{len(sections)} section(s), {int(sections['n_cells'].sum())} cells, "
+            f"{outcome.tables['autocorr']['gene'].nunique()} genes"
+        )
+        print_top(
+            autocorr_summary(outcome.tables["autocorr"]),
+            None,
+            ["gene", "mean_I", "mean_z", "n_significant", "n_sections"],
+            15,
+        )
+
+
+@spatial_app.command("cooccurrence")
+@handled
+def spatial_cooccurrence_command(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of a spatial.cells dataset.")],
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Cell-metadata column of cell-type labels. Default: the ingest's "
+            "--labels-column, else cell_type."
+        ),
+    ] = None,
+    interval: Annotated[
+        str,
+        typer.Option(
+            help="A count of distances (squidpy's default interval of each section) or the "
+            "distances themselves, comma-separated (0,20,50,100)."
+        ),
+    ] = "50",
+) -> None:
+    """Co-occurrence ratio of every pair of cell types by distance in every section
+    (p(a | near b) / p(a), as squidpy co_occurrence); publishes
+    <dataset>.cooccurrence.<labels>. Plot one type's pairs with
+    'resistomics plot RESULT -o cooc.png --cell-type tumour'.
+
+    Example: resistomics spatial cooccurrence sp/S0 --labels cell_type --interval 0,25,50,100
+    """
+    from resistomics.modalities.spatial._stats_analyses import cooccurrence_analysis
+
+    ws = open_workspace()
+    try:
+        ws.catalog.resolve(dataset)
+        with progress_bar() as bar:
+            bar.add_task(f"co-occurrence of {dataset}", total=None)
+            outcome = cooccurrence_analysis(ws, dataset, labels=labels, interval=interval)
+    finally:
+        ws.close()
+    console.print(outcome.message)
+    if outcome.tables:
+        sections = outcome.tables["sections"]
+        table = outcome.tables["cooccurrence"]
+        console.print(
+            f"{len(sections)} section(s), {int(sections['n_cells'].sum())} cells, "
+            f"{table['label_a'].nunique()} types, {int(sections['n_distances'].max())} distances"
+        )
+        nearest = table[table["distance"] == table.groupby("section")["distance"].transform("min")]
+        mean = (
+            nearest[nearest["label_a"] <= nearest["label_b"]]
+            .groupby(["label_a", "label_b"], sort=False)["ratio"]
+            .mean()
+            .rename("ratio_nearest")
+            .reset_index()
+        )
+        print_top(mean, "ratio_nearest", ["label_a", "label_b", "ratio_nearest"], 15)
+
+
+@spatial_app.command("neighbors")
+@handled
+def spatial_neighbors_command(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of a spatial.cells dataset.")],
+    method: Annotated[
+        str, typer.Option(help="Graph: knn (k nearest other cells), radius or delaunay.")
+    ] = "knn",
+    k: Annotated[
+        int | None, typer.Option(help="Neighbours per cell (--method knn; default 6).")
+    ] = None,
+    radius: Annotated[
+        float | None,
+        typer.Option(help="Largest edge length, coordinate units (--method radius; required)."),
+    ] = None,
+) -> None:
+    """The neighbour graph of every section (as squidpy spatial_neighbors): a per-section
+    summary (cells, edges, degrees, isolated cells, median edge length) and the edge list
+    (section, cell_a, cell_b, distance); publishes <dataset>.neighbors.<graph>. Export the
+    edges with 'resistomics export RESULT --table edges -o edges.tsv'; plot the degree and
+    edge-length histograms with 'resistomics plot RESULT -o graph.png'.
+
+    Example: resistomics spatial neighbors sp/S0 --method radius --radius 30
+    """
+    from resistomics.modalities.spatial._stats_analyses import neighbors_analysis
+
+    ws = open_workspace()
+    try:
+        ws.catalog.resolve(dataset)
+        with progress_bar() as bar:
+            bar.add_task(f"neighbour graphs of {dataset}", total=None)
+            outcome = neighbors_analysis(ws, dataset, method=method, k=k, radius=radius)
+    finally:
+        ws.close()
+    console.print(outcome.message)
+    if outcome.tables:
+        graph = outcome.tables["graph"]
+        console.print(
+            f"{len(graph)} section(s), {int(graph['n_cells'].sum())} cells, "
+            f"{int(graph['n_edges'].sum())} edges"
+        )
+        print_top(
+            graph,
+            None,
+            ["section", "n_cells", "n_edges", "mean_degree", "max_degree", "isolated_cells"],
+            15,
+        )

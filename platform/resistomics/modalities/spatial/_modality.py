@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from resistomics.modalities.spatial._raw import SpatialInput
     from resistomics.publishing import Staging, Workspace
 
-__all__ = ["SpatialModality", "SpatialOptions", "SpatialSettings"]
+__all__ = [
+    "AutocorrPlotOptions",
+    "CooccurrencePlotOptions",
+    "SpatialModality",
+    "SpatialOptions",
+    "SpatialSettings",
+]
 
 LAYOUT = "spatialdata@1"
 DATASET_TYPE = "spatial.cells"
@@ -35,6 +41,7 @@ _MERSCOPE = "resistomics.modalities.spatial._merscope"
 _COSMX = "resistomics.modalities.spatial._cosmx"
 _VISIUM = "resistomics.modalities.spatial._visium"
 _ANALYSES = "resistomics.modalities.spatial._analyses"
+_STATS = "resistomics.modalities.spatial._stats_analyses"
 FEATURES = "features.parquet"
 
 
@@ -76,6 +83,25 @@ class SpatialSettings(BaseModel):
         default=1000.0, gt=0, description="edge of the transcript tiles (coordinate units)"
     )
     cells_per_block: int = Field(default=8192, ge=1, description="cells per table row block")
+
+
+class AutocorrPlotOptions(BaseModel):
+    """Options of the Moran's I plot (``resistomics plot RESULT -o F --top 20``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top: int = Field(default=20, ge=1, le=200, description="how many genes (highest mean I)")
+
+
+class CooccurrencePlotOptions(BaseModel):
+    """Options of the co-occurrence plot (``resistomics plot RESULT -o F --cell-type T``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cell_type: str | None = Field(
+        default=None,
+        description="the cell type whose pairs with every type are drawn (default: the first)",
+    )
 
 
 def _reader(name: str, module: str, description: str, key: str | None = None) -> Reader:
@@ -141,6 +167,42 @@ class SpatialModality(Modality):
             default=True,
             artifacts=deferred(_ANALYSES, "nhood_artifacts"),
             plot=deferred(_ANALYSES, "plot_nhood_heatmap"),
+        ),
+        # not run by default: statistics a user asks for (which genes, which distances)
+        Analysis(
+            "autocorr",
+            "spatial.autocorr",
+            deferred(_STATS, "autocorr_analysis"),
+            "Moran's I of log-normalised genes per section (kNN graph, k=6, row-normalised "
+            "weights; analytic variance, z, p and BH FDR within the section, permutation p "
+            "with --n-perms) as squidpy spatial_autocorr; bars of the top genes' mean I",
+            default=False,
+            artifacts=deferred(_STATS, "autocorr_artifacts"),
+            plot=deferred(_STATS, "plot_autocorr"),
+            plot_options=AutocorrPlotOptions,
+        ),
+        Analysis(
+            "cooccurrence",
+            "spatial.cooccurrence",
+            deferred(_STATS, "cooccurrence_analysis"),
+            "co-occurrence ratio of every pair of cell types by distance per section (as "
+            "squidpy co_occurrence; squidpy's 50 distances, or --interval); ratio against "
+            "distance for the pairs of one cell type",
+            default=False,
+            artifacts=deferred(_STATS, "cooccurrence_artifacts"),
+            plot=deferred(_STATS, "plot_cooccurrence"),
+            plot_options=CooccurrencePlotOptions,
+        ),
+        Analysis(
+            "neighbors",
+            "spatial.neighbors",
+            deferred(_STATS, "neighbors_analysis"),
+            "neighbour graph of each section (kNN k=6, radius or Delaunay, as squidpy "
+            "spatial_neighbors): per-section summary (degrees, isolated cells, edge "
+            "lengths) and the edge list of cell IDs; degree and edge-length histograms",
+            default=False,
+            artifacts=deferred(_STATS, "neighbors_artifacts"),
+            plot=deferred(_STATS, "plot_neighbors"),
         ),
     )
 

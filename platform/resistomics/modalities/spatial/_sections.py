@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from dask import delayed
+from dask.base import tokenize
 from dask.delayed import Delayed
 
 from resistomics.modalities.spatial._autocorr import morans_i
@@ -140,9 +141,14 @@ def map_sections(
     list of dask.delayed.Delayed
         Compute them together: ``dask.compute(*map_sections(load, names))``.
     """
+    # the key names the section and is unique to the loader and options: two analyses
+    # sharing a cluster (nhood and autocorr of one section) must never share a task
     return [
         delayed(_load_and_compute, pure=True)(
-            load, name, options, dask_key_name=f"spatial-stats-{name}"
+            load,
+            name,
+            options,
+            dask_key_name=f"spatial-stats-{name}-{tokenize(load, name, options)}",
         )
         for name in names
     ]
