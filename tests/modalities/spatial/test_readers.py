@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -493,26 +494,49 @@ def test_readers_are_exported() -> None:
         assert callable(getattr(spatial, f"detect_{fmt}"))
 
 
-def test_duplicates_and_ghost_transcripts_are_kept_for_the_expectations(tmp_path: Path) -> None:
-    """Readers do not repair: a duplicated cell ID and a transcript naming a cell that
-    does not exist reach the SpatialInput, where the expectations refuse them."""
+def test_duplicates_and_ghost_transcripts_are_refused_where_they_are(tmp_path: Path) -> None:
+    """A cell ID twice (in the matrix, or only in the cells table, where the join would
+    silently take the first row) and a transcript naming a cell that does not exist are
+    refused by the reader, naming the file and the place (the expectations check the
+    same on every stored version, without file lines to name)."""
+    import h5py
+
     truth = synthetic_section(n_cells=6, seed=6)
     folder = write_xenium(tmp_path / "x", truth)
-    cells = pd.read_parquet(folder / "cells.parquet")
-    cells.loc[1, "cell_id"] = "cell000"
-    cells.to_parquet(folder / "cells.parquet", index=False)
-    import h5py
+    assert read_xenium(str(folder), CTX).cells.index.is_unique
+    cells_file = folder / "cells.parquet"
+    cells = pd.read_parquet(cells_file)
+    pd.concat([cells, cells.iloc[[3]]]).to_parquet(cells_file, index=False)
+    with pytest.raises(InputError) as exc:
+        read_xenium(str(folder), CTX)
+    line = _one_line(exc, cells_file, "unique-cells")
+    assert "'cell003'" in line and "rows 3 and 6" in line, line
+    cells.to_parquet(cells_file, index=False)
 
     with h5py.File(folder / "cell_feature_matrix.h5", "a") as f:
         barcodes = f["matrix/barcodes"][()]
         barcodes[1] = b"cell000"
         f["matrix/barcodes"][...] = barcodes
-    tx = pq.read_table(folder / "transcripts.parquet").to_pandas()
-    tx.loc[0, "cell_id"] = "ghost"
-    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), folder / "transcripts.parquet")
-    got = read_xenium(str(folder), CTX)
-    assert list(got.cells.index[:2]) == ["cell000", "cell000"]
-    assert got.transcripts is not None and got.transcripts["cell_id"][0].as_py() == "ghost"
+    with pytest.raises(InputError) as exc:
+        read_xenium(str(folder), CTX)
+    assert "'cell000'" in _one_line(exc, folder / "cell_feature_matrix.h5", "unique-cells")
+
+    mex = write_xenium(tmp_path / "mex", truth, mex=True)
+    barcodes_file = mex / "cell_feature_matrix" / "barcodes.tsv.gz"
+    with gzip.open(barcodes_file, "wt") as f:
+        f.write("".join(f"{b}\n" for b in ["cell000", *truth.cell_ids[:-1]]))
+    with pytest.raises(InputError) as exc:
+        read_xenium(str(mex), CTX)
+    assert "(line 2, row 'cell000')" in _one_line(exc, barcodes_file, "unique-cells")
+
+    clean = write_xenium(tmp_path / "tx", truth)
+    tx = pq.read_table(clean / "transcripts.parquet").to_pandas()
+    tx.loc[4, "cell_id"] = "ghost"
+    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), clean / "transcripts.parquet")
+    with pytest.raises(InputError) as exc:
+        read_xenium(str(clean), CTX)
+    line = _one_line(exc, clean / "transcripts.parquet", "transcripts-cells")
+    assert "'ghost'" in line and "row 4" in line, line
 
 
 def test_labels_column_kept_or_refused(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from resistomics.modalities.spatial._landed import (
     check_finite,
     check_integer_counts,
     check_labels_column,
+    check_transcript_cells,
+    check_unique_ids,
     find_file,
     numeric_column,
     read_csv_table,
@@ -105,7 +107,8 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
     InputError
         A required file or column missing, a value that is not a number, a non-finite
         cell centre or transcript location, non-integer counts or IDs, a cell of the
-        expression matrix not in the metadata file.
+        expression matrix not in the metadata file, a cell (``fov``, ``cell_ID``) twice
+        in either, a transcript assigned to a cell that is not there.
     """
     folder = Path(path)
     section = section_name(folder, ctx.section)
@@ -113,6 +116,7 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
     expr = read_csv_table(expr_path, required=_KEYS)
     targets = [str(c) for c in expr.columns if c not in _NOT_TARGETS]
     ids, real = _cell_ids(expr_path, expr)
+    check_unique_ids(expr_path, ids, rows=np.flatnonzero(real), column="cell_ID")
     values = np.empty((expr.shape[0], len(targets)), dtype=np.float64)
     for j, target in enumerate(targets):
         values[:, j] = numeric_column(expr_path, expr, target)
@@ -128,7 +132,8 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
     centres = ("CenterX_global_px", "CenterY_global_px")
     meta = read_csv_table(meta_path, required=(*_KEYS, *centres))
     # the background rows (cell_ID 0) match no matrix cell and are left out by the join
-    meta_ids, _ = _cell_ids(meta_path, meta)
+    meta_ids, meta_real = _cell_ids(meta_path, meta)
+    check_unique_ids(meta_path, meta_ids, rows=np.flatnonzero(meta_real), column="cell_ID")
     rows = align_cells(expr_path, meta_path, barcodes, meta_ids.tolist())
     coords = {}
     for axis, column in zip(("x", "y"), centres, strict=True):
@@ -147,6 +152,12 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
             cells[str(column)] = picked[column].to_numpy()
 
     tx_path = find_file(folder, _TX)
+    transcripts = None
+    if tx_path is not None:
+        transcripts = _transcripts(tx_path, section)
+        check_transcript_cells(
+            tx_path, transcripts["cell_id"], barcodes, unassigned="cell_ID 0", column="cell_ID"
+        )
     check_labels_column(meta_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="cosmx",
@@ -154,7 +165,7 @@ def read_cosmx(path: str, ctx: SpatialReadContext) -> SpatialInput:
         cells=cells,
         counts=counts,
         genes=genes,
-        transcripts=None if tx_path is None else _transcripts(tx_path, section),
+        transcripts=transcripts,
         units="micron",
     )
 

@@ -3,10 +3,16 @@
 Every check here raises one :class:`~resistomics.errors.InputError` naming the file, the
 place in it (line, row or column) and the rule: ``required-file``, ``required-columns``,
 ``parquet`` (truncated or not Parquet), ``numeric-values``, ``finite-coordinates``,
-``integer-counts``, ``feature-type``, ``cell-in-metadata``, ``tenx-matrix``. Text files go
-through :func:`~resistomics._text_files.open_checked_text` (encoding, line and field
-bounds, a cut last row refused). Duplicates and transcripts pointing at unknown cells are
-*not* checked: the expectations report them on the kept data.
+``integer-counts``, ``feature-type``, ``cell-in-metadata``, ``tenx-matrix``,
+``unique-cells`` (a cell ID twice in a file) and ``transcripts-cells`` (a transcript
+naming a cell the dataset does not have). Text files go through
+:func:`~resistomics._text_files.open_checked_text` (encoding, line and field bounds, a cut
+last row refused).
+
+The last two are also ``spatial.cells`` expectations, which check every stored version
+(a SpatialData store's table has no file lines to name); a reader refuses them first
+because it can still say which file and line hold the duplicate or the stray transcript,
+and a file refused while it is read leaves no quarantined version in the catalog.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
@@ -33,6 +40,8 @@ __all__ = [
     "check_finite",
     "check_integer_counts",
     "check_labels_column",
+    "check_transcript_cells",
+    "check_unique_ids",
     "feature_types",
     "find_file",
     "numeric_column",
@@ -186,10 +195,12 @@ def check_finite(
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        value = float(values[i])
+        shown = "missing or NaN" if np.isnan(value) else repr(value)
         raise InputError(
             str(path),
             "finite-coordinates",
-            f"coordinate {values[i]!r} is not a finite number ({int(bad.sum())} such)",
+            f"coordinate {shown} is not a finite number ({int(bad.sum())} such)",
             line=None if line_offset is None else i + line_offset,
             row=None if ids is None else str(ids[i]),
             column=column,
@@ -204,7 +215,8 @@ def check_integer_counts(path: Path, values: np.ndarray, *, where: str = "count"
         raise InputError(
             str(path),
             "integer-counts",
-            f"{where} {values.ravel()[i]!r} is not a non-negative integer ({int(bad.sum())} such)",
+            f"{where} {float(values.ravel()[i])!r} is not a non-negative integer "
+            f"({int(bad.sum())} such)",
         )
 
 
@@ -218,6 +230,77 @@ def check_labels_column(path: Path, cells: pd.DataFrame, column: str | None) -> 
             f"(columns: {', '.join(map(str, cells.columns[:10]))})",
             column=column,
         )
+
+
+def check_unique_ids(
+    path: Path,
+    ids: Sequence[str] | np.ndarray,
+    *,
+    line_offset: int | None = 2,
+    rows: np.ndarray | None = None,
+    column: str | None = None,
+) -> None:
+    """``unique-cells``: each cell ID once in the file.
+
+    Two rows of one ID would become one cell of the store with the counts or the
+    coordinates of either. ``line_offset``: the file line of ``ids[0]`` (None for a file
+    without lines, whose rows are then counted from 0); ``rows``: the positions of the
+    rows that are cells (CosMx's background rows are not), default all.
+    """
+    where = np.arange(len(ids)) if rows is None else np.asarray(rows, dtype=np.int64)
+    index = pd.Index(np.asarray(ids, dtype=object)[where])
+    dup = index.duplicated(keep="first")
+    if not dup.any():
+        return
+    j = int(np.flatnonzero(dup)[0])
+    first = int(where[int(np.flatnonzero(index == index[j])[0])])
+    i = int(where[j])
+    n = int(index.duplicated(keep=False).sum())
+    if line_offset is None:
+        at = f"rows {first} and {i}, counted from 0"
+    else:
+        at = f"lines {first + line_offset} and {i + line_offset}"
+    raise InputError(
+        str(path),
+        "unique-cells",
+        f"cell ID {index[j]!r} appears more than once ({at}; {n} rows share a duplicated ID)",
+        line=None if line_offset is None else i + line_offset,
+        row=str(index[j]),
+        column=column,
+    )
+
+
+def check_transcript_cells(
+    path: Path,
+    cell_ids: pa.ChunkedArray | pa.Array,
+    cells: Sequence[str],
+    *,
+    unassigned: str,
+    line_offset: int | None = 2,
+    column: str = "cell_id",
+) -> None:
+    """``transcripts-cells``: every assigned transcript (``cell_ids`` not null) names one
+    of ``cells``. ``unassigned``: how the platform marks a transcript in no cell (for
+    the message); ``line_offset`` as :func:`check_unique_ids`."""
+    known = pa.array(np.asarray(cells, dtype=object), pa.string())
+    ids = pc.cast(cell_ids, pa.string())
+    stray = pc.and_(pc.is_valid(ids), pc.invert(pc.is_in(ids, value_set=known)))
+    n = int(pc.sum(stray).as_py() or 0)
+    if n == 0:
+        return
+    i = int(pc.index(stray, True).as_py())
+    value = ids[i].as_py()
+    at = "" if line_offset is not None else f" (row {i}, counted from 0)"
+    raise InputError(
+        str(path),
+        "transcripts-cells",
+        f"a transcript{at} is assigned to cell {value!r}, which is not a cell of the "
+        f"dataset ({n} such transcript{'s' if n > 1 else ''}; {unassigned} marks a "
+        "transcript in no cell)",
+        line=None if line_offset is None else i + line_offset,
+        row=str(value),
+        column=column,
+    )
 
 
 def feature_types(path: Path, raw: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
@@ -242,6 +325,8 @@ def read_parquet(path: Path, *, required: Sequence[str] = ()) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # pyarrow names the file again ("... source '/the/path': Parquet magic bytes ...")
+        reason = reason.replace(f" '{path}'", "")
         raise InputError(
             str(path), "parquet", f"cannot be read as Parquet, truncated or damaged? ({reason})"
         ) from None
@@ -277,7 +362,8 @@ def align_cells(
 
 
 def read_tenx_matrix(path: Path) -> tuple[list[str], sp.csr_matrix, pd.DataFrame]:
-    """A 10x feature-barcode matrix, HDF5 (``*.h5``) or Matrix Market directory.
+    """A 10x feature-barcode matrix, HDF5 (``*.h5``) or Matrix Market directory, each
+    barcode once (``unique-cells``).
 
     Returns the barcodes, the ``(n_barcodes, n_features)`` CSR counts and the features
     (index the feature name, columns ``gene_id`` and ``feature_type`` as 10x writes it).
@@ -320,6 +406,7 @@ def _read_h5(path: Path) -> tuple[list[str], sp.csr_matrix, pd.DataFrame]:
             f"shape {n_features} x {n_barcodes} disagrees with {len(ids)} features, "
             f"{len(barcodes)} barcodes and {len(indptr) - 1} matrix columns",
         )
+    check_unique_ids(path, barcodes, line_offset=None)
     values = np.asarray(data)
     check_integer_counts(path, values.astype(np.float64, copy=False))
     try:
@@ -341,6 +428,7 @@ def _read_mex(folder: Path) -> tuple[list[str], sp.csr_matrix, pd.DataFrame]:
     barcodes_file = require_file(folder, "10x Matrix Market", "barcodes.tsv")
     feat = _read_tsv(features)
     barcodes = _read_tsv(barcodes_file)[0].tolist()
+    check_unique_ids(barcodes_file, barcodes, line_offset=1)
     try:
         opener = gzip.open if matrix.name.endswith(".gz") else open
         with opener(matrix, "rb") as handle:

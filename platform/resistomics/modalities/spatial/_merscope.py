@@ -29,6 +29,8 @@ from resistomics.modalities.spatial._landed import (
     check_finite,
     check_integer_counts,
     check_labels_column,
+    check_transcript_cells,
+    check_unique_ids,
     find_file,
     numeric_column,
     read_csv_table,
@@ -64,7 +66,8 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
     InputError
         A required file or column missing, a value that is not a number, a non-finite
         cell centre or transcript location, non-integer counts, a cell of
-        ``cell_by_gene.csv`` not in ``cell_metadata.csv``, a malformed manifest or
+        ``cell_by_gene.csv`` not in ``cell_metadata.csv``, a cell ID twice in either, a
+        transcript assigned to a cell that is not there, a malformed manifest or
         transform.
     """
     folder = Path(path)
@@ -73,6 +76,7 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
     matrix = read_csv_table(matrix_path, id_first=True)
     id_column = str(matrix.columns[0])
     barcodes = matrix[id_column].astype(str).tolist()
+    check_unique_ids(matrix_path, barcodes, column=id_column or None)
     gene_names = [str(c) for c in matrix.columns[1:]]
     counts = _counts(matrix_path, matrix, gene_names)
     genes = pd.DataFrame(
@@ -87,11 +91,13 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
         raise InputError(
             str(meta_path), "required-columns", "the first column must be the cell ID", line=1
         )
-    rows = align_cells(matrix_path, meta_path, barcodes, meta[meta_id].astype(str).tolist())
+    meta_ids = meta[meta_id].astype(str).tolist()
+    check_unique_ids(meta_path, meta_ids, column=meta_id or None)
+    rows = align_cells(matrix_path, meta_path, barcodes, meta_ids)
     coords = {}
     for axis, column in zip(("x", "y"), _CENTRES, strict=True):
         values = numeric_column(meta_path, meta, column)
-        check_finite(meta_path, values, column, meta[meta_id].astype(str).tolist())
+        check_finite(meta_path, values, column, meta_ids)
         coords[axis] = values[rows]
     cells = pd.DataFrame(coords, index=pd.Index(barcodes, dtype=str, name="cell_id"))
     cells["section"] = section
@@ -101,6 +107,10 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
             cells[str(column)] = picked[column].to_numpy()
 
     tx_path = find_file(folder, "detected_transcripts.csv")
+    transcripts = None
+    if tx_path is not None:
+        transcripts = _transcripts(tx_path, section)
+        check_transcript_cells(tx_path, transcripts["cell_id"], barcodes, unassigned="-1")
     bounds = _bounds(folder)
     check_labels_column(meta_path, cells, ctx.labels_column)
     return SpatialInput(
@@ -109,7 +119,7 @@ def read_merscope(path: str, ctx: SpatialReadContext) -> SpatialInput:
         cells=cells,
         counts=counts,
         genes=genes,
-        transcripts=None if tx_path is None else _transcripts(tx_path, section),
+        transcripts=transcripts,
         units="micron",
         bounds={} if bounds is None else {section: bounds},
     )

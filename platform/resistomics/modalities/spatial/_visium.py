@@ -36,6 +36,7 @@ from resistomics.modalities.spatial._landed import (
     align_cells,
     check_finite,
     check_labels_column,
+    check_unique_ids,
     feature_types,
     find_file,
     numeric_column,
@@ -102,7 +103,8 @@ def read_visium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     InputError
         A required file or column missing; scale factors missing, not JSON or without a
         positive ``spot_diameter_fullres``; a truncated Parquet file; a non-finite spot
-        position; non-integer counts; a barcode of the matrix not in the positions.
+        position; non-integer counts; a barcode of the matrix not in the positions; a
+        barcode twice in the matrix or the positions.
     """
     folder = Path(path)
     section = section_name(folder, ctx.section)
@@ -118,10 +120,11 @@ def read_visium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     positions_path = require_file(spatial, "Space Ranger", *_POSITIONS)
     positions = _positions(positions_path)
     ids = positions["barcode"].astype(str).tolist()
-    rows = align_cells(matrix_path, positions_path, barcodes, ids)
     line_offset = 1 if positions_path.name.startswith("tissue_positions_list") else 2
     if positions_path.suffix == ".parquet":
         line_offset = 0
+    check_unique_ids(positions_path, ids, line_offset=line_offset or None, column="barcode")
+    rows = align_cells(matrix_path, positions_path, barcodes, ids)
     coords = {}
     for axis, column in (("x", "pxl_col_in_fullres"), ("y", "pxl_row_in_fullres")):
         px = numeric_column(positions_path, positions, column, line_offset=line_offset)
@@ -173,7 +176,10 @@ def _scale(path: Path, run: Path) -> tuple[float, float | None]:
         factors = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(
-            str(path), "scale-factors", f"not valid JSON ({str(exc).splitlines()[0]})"
+            str(path),
+            "scale-factors",
+            f"not valid JSON ({str(exc).splitlines()[0]})",
+            line=exc.lineno if isinstance(exc, json.JSONDecodeError) else None,
         ) from None
     if not isinstance(factors, dict):
         raise InputError(str(path), "scale-factors", "expected a JSON object of scale factors")

@@ -29,6 +29,8 @@ from resistomics.modalities.spatial._landed import (
     align_cells,
     check_finite,
     check_labels_column,
+    check_transcript_cells,
+    check_unique_ids,
     feature_types,
     find_file,
     numeric_column,
@@ -70,7 +72,9 @@ def read_xenium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     InputError
         A required file or column missing, a truncated Parquet file, a non-finite
         centroid or transcript location, non-integer counts, an unknown feature type,
-        a cell of the matrix not in the cells table, a malformed ``experiment.xenium``.
+        a cell of the matrix not in the cells table, a cell ID twice in the matrix or
+        the cells table, a transcript assigned to a cell that is not there, a malformed
+        ``experiment.xenium``.
     """
     folder = Path(path)
     section = section_name(folder, ctx.section)
@@ -96,6 +100,12 @@ def read_xenium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     else:
         meta = read_csv_table(cells_path, required=need, strings=("cell_id",))
     meta_ids = meta["cell_id"].map(_text).to_numpy(dtype=object)
+    check_unique_ids(
+        cells_path,
+        meta_ids,
+        line_offset=None if cells_path.name.endswith(".parquet") else 2,
+        column="cell_id",
+    )
     rows = align_cells(matrix_path, cells_path, barcodes, meta_ids)
     meta = meta.iloc[rows].reset_index(drop=True)
     coords = {}
@@ -113,6 +123,13 @@ def read_xenium(path: str, ctx: SpatialReadContext) -> SpatialInput:
     tx_path = find_file(folder, "transcripts.parquet")
     if tx_path is not None:
         transcripts = _transcripts(tx_path, section)
+        check_transcript_cells(
+            tx_path,
+            transcripts["cell_id"],
+            barcodes,
+            unassigned="'UNASSIGNED' (-1 in early versions)",
+            line_offset=None,
+        )
     check_labels_column(cells_path, cells, ctx.labels_column)
     return SpatialInput(
         platform="xenium",
