@@ -6,6 +6,7 @@ and its analyses' plots; :func:`resistomics.modalities.plot_dataset` dispatches)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 
 __all__ = [
+    "MAX_CELLS_DRAWN",
     "DmrTrack",
+    "SectionCells",
     "VolcanoPoints",
+    "category_colours",
     "plot_autocorr_genes",
     "plot_clone_prevalence",
     "plot_cooccurrence_curves",
@@ -29,6 +33,7 @@ __all__ = [
     "plot_sample_pca",
     "plot_sample_qc",
     "plot_sample_scores",
+    "plot_section_cells",
     "plot_set_enrichment",
     "volcano_points",
     "volcano_title",
@@ -861,3 +866,165 @@ def plot_graph_distributions(
     right.set_ylabel("edges")
     fig.suptitle(title or "Neighbour graph", fontsize=9)
     return _save(plt, fig, output)
+
+
+#: Most cells drawn of one section: a larger one is drawn as a random subsample of this
+#: many, and its panel title says so (matplotlib takes about a second per million points,
+#: and at a few hundred pixels per axis more points only overdraw).
+MAX_CELLS_DRAWN = 200_000
+#: Colour of a cell without a label or value.
+_MISSING = (0.8, 0.8, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class SectionCells:
+    """One section's cells to draw.
+
+    Attributes
+    ----------
+    name
+        The section (panel title).
+    x, y
+        Cell centres.
+    values
+        What each cell is coloured by: integer codes into the plot's ``categories``
+        (-1: no label), or numbers (NaN: no value).
+    """
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    values: np.ndarray
+
+
+def category_colours(n: int) -> list[tuple[float, float, float, float]]:
+    """``n`` distinguishable colours: ``tab10`` up to 10, ``tab20`` up to 20, else evenly
+    spaced hues."""
+    plt = _pyplot()
+    if n <= 10:
+        cmap, steps = plt.get_cmap("tab10"), [i / 10 for i in range(n)]
+    elif n <= 20:
+        cmap, steps = plt.get_cmap("tab20"), [i / 20 for i in range(n)]
+    else:
+        cmap, steps = plt.get_cmap("hsv"), [i / n for i in range(n)]
+    return [tuple(float(c) for c in cmap(v)) for v in steps]  # type: ignore[misc]
+
+
+def plot_section_cells(
+    sections: Sequence[SectionCells],
+    output: str | Path,
+    *,
+    categories: Sequence[str] | None = None,
+    colour_label: str = "",
+    title: str = "",
+    units: str = "micron",
+    vmin: float | None = None,
+    max_cells: int = MAX_CELLS_DRAWN,
+    seed: int = 0,
+) -> Path:
+    """Cells of one or more sections at their coordinates, one panel per section.
+
+    With ``categories`` the values are codes into them and each category has one colour
+    (:func:`category_colours`; a legend with one entry per category, plus "no label" when
+    a cell has none); without, the values are numbers on one colour scale shared by the
+    panels (viridis, a colour bar from ``vmin``, default the smallest value, to the
+    largest). Several sections are small multiples, four to a row.
+    A section of more than ``max_cells`` cells is drawn as a random subsample of that many
+    (``seed``), stated in its panel title. Cells are drawn in a random order so that no
+    category hides beneath another; the y axis points down, as in the section's image.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    rng = np.random.default_rng(seed)
+    n_panels = len(sections)
+    ncols = min(4, n_panels)
+    nrows = -(-n_panels // ncols)
+    single = n_panels == 1
+    panel = (6.0, 5.4) if single else (3.4, 3.2)
+    side = 2.4 if categories is not None else 1.4
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel[0] * ncols + side, panel[1] * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
+    unit = {"micron": "\u00b5m"}.get(units, units)
+    palette = np.array([*category_colours(len(categories)), _MISSING]) if categories else None
+    any_missing = False
+    cmap = plt.get_cmap("viridis").with_extremes(bad=_MISSING)
+    numbers = [np.asarray(s.values, dtype=np.float64) for s in sections] if not categories else []
+    finite = np.concatenate([v[np.isfinite(v)] for v in numbers]) if numbers else np.empty(0)
+    low = vmin if vmin is not None else float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else low + 1.0
+    norm = Normalize(vmin=low, vmax=high if high > low else low + 1.0)
+    for k, (ax, s) in enumerate(zip(axes.ravel(), sections, strict=False)):
+        n = len(s.x)
+        shown = np.arange(n) if n <= max_cells else rng.choice(n, max_cells, replace=False)
+        order = rng.permutation(shown)
+        x = np.asarray(s.x, dtype=np.float64)[order]
+        y = np.asarray(s.y, dtype=np.float64)[order]
+        size = float(np.clip(20_000 / max(len(order), 1), 0.2, 30.0)) * (1.0 if single else 0.4)
+        raster = len(order) > 50_000
+        if palette is not None:
+            codes = np.asarray(s.values, dtype=np.int64)[order]
+            any_missing = any_missing or bool((codes < 0).any())
+            colours = palette[np.where(codes < 0, len(palette) - 1, codes)]
+            ax.scatter(x, y, c=colours, s=size, linewidths=0, rasterized=raster)
+        else:
+            ax.scatter(
+                x,
+                y,
+                c=numbers[k][order],
+                cmap=cmap,
+                norm=norm,
+                s=size,
+                linewidths=0,
+                plotnonfinite=True,
+                rasterized=raster,
+            )
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.invert_yaxis()
+        counted = f"{n:,} cells" if n <= max_cells else f"random {max_cells:,} of {n:,} cells"
+        ax.set_title(f"{s.name} ({counted})", fontsize=9 if single else 7)
+        ax.tick_params(labelsize=6)
+        if k + ncols >= n_panels:  # the lowest panel of its column
+            ax.set_xlabel(f"x ({unit})", fontsize=7)
+        if k % ncols == 0:
+            ax.set_ylabel(f"y ({unit})", fontsize=7)
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    if palette is not None and categories is not None:
+        labels = [*categories, *(["no label"] if any_missing else [])]
+        handles = [
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markersize=6,
+                markerfacecolor=tuple(palette[i if i < len(categories) else -1]),
+                markeredgewidth=0,
+                label=str(label),
+            )
+            for i, label in enumerate(labels)
+        ]
+        fig.legend(
+            handles=handles,
+            loc="outside right center",
+            title=colour_label or None,
+            fontsize=7,
+            title_fontsize=8,
+            frameon=False,
+            ncols=1 if len(handles) <= 24 else 2,
+        )
+    else:
+        visible = list(axes.ravel()[:n_panels])
+        fig.colorbar(
+            ScalarMappable(norm=norm, cmap=cmap), ax=visible, label=colour_label, shrink=0.8
+        )
+    fig.suptitle(title or "cells by section", fontsize=9)
+    return _save(plt, fig, output, layout=False)

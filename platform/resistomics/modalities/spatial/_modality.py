@@ -18,6 +18,8 @@ from resistomics.modalities._plugin import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
     import typer
 
@@ -30,6 +32,7 @@ __all__ = [
     "CooccurrencePlotOptions",
     "SpatialModality",
     "SpatialOptions",
+    "SpatialPlotOptions",
     "SpatialSettings",
 ]
 
@@ -42,6 +45,7 @@ _COSMX = "resistomics.modalities.spatial._cosmx"
 _VISIUM = "resistomics.modalities.spatial._visium"
 _ANALYSES = "resistomics.modalities.spatial._analyses"
 _STATS = "resistomics.modalities.spatial._stats_analyses"
+_SECTION_PLOT = "resistomics.modalities.spatial._section_plot"
 FEATURES = "features.parquet"
 
 
@@ -58,6 +62,24 @@ class SpatialOptions(BaseModel):
     labels_column: str | None = Field(
         default=None,
         description="cell-metadata column of cell-type labels supplied with the data",
+    )
+
+
+class SpatialPlotOptions(BaseModel):
+    """Options of the dataset plot (``resistomics plot study/dataset -o f.png --section S1``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    section: str | None = Field(
+        default=None,
+        description="the section to draw, or 'all' for small multiples of up to 12 "
+        "(default: the first)",
+    )
+    color: str | None = Field(
+        default=None,
+        description="a cell column (text: a colour per value; numbers: a colour scale) or a "
+        "gene (log-normalised expression); default the cell-type labels (the ingest's "
+        "labels_column, else cell_type), else total_counts",
     )
 
 
@@ -411,6 +433,18 @@ class SpatialModality(Modality):
                 max_negative_control_rate=s.max_negative_control_rate,
             ),
         )
+
+    plot_description = (
+        "a section's cells at their coordinates (--section NAME, or all: up to 12 small "
+        "multiples), coloured by cell type, a cell column or a gene's log-normalised expression"
+    )
+    plot_options = SpatialPlotOptions
+
+    def plot(self, ws: Workspace, version: VersionInfo, output: Path, **options: Any) -> Path:
+        """Cells of one section (or up to 12) where they lie, coloured by ``--color``
+        (:func:`resistomics.modalities.spatial._section_plot.plot_spatial_cells`)."""
+        draw = deferred(_SECTION_PLOT, "plot_spatial_cells")
+        return draw(ws, version, output, **options)  # type: ignore[no-any-return]
 
     def commands(self) -> typer.Typer:
         from resistomics.modalities.spatial._commands import spatial_app

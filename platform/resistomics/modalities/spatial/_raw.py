@@ -8,8 +8,9 @@ at the platform again except to report it:
 - coordinates are in micrometres (Visium: spot centres converted with the scale factors'
   ``spot_diameter_fullres`` and the 55 um spot diameter, or left in full-resolution pixels
   with ``units="pixel"`` when no physical size can be derived);
-- cell IDs are strings, unique within the input (the reader does not de-duplicate: the
-  expectations report duplicates, so a bad file is refused, not repaired);
+- cell IDs are strings, unique within the input (never de-duplicated: the instrument
+  readers refuse a duplicate naming its file and line, and the expectations check every
+  stored version again, so a bad file is refused, not repaired);
 - ``section`` names the registered sample each cell belongs to (one value for a
   single-section folder, taken from the ``--sample`` option or the folder name);
 - genes are the columns of ``counts``; control probes stay in ``genes`` with their
