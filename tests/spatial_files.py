@@ -122,3 +122,92 @@ def write_sdata(
         out = folder / f"{name}.zarr"
         sdata.write(out)
     return out
+
+
+#: The program the niche cohort's tumour cells express by their planted score.
+NICHE_PROGRAM = "DRUG_TOLERANT_PERSISTER"
+#: Panel genes besides the program's (markers and housekeeping-like fillers).
+NICHE_FILLERS = [
+    "EPCAM",
+    "KRT8",
+    "COL1A2",
+    "DCN",
+    "CD68",
+    "CD163",
+    "CD3E",
+    "CD8A",
+    "MS4A1",
+    "PECAM1",
+    "VWF",
+    "NKG7",
+    "CLEC9A",
+    "ACTB",
+    "GAPDH",
+    "RPLP0",
+    "TPT1",
+    "EEF1A1",
+    "MALAT1",
+    "B2M",
+    *[f"PANEL{i:03d}" for i in range(1, 101)],
+]
+
+
+def write_niche_section(folder: Path, section: object, *, seed: int = 0) -> Path:
+    """``<section.name>.zarr``: a table-only SpatialData store of a generated section
+    (:func:`resistomics.modalities.spatial.simulate_niche_cohort`): its coordinates and
+    cell types, and counts of :data:`NICHE_PROGRAM`'s genes that rise with the planted
+    program score in tumour cells (Poisson, mean ``2 * exp(score)``; 0.5 elsewhere)
+    plus 120 filler genes (Poisson, means spread over 0.2-3, as the program genes, so every expression bin of
+    ``score_genes`` has control genes)."""
+    import anndata as ad
+    import geopandas as gpd
+    import scipy.sparse as sp
+    import spatialdata as sd
+    from spatialdata.models import ShapesModel, TableModel
+    from spatialdata.transformations import Identity
+
+    from resistomics.knowledge import builtin_programs
+
+    program = next(s for s in builtin_programs().sets if s.name == NICHE_PROGRAM)
+    genes = [*program.genes, *[g for g in NICHE_FILLERS if g not in program.genes]]
+    rng = np.random.default_rng(seed)
+    xy = np.asarray(section.coords, dtype=np.float64)  # type: ignore[attr-defined]
+    labels = section.labels  # type: ignore[attr-defined]
+    score = np.asarray(section.values, dtype=np.float64)[:, 0]  # type: ignore[attr-defined]
+    n = xy.shape[0]
+    tumour = np.isfinite(score)
+    lam = np.full((n, len(program.genes)), 0.5)
+    lam[tumour] = 2.0 * np.exp(score[tumour])[:, None]
+    n_fill = len(genes) - len(program.genes)
+    fill = np.linspace(0.2, 3.0, n_fill)
+    counts = np.hstack([rng.poisson(lam), rng.poisson(fill, size=(n, n_fill))]).astype(np.float64)
+    name = str(section.name)  # type: ignore[attr-defined]
+    ids = [f"{name}-c{i}" for i in range(n)]
+    circles = gpd.GeoDataFrame(
+        {"radius": np.full(n, 5.0)},
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
+        index=pd.Index(ids),
+    )
+    obs = pd.DataFrame(
+        {
+            "region": pd.Categorical(["cells"] * n),
+            "cell_id": ids,
+            "cell_type": np.asarray(labels, dtype=object),
+        },
+        index=[str(i) for i in range(n)],
+    )
+    table = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
+    table.obsm["spatial"] = xy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdata = sd.SpatialData(
+            shapes={"cells": ShapesModel.parse(circles, transformations={"global": Identity()})},
+            tables={
+                "table": TableModel.parse(
+                    table, region="cells", region_key="region", instance_key="cell_id"
+                )
+            },
+        )
+        out = folder / f"{name}.zarr"
+        sdata.write(out)
+    return out

@@ -30,6 +30,7 @@ __all__ = [
     "plot_dmr_tracks",
     "plot_graph_distributions",
     "plot_nhood_heatmap",
+    "plot_niche_change",
     "plot_sample_pca",
     "plot_sample_qc",
     "plot_sample_scores",
@@ -1027,4 +1028,68 @@ def plot_section_cells(
             ScalarMappable(norm=norm, cmap=cmap), ax=visible, label=colour_label, shrink=0.8
         )
     fig.suptitle(title or "cells by section", fontsize=9)
+
+
+def plot_niche_change(
+    per_subject: pd.DataFrame,
+    cohort: pd.DataFrame,
+    output: str | Path,
+    *,
+    title: str = "",
+    max_programs: int = 4,
+) -> Path:
+    """Resistance-niche change per subject: for each program (at most ``max_programs``
+    panels), a heat map of subjects x neighbour types of ``difference_change`` (the change
+    between the contrast's arms of the neighbour fraction around program-high minus
+    program-low tumour cells), on a diverging scale symmetric about 0; each column is
+    labelled with the cohort's paired-t FDR of that neighbour type."""
+    plt = _pyplot()
+    programs = list(dict.fromkeys(per_subject["program"].astype(str)))[:max_programs]
+    n = max(1, len(programs))
+    subjects = sorted(per_subject["subject"].astype(str).unique())
+    types = list(dict.fromkeys(per_subject["neighbour_type"].astype(str)))
+    width = max(4.5, 0.55 * len(types) + 2.5)
+    height = max(3.0, 0.35 * len(subjects) + 2.0)
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, layout="constrained")
+    values = per_subject["difference_change"].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    im = None
+    for ax, program in zip(axes[0], programs, strict=False):
+        rows = per_subject[per_subject["program"].astype(str) == program]
+        grid = (
+            rows.assign(subject=rows["subject"].astype(str))
+            .pivot_table(
+                index="subject", columns="neighbour_type", values="difference_change", dropna=False
+            )
+            .reindex(index=subjects, columns=types)
+        )
+        im = ax.imshow(
+            np.ma.masked_invalid(grid.to_numpy(dtype=float)),
+            cmap="RdBu_r",
+            vmin=-vmax,
+            vmax=vmax,
+            aspect="auto",
+        )
+        tests = cohort[
+            (cohort["program"].astype(str) == program)
+            & (cohort["effect"] == "difference")
+            & (cohort["test"] == "paired_t")
+        ].set_index("neighbour_type")
+        fdr = tests["fdr"].reindex(types).to_numpy(dtype=float)
+        labels = [
+            f"{t}\nFDR {f:.2g}" if np.isfinite(f) else f"{t}\nFDR -"
+            for t, f in zip(types, fdr, strict=True)
+        ]
+        ax.set_xticks(range(len(types)), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(subjects)), subjects, fontsize=7)
+        ax.set_xlabel("neighbour type")
+        ax.set_ylabel("subject")
+        ax.set_title(program, fontsize=9)
+    if im is not None:
+        fig.colorbar(
+            im, ax=list(axes[0]), label="change of neighbour-fraction difference", shrink=0.8
+        )
+    fig.suptitle(title or "Resistance niches", fontsize=9)
     return _save(plt, fig, output, layout=False)

@@ -212,3 +212,120 @@ def spatial_neighbors_command(
             ["section", "n_cells", "n_edges", "mean_degree", "max_degree", "isolated_cells"],
             15,
         )
+
+
+@spatial_app.command("niches")
+@handled
+def spatial_niches_command(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="study/dataset[@vN] of a spatial.cells dataset; with --cohort (default) "
+            "every current spatial dataset of its study is analysed."
+        ),
+    ],
+    contrast: Annotated[
+        str,
+        typer.Option(
+            help="Sample attribute and arms, 'COLUMN:A vs B'; the change is A minus B per "
+            "subject (e.g. 'phase:progression vs baseline')."
+        ),
+    ],
+    program: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Resistance program of --gene-sets scored per cell (repeatable). Default: "
+            "every program with 3 genes in the panel."
+        ),
+    ] = None,
+    gene_sets: Annotated[
+        str, typer.Option(help="'builtin' (the curated catalogue) or a GMT file.")
+    ] = "builtin",
+    tumour: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tumour cell type(s) of the labels (repeatable). Default: the types named "
+            "like tumour / tumor / malignant / cancer / carcinoma."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Cell-type column. Default: the ingest's --labels-column, else cell_type."
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="Keep only samples with COLUMN=VALUE (repeatable).")
+    ] = None,
+    cohort: Annotated[
+        bool,
+        typer.Option(help="Analyse every current spatial dataset of the study, not only DATASET."),
+    ] = True,
+    method: Annotated[str, typer.Option(help="Neighbour graph: knn, radius or delaunay.")] = "knn",
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per cell of the kNN graph.")] = 6,
+    radius: Annotated[
+        float | None, typer.Option(help="Radius of the radius graph (coordinate units).")
+    ] = None,
+    quantile: Annotated[
+        float,
+        typer.Option(help="Share of a section's tumour cells called program-high (and -low)."),
+    ] = 1 / 3,
+) -> None:
+    """Resistance niches: the fraction of each cell type among the neighbours of
+    program-high against program-low tumour cells in every section, its change between
+    the contrast's arms per subject, and paired tests across subjects (t-test, Wilcoxon
+    signed-rank; BH FDR). Publishes niches.<program>.<contrast> in the study; plot the
+    change per subject with 'resistomics plot RESULT -o niches.png'.
+
+    Example: resistomics spatial niches sp/P01-baseline --program DRUG_TOLERANT_PERSISTER
+    --contrast "phase:progression vs baseline"
+    """
+    from resistomics.contrasts import parse_contrast
+    from resistomics.modalities.spatial._niche_analysis import niches_analysis
+
+    parsed = parse_contrast(contrast, where or ())
+    ws = open_workspace()
+    try:
+        ws.catalog.resolve(dataset)
+        with progress_bar() as bar:
+            bar.add_task(f"resistance niches around {dataset}", total=None)
+            outcome = niches_analysis(
+                ws,
+                dataset,
+                contrast=parsed,
+                program=program or None,
+                gene_sets=gene_sets,
+                tumour=tumour or None,
+                labels=labels,
+                cohort=cohort,
+                method=method,
+                k=k,
+                radius=radius,
+                quantile=quantile,
+            )
+        if not outcome.tables:
+            from resistomics.storage import read_table
+
+            path = ws.root.to_path(outcome.version.uri)
+            outcome = type(outcome)(
+                outcome.status,
+                outcome.version,
+                {t: read_table(ws.root, f"{path}/{t}.parquet") for t in ("cohort", "sections")},
+                outcome.message,
+            )
+    finally:
+        ws.close()
+    console.print(outcome.message)
+    sections = outcome.tables["sections"]
+    console.print(
+        f"{len(sections)} section(s) of {sections['subject'].nunique()} subject(s), "
+        f"{int(sections['n_cells'].sum())} cells"
+    )
+    tests = outcome.tables["cohort"]
+    tests = tests[(tests["effect"] == "difference") & (tests["test"] == "paired_t")]
+    print_top(
+        tests.sort_values("pvalue", na_position="last"),
+        None,
+        ["program", "neighbour_type", "n_subjects", "n_increased", "mean_change", "pvalue", "fdr"],
+        15,
+    )

@@ -46,6 +46,7 @@ _VISIUM = "resistomics.modalities.spatial._visium"
 _ANALYSES = "resistomics.modalities.spatial._analyses"
 _STATS = "resistomics.modalities.spatial._stats_analyses"
 _SECTION_PLOT = "resistomics.modalities.spatial._section_plot"
+_NICHES = "resistomics.modalities.spatial._niche_analysis"
 FEATURES = "features.parquet"
 
 
@@ -189,6 +190,21 @@ class SpatialModality(Modality):
             default=True,
             artifacts=deferred(_ANALYSES, "nhood_artifacts"),
             plot=deferred(_ANALYSES, "plot_nhood_heatmap"),
+        ),
+        Analysis(
+            "niches",
+            "spatial.niches",
+            deferred(_NICHES, "niches_analysis"),
+            "resistance niches across the study's sections: neighbour-type fractions around "
+            "program-high against program-low tumour cells (programs scored per cell by "
+            "score_genes), their change between the contrast's arms per subject, paired "
+            "t / Wilcoxon across subjects with BH FDR; by default for each registered "
+            "contrast and every built-in program with 3 genes in the panel; heat map of "
+            "the change per subject",
+            default=True,
+            per_contrast=True,
+            artifacts=deferred(_NICHES, "niche_artifacts"),
+            plot=deferred(_NICHES, "plot_niche_change"),
         ),
         # not run by default: statistics a user asks for (which genes, which distances)
         Analysis(
