@@ -340,7 +340,7 @@ def test_registered_as_non_default_analyses() -> None:
         analysis = spatial.analysis(name)
         assert analysis.result_type == result_type and not analysis.default
         assert analysis.plot is not None and analysis.artifacts is not None
-    assert [a.name for a in spatial.default_analyses()] == ["nhood"]
+    assert [a.name for a in spatial.default_analyses()] == ["nhood", "niches"]
     with pytest.raises(InputError, match=r"--top"):
         spatial.analysis("autocorr").parse_plot_options({"top": 0})
 
