@@ -1028,6 +1028,7 @@ def plot_section_cells(
             ScalarMappable(norm=norm, cmap=cmap), ax=visible, label=colour_label, shrink=0.8
         )
     fig.suptitle(title or "cells by section", fontsize=9)
+    return _save(plt, fig, output, layout=False)
 
 
 def plot_niche_change(
