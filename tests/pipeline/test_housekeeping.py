@@ -41,6 +41,34 @@ def _populate(ws: Workspace) -> None:
     assert bad.status == "quarantined"
 
 
+@pytest.fixture(scope="module")
+def populated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root that :func:`_populate` filled, once for the module (five ingests)."""
+    from resistomics.config import ClusterSettings
+
+    root = tmp_path_factory.mktemp("housekeeping") / "root"
+    ws = Workspace.open(
+        Settings(
+            data_root=str(root),
+            cluster=ClusterSettings(n_workers=1, processes=False, memory_limit="2GiB"),
+        )
+    )
+    try:
+        _populate(ws)
+    finally:
+        ws.close()
+    return root
+
+
+@pytest.fixture
+def populated(settings: Settings, populated_root: Path) -> Settings:
+    """``settings`` whose data root is a fresh copy of :func:`populated_root` (GC and
+    the tests change it). A copied root is a moved one: the catalog's URIs are relative
+    to the root, which the ``moved`` case below checks on this very copy."""
+    shutil.copytree(populated_root, settings.data_root, symlinks=True)
+    return settings
+
+
 def _version_dirs(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.glob("datasets/*/*/*")}
 
@@ -51,10 +79,10 @@ def _reopen(settings: Settings, root: Path) -> Workspace:
 
 @pytest.mark.parametrize("how", ["moved", "symlink"])
 def test_gc_after_the_root_moved_removes_nothing_and_everything_resolves(
-    settings: Settings, tmp_path: Path, how: str
+    populated: Settings, tmp_path: Path, how: str
 ) -> None:
+    settings = populated
     ws = Workspace.open(settings)
-    _populate(ws)
     refs = [v.ref for v in ws.catalog.versions()]
     ws.close()
     old_root = Path(settings.data_root)
@@ -81,9 +109,9 @@ def test_gc_after_the_root_moved_removes_nothing_and_everything_resolves(
         ws.close()
 
 
-def test_gc_refuses_when_most_catalog_directories_are_missing(settings: Settings) -> None:
+def test_gc_refuses_when_most_catalog_directories_are_missing(populated: Settings) -> None:
+    settings = populated
     ws = Workspace.open(settings)
-    _populate(ws)
     root = Path(settings.data_root)
     # A crashed write (an orphan directory) that GC would normally remove ...
     orphan = root / "datasets" / "st" / "a" / "v-0123456789abcdef"
@@ -111,9 +139,9 @@ def test_gc_refuses_when_most_catalog_directories_are_missing(settings: Settings
     ws.close()
 
 
-def test_gc_never_removes_a_directory_a_catalog_row_names(settings: Settings) -> None:
+def test_gc_never_removes_a_directory_a_catalog_row_names(populated: Settings) -> None:
+    settings = populated
     ws = Workspace.open(settings)
-    _populate(ws)
     quarantined = [v for v in ws.catalog.versions() if v.status.value == "quarantined"]
     superseded = [v for v in ws.catalog.versions() if v.status.value == "superseded"]
     assert quarantined and superseded
