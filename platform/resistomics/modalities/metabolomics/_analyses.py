@@ -23,7 +23,8 @@ from resistomics.catalog import VersionInfo
 from resistomics.contrasts import Contrast, unknown_attribute, unknown_value
 from resistomics.errors import ContrastNotApplicableError, InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
-from resistomics.modalities.metabolomics._da import DaMethod, da_table
+from resistomics.modalities.metabolomics._blockwise import StoreRows
+from resistomics.modalities.metabolomics._da import DaMethod, da_table_blockwise
 from resistomics.modalities.metabolomics._normalization import (
     DEFAULT_PIPELINE,
     NormalizationSteps,
@@ -359,7 +360,7 @@ def differential_abundance(
     dataset, which is first normalised with :data:`._normalization.DEFAULT_PIPELINE`
     (published as its own result, recorded in this one's parameters). Study samples only:
     pooled QCs and blanks are never subjects. Methods and fold changes:
-    :func:`._da.da_table` (limma: Smyth 2004; Welch 1947; Wilcoxon 1945; BH 1995);
+    :func:`._da.da_table_blockwise`, one Dask task per stored feature block (limma: Smyth 2004; Welch 1947; Wilcoxon 1945; BH 1995);
     ``pair_by`` (a sample column, e.g. ``subject_id``) pairs the arms' samples of each
     subject (limma with the subject in the design, paired t, signed-rank); subjects with
     a sample in one arm only are left out.
@@ -415,9 +416,19 @@ def differential_abundance(
         group_b=contrast.group_b,
         where=dict(contrast.where),
     )
-    values = np.asarray(store.array("abundance").compute())
     m: DaMethod = method  # type: ignore[assignment]
-    stats = da_table(values, in_a, in_b, method=m, log_scale=log_scale, pairs=pairs)
+    # one Dask task per block of stored features (each reads its rows), so no process
+    # holds the matrix; equal to da_table on the whole matrix
+    stats = da_table_blockwise(
+        StoreRows(store),
+        store.n_features,
+        in_a,
+        in_b,
+        method=m,
+        log_scale=log_scale,
+        pairs=pairs,
+        features_per_block=store.chunks[0],
+    )
     features = store.features.reset_index(drop=True)
     table = pd.concat([features, stats], axis=1)
     parameters["n_arm_a"], parameters["n_arm_b"] = len(in_a), len(in_b)
