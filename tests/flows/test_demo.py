@@ -161,6 +161,9 @@ def test_the_demo_calls_dss_dmrs_on_the_rrbs_cohort(tmp_path: Path) -> None:
         {
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
             "COLUMNS": "400",  # one result a line
+            # serve's runner looks for scheduled runs every second, not every 10 s (as
+            # test_flow_chain's serve): the chain's ~14 runs each wait less for a slot
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         }
     )
     done = subprocess.run(
