@@ -22,7 +22,8 @@ Data:
 * the real plasma metabolomics of Su et al. 2020 (../shared/data/metabolomics_su2020:
   266 samples x 1,050 Metabolon metabolites, COVID-19 vs healthy donors) with its
   contrast ``group:COVID19 vs Healthy Donor``: ingest -> ``dataset.published`` ->
-  normalisation (PQN, log2) and limma, whose top hits are the tryptophan-kynurenine shift.
+  normalisation (PQN, log2) and limma, whose top hits are the tryptophan-kynurenine shift,
+  then the metabolic programs' per-sample scores and their enrichment (fry).
 """
 
 from __future__ import annotations
@@ -414,6 +415,7 @@ def _drive(
         f"rrbs/{RRBS_DML}.dmr published": lambda: _published(ws, "rrbs", f"{RRBS_DML}.dmr"),
         "su2020/Su_metab_data_raw published": lambda: _published(ws, "su2020", "Su_metab_data_raw"),
         "su2020 limma published": lambda: _result(ws, "su2020", "metabolomics.da"),
+        "su2020 enrichment published": lambda: _result(ws, "su2020", "metabolomics.enrichment"),
         "bad 10x run quarantined": lambda: (
             bool(ws.catalog.versions(status=VersionStatus.QUARANTINED))
             or any((layout.data / "quarantine").glob("*/*/report.json"))
@@ -481,11 +483,18 @@ def metabolomics_summary(ws: Any, study: str = "su2020") -> str:
     shifts = ", ".join(
         f"{name} {table.loc[name, 'log2fc']:+.2f}" for name in SU_SHIFT if name in table.index
     )
-    return (
+    line = (
         f"[bold]metabolomics {study}, {column} {a} vs {b}[/] (PQN, log2, limma): "
         f"{len(table)} metabolites, {int((table['p_adj'] < 0.05).sum())} at FDR < 0.05; "
         f"log2 fold change {shifts}"
     )
+    enrichment = _result(ws, study, "metabolomics.enrichment")
+    if enrichment is None:
+        return line
+    sets = read_table(ws.root, f"{ws.root.to_path(enrichment.uri)}/enrichment.parquet")
+    top = sets[sets["tested"]].sort_values("p", kind="stable").head(3)
+    named = ", ".join(f"{r.name} (FDR {r.q:.2g})" for r in top.itertuples())
+    return f"{line}\n  metabolic programs (fry): {named}"
 
 
 def _finish(

@@ -186,3 +186,7 @@ def test_the_demo_calls_dss_dmrs_on_the_rrbs_cohort(tmp_path: Path) -> None:
     assert set(shift) == {"kynurenine", "quinolinate", "tryptophan", "citrulline"}, line
     assert float(shift["kynurenine"]) > 0 and float(shift["quinolinate"]) > 0, line
     assert float(shift["tryptophan"]) < 0 and float(shift["citrulline"]) < 0, line
+    # ... and the analyse deployment's default enrichment (fry on the built-in metabolic
+    # programs) puts tryptophan-kynurenine first
+    (line,) = [line for line in out.splitlines() if "metabolic programs (fry):" in line]
+    assert line.split("(fry):")[1].strip().startswith("TRYPTOPHAN_KYNURENINE (FDR "), line

@@ -1,6 +1,7 @@
 """The analyse flow on a new metabolomics dataset: ``normalize`` once and ``da`` for each
 registered contrast (paired phases of the flows study), with the QC table (QC RSD before
-and after drift correction) and the top features as Prefect artifacts."""
+and after drift correction) and the top features as Prefect artifacts; ``programs`` and
+``enrich`` (default as well) are noted as not applicable to features without ChEBI IDs."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ def test_analyse_flow_normalizes_and_tests_each_contrast(workspace: Workspace, p
     assert state.name == "Completed", state.message
     results = state.result()["results"]
     assert set(results) == {"normalize", "da [phase:progression vs baseline]"}
+    # programs and enrich are default too, but these features carry no ChEBI ID: noted,
+    # naming the rule, not a failed run
+    notes = state.result()["notes"]
+    assert any(n.startswith("programs not run") and "[identifiers]" in n for n in notes), notes
+    assert any(n.startswith("enrich") and "[identifiers]" in n for n in notes), notes
     norm = workspace.catalog.resolve(results["normalize"]["ref"])
     assert norm.parameters["drift_corrected"] is True
     (qc,) = probe.artifacts(artifact_key("metabolomics", STUDY, norm.dataset, "qc-features"))

@@ -23,7 +23,7 @@ import pandas as pd
 
 from resistomics.catalog import VersionInfo
 from resistomics.contrasts import Contrast
-from resistomics.errors import InputError, MethodInputError
+from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.knowledge import (
     MetaboliteSetCollection,
     builtin_metabolic_programs,
@@ -191,7 +191,7 @@ def enrich_sets(
     ids = feature_chebi(da, names)
     chebi = _unique_ids(ids, da["statistic"].abs())
     if len(chebi) < min_size:
-        raise MethodInputError(
+        raise AnalysisNotApplicableError(
             f"{len(chebi)} features have a ChEBI ID (need {min_size}): give --names FILE "
             "(name -> ChEBI) or a ChEBI column",
             place=version.ref,
@@ -238,7 +238,7 @@ def _fry(
     """fry on the normalised matrix the DA result was computed on (its parent)."""
     params = version.parameters or {}
     if params.get("pair_by"):
-        raise MethodInputError(
+        raise AnalysisNotApplicableError(
             "fry of a paired DA result is not supported: use --method rank",
             place=version.ref,
             rule="paired",
@@ -327,6 +327,14 @@ def score_programs(
     scores = program_scores(
         frame, {s.set_id: s.signs() for s in collection.sets}, min_measured=min_measured
     )
+    if not np.isfinite(scores["score"].to_numpy(dtype=np.float64)).any():
+        raise AnalysisNotApplicableError(
+            f"no program of {collection.source} has {min_measured} measured metabolites "
+            f"({len(chebi)} of {len(features)} features have a ChEBI ID): give --names FILE "
+            "(name -> ChEBI) or a ChEBI column",
+            place=version.ref,
+            rule="identifiers",
+        )
     attrs = samples.assign(sample_id=samples["sample_id"].astype(str))
     scores = scores.merge(attrs, on="sample_id", how="left")
     return publish_result(

@@ -252,16 +252,18 @@ class MetabolomicsModality(Modality):
             plot_options=VolcanoPlotOptions,
             per_contrast=True,
         ),
-        # not run by default: a feature table without ChEBI IDs or matchable names has
-        # nothing to test, and the deployment has no name map to give it
+        # by default too: a feature table without ChEBI IDs or matchable names has nothing
+        # to test, which the analysis says (AnalysisNotApplicableError) and the
+        # deployment notes rather than failing
         Analysis(
             "enrich",
             "metabolomics.enrichment",
             deferred(_ENRICH, "enrich_sets"),
             "metabolite-set enrichment of a da result on ChEBI-keyed sets (built-in "
             "metabolic programs, Reactome, GMT): limma fry (self-contained), geneSetTest "
-            "(rank) or hypergeometric ORA; enrichment bar chart",
-            default=False,
+            "(rank) or hypergeometric ORA; by default after each da, fry on the built-in "
+            "programs; enrichment bar chart",
+            default=True,
             artifacts=deferred(_ENRICH, "enrich_artifacts"),
             plot=deferred(_ENRICH, "plot_enrichment_bars"),
             plot_options=EnrichmentPlotOptions,
@@ -272,8 +274,9 @@ class MetabolomicsModality(Modality):
             "metabolomics.programs",
             deferred(_ENRICH, "score_programs"),
             "per-sample scores of the metabolic resistance programs (combined z, Lee 2008) "
-            "on a normalised dataset, so they can be followed per patient",
-            default=False,
+            "on a normalised dataset, so they can be followed per patient; by default after "
+            "normalize",
+            default=True,
             artifacts=deferred(_ENRICH, "program_artifacts"),
             plot=deferred(_ENRICH, "plot_program_scores"),
             plot_options=ProgramPlotOptions,
