@@ -1,10 +1,12 @@
-"""Versioned knowledge: gene sets, resistance programs, treatment-response mutations and
-methylation markers; ChEBI-keyed metabolite sets and metabolic programs."""
+"""Versioned knowledge: gene sets, resistance programs, cell-type markers, treatment-response
+mutations and methylation markers; ChEBI-keyed metabolite sets and metabolic programs."""
 
 from resistomics.knowledge._genesets import (
     GeneSet,
     GeneSetCollection,
+    builtin_cell_type_markers,
     builtin_programs,
+    load_cell_type_markers,
     load_gene_sets,
     read_gmt,
 )
@@ -53,11 +55,13 @@ __all__ = [
     "Region",
     "ResistanceMutation",
     "annotate",
+    "builtin_cell_type_markers",
     "builtin_metabolic_programs",
     "builtin_methylation_markers",
     "builtin_mutations",
     "builtin_programs",
     "chebi_id",
+    "load_cell_type_markers",
     "load_gene_sets",
     "load_metabolite_sets",
     "match",

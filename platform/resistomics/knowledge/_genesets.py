@@ -1,4 +1,5 @@
-"""Gene sets: GMT files and the built-in, versioned catalogue of resistance programs."""
+"""Gene sets: GMT files and the built-in, versioned catalogues of resistance programs and
+of cell-type markers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import yaml
 from resistomics._resources import schemas_dir
 from resistomics.errors import InputError
 
-__all__ = ["GeneSet", "GeneSetCollection", "builtin_programs", "load_gene_sets", "read_gmt"]
+__all__ = [
+    "GeneSet",
+    "GeneSetCollection",
+    "builtin_cell_type_markers",
+    "builtin_programs",
+    "load_cell_type_markers",
+    "load_gene_sets",
+    "read_gmt",
+]
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,25 @@ def builtin_programs() -> GeneSetCollection:
 
     Every program carries its literature reference (citation and DOI).
     """
-    path = schemas_dir() / "genesets" / "resistance_programs.yaml"
+    return _builtin_catalogue("resistance_programs.yaml", "programs")
+
+
+def builtin_cell_type_markers() -> GeneSetCollection:
+    """The built-in catalogue of cell-type marker genes
+    (``schemas/genesets/cell_type_markers.yaml``).
+
+    One set per cell type (epithelial/tumour, fibroblast, macrophage, T, B, plasma, NK,
+    endothelial, dendritic, mast, smooth muscle/pericyte), canonical markers as listed by
+    PanglaoDB (Franzén et al. 2019, Database baz046), CellMarker 2.0 (Hu et al. 2023,
+    Nucleic Acids Res 51:D870) and the cited atlases; each type carries its reference
+    and no gene is in two types. Scored per cell by
+    :func:`resistomics.signatures.marker_labels`.
+    """
+    return _builtin_catalogue("cell_type_markers.yaml", "cell_types")
+
+
+def _builtin_catalogue(file: str, key: str) -> GeneSetCollection:
+    path = schemas_dir() / "genesets" / file
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     sets = tuple(
         GeneSet(
@@ -112,7 +139,7 @@ def builtin_programs() -> GeneSetCollection:
             doi=p["reference"].get("doi", ""),
             direction=p.get("direction", "up"),
         )
-        for p in doc["programs"]
+        for p in doc[key]
     )
     return GeneSetCollection(
         source=f"builtin:{doc['catalogue']}", version=str(doc["version"]), sets=sets
@@ -123,4 +150,18 @@ def load_gene_sets(spec: str) -> GeneSetCollection:
     """``"builtin"`` for the catalogue, else a path to a GMT file."""
     if spec == "builtin":
         return builtin_programs()
+    return read_gmt(spec)
+
+
+def load_cell_type_markers(spec: str) -> GeneSetCollection:
+    """``"builtin"`` for :func:`builtin_cell_type_markers`, else a GMT file of one marker
+    set per cell type (the set name is the label).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_gmt` (no such file, a malformed line, a repeated name, no sets).
+    """
+    if spec == "builtin":
+        return builtin_cell_type_markers()
     return read_gmt(spec)

@@ -8,7 +8,7 @@ Layouts (both ``(n_cells, n_genes)``):
 
 * cell-major, chunked by rows, CSR or dense blocks: :func:`log_normalize`,
   :func:`library_sizes`, :func:`gene_means`, :func:`score_genes`, :func:`singscore`,
-  :func:`pseudobulk`;
+  :func:`marker_labels` (cell types from marker scoring), :func:`pseudobulk`;
 * gene-major, chunked by columns, CSC or dense blocks: :func:`rank_genes_two_groups`
   (and :func:`log_normalize`, :func:`library_sizes`, :func:`gene_means`).
 
@@ -41,6 +41,7 @@ from resistomics.signatures._de import (
     value_range,
 )
 from resistomics.signatures._fraction import FractionShift, resistant_fraction_shift
+from resistomics.signatures._marker_labels import UNASSIGNED, MarkerLabels, marker_labels
 from resistomics.signatures._normalize import library_sizes, log_normalize
 from resistomics.signatures._scoring import GeneSetScores, gene_means, score_genes, singscore
 
@@ -50,7 +51,9 @@ __all__ = [
     "DifferentialExpression",
     "FractionShift",
     "GeneSetScores",
+    "MarkerLabels",
     "Pseudobulk",
+    "UNASSIGNED",
     "ValueScale",
     "benjamini_hochberg",
     "cancer_cell_fraction",
@@ -60,6 +63,7 @@ __all__ = [
     "gene_means",
     "library_sizes",
     "log_normalize",
+    "marker_labels",
     "pseudobulk",
     "rank_genes_two_groups",
     "recurrent_genes",

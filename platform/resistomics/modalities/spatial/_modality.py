@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import typer
 
     from resistomics.catalog import VersionInfo
+    from resistomics.knowledge import GeneSetCollection
     from resistomics.modalities.spatial._raw import SpatialInput
     from resistomics.publishing import Staging, Workspace
 
@@ -48,6 +49,11 @@ _STATS = "resistomics.modalities.spatial._stats_analyses"
 _SECTION_PLOT = "resistomics.modalities.spatial._section_plot"
 _NICHES = "resistomics.modalities.spatial._niche_analysis"
 FEATURES = "features.parquet"
+#: The obs columns ``--label-markers`` writes: the best-scoring type and its score.
+MARKER_LABEL = "marker_label"
+MARKER_SCORE = "marker_score"
+#: Fewest panel genes a marker set needs to be scored (``marker_labels(min_genes=)``).
+MARKER_MIN_GENES = 3
 
 
 class SpatialOptions(BaseModel):
@@ -64,6 +70,14 @@ class SpatialOptions(BaseModel):
         default=None,
         description="cell-metadata column of cell-type labels supplied with the data",
     )
+    label_markers: str | None = Field(
+        default=None,
+        description="label cells by marker scoring: 'builtin' (the curated cell-type "
+        "markers, schemas/genesets/cell_type_markers.yaml) or a GMT file of one marker set "
+        "per type; writes cell columns marker_label (the best-scoring type, or "
+        "'unassigned') and marker_score, and marker_label becomes the dataset's labels "
+        "column unless --labels-column names one",
+    )
 
 
 class SpatialPlotOptions(BaseModel):
@@ -78,8 +92,9 @@ class SpatialPlotOptions(BaseModel):
     )
     color: str | None = Field(
         default=None,
-        description="a cell column (text: a colour per value; numbers: a colour scale) or a "
-        "gene (log-normalised expression); default the cell-type labels (the ingest's "
+        description="a cell column (text: a colour per value; numbers: a colour scale), a "
+        "gene (log-normalised expression) or program:NAME (the per-cell score_genes score "
+        "of a built-in resistance program); default the cell-type labels (the ingest's "
         "labels_column, else cell_type), else total_counts",
     )
 
@@ -244,6 +259,23 @@ class SpatialModality(Modality):
         ),
     )
 
+    def parse_options(self, values: Any, *, file: str) -> Any:
+        """The options validated; ``--label-markers`` is read here, so a missing or bad
+        marker file is refused before anything moves.
+
+        Raises
+        ------
+        InputError
+            As :meth:`Modality.parse_options`, and as
+            :func:`resistomics.knowledge.load_cell_type_markers` for the marker file.
+        """
+        opts: SpatialOptions = super().parse_options(values, file=file)
+        if opts.label_markers is not None:
+            from resistomics.knowledge import load_cell_type_markers
+
+            load_cell_type_markers(opts.label_markers)
+        return opts
+
     def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
         import numpy as np
         import pandas as pd
@@ -289,17 +321,20 @@ class SpatialModality(Modality):
         var = genes[analysed].copy()
         var.index = var.index.astype(str)
         var.index.name = None
-        staging.stage(
-            dataset_type=DATASET_TYPE,
-            layout=LAYOUT,
-            parameters={
-                "format": reader.name,
-                "platform": inp.platform,
-                "units": inp.units,
-                "sections": inp.sections,
-                "labels_column": options.labels_column,
-            },
-        )
+        markers = _marker_sets(options.label_markers, cells, var, place=staging.landed)
+        parameters: dict[str, Any] = {
+            "format": reader.name,
+            "platform": inp.platform,
+            "units": inp.units,
+            "sections": inp.sections,
+            "labels_column": options.labels_column
+            or (MARKER_LABEL if markers is not None else None),
+        }
+        if markers is not None:
+            parameters["label_markers"] = markers.source
+            parameters["label_markers_version"] = markers.version
+            parameters["label_markers_min_genes"] = MARKER_MIN_GENES
+        staging.stage(dataset_type=DATASET_TYPE, layout=LAYOUT, parameters=parameters)
         base = staging.new_version_dir()
         writer = SpatialDataWriter(
             ws.root,
@@ -323,10 +358,30 @@ class SpatialModality(Modality):
         section_of = cells["section"].astype(str).to_numpy()
         tx_cells: list[pd.DataFrame] = []
         tx_genes: set[str] = set()
+        labelled: dict[str, int] = {}
         try:
             for name in inp.sections:
                 rows = np.flatnonzero(section_of == name)
                 part = cells.iloc[rows]
+                if markers is not None:
+                    from resistomics.modalities.spatial._labels import section_marker_labels
+
+                    labels, best = section_marker_labels(
+                        gene_counts[rows],
+                        var.index,
+                        markers.as_mapping(),
+                        target_sum=ws.settings.normalize_target_sum,
+                        min_genes=MARKER_MIN_GENES,
+                        rows_per_block=s.cells_per_block,
+                    )
+                    part = part.assign(
+                        **{
+                            MARKER_LABEL: np.asarray(labels.astype(str), dtype=object),
+                            MARKER_SCORE: best,
+                        }
+                    )
+                    for label, n in pd.Series(labels).value_counts().items():
+                        labelled[str(label)] = labelled.get(str(label), 0) + int(n)
                 ids = set(part.index.astype(str))
                 transcripts = None
                 if inp.transcripts is not None:
@@ -372,16 +427,26 @@ class SpatialModality(Modality):
         )
         n_tx = inp.transcripts.num_rows if inp.transcripts is not None else 0
         shape = (summary.n_obs, summary.n_vars)
+        report: dict[str, Any] = {
+            "cells": shape[0],
+            "genes": shape[1],
+            "sections": len(inp.sections),
+            "transcripts": n_tx,
+        }
+        detail = (
+            f"{shape[0]} cells x {shape[1]} genes in {len(inp.sections)} section(s)"
+            f" ({inp.platform}), {n_tx} transcripts"
+        )
+        if markers is not None:
+            report["marker_labels"] = dict(sorted(labelled.items()))
+            detail += (
+                f", labelled by {markers.source} markers "
+                f"({labelled.get('unassigned', 0)} unassigned)"
+            )
         return Written(
             shape=shape,
-            detail=f"{shape[0]} cells x {shape[1]} genes in {len(inp.sections)} section(s)"
-            f" ({inp.platform}), {n_tx} transcripts",
-            report={
-                "cells": shape[0],
-                "genes": shape[1],
-                "sections": len(inp.sections),
-                "transcripts": n_tx,
-            },
+            detail=detail,
+            report=report,
             summaries=Summaries(
                 tables,
                 spatial_params(
@@ -452,7 +517,8 @@ class SpatialModality(Modality):
 
     plot_description = (
         "a section's cells at their coordinates (--section NAME, or all: up to 12 small "
-        "multiples), coloured by cell type, a cell column or a gene's log-normalised expression"
+        "multiples), coloured by cell type, a cell column, a gene's log-normalised expression "
+        "or a resistance program's per-cell score"
     )
     plot_options = SpatialPlotOptions
 
@@ -466,6 +532,46 @@ class SpatialModality(Modality):
         from resistomics.modalities.spatial._commands import spatial_app
 
         return spatial_app
+
+
+def _marker_sets(
+    spec: str | None, cells: pd.DataFrame, var: pd.DataFrame, *, place: str
+) -> GeneSetCollection | None:
+    """The ``--label-markers`` collection, checked against the data: at least two types
+    with :data:`MARKER_MIN_GENES` genes in the panel, and no cell column already named
+    :data:`MARKER_LABEL` or :data:`MARKER_SCORE`.
+
+    Raises
+    ------
+    InputError
+        ``marker-genes`` or ``marker-columns``, placed at the landed file.
+    """
+    if spec is None:
+        return None
+    from resistomics.knowledge import load_cell_type_markers
+
+    collection = load_cell_type_markers(spec)
+    taken = [c for c in (MARKER_LABEL, MARKER_SCORE) if c in cells.columns]
+    if taken:
+        raise InputError(
+            place,
+            "marker-columns",
+            f"the cells already have a {taken[0]!r} column, which --label-markers writes; "
+            "rename it",
+            column=taken[0],
+        )
+    panel = set(var.index.astype(str))
+    found = {gs.name: len(set(gs.genes) & panel) for gs in collection.sets}
+    usable = [n for n, k in found.items() if k >= MARKER_MIN_GENES]
+    if len(usable) < 2:
+        raise InputError(
+            place,
+            "marker-genes",
+            f"{len(usable)} cell type(s) of {collection.source} have {MARKER_MIN_GENES} "
+            f"marker genes in the panel of {len(panel)} genes; labelling needs 2 "
+            "(give --label-markers a GMT file of markers in the panel)",
+        )
+    return collection
 
 
 def _transcript_cells(parts: list[pd.DataFrame]) -> pd.DataFrame:

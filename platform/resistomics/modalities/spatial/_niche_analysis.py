@@ -164,37 +164,22 @@ def _scores(
     random_state: int,
 ) -> tuple[np.ndarray, dict[str, tuple[str, ...]]]:
     """``(n_cells, n_programs)`` per-cell scores of one dataset (sign-flipped for
-    ``down`` programs) and the genes scored per program; one pass over the table."""
-    import dask
+    ``down`` programs) and the genes scored per program; one pass over the table
+    (:func:`._program_scores.program_scores`)."""
+    from resistomics.modalities.spatial._program_scores import program_scores
 
-    from resistomics.signatures import gene_means, log_normalize, score_genes
-
-    store = open_spatial(ws.root, ws.root.to_path(version.uri))
-    matrix = store.matrix
-    libs = matrix.obs["total_counts"].to_numpy(dtype=np.float64)
-    x = log_normalize(
-        matrix.cells(), target_sum=ws.settings.normalize_target_sum, size_factors=libs
-    )
-    names = matrix.var.index.astype(str).to_numpy(dtype=object)
-    present = set(names.tolist())
-    sets = {n: [g for g in genes if g in present] for n, genes, _ in programs}
-    (means,) = dask.compute(gene_means(x))
-    n_bins_used = max(2, min(n_bins, len(names) // 2))
-    scored = score_genes(
-        x,
-        names,
-        sets,
-        gene_means=np.asarray(means),
+    values, genes = program_scores(
+        ws,
+        version,
+        [(n, g) for n, g, _ in programs],
         ctrl_size=ctrl_size,
-        n_bins=n_bins_used,
+        n_bins=n_bins,
         random_state=random_state,
     )
-    (values,) = dask.compute(scored.scores)
-    values = np.asarray(values, dtype=np.float64)
     for j, (_, _, direction) in enumerate(programs):
         if direction == "down":
             values[:, j] = -values[:, j]
-    return values, {n: tuple(scored.genes[n]) for n, _, _ in programs}
+    return values, genes
 
 
 @dataclass(frozen=True)

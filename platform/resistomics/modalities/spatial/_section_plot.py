@@ -8,8 +8,14 @@
   categorical (one colour per value, a legend); a numeric column is one colour scale (a
   colour bar); a gene is its log-normalised expression, ``log1p(count / total x T)``
   with ``T`` the workspace's ``normalize_target_sum`` (as the expression modality's).
-  A name that is both a column and a gene is the column. Default: the cell-type labels
-  (the ingest's ``labels_column``, else ``cell_type``), else ``total_counts``.
+  A name that is both a column and a gene is the column. ``program:NAME`` is the per-cell
+  score of the built-in resistance program ``NAME`` (``schemas/genesets``):
+  :func:`resistomics.signatures.score_genes` (Tirosh et al. 2016, as scanpy
+  ``score_genes``) on the same log-normalised table, the control-gene bins from the gene
+  means of the whole dataset, only the drawn sections' rows scored
+  (:func:`._program_scores.program_scores`; the score as is, also for a program of
+  direction ``down``). Default: the cell-type labels (the ingest's ``labels_column``,
+  else ``cell_type``), else ``total_counts``.
 
 Only the drawn sections' cells are read (:meth:`~resistomics.storage.SpatialStore.section_cells`
 and, for a gene, :meth:`~resistomics.storage.SpatialStore.section_counts`, the section's
@@ -30,7 +36,7 @@ from resistomics.errors import AnalysisNotApplicableError, InputError, UnknownNa
 from resistomics.publishing import Workspace
 from resistomics.storage import SpatialStore, open_spatial
 
-__all__ = ["MAX_SECTIONS", "plot_spatial_cells"]
+__all__ = ["MAX_SECTIONS", "PROGRAM_PREFIX", "plot_spatial_cells"]
 
 #: Most sections drawn by ``--section all``.
 MAX_SECTIONS = 12
@@ -70,18 +76,26 @@ def chosen_sections(version: VersionInfo, names: list[str], section: str | None)
     return [section]
 
 
+#: The prefix of ``--color program:NAME``.
+PROGRAM_PREFIX = "program:"
+
+
 def colour_of(version: VersionInfo, store: SpatialStore, color: str | None) -> tuple[str, str]:
     """What the cells are coloured by: ``(name, kind)``, kind ``categorical``,
-    ``numeric`` (obs columns) or ``gene``.
+    ``numeric`` (obs columns), ``gene`` or ``program`` (``program:NAME``; name the
+    program's).
 
     Raises
     ------
     InputError
         Rule ``option`` at ``--color`` for a name that is neither an obs column nor a gene,
-        listing both.
+        listing both; rule ``program`` for an unknown program (the closest named, the
+        programs listed) and ``program-genes`` for one with no gene in the panel.
     """
     from resistomics.modalities.spatial._analyses import labels_column
 
+    if color is not None and color.startswith(PROGRAM_PREFIX):
+        return _program_of(version, store, color), "program"
     obs = store.obs
     if color is None:
         try:
@@ -102,6 +116,30 @@ def colour_of(version: VersionInfo, store: SpatialStore, color: str | None) -> t
         f"neither a cell column nor a gene of {version.ref}{_hint(color, columns + genes)} "
         f"(cell columns: {_listing(columns)}; genes: {_listing(genes)})",
     )
+
+
+def _program_of(version: VersionInfo, store: SpatialStore, color: str) -> str:
+    from resistomics.knowledge import builtin_programs
+
+    name = color[len(PROGRAM_PREFIX) :]
+    catalogue = builtin_programs()
+    programs = {gs.name: gs for gs in catalogue.sets}
+    if name not in programs:
+        raise InputError(
+            f"--color {color!r}",
+            "program",
+            f"no program {name!r} in {catalogue.source}{_hint(name, list(programs))} "
+            f"(programs: {_listing(list(programs))})",
+        )
+    panel = set(store.var.index.astype(str))
+    if not panel & set(programs[name].genes):
+        raise InputError(
+            f"--color {color!r}",
+            "program-genes",
+            f"none of the {len(programs[name].genes)} genes of program {name!r} is in the "
+            f"panel of {version.ref} ({len(panel)} genes)",
+        )
+    return name
 
 
 def _log_normalised(store: SpatialStore, section: str, gene: int, target_sum: float) -> np.ndarray:
@@ -127,7 +165,9 @@ def plot_spatial_cells(
     Raises
     ------
     InputError
-        Rule ``option``: an unknown ``--section`` or ``--color`` (listing what there is).
+        Rule ``option``: an unknown ``--section`` or ``--color`` (listing what there is);
+        rules ``program`` / ``program-genes``: an unknown ``program:NAME`` or one with
+        no gene in the panel.
     """
     from resistomics.plots import SectionCells, plot_section_cells
 
@@ -150,6 +190,18 @@ def plot_spatial_cells(
             text = f[name].astype("string").to_numpy(dtype=object)  # missing stays missing
             codes = pd.Categorical(text, categories=categories).codes
             values[s] = np.asarray(codes, dtype=np.int64)
+    elif kind == "program":
+        from resistomics.knowledge import builtin_programs
+        from resistomics.modalities.spatial._program_scores import program_scores
+
+        genes = next(gs.genes for gs in builtin_programs().sets if gs.name == name)
+        spans = [store.section_rows(s) for s in chosen]
+        scores, used = program_scores(ws, version, [(name, genes)], rows=spans)
+        start = 0
+        for s, (a, b) in zip(chosen, spans, strict=True):
+            values[s] = scores[start : start + b - a, 0]
+            start += b - a
+        label = f"{name} score (score_genes, {len(used[name])} genes)"
     elif kind == "gene":
         target = float(ws.settings.normalize_target_sum)
         j = [str(g) for g in store.var.index].index(name)
