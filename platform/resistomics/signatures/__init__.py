@@ -47,13 +47,13 @@ from resistomics.signatures._scoring import GeneSetScores, gene_means, score_gen
 
 __all__ = [
     "FOLD_CHANGE_RULES",
+    "UNASSIGNED",
     "ClonalStructure",
     "DifferentialExpression",
     "FractionShift",
     "GeneSetScores",
     "MarkerLabels",
     "Pseudobulk",
-    "UNASSIGNED",
     "ValueScale",
     "benjamini_hochberg",
     "cancer_cell_fraction",

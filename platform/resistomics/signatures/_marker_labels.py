@@ -146,16 +146,17 @@ def marker_labels(
         random_state=random_state,
     )
     n_types = len(scored)
-    codes = scores.scores.map_blocks(
+    codes = da.map_blocks(
         _assign,
+        scores.scores,
         n_types=n_types,
         min_score=float(min_score),
         drop_axis=1,
         dtype=np.int64,
         meta=np.empty((0,), dtype=np.int64),
     )
-    best = scores.scores.map_blocks(
-        _best, drop_axis=1, dtype=np.float64, meta=np.empty((0,), dtype=np.float64)
+    best = da.map_blocks(
+        _best, scores.scores, drop_axis=1, dtype=np.float64, meta=np.empty((0,), dtype=np.float64)
     )
     return MarkerLabels(
         categories=(*scored, UNASSIGNED),

@@ -86,7 +86,7 @@ def section_marker_labels(
 
     from resistomics.signatures import gene_means, log_normalize, marker_labels
 
-    n_cells, n_genes = counts.shape
+    n_genes = counts.shape[1]
     x = log_normalize(
         da.from_array(counts, chunks=(max(1, rows_per_block), n_genes), asarray=False),
         target_sum=target_sum,
