@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_LABELS",
     "NHOOD_TABLE",
     "NHOOD_TYPE",
+    "label_categories",
     "labels_column",
     "nhood_analysis",
     "nhood_artifacts",
@@ -72,6 +73,42 @@ def labels_column(version: VersionInfo, obs: pd.DataFrame, labels: str | None) -
         place=version.ref,
         rule="cell-labels",
     )
+
+
+def label_categories(
+    obs: pd.DataFrame, column: str, place: str, *, needs: str, at_least: int = 2
+) -> tuple[str, ...]:
+    """The cell types of ``obs[column]`` present in the data: a categorical's categories
+    in their order (unused ones dropped), else the sorted values.
+
+    Raises
+    ------
+    InputError
+        ``missing-label``: a cell without a label (the first is named).
+    MethodInputError
+        ``cell-labels``: fewer than ``at_least`` types (``needs`` names the analysis).
+    """
+    values = obs[column]
+    if values.isna().any():
+        bad = obs.loc[values.isna().to_numpy(), "cell_id"].astype(str).iloc[0]
+        raise InputError(
+            place,
+            "missing-label",
+            f"cell {bad!r} has no {column!r} label ({int(values.isna().sum())} unlabelled)",
+            column=column,
+        )
+    categories = (
+        tuple(str(c) for c in values.cat.categories if (values == c).any())
+        if isinstance(values.dtype, pd.CategoricalDtype)
+        else tuple(sorted(values.astype(str).unique()))
+    )
+    if len(categories) < at_least:
+        raise MethodInputError(
+            f"column {column!r} has {len(categories)} cell type(s); {needs} needs {at_least}",
+            place=place,
+            rule="cell-labels",
+        )
+    return categories
 
 
 @dataclass(frozen=True)
@@ -157,26 +194,7 @@ def nhood_analysis(
     digest, existing = published_result(ws, version, NHOOD_TYPE, parameters)
     if existing is not None:
         return existing
-    values = obs[column]
-    if values.isna().any():
-        bad = obs.loc[values.isna().to_numpy(), "cell_id"].astype(str).iloc[0]
-        raise InputError(
-            version.ref,
-            "missing-label",
-            f"cell {bad!r} has no {column!r} label ({int(values.isna().sum())} unlabelled)",
-            column=column,
-        )
-    categories = (
-        tuple(str(c) for c in values.cat.categories if (values == c).any())
-        if isinstance(values.dtype, pd.CategoricalDtype)
-        else tuple(sorted(values.astype(str).unique()))
-    )
-    if len(categories) < 2:
-        raise MethodInputError(
-            f"column {column!r} has {len(categories)} cell type(s); enrichment needs two",
-            place=version.ref,
-            rule="cell-labels",
-        )
+    categories = label_categories(obs, column, version.ref, needs="enrichment")
     names = [str(s) for s in store.sections["section"]]
     load = _SectionLoader(ws.root, path, column, categories)
     parts = map_sections(

@@ -36,7 +36,7 @@ from resistomics.contrasts import Contrast, parse_contrast, unknown_attribute, u
 from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.knowledge import GeneSetCollection, load_gene_sets
 from resistomics.modalities._plugin import Artifact
-from resistomics.modalities.spatial._analyses import labels_column
+from resistomics.modalities.spatial._analyses import label_categories, labels_column
 from resistomics.publishing import ResultOutcome, Workspace, publish_result, result_digest
 from resistomics.storage import DataRoot, open_spatial, read_table
 
@@ -336,15 +336,7 @@ def niches_analysis(
     categories_of: dict[int, tuple[str, ...]] = {}
     all_types: list[str] = []
     for v in versions:
-        values = stores[v.id].obs[columns[v.id]]
-        if values.isna().any():
-            raise InputError(
-                v.ref,
-                "missing-label",
-                f"{int(values.isna().sum())} cell(s) have no {columns[v.id]!r} label",
-                column=columns[v.id],
-            )
-        cats = tuple(sorted(values.astype(str).unique()))
+        cats = label_categories(stores[v.id].obs, columns[v.id], v.ref, needs="niches", at_least=1)
         categories_of[v.id] = cats
         all_types.extend(c for c in cats if c not in all_types)
     if len(all_types) < 2:

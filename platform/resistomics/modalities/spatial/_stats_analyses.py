@@ -36,7 +36,7 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 from resistomics.errors import InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
-from resistomics.modalities.spatial._analyses import labels_column
+from resistomics.modalities.spatial._analyses import label_categories, labels_column
 from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
 from resistomics.storage import DataRoot, SpatialStore, open_spatial, read_table
 
@@ -482,30 +482,6 @@ def _section_cooccurrence(
     return name, int(section.coords.shape[0]), result
 
 
-def _categories(obs: pd.DataFrame, column: str, ref: str) -> tuple[str, ...]:
-    values = obs[column]
-    if values.isna().any():
-        bad = obs.loc[values.isna().to_numpy(), "cell_id"].astype(str).iloc[0]
-        raise InputError(
-            ref,
-            "missing-label",
-            f"cell {bad!r} has no {column!r} label ({int(values.isna().sum())} unlabelled)",
-            column=column,
-        )
-    categories = (
-        tuple(str(c) for c in values.cat.categories if (values == c).any())
-        if isinstance(values.dtype, pd.CategoricalDtype)
-        else tuple(sorted(values.astype(str).unique()))
-    )
-    if len(categories) < 2:
-        raise MethodInputError(
-            f"column {column!r} has {len(categories)} cell type(s); co-occurrence needs two",
-            place=ref,
-            rule="cell-labels",
-        )
-    return categories
-
-
 def cooccurrence_analysis(
     ws: Workspace,
     ref: str,
@@ -562,7 +538,7 @@ def cooccurrence_analysis(
     digest, existing = published_result(ws, version, COOCCURRENCE_TYPE, parameters)
     if existing is not None:
         return existing
-    categories = _categories(obs, column, version.ref)
+    categories = label_categories(obs, column, version.ref, needs="co-occurrence")
     names = [str(s) for s in store.sections["section"]]
     load = _SectionReader(ws.root, path, labels=column, categories=categories)
     parts = [
