@@ -170,6 +170,39 @@ def test_autocorr_of_chosen_genes_without_permutations(
     assert again.status == "unchanged"
 
 
+def test_autocorr_of_a_program_score_is_morans_i_of_the_score(
+    published: tuple[Workspace, VersionInfo],
+) -> None:
+    """A program's per-cell score (score_genes on the log-normalised table, the scores
+    the niche analysis and the section plot use) is tested as a row program:<NAME>: its
+    I equals morans_i of the score computed directly, on the same kNN graph."""
+    from resistomics.knowledge import builtin_programs
+    from resistomics.modalities.spatial._program_scores import program_scores
+
+    ws, version = published
+    outcome = autocorr_analysis(ws, version.ref, genes="EPCAM", programs="EMT_MESENCHYMAL", k=6)
+    table = outcome.tables["autocorr"].set_index("gene")
+    assert list(table.index) == ["EPCAM", "program:EMT_MESENCHYMAL"]
+    assert outcome.version.parameters["programs"] == ["EMT_MESENCHYMAL"]
+    assert ".programs-" in outcome.version.dataset
+    emt = next(p for p in builtin_programs().sets if p.name == "EMT_MESENCHYMAL")
+    scores, genes = program_scores(ws, version, [(emt.name, emt.genes)])
+    assert genes[emt.name] == ("COL1A1",)
+    _, coords = _section(ws, version)
+    direct = morans_i(knn_graph(coords, k=6).connectivities, scores, genes=["score"])
+    for column in ("I", "var_norm", "pval_norm"):
+        np.testing.assert_allclose(
+            table.loc["program:EMT_MESENCHYMAL", column], direct[column].iloc[0], rtol=1e-12
+        )
+    assert validate_version(ws, outcome.version).success
+    with pytest.raises(
+        InputError, match=r"--programs: \[program\].*did you mean 'EMT_MESENCHYMAL'"
+    ):
+        autocorr_analysis(ws, version.ref, programs="EMT_MESENCHYMA")
+    with pytest.raises(InputError, match=r"--programs: \[program-genes\]"):
+        autocorr_analysis(ws, version.ref, programs="DNA_REPAIR_HR")
+
+
 def test_autocorr_bad_options_are_one_line(published: tuple[Workspace, VersionInfo]) -> None:
     ws, version = published
     with pytest.raises(InputError, match=r"--genes: \[panel-gene\] 'EPCA'.*did you mean 'EPCAM'"):

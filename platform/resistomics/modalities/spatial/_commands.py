@@ -72,6 +72,13 @@ def spatial_autocorr_command(
         str | None,
         typer.Option(help="Comma-separated panel genes (G1,G2). Default: every panel gene."),
     ] = None,
+    programs: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated built-in resistance programs whose per-cell score "
+            "(score_genes) is tested too, as rows program:NAME."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours per cell of the kNN graph.")] = 6,
     n_perms: Annotated[
         int,
@@ -84,7 +91,8 @@ def spatial_autocorr_command(
     spatial_autocorr); publishes <dataset>.autocorr.knn<k>. Plot the top genes with
     'resistomics plot RESULT -o autocorr.png'.
 
-    Example: resistomics spatial autocorr sp/S0 --genes EPCAM,COL1A1 --n-perms 100
+    Example: resistomics spatial autocorr sp/S0 --genes EPCAM,COL1A1 --programs
+    HYPOXIA_GLYCOLYSIS --n-perms 100
     """
     from resistomics.modalities.spatial._stats_analyses import autocorr_analysis, autocorr_summary
 
@@ -93,7 +101,9 @@ def spatial_autocorr_command(
         ws.catalog.resolve(dataset)
         with progress_bar() as bar:
             bar.add_task(f"Moran's I of {dataset}", total=None)
-            outcome = autocorr_analysis(ws, dataset, genes=genes, k=k, n_perms=n_perms, seed=seed)
+            outcome = autocorr_analysis(
+                ws, dataset, genes=genes, programs=programs, k=k, n_perms=n_perms, seed=seed
+            )
     finally:
         ws.close()
     console.print(outcome.message)

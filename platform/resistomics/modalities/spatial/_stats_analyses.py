@@ -235,11 +235,13 @@ def autocorr_analysis(
     study: str | None = None,
     run_id: str | None = None,
     genes: str | Sequence[str] | None = None,
+    programs: str | Sequence[str] | None = None,
     k: int = 6,
     n_perms: int = 0,
     seed: int = 0,
 ) -> ResultOutcome:
-    """Moran's I of genes in every section of a ``spatial.cells`` dataset.
+    """Moran's I of genes (and program scores) in every section of a ``spatial.cells``
+    dataset.
 
     Per section: counts log-normalised as the expression analyses do (scaled to
     ``settings.normalize_target_sum`` per cell, ``log1p``), the kNN graph (``k`` nearest
@@ -255,6 +257,10 @@ def autocorr_analysis(
     ----------
     genes
         Panel genes (``"G1,G2"`` or a list); default every panel gene.
+    programs
+        Built-in resistance programs (``"P1,P2"`` or a list) whose per-cell score
+        (:func:`._program_scores.program_scores`: ``score_genes``, Tirosh et al. 2016, on
+        the log-normalised table) is tested too, in rows named ``program:<NAME>``.
     k
         Neighbours per cell.
     n_perms
@@ -289,9 +295,11 @@ def autocorr_analysis(
     columns = autocorr_genes(store, genes)
     panel = [str(g) for g in store.var.index]
     chosen = [panel[c] for c in columns]
+    scored = _autocorr_programs(store, programs)
     target_sum = float(ws.settings.normalize_target_sum)
     parameters: dict[str, Any] = {
         "genes": None if genes is None else chosen,
+        "programs": [n for n, _ in scored] or None,
         "graph": "knn",
         "k": k,
         "transform": "row-normalised",
@@ -304,7 +312,31 @@ def autocorr_analysis(
         return existing
     names = [str(s) for s in store.sections["section"]]
     load = _SectionReader(ws.root, path, genes=tuple(columns), target_sum=target_sum)
-    parts = map_sections(load, names, method="knn", k=k, moran_perms=n_perms or None, seed=seed)
+    options: dict[str, Any] = {
+        "method": "knn",
+        "k": k,
+        "moran_perms": n_perms or None,
+        "seed": seed,
+    }
+    if scored:
+        from resistomics.modalities.spatial._program_scores import program_scores
+
+        rows = [store.section_rows(n) for n in names]
+        scores, _ = program_scores(ws, version, scored, rows=rows)
+        cut = np.cumsum([0] + [b - a for a, b in rows])
+        parts = [
+            part
+            for i, n in enumerate(names)
+            for part in map_sections(
+                _WithScores(
+                    load, tuple(f"program:{p}" for p, _ in scored), scores[cut[i] : cut[i + 1]]
+                ),
+                [n],
+                **options,
+            )
+        ]
+    else:
+        parts = map_sections(load, names, **options)
     stats = dask.compute(*parts)
     frames = []
     for s in stats:
@@ -330,6 +362,7 @@ def autocorr_analysis(
         [
             f"{version.dataset}.autocorr.knn{k}",
             *([f"genes-{_short_hash(chosen)}"] if genes is not None else []),
+            *([f"programs-{_short_hash([n for n, _ in scored])}"] if scored else []),
             *([f"perms{n_perms}"] if n_perms > 0 else []),
             *([f"seed{seed}"] if n_perms > 0 and seed != 0 else []),
         ]
@@ -346,6 +379,70 @@ def autocorr_analysis(
         tables={AUTOCORR_TABLE: table, SECTIONS_TABLE: sections},
         run_id=run_id,
     )
+
+
+def _autocorr_programs(
+    store: SpatialStore, programs: str | Sequence[str] | None
+) -> list[tuple[str, tuple[str, ...]]]:
+    """``(name, genes)`` of the built-in programs asked for, each with a panel gene.
+
+    Raises
+    ------
+    InputError
+        ``program`` (not a built-in program; did-you-mean) or ``program-genes`` (none of
+        its genes in the panel).
+    """
+    if programs is None:
+        return []
+    import difflib
+
+    from resistomics.knowledge import builtin_programs
+
+    names = (
+        [p.strip() for p in programs.split(",")] if isinstance(programs, str) else list(programs)
+    )
+    catalogue = {p.name: p for p in builtin_programs().sets}
+    panel = set(store.var.index.astype(str))
+    out = []
+    for name in dict.fromkeys(n for n in names if n):
+        if name not in catalogue:
+            close = difflib.get_close_matches(name, list(catalogue), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(
+                "--programs",
+                "program",
+                f"no built-in program {name!r}; {hint}programs: {', '.join(catalogue)}",
+            )
+        genes = tuple(catalogue[name].genes)
+        if not set(genes) & panel:
+            raise InputError(
+                "--programs",
+                "program-genes",
+                f"none of the {len(genes)} genes of {name!r} is in the panel",
+            )
+        out.append((name, genes))
+    return out
+
+
+@dataclass(frozen=True)
+class _WithScores:
+    """A section loader whose sections also carry program scores as value columns (the
+    scores of that one section, computed before: one pass over the dataset)."""
+
+    load: _SectionReader
+    names: tuple[str, ...]
+    scores: np.ndarray
+
+    def __call__(self, name: str) -> Any:
+        import dataclasses
+
+        section = self.load(name)
+        values = (
+            self.scores
+            if section.values is None
+            else np.hstack([np.asarray(section.values, dtype=np.float64), self.scores])
+        )
+        return dataclasses.replace(section, values=values, genes=(*section.genes, *self.names))
 
 
 def _table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
