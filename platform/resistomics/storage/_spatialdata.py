@@ -435,6 +435,20 @@ class SpatialStore:
             "csr",
         )
 
+    def transcript_parts(self, section: str) -> list[str]:
+        """Paths of one section's transcript parts (one per spatial tile, in tile order;
+        empty when the platform gave no transcripts), for readers that go tile by tile."""
+        element = self.sections.loc[self.sections["section"] == section, "element"]
+        if element.empty:
+            raise KeyError(section)
+        where = f"{self.path}/{SDATA}/points/{element.iloc[0]}_transcripts/points.parquet"
+        if not self.root.fs.exists(where):
+            return []
+        parts = [
+            str(p) for p in self.root.fs.ls(where, detail=False) if str(p).endswith(".parquet")
+        ]
+        return sorted(parts, key=lambda p: int(p.rsplit("part.", 1)[1].split(".")[0]))
+
     def transcripts(self, section: str, columns: list[str] | None = None) -> pd.DataFrame:
         """One section's transcripts (empty frame when the platform gave none)."""
         element = self.sections.loc[self.sections["section"] == section, "element"]

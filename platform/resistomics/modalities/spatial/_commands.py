@@ -339,3 +339,42 @@ def spatial_niches_command(
         ["program", "neighbour_type", "n_subjects", "n_increased", "mean_change", "pvalue", "fdr"],
         15,
     )
+
+
+@spatial_app.command("subcellular")
+@handled
+def spatial_subcellular_command(
+    dataset: Annotated[str, typer.Argument(help="study/dataset[@vN] of a spatial.cells dataset.")],
+    genes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated genes (G1,G2). Default: every gene with transcripts."),
+    ] = None,
+    confidence: Annotated[
+        float, typer.Option(help="Confidence of the Wilson score intervals.")
+    ] = 0.95,
+) -> None:
+    """Nuclear fraction of each gene: the share of its cell-assigned transcripts flagged
+    in the nucleus (overlaps_nucleus), per section and over the dataset, with Wilson
+    intervals; publishes <dataset>.subcellular.
+
+    Example: resistomics spatial subcellular u2os/merfish_sample --genes MALAT1,TLN1
+    """
+    from resistomics.modalities.spatial._subcellular_analysis import subcellular_analysis
+
+    ws = open_workspace()
+    try:
+        ws.catalog.resolve(dataset)
+        with progress_bar() as bar:
+            bar.add_task(f"nuclear fractions of {dataset}", total=None)
+            outcome = subcellular_analysis(ws, dataset, genes=genes, confidence=confidence)
+    finally:
+        ws.close()
+    console.print(outcome.message)
+    if outcome.tables:
+        per_gene = outcome.tables["per_gene"].sort_values("nuclear_fraction", ascending=False)
+        print_top(
+            per_gene,
+            None,
+            ["gene", "n_transcripts", "n_nuclear", "nuclear_fraction", "ci_low", "ci_high"],
+            15,
+        )

@@ -48,6 +48,7 @@ _ANALYSES = "resistomics.modalities.spatial._analyses"
 _STATS = "resistomics.modalities.spatial._stats_analyses"
 _SECTION_PLOT = "resistomics.modalities.spatial._section_plot"
 _NICHES = "resistomics.modalities.spatial._niche_analysis"
+_SUBCELLULAR = "resistomics.modalities.spatial._subcellular_analysis"
 FEATURES = "features.parquet"
 #: The obs columns ``--label-markers`` writes: the best-scoring type and its score.
 MARKER_LABEL = "marker_label"
@@ -256,6 +257,16 @@ class SpatialModality(Modality):
             default=False,
             artifacts=deferred(_STATS, "neighbors_artifacts"),
             plot=deferred(_STATS, "plot_neighbors"),
+        ),
+        Analysis(
+            "subcellular",
+            "spatial.subcellular",
+            deferred(_SUBCELLULAR, "subcellular_analysis"),
+            "per gene, the fraction of its cell-assigned transcripts flagged in the nucleus, "
+            "per section and over the dataset, with Wilson intervals (bento-tools' nuclear "
+            "fraction); read tile by tile",
+            default=False,
+            artifacts=deferred(_SUBCELLULAR, "subcellular_artifacts"),
         ),
     )
 
