@@ -3,10 +3,10 @@
 Run (the issue's scale, the default; ``--sections 10 --cells 20000`` for a quick run)::
 
     python benchmarks/spatial.py [--sections 100] [--cells 50000] [--workers 2]
-        [--squidpy-sections 4] [--squidpy-python /work/venv-squidpy/bin/python]
+        [--squidpy-sections 4] [--squidpy-python PYTHON]
 
-What it does, in order (one process; squidpy in a subprocess of its own venv, because
-squidpy 1.8.3 would move pinned packages of ours):
+What it does, in order (one process; squidpy 1.8.3, in the test environment, in a
+subprocess of ``--squidpy-python``, default this interpreter, so its memory is its own):
 
 1. **Generate** ``--sections`` sections of ``--cells`` cells each (5 M cells by default)
    over ``--side`` um squares (2,000 um: Xenium-like density, 12,500 cells/mm^2), 8 cell
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--side", type=float, default=2000.0, help="section side, um")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--squidpy-sections", type=int, default=4)
-    parser.add_argument("--squidpy-python", default="/work/venv-squidpy/bin/python")
+    parser.add_argument("--squidpy-python", default=sys.executable)
     parser.add_argument(
         "--interval",
         default="0:200:21",

@@ -1,11 +1,9 @@
 """Make the squidpy references the spatial parity tests compare against.
 
-squidpy is not in the shared environment (it would move pinned packages), so this runs in
-its own venv and writes small ``.npz`` files under ``data/`` that the tests read::
-
-    uv venv /work/venv-squidpy --python "$(bash .ci/find-python)"
-    uv pip install --python /work/venv-squidpy/bin/python squidpy
-    /work/venv-squidpy/bin/python tests/modalities/spatial/make_squidpy_reference.py
+squidpy 1.8.3 is in the test environment (the ``test`` extra): the parity tests compute
+:func:`reference` live, and also read the stored ``data/squidpy_reference.npz`` (the same
+arrays, written by ``python tests/modalities/spatial/make_squidpy_reference.py``) so a
+change of squidpy's output between versions shows as a difference between the two.
 
 The section (inputs stored in the reference too, so the tests do not depend on this
 generator): 2,000 cells in a 1,000 x 1,000 um field, 5 cell types, with fibroblasts
@@ -63,14 +61,22 @@ def make_section(seed: int = SEED) -> dict[str, np.ndarray]:
     return {"coords": coords, "codes": codes, "values_milli": milli}
 
 
-def main() -> None:
+def reference() -> dict[str, np.ndarray]:
+    """Everything the parity tests compare against, computed now with the squidpy
+    installed (the stored ``.npz`` holds the same arrays); warnings are silenced only
+    inside the call."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _reference()
+
+
+def _reference() -> dict[str, np.ndarray]:
     import anndata as ad
     import pandas as pd
     import scanpy
     import scipy
     import squidpy as sq
 
-    warnings.simplefilter("ignore")
     section = make_section()
     values = section["values_milli"] / 1000.0
     genes = [f"gene_{g:02d}" for g in range(values.shape[1])]
@@ -142,10 +148,7 @@ def main() -> None:
         "scipy": scipy.__version__,
         "python": sys.version.split()[0],
     }
-    DATA.mkdir(exist_ok=True)
-    out = DATA / "squidpy_reference.npz"
-    np.savez_compressed(
-        out,
+    return dict(
         **section,
         types=np.array(TYPES),
         genes=np.array(genes),
@@ -165,7 +168,14 @@ def main() -> None:
         moran_raw_columns=np.array(list(moran_raw.columns)),
         moran_raw=moran_raw.to_numpy(dtype=np.float64),
     )
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) with {versions}")
+
+
+def main() -> None:
+    r = reference()
+    DATA.mkdir(exist_ok=True)
+    out = DATA / "squidpy_reference.npz"
+    np.savez_compressed(out, **r)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) with {r['versions'].tolist()}")
 
 
 if __name__ == "__main__":
