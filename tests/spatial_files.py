@@ -8,7 +8,8 @@ assigned to the cell whose counts it makes up, plus ``n_unassigned`` unassigned 
 ``6 f``) and KRT8 its complement (mean ``6 (1 - f)``), so a cell's library size does not
 depend on ``f`` and the other genes stay spatially random (Moran's I oracle).
 ``bad`` breaks one thing: ``nan`` (a NaN coordinate), ``orphan`` (a transcript naming a cell that does not exist), ``no-gene`` (points
-without a gene column), ``controls`` (a negative-control rate of 50 %).
+without a gene column), ``controls`` (a negative-control rate of 50 %), ``two-sections`` (a table column
+``section`` naming two sections; ``own-section``: one, another name than the store's).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def write_sdata(
         },
         index=[str(i) for i in range(n)],
     )
+    if bad in ("two-sections", "own-section"):
+        # a section column of the store's own: two sections, or one other name
+        obs["section"] = ["A", "B"] * (n // 2) + ["A"] * (n % 2) if bad == "two-sections" else "A"
     table = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=GENES))
     table.obsm["spatial"] = xy
     with warnings.catch_warnings():

@@ -138,6 +138,7 @@ def test_generated_store_round_trips_counts_controls_and_transcripts(tmp_path: P
         ("no-gene", "columns", "read"),
         ("unregistered", "registered-sections", "read"),
         ("truncated", "parquet", "read"),
+        ("two-sections", "one-section", "read"),
     ],
 )
 def test_bad_stores_are_quarantined_with_one_line_and_nothing_published(
@@ -195,3 +196,17 @@ def test_xenium_folder_ingests_and_controls_are_bounded(tmp_path: Path) -> None:
     assert rate > 0.05  # the synthetic section draws controls as often as genes
     assert out.status == "quarantined" and "negative-control-rate" in out.message, out.message
     ws.close()
+
+
+def test_a_store_section_column_of_one_value_gives_way_to_the_registered_section(
+    tmp_path: Path,
+) -> None:
+    """A table column ``section`` with one value (the store's own name for it) is replaced
+    by the section the store lands as; two values are refused (``one-section``, above)."""
+    from resistomics.modalities.spatial import SpatialReadContext
+    from resistomics.modalities.spatial._sdata import read_spatialdata
+
+    src = write_sdata(tmp_path, "S0", n=20, bad="own-section")
+    got = read_spatialdata(str(src), SpatialReadContext())
+    assert set(got.cells["section"]) == {"S0"}
+    assert list(got.cells.columns).count("section") == 1

@@ -320,6 +320,20 @@ def read_spatialdata(path: str, ctx: SpatialReadContext) -> SpatialInput:
     cells.index = pd.Index(cells.index.astype(str), name="cell_id")
     if geometry is not None and "area" not in cells.columns:
         cells["area"] = geometry["area"].reindex(cells.index).to_numpy()
+    if "section" in cells.columns:
+        # the store's own section column: one value is replaced by the registered
+        # section; several would put every cell of the store into one section
+        given = cells["section"].dropna().astype(str).unique()
+        if len(given) > 1:
+            raise InputError(
+                path,
+                "one-section",
+                f"the table's section column holds {len(given)} sections "
+                f"({', '.join(map(repr, sorted(given)[:3]))}{' ...' if len(given) > 3 else ''}); "
+                "land one section per store (its registered sample: --sample)",
+                column="section",
+            )
+        cells = cells.drop(columns="section")
     cells.insert(2, "section", section)
     check_labels_column(Path(path), cells, ctx.labels_column)
     units = _units(sdata.shapes[cell_shapes]) if cell_shapes is not None else "pixel"
