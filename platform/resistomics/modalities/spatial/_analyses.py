@@ -13,6 +13,7 @@ parameters find the published result.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "nhood_artifacts",
     "nhood_matrix",
     "plot_nhood_heatmap",
+    "sections_table",
 ]
 
 SOURCE_TYPE = "spatial.cells"
@@ -109,6 +111,18 @@ def label_categories(
             rule="cell-labels",
         )
     return categories
+
+
+def sections_table(stats: Sequence[Any]) -> pd.DataFrame:
+    """The ``sections`` table of a per-section result: cells and graph edges per section
+    (of :class:`._sections.SectionStatistics`)."""
+    return pd.DataFrame(
+        {
+            "section": [s.section for s in stats],
+            "n_cells": [s.n_cells for s in stats],
+            "n_edges": [s.n_edges for s in stats],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -209,13 +223,7 @@ def nhood_analysis(
         frame.insert(0, "section", s.section)
         frames.append(frame)
     nhood = pd.concat(frames, ignore_index=True)
-    sections = pd.DataFrame(
-        {
-            "section": [s.section for s in stats],
-            "n_cells": [s.n_cells for s in stats],
-            "n_edges": [s.n_edges for s in stats],
-        }
-    )
+    sections = sections_table(stats)
     parameters["n_sections"] = len(names)
     slug = "".join(c if c.isalnum() or c in "_-" else "-" for c in column)
     return publish_result(

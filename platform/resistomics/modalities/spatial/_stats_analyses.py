@@ -36,7 +36,11 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 from resistomics.errors import InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
-from resistomics.modalities.spatial._analyses import label_categories, labels_column
+from resistomics.modalities.spatial._analyses import (
+    label_categories,
+    labels_column,
+    sections_table,
+)
 from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
 from resistomics.storage import DataRoot, SpatialStore, open_spatial, read_table
 
@@ -349,13 +353,7 @@ def autocorr_analysis(
         frame.insert(0, "section", s.section)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    sections = pd.DataFrame(
-        {
-            "section": [s.section for s in stats],
-            "n_cells": [s.n_cells for s in stats],
-            "n_edges": [s.n_edges for s in stats],
-        }
-    )
+    sections = sections_table(stats)
     parameters["n_sections"] = len(names)
     parameters["n_genes"] = len(chosen)
     dataset = ".".join(
