@@ -23,7 +23,12 @@ from conftest import land
 from resistomics.catalog import SampleRow, parse_sample_sheet
 from resistomics.config import ClusterSettings, Settings
 from resistomics.contrasts import parse_contrast
-from resistomics.errors import ContrastNotApplicableError, InputError, MethodInputError
+from resistomics.errors import (
+    AnalysisNotApplicableError,
+    ContrastNotApplicableError,
+    InputError,
+    MethodInputError,
+)
 from resistomics.modalities import modality
 from resistomics.modalities.metabolomics._analyses import (
     differential_abundance,
@@ -407,15 +412,26 @@ def test_the_analyse_plan_runs_normalize_and_da_per_contrast(
     generated: tuple[Workspace, Path],
 ) -> None:
     """The generic analyse template: normalize once, da once per registered contrast
-    (with the deployment's defaults; da reuses normalize's result)."""
+    (with the deployment's defaults; da reuses normalize's result), the enrichment of
+    each da result and the program scores of the normalised one."""
     ws, _ = generated
     ws.catalog.save_contrast("gen", column="visit", group_a="after", group_b="before", where={})
     plan = analysis_plan(ws, "gen/drift")
-    assert [s.key for s in plan.steps] == ["normalize", "da [visit:after vs before]"]
-    runs = [run_step(ws, "gen/drift", s) for s in plan.steps]
-    norm, da = (r.outcome.version for r in runs)
+    assert [s.key for s in plan.steps] == [
+        "normalize",
+        "da [visit:after vs before]",
+        "enrich [visit:after vs before]",
+        "programs",
+    ]
+    norm, da = (run_step(ws, "gen/drift", s).outcome.version for s in plan.steps[:2])
     assert da.parent_ids == (norm.id,)
     assert da.parameters["method"] == "limma" and da.parameters["contrast"]["a"] == "after"
+    # the generated features carry no ChEBI ID: enrich and programs do not apply, which
+    # the deployment notes (tests/flows/test_metabolomics_flow.py; Su 2020 in the demo
+    # publishes both)
+    for step, given in ((plan.steps[2], da.ref), (plan.steps[3], norm.ref)):
+        with pytest.raises(AnalysisNotApplicableError, match=r"\[identifiers\]"):
+            run_step(ws, "gen/drift", step, input_ref=given)
 
 
 def test_cli_normalize_and_da(
