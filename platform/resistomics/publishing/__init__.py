@@ -10,6 +10,7 @@ from resistomics.publishing._results import (
     publish_result,
     published_result,
     result_digest,
+    result_table,
 )
 from resistomics.publishing._staging import Staging, layout_of
 from resistomics.publishing._workspace import Workspace
@@ -22,4 +23,5 @@ __all__ = [
     "publish_result",
     "published_result",
     "result_digest",
+    "result_table",
 ]

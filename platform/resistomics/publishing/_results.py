@@ -15,10 +15,17 @@ from resistomics import __version__
 from resistomics.catalog import VersionInfo
 from resistomics.dataset_types import dataset_type
 from resistomics.publishing._workspace import Workspace
-from resistomics.storage import layout, write_manifest, write_table
+from resistomics.storage import layout, read_table, write_manifest, write_table
 from resistomics.validation import run_expectations
 
-__all__ = ["RESULT_LAYOUT", "ResultOutcome", "publish_result", "published_result", "result_digest"]
+__all__ = [
+    "RESULT_LAYOUT",
+    "ResultOutcome",
+    "publish_result",
+    "published_result",
+    "result_digest",
+    "result_table",
+]
 
 RESULT_LAYOUT = "result-tables@1"
 
@@ -136,3 +143,8 @@ def published_result(
     if existing is None:
         return digest, None
     return digest, ResultOutcome("unchanged", existing, {}, f"{existing.ref} is already up to date")
+
+
+def result_table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
+    """Table ``name`` of a published result (``<version>/<name>.parquet``)."""
+    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))

@@ -13,7 +13,6 @@ published result.
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 import numpy as np
@@ -30,12 +29,17 @@ from resistomics.modalities.metabolomics._normalization import (
     NormalizationSteps,
     normalize_matrix,
 )
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    published_result,
+    result_table,
+)
 from resistomics.storage import (
     FeatureBlock,
     FeatureMatrix,
     open_feature_matrix,
-    read_table,
     write_feature_matrix,
 )
 
@@ -465,15 +469,11 @@ TOP_FEATURES = 50
 _FDR = 0.05
 
 
-def _table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
-    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))
-
-
 def normalize_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The QC table (per-feature QC RSD before / after drift correction, the features
     least reproducible first) and per-sample missingness of a normalize result."""
-    features = _table(ws, result, "feature_qc")
-    samples = _table(ws, result, "sample_qc")
+    features = result_table(ws, result, "feature_qc")
+    samples = result_table(ws, result, "sample_qc")
     kept = features[features["kept"]]
     worst = kept.sort_values(["qc_rsd_after", "qc_rsd_before"], ascending=False, na_position="last")
     params = result.parameters or {}
@@ -522,7 +522,7 @@ def _arm_names(result: VersionInfo) -> tuple[str, str]:
 
 def da_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The top features (smallest p) and a summary of a ``metabolomics.da`` result."""
-    table = _table(ws, result, DA_TABLE)
+    table = result_table(ws, result, DA_TABLE)
     a, b = _arm_names(result)
     sig = table["p_adj"] < _FDR
     top = table.nsmallest(TOP_FEATURES, "p").reset_index(drop=True)
@@ -615,7 +615,7 @@ def plot_da_volcano(
     log2 fold change against -log10 BH FDR, the top features named)."""
     from resistomics.plots import plot_de_volcano
 
-    table = _table(ws, result, DA_TABLE)
+    table = result_table(ws, result, DA_TABLE)
     frame = pd.DataFrame(
         {
             "gene_id": table["feature_id"],

@@ -45,7 +45,13 @@ from resistomics.modalities.metabolomics._analyses import (
 from resistomics.modalities.metabolomics._enrichment import fry, over_representation, rank_set_test
 from resistomics.modalities.metabolomics._names import NameMap, match_names, read_name_map
 from resistomics.modalities.metabolomics._scores import program_scores
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    published_result,
+    result_table,
+)
 from resistomics.storage import read_table
 
 __all__ = [
@@ -354,14 +360,10 @@ def score_programs(
 # -- artifacts and plots -------------------------------------------------------------
 
 
-def _result_table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
-    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))
-
-
 def enrich_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The enriched sets (tested, by p) and a summary of an enrichment result."""
-    table = _result_table(ws, result, "enrichment")
-    features = _result_table(ws, result, "features")
+    table = result_table(ws, result, "enrichment")
+    features = result_table(ws, result, "features")
     tested = table[table["tested"]]
     params = result.parameters or {}
     n_sig = int((tested["q"] < 0.05).sum())
@@ -392,7 +394,7 @@ def enrich_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
 
 def program_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """Per-program score summary (samples scored, median score) of a programs result."""
-    scores = _result_table(ws, result, "scores")
+    scores = result_table(ws, result, "scores")
     summary_table = (
         scores.groupby("program")
         .agg(
@@ -429,7 +431,7 @@ def plot_enrichment_bars(
     (:func:`resistomics.plots.plot_set_enrichment`)."""
     from resistomics.plots import plot_set_enrichment
 
-    table = _result_table(ws, result, "enrichment")
+    table = result_table(ws, result, "enrichment")
     tested = table[table["tested"]].sort_values("p", kind="stable").head(top)
     if "direction" in tested:
         direction = tested["direction"].astype(str).to_numpy()
@@ -454,7 +456,7 @@ def plot_program_scores(
     """Per-sample program scores by group (:func:`resistomics.plots.plot_sample_scores`)."""
     from resistomics.plots import plot_sample_scores
 
-    scores = _result_table(ws, result, "scores").rename(
+    scores = result_table(ws, result, "scores").rename(
         columns={"program": "gene_set", "score": "mean_score"}
     )
     scores = scores.assign(method="combined z").dropna(subset=["mean_score"])

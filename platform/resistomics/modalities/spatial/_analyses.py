@@ -12,7 +12,6 @@ parameters find the published result.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +23,14 @@ from resistomics.catalog import VersionInfo
 from resistomics.contrasts import unknown_attribute
 from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
-from resistomics.storage import DataRoot, open_spatial, read_table
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    published_result,
+    result_table,
+)
+from resistomics.storage import DataRoot, open_spatial
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -249,10 +254,6 @@ def nhood_analysis(
 # -- artifacts and plots -------------------------------------------------------------
 
 
-def _table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
-    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))
-
-
 def nhood_matrix(nhood: pd.DataFrame) -> pd.DataFrame:
     """Cell type x neighbour type of the mean z-score over the sections where it is
     finite (NaN where a type is absent from every section), in the table's label order."""
@@ -265,8 +266,8 @@ def nhood_matrix(nhood: pd.DataFrame) -> pd.DataFrame:
 def nhood_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The pairs of cell types most enriched or depleted (mean z over sections) and a
     summary of a ``spatial.nhood`` result."""
-    nhood = _table(ws, result, NHOOD_TABLE)
-    sections = _table(ws, result, SECTIONS_TABLE)
+    nhood = result_table(ws, result, NHOOD_TABLE)
+    sections = result_table(ws, result, SECTIONS_TABLE)
     z = nhood.assign(zscore=nhood["zscore"].where(np.isfinite(nhood["zscore"])))
     pairs = (
         z.groupby(["label_a", "label_b"], sort=False)
@@ -318,7 +319,7 @@ def plot_nhood_heatmap(ws: Workspace, result: VersionInfo, output: Any, **_: Any
     (:func:`resistomics.plots.plot_nhood_heatmap`)."""
     from resistomics.plots import plot_nhood_heatmap as draw
 
-    nhood = _table(ws, result, NHOOD_TABLE)
+    nhood = result_table(ws, result, NHOOD_TABLE)
     p = result.parameters or {}
     return draw(
         nhood_matrix(nhood),

@@ -314,15 +314,12 @@ def spatial_niches_command(
                 quantile=quantile,
             )
         if not outcome.tables:
-            from resistomics.storage import read_table
+            import dataclasses
 
-            path = ws.root.to_path(outcome.version.uri)
-            outcome = type(outcome)(
-                outcome.status,
-                outcome.version,
-                {t: read_table(ws.root, f"{path}/{t}.parquet") for t in ("cohort", "sections")},
-                outcome.message,
-            )
+            from resistomics.publishing import result_table
+
+            tables = {t: result_table(ws, outcome.version, t) for t in ("cohort", "sections")}
+            outcome = dataclasses.replace(outcome, tables=tables)
     finally:
         ws.close()
     console.print(outcome.message)

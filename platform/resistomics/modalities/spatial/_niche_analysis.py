@@ -22,7 +22,6 @@ scored). A new section landing in the study makes a new version of the same resu
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +36,14 @@ from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInp
 from resistomics.knowledge import GeneSetCollection, load_gene_sets
 from resistomics.modalities._plugin import Artifact
 from resistomics.modalities.spatial._analyses import label_categories, labels_column
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, result_digest
-from resistomics.storage import DataRoot, open_spatial, read_table
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    result_digest,
+    result_table,
+)
+from resistomics.storage import DataRoot, open_spatial
 
 __all__ = [
     "NICHES_TYPE",
@@ -459,14 +464,10 @@ def _program_first(frame: pd.DataFrame) -> pd.DataFrame:
 # -- artifacts and plots -------------------------------------------------------------
 
 
-def _table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
-    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))
-
-
 def niche_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The cohort tests (paired t-test of the difference, by FDR) and a summary."""
-    cohort = _table(ws, result, "cohort")
-    sections = _table(ws, result, "sections")
+    cohort = result_table(ws, result, "cohort")
+    sections = result_table(ws, result, "sections")
     p = result.parameters or {}
     contrast = p.get("contrast", {})
     main = cohort[(cohort["effect"] == "difference") & (cohort["test"] == "paired_t")]
@@ -506,8 +507,8 @@ def plot_niche_change(ws: Workspace, result: VersionInfo, output: Any, **_: Any)
     program-high tumour cells between the arms (:func:`resistomics.plots.plot_niche_change`)."""
     from resistomics.plots import plot_niche_change as draw
 
-    per_subject = _table(ws, result, "per_subject")
-    cohort = _table(ws, result, "cohort")
+    per_subject = result_table(ws, result, "per_subject")
+    cohort = result_table(ws, result, "cohort")
     p = result.parameters or {}
     c = p.get("contrast", {})
     return draw(

@@ -41,7 +41,13 @@ from resistomics.modalities.spatial._analyses import (
     labels_column,
     sections_table,
 )
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    published_result,
+    result_table,
+)
 from resistomics.storage import DataRoot, SpatialStore, open_spatial, read_table
 
 __all__ = [
@@ -443,10 +449,6 @@ class _WithScores:
         return dataclasses.replace(section, values=values, genes=(*section.genes, *self.names))
 
 
-def _table(ws: Workspace, result: VersionInfo, name: str) -> pd.DataFrame:
-    return read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{name}.parquet"))
-
-
 def autocorr_summary(table: pd.DataFrame, *, fdr: float = 0.05) -> pd.DataFrame:
     """Per gene over the sections: mean, min and max I, mean z, the sections where I is
     defined and those where it is significant (``pval_norm_fdr_bh < fdr``), by mean I
@@ -465,8 +467,8 @@ def autocorr_summary(table: pd.DataFrame, *, fdr: float = 0.05) -> pd.DataFrame:
 
 def autocorr_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The genes by mean Moran's I over sections, the sections, and a summary."""
-    table = _table(ws, result, AUTOCORR_TABLE)
-    sections = _table(ws, result, SECTIONS_TABLE)
+    table = result_table(ws, result, AUTOCORR_TABLE)
+    sections = result_table(ws, result, SECTIONS_TABLE)
     genes = autocorr_summary(table).reset_index(drop=True)
     p = result.parameters or {}
     top = genes.dropna(subset=["mean_I"]).head(3)
@@ -506,7 +508,7 @@ def plot_autocorr(
     section (:func:`resistomics.plots.plot_autocorr_genes`)."""
     from resistomics.plots import plot_autocorr_genes
 
-    table = _table(ws, result, AUTOCORR_TABLE)
+    table = result_table(ws, result, AUTOCORR_TABLE)
     p = result.parameters or {}
     return plot_autocorr_genes(
         table,
@@ -690,8 +692,8 @@ def cooccurrence_analysis(
 def cooccurrence_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The pairs of cell types by their ratio at the nearest distance (mean over
     sections), the sections, and a summary."""
-    table = _table(ws, result, COOCCURRENCE_TABLE)
-    sections = _table(ws, result, SECTIONS_TABLE)
+    table = result_table(ws, result, COOCCURRENCE_TABLE)
+    sections = result_table(ws, result, SECTIONS_TABLE)
     nearest = table[table["distance"] == table.groupby("section")["distance"].transform("min")]
     pairs = (
         nearest[nearest["label_a"] <= nearest["label_b"]]  # the ratio is symmetric
@@ -750,7 +752,7 @@ def plot_cooccurrence(
     """
     from resistomics.plots import plot_cooccurrence_curves
 
-    table = _table(ws, result, COOCCURRENCE_TABLE)
+    table = result_table(ws, result, COOCCURRENCE_TABLE)
     types = list(dict.fromkeys(table["label_a"].astype(str)))
     chosen = types[0] if cell_type is None else cell_type
     if chosen not in types:
@@ -914,7 +916,7 @@ def neighbors_analysis(
 
 def neighbors_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The per-section graph summary and a summary line."""
-    graph = _table(ws, result, GRAPH_TABLE)
+    graph = result_table(ws, result, GRAPH_TABLE)
     p = result.parameters or {}
     how = {
         "knn": f"kNN, k={p.get('k')}",
@@ -943,7 +945,7 @@ def plot_neighbors(ws: Workspace, result: VersionInfo, output: Any, **_: Any) ->
     (:func:`resistomics.plots.plot_graph_distributions`)."""
     from resistomics.plots import plot_graph_distributions
 
-    graph = _table(ws, result, GRAPH_TABLE)
+    graph = result_table(ws, result, GRAPH_TABLE)
     edges = read_table(
         ws.root,
         posixpath.join(ws.root.to_path(result.uri), f"{EDGES_TABLE}.parquet"),

@@ -23,7 +23,13 @@ import pandas as pd
 from resistomics.catalog import VersionInfo
 from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.modalities._plugin import Artifact
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.publishing import (
+    ResultOutcome,
+    Workspace,
+    publish_result,
+    published_result,
+    result_table,
+)
 from resistomics.storage import DataRoot, open_spatial, read_table
 
 __all__ = ["SUBCELLULAR_TYPE", "subcellular_analysis", "subcellular_artifacts"]
@@ -181,9 +187,9 @@ def subcellular_analysis(
 
 def subcellular_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The most nuclear and most cytoplasmic genes, and a summary."""
-    per_gene = read_table(
-        ws.root, posixpath.join(ws.root.to_path(result.uri), "per_gene.parquet")
-    ).sort_values("nuclear_fraction", ascending=False, kind="stable")
+    per_gene = result_table(ws, result, "per_gene").sort_values(
+        "nuclear_fraction", ascending=False, kind="stable"
+    )
     ends = pd.concat([per_gene.head(10), per_gene.tail(10)]).drop_duplicates("gene")
     total = int(per_gene["n_transcripts"].sum())
     summary = (
