@@ -348,7 +348,7 @@ def ingest(
     options = _modality_options(plugin, ctx.args, file=str(path))
     from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest
-    from resistomics.pipeline import ingest_timeout_error, land, quarantine_unread
+    from resistomics.pipeline import ingest_timeout_error, land, land_remote, quarantine_unread
     from resistomics.pipeline._landing import inside
 
     ws = _workspace()
@@ -356,11 +356,14 @@ def ingest(
     src = str(path.absolute())
     zone = ws.settings.resolved_landing_zone
     if not inside(src, zone, follow=False):
-        target = land(path, Path(zone) / study / plugin.name)
-        if not inside(str(target), zone):  # names are checked above; this cannot happen
+        if "://" in zone and not zone.startswith("file://"):
+            target = land_remote(path, ws.landing, study, plugin.name)
+        else:
+            target = str(land(path, Path(zone.removeprefix("file://")) / study / plugin.name))
+        if not inside(target, zone):  # names are checked above; this cannot happen
             fail(f"{target}: [landing-zone] outside the landing zone {zone}")
         console.print(f"landed {path} -> {target}")
-        src = str(target)
+        src = target
     # the flow's limit: a file that keeps a reader busy fails with [ingest-timeout], what
     # this run staged is removed and the file is quarantined (not left to be retried)
     timeout = ws.settings.limits.ingest_timeout_seconds

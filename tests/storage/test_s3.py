@@ -297,3 +297,47 @@ def test_variant_calls_and_clonal_results_on_s3(tmp_path, bucket, options):  # t
     found = {(s, g) for s, g in zip(emergent["subject_id"], emergent["gene"], strict=True)}
     assert found == {(s, gene) for s, (gene, _) in sim.drivers.items()}
     ws.close()
+
+
+def test_cli_ingest_uploads_a_local_file_and_directory_to_an_s3_landing_zone(
+    tmp_path, bucket, options, s3_endpoint, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """`resistomics ingest LOCAL --study st` with the landing zone on S3: the file (or a 10x
+    directory) is uploaded to `<landing>/st/expression/` and ingested from there (was:
+    `Path("s3://...")` collapsed to `s3:/...` and the command refused its own target)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    ws = _workspace(tmp_path, bucket, options, f"s3://{bucket}/landing")
+    ws.close()
+    for name, value in {
+        "RESISTOMICS_DATA_ROOT": f"s3://{bucket}/root",
+        "RESISTOMICS_CATALOG_URL": f"sqlite:///{tmp_path}/catalog.sqlite",
+        "RESISTOMICS_LANDING_ZONE": f"s3://{bucket}/landing",
+        "RESISTOMICS_STORAGE_OPTIONS": json.dumps(options),
+        "RESISTOMICS_CLUSTER__PROCESSES": "false",
+        "RESISTOMICS_CLUSTER__N_WORKERS": "1",
+        "COLUMNS": "250",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    _, values = _bulk(tmp_path / "counts.tsv", seed=5)
+    x = _tenx(tmp_path / "pbmc", seed=6)
+
+    r = runner.invoke(app, ["ingest", str(tmp_path / "counts.tsv"), "--study", "st"])
+    assert r.exit_code == 0, r.output
+    assert f"s3://{bucket}/landing/st/expression/counts.tsv: published st/counts@v1" in r.output
+    r = runner.invoke(app, ["ingest", str(tmp_path / "pbmc"), "--study", "st"])
+    assert r.exit_code == 0, r.output
+    assert f"s3://{bucket}/landing/st/expression/pbmc: published st/pbmc@v1" in r.output
+
+    ws = Workspace.open(ws.settings)
+    counts = open_sparse_matrix(ws.root, ws.root.to_path(ws.catalog.resolve("st/counts").uri))
+    np.testing.assert_array_equal(counts.cells().compute().toarray(), values.T)
+    pbmc = open_sparse_matrix(ws.root, ws.root.to_path(ws.catalog.resolve("st/pbmc").uri))
+    np.testing.assert_array_equal(pbmc.cells().compute().toarray(), x)
+    # nothing left in the landing zone: no upload under its final or its hidden name
+    ws.landing.fs.invalidate_cache()
+    assert ws.landing.fs.find(f"{bucket}/landing") == []
+    ws.close()

@@ -30,7 +30,7 @@ from resistomics.pipeline._ingest import (
     quarantine_unread,
     validate_version,
 )
-from resistomics.pipeline._landing import in_flight, land, release_abandoned_claims
+from resistomics.pipeline._landing import in_flight, land, land_remote, release_abandoned_claims
 from resistomics.publishing import ResultOutcome, Workspace
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "ingest",
     "ingest_timeout_error",
     "land",
+    "land_remote",
     "modality_of_landed",
     "parse_contrast",
     "quarantine_unread",

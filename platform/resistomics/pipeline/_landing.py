@@ -19,12 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resistomics.catalog import VersionInfo
 from resistomics.errors import InputError
 from resistomics.names import check_file_name
 from resistomics.pipeline._workspace import Workspace
+
+if TYPE_CHECKING:
+    from resistomics.storage import DataRoot
 
 __all__ = [
     "INTAKE",
@@ -39,6 +42,7 @@ __all__ = [
     "in_flight",
     "inside",
     "land",
+    "land_remote",
     "landing_identity",
     "landing_options",
     "localize",
@@ -418,6 +422,49 @@ def land(source: Path, directory: Path) -> Path:
         elif partial.exists():
             partial.unlink()
     return target
+
+
+def land_remote(source: Path, landing: DataRoot, *parts: str) -> str:
+    """Upload ``source`` (a file or directory) to ``<landing>/<parts...>/`` on an object store.
+
+    The URL it is ingested from is returned. A file is one PUT (a multipart upload is
+    completed as one object), so an interrupted upload never appears under its name. A
+    directory is uploaded under a hidden ``.<name>.<uid>.partial/`` prefix first (the
+    sweep and ingest ignore hidden names) and then copied to ``<name>/`` object by object:
+    object stores have no rename of a prefix. The same checks as :func:`land` come first.
+
+    Raises
+    ------
+    InputError
+        As :func:`land`.
+    """
+    check_landed_tree(Claim(landed=str(source), path=str(source.resolve()), directory=""))
+    fs = landing.fs
+    directory = landing.path(*parts)
+    target = posixpath.join(directory, source.name)
+    if source.is_dir():
+        if fs.exists(target):
+            raise InputError(
+                landing.to_url(target),
+                "landed-exists",
+                "a directory of that name already waits in the landing zone; ingest it "
+                "or remove it first",
+            )
+        partial = posixpath.join(directory, f".{source.name[:200]}.{uuid.uuid4().hex[:8]}.partial")
+        members = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+        try:
+            for member in members:
+                fs.put_file(str(source / member), posixpath.join(partial, member))
+            for member in members:
+                fs.copy(posixpath.join(partial, member), posixpath.join(target, member))
+        finally:
+            fs.invalidate_cache()
+            if fs.exists(partial):
+                fs.rm(partial, recursive=True)
+            fs.invalidate_cache()
+    else:
+        fs.put_file(str(source), target)
+    return landing.to_url(target)
 
 
 def _copy_synced(src: str, dst: str) -> None:
