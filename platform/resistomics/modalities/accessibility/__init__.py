@@ -1,0 +1,1 @@
+"""Accessibility modality (ATAC-seq): fragments, peaks and their statistics."""

@@ -1,0 +1,307 @@
+"""Per-cell quality control of single-cell ATAC-seq fragments.
+
+Coordinates and insertion sites as in :mod:`._tiles`: fragments are 0-based half-open
+``[start, end)``, already Tn5-shifted; the insertion sites are ``start`` and ``end - 1``;
+a fragment's length is ``end - start``. Fragments files hold one row per unique fragment
+(Cell Ranger ATAC collapses PCR duplicates into the fifth column), so "unique fragments"
+counts rows; the duplicate count is not used.
+
+The statistics and their references:
+
+* :func:`unique_fragments` -- fragments per cell (ArchR ``nFrags``; Granja et al.,
+  *Nat. Genet.* 53:403, 2021).
+* :func:`fraction_in_peaks` -- FRiP. ``unit="fragment"`` (default): the fraction of a
+  cell's fragments that overlap a peak by at least 1 bp (Cell Ranger ATAC's "fraction of
+  fragments overlapping peaks"; Signac's ``peak_region_fragments / passed_filters``);
+  ``unit="insertion"``: insertion sites inside peaks over twice the fragments (ArchR's
+  ``FRIP = ReadsInPeaks / (2 nFrags)``). Overlapping peaks are merged first, so a
+  fragment or insertion counts at most once.
+* :func:`tss_enrichment` -- TSS enrichment. ``method="archr"`` (ArchR's
+  ``.fastTSSEnrichment``, defaults of ``createArrowFiles``): insertions within
+  ``+-2000`` bp of each TSS; ``W`` those in the 101-bp window centred on the TSS,
+  ``F`` those in the 100 bp at each end (offsets ``[-2000, -1901]`` and
+  ``[1901, 2000]``); score ``= 2 (W / 101) / max(F / 100, 0.2)``, i.e. the per-bp
+  density in the window over the per-bp density in the flanks (the ``0.2`` floor,
+  ArchR's ``minNorm``, applies when the flanks hold fewer than 20 insertions).
+  ``method="signac"`` (Signac's ``TSSEnrichment(fast = FALSE)``; Stuart et al., *Nat.
+  Methods* 18:1333, 2021): insertions at each offset within ``+-1000`` bp, divided per
+  cell by the mean over the 100 positions at each end (cells with a zero flank mean
+  get the mean of the cells' flank means), the score the mean of that normalised signal
+  over offsets ``[-500, 499]``. Both scores are symmetric about the TSS, so strand does
+  not change them; it orients the aggregate profile (upstream negative) when given.
+* :func:`nucleosome_signal` -- Signac's ``NucleosomeSignal``: fragments of 147-294 bp
+  (mononucleosomal) over fragments shorter than 147 bp (nucleosome-free). Signac reads
+  only the first ``5000 x cells`` lines of the file; here every fragment counts.
+* :func:`fragment_size_histogram` -- fragments per length (the laddered distribution of
+  Buenrostro et al., *Nat. Methods* 10:1213, 2013).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from resistomics.errors import MethodInputError
+from resistomics.modalities.accessibility._tiles import (
+    Fragments,
+    Intervals,
+    Unit,
+    insertion_sites,
+    merge_intervals,
+    overlap_pairs,
+)
+
+__all__ = [
+    "FragmentSizes",
+    "TSSEnrichment",
+    "cell_qc",
+    "fraction_in_peaks",
+    "fragment_size_histogram",
+    "nucleosome_signal",
+    "tss_enrichment",
+    "unique_fragments",
+]
+
+TSSMethod = Literal["archr", "signac"]
+
+
+def unique_fragments(fragments: Fragments) -> np.ndarray:
+    """Unique fragments per cell (rows of the fragments table), ``(n_cells,)`` int64."""
+    return np.bincount(fragments.cell, minlength=fragments.n_cells).astype(np.int64)
+
+
+def fraction_in_peaks(
+    fragments: Fragments, peaks: Intervals, *, unit: Unit = "fragment"
+) -> np.ndarray:
+    """Fraction of each cell's fragments (or insertions) in peaks (FRiP).
+
+    Parameters
+    ----------
+    fragments, peaks
+        Peaks in any order, possibly overlapping (merged first).
+    unit
+        ``"fragment"``: fragments overlapping a peak by >= 1 bp over all fragments
+        (Cell Ranger ATAC, Signac); ``"insertion"``: insertion sites in peaks over
+        ``2 x`` fragments (ArchR's ``FRIP``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_cells,)``; NaN for a cell without fragments.
+    """
+    merged = merge_intervals(peaks)
+    owner, _ = overlap_pairs(fragments, merged, unit=unit)
+    total = unique_fragments(fragments).astype(np.float64)
+    if unit == "fragment":
+        owner = np.unique(owner)
+    else:
+        total = 2.0 * total
+    inside = np.bincount(fragments.cell[owner], minlength=fragments.n_cells).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+
+
+@dataclass(frozen=True)
+class TSSEnrichment:
+    """Per-cell TSS enrichment scores and the aggregate profile around TSSs.
+
+    ``offsets`` are bp from the TSS (upstream negative when ``stranded``);
+    ``profile_counts`` the insertions of all cells at each offset and ``profile`` those
+    divided by their mean over the 100 bp at each end (1 = background).
+    """
+
+    method: str
+    score: np.ndarray
+    offsets: np.ndarray
+    profile_counts: np.ndarray
+    profile: np.ndarray
+    stranded: bool
+
+
+def _tss_offsets(
+    fragments: Fragments, tss: Intervals, extension: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(cell, offset) of every insertion within ``+-extension`` bp of a TSS (one pair per
+    insertion and TSS). The TSS is the first base of each interval (1-bp BED records)."""
+    position = np.asarray(tss.start, dtype=np.int64)
+    windows = Intervals(tss.contig, position - extension, position + extension + 1)
+    sites = insertion_sites(fragments.start, fragments.end)
+    stranded = tss.strand is not None
+    minus = (
+        np.asarray(tss.strand).astype(str) == "-"
+        if tss.strand is not None
+        else np.zeros(len(tss), dtype=bool)
+    )
+    cells: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
+    for site in sites:
+        as_points = Fragments(
+            fragments.contig, site, site + 1, fragments.cell, fragments.contigs, fragments.n_cells
+        )
+        owner, hit = overlap_pairs(as_points, windows, unit="fragment")
+        offset = site[owner] - position[hit]
+        offset = np.where(minus[hit], -offset, offset)
+        cells.append(fragments.cell[owner])
+        offsets.append(offset)
+    return np.concatenate(cells), np.concatenate(offsets), stranded
+
+
+def tss_enrichment(
+    fragments: Fragments,
+    tss: Intervals,
+    *,
+    method: TSSMethod = "archr",
+    flank: int | None = None,
+    norm: int = 100,
+    window: int = 101,
+    min_norm: float = 0.2,
+) -> TSSEnrichment:
+    """TSS enrichment score per cell, ArchR's (default) or Signac's, and the profile.
+
+    Parameters
+    ----------
+    fragments
+        Fragments of the cells.
+    tss
+        TSS positions: the ``start`` of each interval (1-bp BED records such as
+        ``RefSeqTSS.hg19.bed.gz``); duplicated positions are counted once (ArchR's
+        ``unique(TSS)``). Optional ``strand`` orients the profile.
+    method
+        ``"archr"``: ``2 (W / window) / max(F / norm, min_norm)`` with ``W`` the
+        insertions in the ``window``-bp window centred on the TSS and ``F`` those in the
+        ``norm`` bp at each end of ``+-flank`` (ArchR: 101, 100, 2000, 0.2).
+        ``"signac"``: per-offset signal over ``+-flank`` (1000) bp divided by the cell's
+        mean over the ``norm`` end positions, averaged over offsets ``[-500, 499]``.
+    flank
+        Half-width of the region (bp); 2000 for ArchR, 1000 for Signac by default.
+
+    Returns
+    -------
+    TSSEnrichment
+        ``score`` per cell (ArchR: 0 for a cell without insertions near TSSs and
+        flanks below the floor; Signac: NaN when no cell has flank insertions).
+
+    References
+    ----------
+    Granja et al., *Nat. Genet.* 53:403 (2021) (ArchR); Stuart et al., *Nat. Methods*
+    18:1333 (2021) (Signac); ENCODE ATAC-seq data standards (TSS enrichment).
+    """
+    if method not in ("archr", "signac"):
+        raise MethodInputError(f"unknown TSS method {method!r}", place="tss", rule="method")
+    extension = int(flank if flank is not None else (2000 if method == "archr" else 1000))
+    if extension < norm or window > 2 * extension + 1:
+        raise MethodInputError(
+            "the flank must be at least norm and hold the window", place="tss", rule="window"
+        )
+    keep = ~pd.DataFrame(
+        {"c": np.asarray(tss.contig).astype(str), "p": np.asarray(tss.start)}
+    ).duplicated().to_numpy()
+    unique_tss = Intervals(
+        np.asarray(tss.contig)[keep],
+        np.asarray(tss.start)[keep],
+        np.asarray(tss.start)[keep] + 1,
+        strand=None if tss.strand is None else np.asarray(tss.strand)[keep],
+    )
+    cell, offset, stranded = _tss_offsets(fragments, unique_tss, extension)
+    n_cells = fragments.n_cells
+    in_flank = np.abs(offset) > extension - norm
+    flank_counts = np.bincount(cell[in_flank], minlength=n_cells).astype(np.float64)
+    if method == "archr":
+        half = (window - 1) // 2
+        centre = (offset >= -half) & (offset <= window - 1 - half)
+        window_counts = np.bincount(cell[centre], minlength=n_cells).astype(np.float64)
+        score = 2.0 * (window_counts / window) / np.maximum(flank_counts / norm, min_norm)
+    else:
+        centre = (offset >= -500) & (offset < 500)
+        centre_mean = np.bincount(cell[centre], minlength=n_cells) / 1000.0
+        flank_mean = flank_counts / (2.0 * norm)
+        zero = flank_mean == 0
+        if zero.all():
+            score = np.full(n_cells, np.nan)
+        else:
+            flank_mean[zero] = flank_mean.mean()
+            score = centre_mean / flank_mean
+    offsets = np.arange(-extension, extension + 1, dtype=np.int64)
+    counts = np.bincount(offset + extension, minlength=offsets.shape[0]).astype(np.float64)
+    ends = counts[np.abs(offsets) > extension - norm]
+    background = ends.mean() if ends.size else 0.0
+    profile = counts / background if background > 0 else np.full(counts.shape, np.nan)
+    return TSSEnrichment(
+        method=method,
+        score=score,
+        offsets=offsets,
+        profile_counts=counts,
+        profile=profile,
+        stranded=stranded,
+    )
+
+
+def nucleosome_signal(
+    fragments: Fragments,
+    *,
+    free_below: int = 147,
+    mono_range: tuple[int, int] = (147, 294),
+) -> np.ndarray:
+    """Signac's nucleosome signal per cell: mononucleosomal over nucleosome-free fragments.
+
+    Mononucleosomal: ``mono_range[0] <= length <= mono_range[1]`` (147-294 bp);
+    nucleosome-free: ``length < free_below`` (147 bp). Returns ``(n_cells,)``; ``inf``
+    for a cell with mononucleosomal but no nucleosome-free fragments, NaN with neither
+    (Signac's ratio gives the same).
+
+    Reference: Signac ``NucleosomeSignal`` (Stuart et al., *Nat. Methods* 18:1333, 2021).
+    """
+    length = fragments.length
+    free = np.bincount(fragments.cell[length < free_below], minlength=fragments.n_cells)
+    mono_rows = (length >= mono_range[0]) & (length <= mono_range[1])
+    mono = np.bincount(fragments.cell[mono_rows], minlength=fragments.n_cells)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mono.astype(np.float64) / free.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class FragmentSizes:
+    """Fragments per length: ``counts[k]`` fragments of ``k`` bp for ``k`` in
+    ``0 .. max_length`` (``counts[0]`` is 0); ``longer`` fragments exceed ``max_length``."""
+
+    counts: np.ndarray
+    longer: int
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.arange(self.counts.shape[0], dtype=np.int64)
+
+
+def fragment_size_histogram(fragments: Fragments, *, max_length: int = 1000) -> FragmentSizes:
+    """Histogram of fragment lengths ``end - start`` over all cells (the nucleosome
+    ladder; Buenrostro et al., *Nat. Methods* 10:1213, 2013)."""
+    length = fragments.length
+    inside = length <= max_length
+    counts = np.bincount(length[inside], minlength=max_length + 1).astype(np.int64)
+    return FragmentSizes(counts=counts, longer=int((~inside).sum()))
+
+
+def cell_qc(
+    fragments: Fragments,
+    *,
+    peaks: Intervals | None = None,
+    tss: Intervals | None = None,
+    cells: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per cell: ``unique_fragments``, ``nucleosome_signal`` and, when given the
+    peaks / TSSs, ``frip`` (fragment unit) and ``tss_enrichment`` (ArchR)."""
+    table = pd.DataFrame(
+        {
+            "unique_fragments": unique_fragments(fragments),
+            "nucleosome_signal": nucleosome_signal(fragments),
+        },
+        index=pd.Index(cells if cells is not None else range(fragments.n_cells), name="cell"),
+    )
+    if peaks is not None:
+        table["frip"] = fraction_in_peaks(fragments, peaks)
+    if tss is not None:
+        table["tss_enrichment"] = tss_enrichment(fragments, tss).score
+    return table
