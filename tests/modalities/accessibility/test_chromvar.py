@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from shared_data import SHARED_DATA
 
 from resistomics.errors import MethodInputError
 from resistomics.modalities.accessibility._chromvar import (
@@ -23,11 +22,14 @@ from resistomics.modalities.accessibility._chromvar import (
     peak_expectation,
     variability,
 )
+from shared_data import SHARED_DATA
 
 EXAMPLE = SHARED_DATA / "atac_chromvar_example"
 
 
-def _dense_chromvar(x: np.ndarray, sets: list[np.ndarray], bg: np.ndarray) -> tuple[np.ndarray, ...]:
+def _dense_chromvar(
+    x: np.ndarray, sets: list[np.ndarray], bg: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """chromVAR's computeDeviations written out per set and cell (dense, loops)."""
     e = x.sum(axis=1) / x.sum()
     depth = x.sum(axis=0)
@@ -89,7 +91,9 @@ def test_background_peaks_match_accessibility_and_gc() -> None:
     diff_bg = np.abs(log_counts[bg.indices] - log_counts[:, None]).mean()
     diff_random = np.abs(log_counts[random] - log_counts[:, None]).mean()
     assert diff_bg < 0.35 * diff_random
-    assert np.abs(gc[bg.indices] - gc[:, None]).mean() < 0.35 * np.abs(gc[random] - gc[:, None]).mean()
+    assert (
+        np.abs(gc[bg.indices] - gc[:, None]).mean() < 0.35 * np.abs(gc[random] - gc[:, None]).mean()
+    )
     # mostly other peaks: with 1,500 peaks on a 50 x 50 grid many bins hold one peak and
     # the kernel (w = 0.1) keeps most draws in the own bin, as in chromVAR
     assert (bg.indices != np.arange(x.shape[0])[:, None]).mean() > 0.7
@@ -142,7 +146,9 @@ def test_gm_and_h1_peak_sets_separate_the_cell_types() -> None:
     cell type separate the two cell types (known biology, ../shared/data README)."""
     with gzip.open(EXAMPLE / "matrix.mtx.gz", "rb") as handle:
         counts = sp.csr_matrix(scipy.io.mmread(handle))
-    peaks = pd.read_csv(EXAMPLE / "peaks.bed", sep="\t", header=None, names=["chrom", "start", "end", "name"])
+    peaks = pd.read_csv(
+        EXAMPLE / "peaks.bed", sep="\t", header=None, names=["chrom", "start", "end", "name"]
+    )
     cells = pd.read_csv(EXAMPLE / "cells.tsv", sep="\t")
     assert counts.shape == (len(peaks), len(cells)) == (29_269, 50)
     keep = np.asarray(counts.sum(axis=1)).ravel() > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from shared_data import SHARED_DATA
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from resistomics.modalities.accessibility._qc import (
     unique_fragments,
 )
 from resistomics.modalities.accessibility._tiles import Fragments, Intervals
+from shared_data import SHARED_DATA
 
 TSS_BED = SHARED_DATA / "annotation_hg19" / "RefSeqTSS.hg19.bed.gz"
 CONTIG = 3_000_000
@@ -26,7 +26,9 @@ EXTRA = 10
 N_BACKGROUND = 30_000
 
 
-def _frags(contig: np.ndarray, start: np.ndarray, end: np.ndarray, cell: np.ndarray, n: int) -> Fragments:
+def _frags(
+    contig: np.ndarray, start: np.ndarray, end: np.ndarray, cell: np.ndarray, n: int
+) -> Fragments:
     return Fragments(
         contig=contig.astype(np.int32),
         start=start.astype(np.int64),
@@ -101,7 +103,10 @@ def test_tss_profile_is_oriented_by_strand(planted) -> None:
     )  # same score, symmetric profile
     np.testing.assert_allclose(unstranded.score, result.score)
     prof = unstranded.profile
-    assert abs(prof[(at >= 110) & (at <= 340)].mean() / prof[(at <= -110) & (at >= -340)].mean() - 1) < 0.15
+    assert (
+        abs(prof[(at >= 110) & (at <= 340)].mean() / prof[(at <= -110) & (at >= -340)].mean() - 1)
+        < 0.15
+    )
 
 
 def _brute_tss(frags: Fragments, tss_pos: np.ndarray, flank: int) -> tuple[np.ndarray, ...]:
@@ -188,7 +193,9 @@ def test_frip_planted_and_brute_force() -> None:
         ends.append(s + rng.integers(20, 900, 1000 - n_in))  # in the gaps
         cells.append(np.full(1000, c))
     start = np.concatenate(starts)
-    frags = _frags(np.zeros(start.shape[0]), start, np.concatenate(ends), np.concatenate(cells), n_cells)
+    frags = _frags(
+        np.zeros(start.shape[0]), start, np.concatenate(ends), np.concatenate(cells), n_cells
+    )
     np.testing.assert_allclose(fraction_in_peaks(frags, peaks), planted)
     np.testing.assert_allclose(fraction_in_peaks(frags, peaks, unit="insertion"), planted)
     np.testing.assert_array_equal(unique_fragments(frags), np.full(n_cells, 1000))
@@ -202,15 +209,28 @@ def test_frip_planted_and_brute_force() -> None:
     frag_in = np.zeros(5)
     ins_in = np.zeros(5)
     for i in range(2000):
-        frag_in[c[i]] += any(a < e[i] and b > s[i] for a, b in zip(messy.start, messy.end, strict=True))
+        frag_in[c[i]] += any(
+            a < e[i] and b > s[i] for a, b in zip(messy.start, messy.end, strict=True)
+        )
         for site in (s[i], e[i] - 1):
             ins_in[c[i]] += any(a <= site < b for a, b in zip(messy.start, messy.end, strict=True))
     total = np.bincount(c, minlength=5)
     with np.errstate(invalid="ignore"):
         np.testing.assert_allclose(fraction_in_peaks(small, messy), frag_in / total)
-        np.testing.assert_allclose(fraction_in_peaks(small, messy, unit="insertion"), ins_in / (2 * total))
-    table = cell_qc(small, peaks=messy, tss=Intervals(np.array(["chr1"]), np.array([20_000]), np.array([20_001])))
-    assert list(table.columns) == ["unique_fragments", "nucleosome_signal", "frip", "tss_enrichment"]
+        np.testing.assert_allclose(
+            fraction_in_peaks(small, messy, unit="insertion"), ins_in / (2 * total)
+        )
+    table = cell_qc(
+        small,
+        peaks=messy,
+        tss=Intervals(np.array(["chr1"]), np.array([20_000]), np.array([20_001])),
+    )
+    assert list(table.columns) == [
+        "unique_fragments",
+        "nucleosome_signal",
+        "frip",
+        "tss_enrichment",
+    ]
     assert np.isnan(table["frip"].iloc[4])
 
 

@@ -42,9 +42,7 @@ def test_tile_counts_equal_brute_force(unit: str) -> None:
     rng = np.random.default_rng(1)
     length = 20_345
     start, end, cell = _fragments(rng, 3000, 7, length)
-    got = tile_counts(
-        start, end, cell, n_cells=7, contig_length=length, unit=unit, chunk_rows=777
-    )
+    got = tile_counts(start, end, cell, n_cells=7, contig_length=length, unit=unit, chunk_rows=777)
     n_tiles = -(-length // 500)
     assert got.shape == (7, n_tiles)
     np.testing.assert_array_equal(

@@ -55,9 +55,9 @@ from scipy.linalg import solve_triangular
 from resistomics.errors import MethodInputError
 
 __all__ = [
+    "GC_NOT_MATCHED",
     "BackgroundPeaks",
     "Deviations",
-    "GC_NOT_MATCHED",
     "annotation_matrix",
     "background_peaks",
     "compute_deviations",
@@ -118,7 +118,9 @@ def peak_expectation(counts: Any) -> np.ndarray:
     return np.asarray(per_peak / total)
 
 
-def annotation_matrix(n_peaks: int, sets: dict[str, np.ndarray]) -> tuple[sp.csc_matrix, tuple[str, ...]]:
+def annotation_matrix(
+    n_peaks: int, sets: dict[str, np.ndarray]
+) -> tuple[sp.csc_matrix, tuple[str, ...]]:
     """A peak x set 0/1 matrix from ``{set name: peak indices}`` (indices into the rows)."""
     names = tuple(sets)
     rows = [np.unique(np.asarray(sets[name], dtype=np.int64)) for name in names]
@@ -318,7 +320,9 @@ def compute_deviations(
     expectation = peak_expectation(matrix)
     size = block_cells or _block_cells(ann.shape[1], background.indices.shape[1])
     parts = [
-        dask.delayed(deviations_block)(matrix[:, lo : lo + size], ann, expectation, background.indices)
+        dask.delayed(deviations_block)(
+            matrix[:, lo : lo + size], ann, expectation, background.indices
+        )
         for lo in range(0, matrix.shape[1], size)
     ]
     results = dask.compute(*parts, scheduler=scheduler) if scheduler else dask.compute(*parts)

@@ -156,7 +156,10 @@ def gene_weights(
     feature = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     gene = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     gap = np.maximum(
-        np.maximum(regions.body_start[gene] - fend_all[feature], fstart_all[feature] - regions.body_end[gene]),
+        np.maximum(
+            regions.body_start[gene] - fend_all[feature],
+            fstart_all[feature] - regions.body_end[gene],
+        ),
         0,
     )
     weight = (np.exp(-gap / model.decay) + np.exp(-1.0)) * regions.size_weight[gene]
@@ -208,4 +211,6 @@ def gene_activity(
     weights = gene_weights(features, genes, model=model)
     scores = np.asarray((matrix @ weights).todense())
     total = scores.sum(axis=1, keepdims=True)
-    return np.asarray(np.where(total > 0, scores * (model.scale_to / np.where(total > 0, total, 1.0)), 0.0))
+    return np.asarray(
+        np.where(total > 0, scores * (model.scale_to / np.where(total > 0, total, 1.0)), 0.0)
+    )

@@ -196,9 +196,11 @@ def tss_enrichment(
         raise MethodInputError(
             "the flank must be at least norm and hold the window", place="tss", rule="window"
         )
-    keep = ~pd.DataFrame(
-        {"c": np.asarray(tss.contig).astype(str), "p": np.asarray(tss.start)}
-    ).duplicated().to_numpy()
+    keep = (
+        ~pd.DataFrame({"c": np.asarray(tss.contig).astype(str), "p": np.asarray(tss.start)})
+        .duplicated()
+        .to_numpy()
+    )
     unique_tss = Intervals(
         np.asarray(tss.contig)[keep],
         np.asarray(tss.start)[keep],

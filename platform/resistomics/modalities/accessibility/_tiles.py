@@ -432,7 +432,9 @@ def overlap_pairs(
     return np.concatenate(owners), np.concatenate(targets)
 
 
-def peak_counts(fragments: Fragments, peaks: Intervals, *, unit: Unit = "insertion") -> sp.csr_matrix:
+def peak_counts(
+    fragments: Fragments, peaks: Intervals, *, unit: Unit = "insertion"
+) -> sp.csr_matrix:
     """Cell x peak counts of fragments in a given peak set.
 
     Peaks may overlap one another and come in any order (columns keep the given order);
