@@ -13,6 +13,7 @@ from resistomics.modalities.accessibility._gene_activity import (
     GeneModel,
     gene_activity,
     gene_regions,
+    strand_from_tss,
 )
 from resistomics.modalities.accessibility._tiles import Intervals, tile_starts
 
@@ -31,38 +32,52 @@ def _genes() -> Intervals:
 def _dense(
     counts: np.ndarray, features: Intervals, genes: Intervals, model: GeneModel
 ) -> np.ndarray:
-    """The module docstring's model, gene by gene and feature by feature."""
+    """ArchR's ``.addGeneScoreMat`` (R/MatrixGeneScores.R) transliterated gene by gene in
+    its own 1-based closed coordinates, with dense loops."""
     n = len(genes)
-    body = []
+    strand = [str(x) for x in genes.strand] if genes.strand is not None else ["*"] * n
+    # extendGR(upstream = geneUpstream, downstream = geneDownstream)
+    lo1, hi1 = [], []
     for g in range(n):
-        s, e, strand = int(genes.start[g]), int(genes.end[g]), str(genes.strand[g])  # type: ignore[index]
-        up, down = model.gene_upstream, model.gene_downstream
-        if strand == "+":
-            body.append((max(s - up, 0), e + down))
-        elif strand == "-":
-            body.append((max(s - down, 0), e + up))
+        a, b = int(genes.start[g]) + 1, int(genes.end[g])
+        if strand[g] == "-":
+            lo1.append(a - model.gene_downstream)
+            hi1.append(b + model.gene_upstream)
         else:
-            body.append((max(s - up, 0), e + up))
-    m = np.array([1.0 / (b - a) for a, b in body])
-    size = 1 + m * (model.gene_scale_factor - 1) / (m.max() - m.min())
-    weights = np.zeros((len(features), n))
+            lo1.append(a - model.gene_upstream)
+            hi1.append(b + model.gene_downstream)
+    m = np.array([1.0 / (hi1[g] - lo1[g] + 1) for g in range(n)])
+    weight = 1 + m * (model.gene_scale_factor - 1) / (m.max() - m.min())
+    region = {}
+    for contig in sorted(set(genes.contig)):
+        idx = sorted(
+            (g for g in range(n) if genes.contig[g] == contig), key=lambda g: (lo1[g], hi1[g])
+        )
+        for k, g in enumerate(idx):
+            non_minus = strand[g] != "-"
+            p_rev = model.extend_upstream if non_minus else model.extend_downstream
+            p_fwd = model.extend_downstream if non_minus else model.extend_upstream
+            prev = 1 if k == 0 else hi1[idx[k - 1]] + model.tile_size
+            s_ = min(lo1[g] - p_rev[0], max(prev, lo1[g] - p_rev[1]))
+            nxt = hi1[g] + p_fwd[1] if k == len(idx) - 1 else lo1[idx[k + 1]] - model.tile_size
+            e_ = max(hi1[g] + p_fwd[0], min(nxt, hi1[g] + p_fwd[1]))
+            region[g] = (s_, e_)
+    w = np.zeros((len(features), n))
     for g in range(n):
-        a, b = body[g]
-        others = [h for h in range(n) if h != g and genes.contig[h] == genes.contig[g]]
-        left_ends = [body[h][1] for h in others if body[h][0] < a]
-        right_starts = [body[h][0] for h in others if body[h][0] > a]
-        gap_l = max(a - max(left_ends), 0) if left_ends else model.extend_max
-        gap_r = max(min(right_starts) - b, 0) if right_starts else model.extend_max
-        lo = max(a - min(max(gap_l, model.extend_min), model.extend_max), 0)
-        hi = b + min(max(gap_r, model.extend_min), model.extend_max)
+        s_, e_ = region[g]
         for f in range(len(features)):
             if features.contig[f] != genes.contig[g]:
                 continue
-            fs, fe = int(features.start[f]), int(features.end[f])
-            if fs < hi and fe > lo:
-                d = max(a - fe, fs - b, 0)
-                weights[f, g] = (math.exp(-d / model.decay) + math.exp(-1)) * size[g]
-    scores = np.minimum(counts, model.ceiling) @ weights
+            c, d = int(features.start[f]) + 1, int(features.end[f])
+            if c <= e_ and d >= s_:  # findOverlaps
+                if d < lo1[g]:
+                    x = lo1[g] - d
+                elif c > hi1[g]:
+                    x = c - hi1[g]
+                else:
+                    x = 0
+                w[f, g] = (math.exp(-abs(x) / model.decay) + math.exp(-1)) * weight[g]
+    scores = np.minimum(counts, model.ceiling) @ w
     return scores / scores.sum(axis=1, keepdims=True) * model.scale_to
 
 
@@ -99,13 +114,22 @@ def test_gene_activity_equals_dense_computation() -> None:
 
 
 def test_gene_boundaries_stop_at_neighbours() -> None:
-    regions = gene_regions(_genes())
-    # A (+): body [15000, 26000); the next body is C's [27000, 36000) -> 1 kb minimum
-    assert regions.body_start[0] == 15_000 and regions.region_end[0] == 27_000
-    # D (-): body [150000, 165000), nothing to the right -> 100 kb
-    assert regions.region_end[3] == 265_000
-    # D's left neighbour is B's body ending at 55000 -> 95 kb gap
-    assert regions.region_start[3] == 150_000 - 95_000
+    r = gene_regions(_genes())
+    # bodies sorted by start: A+ [15000, 26000), C+ [27000, 36000), B- [30000, 55000),
+    # D- [150000, 165000) (5 kb added 5' of each TSS)
+    assert (r.body_start[[0, 2, 1, 3]] == [15_000, 27_000, 30_000, 150_000]).all()
+    # A's next body (C) starts 1 kb away: the 1-kb minimum wins over "a tile before it"
+    assert r.region_end[0] == 27_000
+    # D: 100 kb to the right (nothing there); to the left it stops a tile after B's end
+    assert r.region_end[3] == 265_000 and r.region_start[3] == 55_000 + 499
+    # B overlaps C: each gets its minimum extension on that side
+    assert r.region_start[1] == 29_000 and r.region_end[2] == 37_000
+
+
+def test_strand_from_tss() -> None:
+    genes = Intervals(np.array(["c", "c", "c"]), np.array([10, 50, 90]), np.array([20, 60, 99]))
+    tss = Intervals(np.array(["c", "c"]), np.array([10, 59]), np.array([11, 60]))
+    assert strand_from_tss(genes, tss).tolist() == ["+", "-", "."]
 
 
 def test_planted_accessible_gene_scores_higher_in_its_group() -> None:

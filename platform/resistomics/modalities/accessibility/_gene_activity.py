@@ -1,30 +1,36 @@
-"""Gene activity scores from a tile or peak matrix, after ArchR's default gene score model.
+"""Gene activity scores from a tile or peak matrix, ArchR's default gene score model.
 
-ArchR (Granja et al., *Nat. Genet.* 53:403, 2021; ``addGeneScoreMatrix`` defaults, the
-"model 42" of its gene-score benchmark) scores a gene in a cell as a weighted sum of the
-insertion counts of the 500-bp tiles around it:
+ArchR (Granja et al., *Nat. Genet.* 53:403, 2021) scores genes in ``.addGeneScoreMat``
+(``R/MatrixGeneScores.R``) with the defaults of ``addGeneScoreMatrix``; this follows
+that code step by step, in 0-based half-open coordinates:
 
-1. gene body: the gene extended by ``gene_upstream`` (5 kb) upstream of its TSS (a
-   promoter) and ``gene_downstream`` (0) downstream of its end, strand-aware;
-2. gene region: the body extended on each side up to the nearest neighbouring gene body
-   (``use_gene_boundaries``), but by at least ``extend_min`` (1 kb) and at most
-   ``extend_max`` (100 kb);
-3. each feature (tile or peak) overlapping the region by >= 1 bp contributes
-   ``min(count, ceiling)`` (ceiling 4) times ``exp(-d / decay) + exp(-1)``
-   (``decay`` 5 kb), ``d`` the gap in bp between the feature and the gene body (0 when
-   they overlap);
-4. times the gene's size weight ``1 + m (gene_scale_factor - 1) / (max m - min m)``,
-   ``m = 1 / body width`` (``geneScaleFactor`` 5), which lifts short genes;
-5. each cell's scores are scaled to sum to ``scale_to`` (10,000).
+1. gene body: the gene extended ``gene_upstream`` (5 kb) upstream and
+   ``gene_downstream`` (0) downstream, strand-aware (``extendGR``; a gene without a
+   ``-`` strand is extended as ``+``, as ``extendGR`` does);
+2. size weight ``1 + m (gene_scale_factor - 1) / (max m - min m)`` with ``m = 1 / body
+   width`` over all genes (``geneScaleFactor`` 5): short genes weigh up to ~5x more;
+3. gene region (``useGeneBoundaries``): per contig, bodies sorted by (start, end); the
+   region starts at ``max(previous body's end + tile_size - 1, body start - max
+   extension)``, but at most ``body start - min extension``, and ends at
+   ``min(next body's start - tile_size + 1, body end + max extension)``, but at least
+   ``body end + min extension``; the extensions are ``extend_upstream`` on the 5' side
+   and ``extend_downstream`` on the 3' side (both 1 kb / 100 kb). "Previous" and "next"
+   are the neighbours in sorted order, as in ArchR (so a long gene that contains a
+   short one does not bound the genes after the short one: BPCells calls this ArchR's
+   nested-gene behaviour);
+4. every feature overlapping the region by >= 1 bp contributes ``min(count, ceiling)``
+   (ceiling 4) x ``(exp(-|x| / decay) + exp(-1))`` x the size weight, ``x`` the
+   distance between the feature and the body (IRanges ``distance``: 0 when they
+   overlap, gap + 1 bp otherwise; ``decay`` 5 kb);
+5. each cell's scores are divided by their sum over all genes and multiplied by
+   ``scale_to`` (10,000). ArchR then rounds to 3 decimals: not done here.
 
-What is done differently or not known exactly, and stated: the neighbouring-gene
-boundary here is the nearest other gene body on each side, found from sorted starts and
-running maxima of ends (a gene nested in or overlapping another has a zero gap and gets
-the minimum extension); ArchR additionally never lets a region cross a neighbour's TSS,
-which the same rule gives for non-nested genes. Genes without a strand (the hg19 BEDs of
-``annotation_hg19`` have none) get the promoter extension on both sides. Features are
-tiles (ArchR) or peaks (the same weights, as SnapATAC2 and Signac score from peaks or
-fragments): a peak matrix works the same way with its peak intervals.
+Differences, stated: ArchR's 500-bp tiles are 1-based (``[500k, 500k + 499]``), so in
+0-based terms they start 1 bp before the tiles of :func:`._tiles.tile_starts`; the
+weights here use the feature intervals as given (tiles or peaks: a peak matrix is
+scored the same way with its peak intervals). Blacklisted tiles (ArchR's weight 0) are
+the caller's to drop. The hg19 BEDs of ``annotation_hg19`` carry no strand:
+:func:`strand_from_tss` recovers it from the TSS BED.
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ import scipy.sparse as sp
 from resistomics.errors import MethodInputError
 from resistomics.modalities.accessibility._tiles import Intervals, interval_hits
 
-__all__ = ["GeneModel", "gene_activity", "gene_regions", "gene_weights"]
+__all__ = [
+    "GeneModel",
+    "GeneRegions",
+    "gene_activity",
+    "gene_regions",
+    "gene_weights",
+    "strand_from_tss",
+]
 
 
 @dataclass(frozen=True)
@@ -47,9 +60,10 @@ class GeneModel:
 
     gene_upstream: int = 5000
     gene_downstream: int = 0
-    extend_min: int = 1000
-    extend_max: int = 100_000
+    extend_upstream: tuple[int, int] = (1000, 100_000)
+    extend_downstream: tuple[int, int] = (1000, 100_000)
     use_gene_boundaries: bool = True
+    tile_size: int = 500
     decay: float = 5000.0
     gene_scale_factor: float = 5.0
     ceiling: float = 4.0
@@ -58,8 +72,8 @@ class GeneModel:
 
 @dataclass(frozen=True)
 class GeneRegions:
-    """Per gene: its extended body ``[body_start, body_end)`` and its scoring region
-    ``[region_start, region_end)``, and its size weight."""
+    """Per gene: its extended body ``[body_start, body_end)``, its scoring region
+    ``[region_start, region_end)`` and its size weight."""
 
     contig: np.ndarray
     body_start: np.ndarray
@@ -78,42 +92,33 @@ def gene_regions(genes: Intervals, *, model: GeneModel | None = None) -> GeneReg
         raise MethodInputError(
             "genes need 0 <= start < end", place="genes", rule="start-before-end"
         )
-    strand = (
-        np.asarray(genes.strand).astype(str)
+    minus = (
+        np.asarray(genes.strand).astype(str) == "-"
         if genes.strand is not None
-        else np.full(start.shape[0], ".")
+        else np.zeros(start.shape[0], dtype=bool)
     )
-    plus, minus = strand == "+", strand == "-"
-    unstranded = ~(plus | minus)
-    left = np.where(minus, model.gene_downstream, model.gene_upstream)
-    right = np.where(plus, model.gene_downstream, model.gene_upstream)
-    right = np.where(unstranded, model.gene_upstream, right)
-    body_start = np.maximum(start - left, 0)
-    body_end = end + right
+    body_start = np.maximum(start - np.where(minus, model.gene_downstream, model.gene_upstream), 0)
+    body_end = end + np.where(minus, model.gene_upstream, model.gene_downstream)
+    # 5' side is the left of a + gene and the right of a - gene
+    left_min = np.where(minus, model.extend_downstream[0], model.extend_upstream[0])
+    left_max = np.where(minus, model.extend_downstream[1], model.extend_upstream[1])
+    right_min = np.where(minus, model.extend_upstream[0], model.extend_downstream[0])
+    right_max = np.where(minus, model.extend_upstream[1], model.extend_downstream[1])
+    region_start = np.maximum(body_start - left_max, 0)
+    region_end = body_end + right_max
     contig = np.asarray(genes.contig).astype(str)
-    left_ext = np.full(start.shape[0], model.extend_max, dtype=np.int64)
-    right_ext = np.full(start.shape[0], model.extend_max, dtype=np.int64)
     if model.use_gene_boundaries:
+        tile = model.tile_size
         for name in np.unique(contig):
             rows = np.flatnonzero(contig == name)
-            order = rows[np.argsort(body_start[rows], kind="stable")]
-            s, e = body_start[order], body_end[order]
-            # nearest body ending to the left: max end over genes starting strictly before
-            before = np.searchsorted(s, s, side="left")
-            prefix_max = np.concatenate([[np.iinfo(np.int64).min], np.maximum.accumulate(e)])
-            left_end = prefix_max[before]
-            # nearest body starting to the right: min start over genes starting after
-            after = np.searchsorted(s, s, side="right")
-            suffix_min = np.concatenate(
-                [np.minimum.accumulate(s[::-1])[::-1], [np.iinfo(np.int64).max]]
-            )
-            right_start = suffix_min[after]
-            gap_left = np.where(before > 0, np.maximum(s - left_end, 0), model.extend_max)
-            gap_right = np.where(
-                after < s.shape[0], np.maximum(right_start - e, 0), model.extend_max
-            )
-            left_ext[order] = np.clip(gap_left, model.extend_min, model.extend_max)
-            right_ext[order] = np.clip(gap_right, model.extend_min, model.extend_max)
+            order = rows[np.lexsort((body_end[rows], body_start[rows]))]
+            bs, be = body_start[order], body_end[order]
+            previous_end = np.concatenate([[np.iinfo(np.int64).min // 2], be[:-1]])
+            lo = np.maximum(np.maximum(previous_end + tile - 1, bs - left_max[order]), 0)
+            region_start[order] = np.minimum(bs - left_min[order], lo)
+            next_start = np.concatenate([bs[1:], [np.iinfo(np.int64).max // 2]])
+            hi = np.minimum(next_start - tile + 1, be + right_max[order])
+            region_end[order] = np.maximum(be + right_min[order], hi)
     m = 1.0 / (body_end - body_start)
     spread = m.max() - m.min()
     size_weight = 1.0 + m * (model.gene_scale_factor - 1.0) / (spread if spread > 0 else 1.0)
@@ -121,10 +126,30 @@ def gene_regions(genes: Intervals, *, model: GeneModel | None = None) -> GeneReg
         contig=contig,
         body_start=body_start,
         body_end=body_end,
-        region_start=np.maximum(body_start - left_ext, 0),
-        region_end=body_end + right_ext,
+        region_start=region_start,
+        region_end=region_end,
         size_weight=size_weight,
     )
+
+
+def strand_from_tss(genes: Intervals, tss: Intervals) -> np.ndarray:
+    """Strand of each gene from a TSS BED without strands: ``"+"`` where a TSS is at the
+    gene's first base, ``"-"`` where one is at its last base (``end - 1``), ``"+"`` when
+    both, ``"."`` when neither (RefSeq hg19: 17,396 and 16,855 of 34,250 TSSs)."""
+    known = set(
+        zip(
+            np.asarray(tss.contig).astype(str).tolist(), np.asarray(tss.start).tolist(), strict=True
+        )
+    )
+    contig = np.asarray(genes.contig).astype(str).tolist()
+    first = [
+        (c, int(s)) in known for c, s in zip(contig, np.asarray(genes.start).tolist(), strict=True)
+    ]
+    last = [
+        (c, int(e) - 1) in known
+        for c, e in zip(contig, np.asarray(genes.end).tolist(), strict=True)
+    ]
+    return np.where(first, "+", np.where(last, "-", "."))
 
 
 def gene_weights(
@@ -156,13 +181,11 @@ def gene_weights(
     feature = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     gene = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     gap = np.maximum(
-        np.maximum(
-            regions.body_start[gene] - fend_all[feature],
-            fstart_all[feature] - regions.body_end[gene],
-        ),
-        0,
+        regions.body_start[gene] - fend_all[feature],
+        fstart_all[feature] - regions.body_end[gene],
     )
-    weight = (np.exp(-gap / model.decay) + np.exp(-1.0)) * regions.size_weight[gene]
+    distance = np.where(gap >= 0, gap + 1, 0)  # IRanges distance: adjacent ranges are 1 bp
+    weight = (np.exp(-distance / model.decay) + np.exp(-1.0)) * regions.size_weight[gene]
     return sp.csr_matrix((weight, (feature, gene)), shape=(len(features), len(genes)))
 
 
