@@ -136,3 +136,21 @@ def test_as_fragments_refuses_unknown_barcode_and_contig() -> None:
         as_fragments(table, contigs=["chr2"])
     frags = as_fragments(table)
     assert frags.n_cells == 1 and frags.contigs == ("chr1",)
+
+
+def test_as_fragments_from_a_pyarrow_table_with_barcodes() -> None:
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "contig": pa.array(["chr2", "chr1", "chr2"]).dictionary_encode(),
+            "start": [10, 20, 30],
+            "end": [50, 90, 31],
+            "barcode": ["b", "a", "b"],
+        }
+    )
+    frags = as_fragments(table, cells=["a", "b"])
+    assert frags.contigs == ("chr1", "chr2")
+    np.testing.assert_array_equal(frags.contig, [1, 0, 1])
+    np.testing.assert_array_equal(frags.cell, [1, 0, 1])
+    np.testing.assert_array_equal(frags.length, [40, 70, 1])
