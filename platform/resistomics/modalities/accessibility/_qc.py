@@ -38,6 +38,7 @@ The statistics and their references:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,7 +151,7 @@ def _tss_offsets(
 
 
 def tss_enrichment(
-    fragments: Fragments,
+    fragments: Fragments | Iterable[Fragments],
     tss: Intervals,
     *,
     method: TSSMethod = "archr",
@@ -164,7 +165,9 @@ def tss_enrichment(
     Parameters
     ----------
     fragments
-        Fragments of the cells.
+        Fragments of the cells, or an iterable of chunks of them (e.g. one per contig
+        partition, all with the same ``n_cells``): the counts add up over chunks, so
+        the scores are those of all fragments together.
     tss
         TSS positions: the ``start`` of each interval (1-bp BED records such as
         ``RefSeqTSS.hg19.bed.gz``); duplicated positions are counted once (ArchR's
@@ -207,18 +210,33 @@ def tss_enrichment(
         np.asarray(tss.start)[keep] + 1,
         strand=None if tss.strand is None else np.asarray(tss.strand)[keep],
     )
-    cell, offset, stranded = _tss_offsets(fragments, unique_tss, extension)
-    n_cells = fragments.n_cells
-    in_flank = np.abs(offset) > extension - norm
-    flank_counts = np.bincount(cell[in_flank], minlength=n_cells).astype(np.float64)
+    chunks = [fragments] if isinstance(fragments, Fragments) else fragments
+    n_cells = -1
+    half = (window - 1) // 2
+    window_counts = centre_counts = flank_counts = np.zeros(0)
+    counts = np.zeros(2 * extension + 1)
+    stranded = unique_tss.strand is not None
+    for chunk in chunks:
+        if n_cells < 0:
+            n_cells = chunk.n_cells
+            window_counts, centre_counts, flank_counts = (np.zeros(n_cells) for _ in range(3))
+        elif chunk.n_cells != n_cells:
+            raise MethodInputError(
+                "all chunks need the same cells", place="fragments", rule="cell-index"
+            )
+        cell, offset, _ = _tss_offsets(chunk, unique_tss, extension)
+        flank_counts += np.bincount(cell[np.abs(offset) > extension - norm], minlength=n_cells)
+        in_window = (offset >= -half) & (offset <= window - 1 - half)
+        window_counts += np.bincount(cell[in_window], minlength=n_cells)
+        in_centre = (offset >= -500) & (offset < 500)
+        centre_counts += np.bincount(cell[in_centre], minlength=n_cells)
+        counts += np.bincount(offset + extension, minlength=counts.shape[0])
+    if n_cells < 0:
+        raise MethodInputError("no fragments given", place="fragments", rule="empty")
     if method == "archr":
-        half = (window - 1) // 2
-        centre = (offset >= -half) & (offset <= window - 1 - half)
-        window_counts = np.bincount(cell[centre], minlength=n_cells).astype(np.float64)
         score = 2.0 * (window_counts / window) / np.maximum(flank_counts / norm, min_norm)
     else:
-        centre = (offset >= -500) & (offset < 500)
-        centre_mean = np.bincount(cell[centre], minlength=n_cells) / 1000.0
+        centre_mean = centre_counts / 1000.0
         flank_mean = flank_counts / (2.0 * norm)
         zero = flank_mean == 0
         if zero.all():
@@ -227,7 +245,6 @@ def tss_enrichment(
             flank_mean[zero] = flank_mean.mean()
             score = centre_mean / flank_mean
     offsets = np.arange(-extension, extension + 1, dtype=np.int64)
-    counts = np.bincount(offset + extension, minlength=offsets.shape[0]).astype(np.float64)
     ends = counts[np.abs(offsets) > extension - norm]
     background = ends.mean() if ends.size else 0.0
     profile = counts / background if background > 0 else np.full(counts.shape, np.nan)
