@@ -17,7 +17,8 @@ The statistics and their references:
   ``FRIP = ReadsInPeaks / (2 nFrags)``). Overlapping peaks are merged first, so a
   fragment or insertion counts at most once.
 * :func:`tss_enrichment` -- TSS enrichment. ``method="archr"`` (ArchR's
-  ``.fastTSSEnrichment``, defaults of ``createArrowFiles``): insertions within
+  ``.fastTSSEnrichment`` in ``R/CreateArrow.R``, defaults of ``createArrowFiles``'
+  ``TSSParams``; ArchR rounds the score to 3 decimals, not done here): insertions within
   ``+-2000`` bp of each TSS; ``W`` those in the 101-bp window centred on the TSS,
   ``F`` those in the 100 bp at each end (offsets ``[-2000, -1901]`` and
   ``[1901, 2000]``); score ``= 2 (W / 101) / max(F / 100, 0.2)``, i.e. the per-bp
