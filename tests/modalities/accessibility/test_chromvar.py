@@ -20,6 +20,7 @@ from resistomics.modalities.accessibility._chromvar import (
     compute_deviations,
     deviations_block,
     peak_expectation,
+    peak_sets_from_intervals,
     variability,
 )
 from shared_data import SHARED_DATA
@@ -177,3 +178,35 @@ def test_deviations_refuse_mismatched_shapes() -> None:
         compute_deviations(x, ann, BackgroundPeaks(np.zeros((4, 2), dtype=np.int64), False))
     with pytest.raises(MethodInputError, match="peak-index"):
         annotation_matrix(3, {"a": np.array([3])})
+
+
+def test_peak_sets_from_intervals_equal_brute_force() -> None:
+    from resistomics.modalities.accessibility._tiles import Intervals
+
+    rng = np.random.default_rng(9)
+    ps = rng.integers(0, 100_000, 200)
+    peaks = Intervals(rng.choice(["chr1", "chr2"], 200), ps, ps + 500)
+    rs = rng.integers(0, 100_000, 60)
+    regions = Intervals(
+        rng.choice(["chr1", "chr2", "chrX"], 60),
+        rs,
+        rs + rng.integers(1, 3000, 60),
+        name=rng.choice(["AP1", "TEAD", "none"], 60),
+    )
+    got = peak_sets_from_intervals(peaks, regions)
+    assert set(got) == set(regions.name.tolist())  # type: ignore[union-attr]
+    for name, idx in got.items():
+        expected = [
+            p
+            for p in range(200)
+            if any(
+                regions.name[r] == name  # type: ignore[index]
+                and regions.contig[r] == peaks.contig[p]
+                and regions.start[r] < peaks.end[p]
+                and regions.end[r] > peaks.start[p]
+                for r in range(60)
+            )
+        ]
+        np.testing.assert_array_equal(idx, expected)
+    with pytest.raises(MethodInputError, match="columns"):
+        peak_sets_from_intervals(peaks, Intervals(peaks.contig, peaks.start, peaks.end))

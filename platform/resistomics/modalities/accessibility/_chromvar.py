@@ -53,6 +53,7 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 
 from resistomics.errors import MethodInputError
+from resistomics.modalities.accessibility._tiles import Intervals, interval_hits
 
 __all__ = [
     "GC_NOT_MATCHED",
@@ -63,6 +64,7 @@ __all__ = [
     "compute_deviations",
     "deviations_block",
     "peak_expectation",
+    "peak_sets_from_intervals",
     "variability",
 ]
 
@@ -138,6 +140,45 @@ def annotation_matrix(
         shape=(n_peaks, len(names)),
     )
     return matrix, names
+
+
+def peak_sets_from_intervals(peaks: Intervals, regions: Intervals) -> dict[str, np.ndarray]:
+    """Peak sets from named regions (a BED with a name column, motif hits): for each
+    distinct ``regions.name``, the sorted indices of the peaks that overlap one of its
+    regions by >= 1 bp.
+
+    Raises
+    ------
+    MethodInputError
+        ``regions`` has no names.
+    """
+    if regions.name is None:
+        raise MethodInputError(
+            "peak-set regions need a name column", place="peak sets", rule="columns"
+        )
+    names = np.asarray(regions.name).astype(str)
+    region_contig = np.asarray(regions.contig).astype(str)
+    peak_contig = np.asarray(peaks.contig).astype(str)
+    members: dict[str, list[np.ndarray]] = {name: [] for name in dict.fromkeys(names.tolist())}
+    for contig in np.unique(region_contig):
+        rows = np.flatnonzero(region_contig == contig)
+        here = np.flatnonzero(peak_contig == contig)
+        if here.size == 0:
+            continue
+        order = here[np.argsort(np.asarray(peaks.start)[here], kind="stable")]
+        owner, hit = interval_hits(
+            np.asarray(regions.start, dtype=np.int64)[rows],
+            np.asarray(regions.end, dtype=np.int64)[rows],
+            np.asarray(peaks.start, dtype=np.int64)[order],
+            np.asarray(peaks.end, dtype=np.int64)[order],
+        )
+        frame = pd.DataFrame({"set": names[rows][owner], "peak": order[hit]})
+        for name, group in frame.groupby("set", sort=False):
+            members[str(name)].append(group["peak"].to_numpy())
+    return {
+        name: np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        for name, parts in members.items()
+    }
 
 
 def background_peaks(
