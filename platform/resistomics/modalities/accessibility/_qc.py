@@ -28,7 +28,9 @@ The statistics and their references:
   Methods* 18:1333, 2021): insertions at each offset within ``+-1000`` bp, divided per
   cell by the mean over the 100 positions at each end (cells with a zero flank mean
   get the mean of the cells' flank means), the score the mean of that normalised signal
-  over offsets ``[-500, 499]``. Both scores are symmetric about the TSS, so strand does
+  over offsets ``[-500, 499]`` (Signac 1.x's columns ``501:1500`` of ``1:2001``; later
+  versions average the 1001 columns ``500:1500``, a difference below 0.1 %, and flip
+  minus-strand TSSs, which moves that window by 1 bp). Both scores are symmetric about the TSS, so strand does
   not change them; it orients the aggregate profile (upstream negative) when given.
 * :func:`nucleosome_signal` -- Signac's ``NucleosomeSignal``: fragments of 147-294 bp
   (mononucleosomal) over fragments shorter than 147 bp (nucleosome-free). Signac reads
