@@ -112,6 +112,8 @@ def test_background_peaks_refuse_empty_peaks_and_bad_gc() -> None:
         background_peaks(x)
     with pytest.raises(MethodInputError, match="gc"):
         background_peaks(np.ones((5, 3)), gc=np.ones(4))
+    with pytest.raises(MethodInputError, match="background"):
+        background_peaks(np.ones((5, 3)))  # every peak has the same accessibility
 
 
 def test_planted_set_high_z_and_variability_null_sets_standard_normal() -> None:

@@ -232,7 +232,17 @@ def background_peaks(
             )
         points = np.column_stack([points[:, 0], gc])
     cov = np.atleast_2d(np.cov(points, rowvar=False))
-    lower = np.linalg.cholesky(cov)
+    try:
+        lower = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        lower = None
+    if lower is None or not np.isfinite(lower).all() or (np.diag(lower) <= 0).any():
+        raise MethodInputError(
+            "accessibility (and GC) do not vary across peaks (or are collinear): "
+            "no background to match on",
+            place="counts",
+            rule="background",
+        )
     white = solve_triangular(lower, points.T, lower=True).T
     lo = white.min(axis=0)
     step = (white.max(axis=0) - lo) / (bins - 1)
