@@ -151,6 +151,38 @@ def test_gc_never_removes_a_directory_a_catalog_row_names(populated: Settings) -
     ws.close()
 
 
+def test_gc_of_a_staged_duplicate_row_keeps_the_directory_a_published_row_names(
+    populated: Settings,
+) -> None:
+    """A staging transaction whose COMMIT acknowledgement was lost is retried and stages
+    a second row with the same directory (the first row stays staged); the retry's row
+    is then published. Garbage collection drops the leftover row, not the directory."""
+    ws = Workspace.open(populated)
+    try:
+        v = ws.catalog.resolve("st/b")
+        leftover = ws.catalog.stage_version(
+            study="st",
+            dataset="b",
+            modality=v.modality,
+            dataset_type=v.dataset_type,
+            uri=v.uri,
+            format=v.format,
+            layout=v.layout,
+            layout_version=v.layout_version,
+            digest=v.digest,
+            schema_version=v.schema_version,
+            shape=v.shape,
+            code_version=v.code_version,
+        )
+        found = collect_garbage(ws, older_than=timedelta(0))
+        assert [(f.kind, f.ref) for f in found] == [("staged-version", leftover.ref)]
+        assert [x.id for x in ws.catalog.versions() if x.dataset == "b"] == [v.id]
+        assert Path(ws.root.to_path(v.uri)).is_dir()
+        assert open_sparse_matrix(ws.root, ws.root.to_path(v.uri)).shape == (4, 30)
+    finally:
+        ws.close()
+
+
 def test_gc_removes_only_abandoned_partial_copies_of_our_own(settings: Settings) -> None:
     """A copy into the landing zone killed mid-way leaves ``.<name>.<uid>.partial``
     (pipeline.land); GC removes it once old, and leaves anything else in flight alone."""

@@ -706,7 +706,6 @@ class Catalog:
                 raise CatalogError(f"version {version_id} is not staged")
             v.uri = uri
 
-    @_retried
     def publish_version(
         self,
         version_id: int,
@@ -733,32 +732,73 @@ class Catalog:
         report and manifest, resolvable when pinned) and the newer stays published. So
         two different files staged into one dataset at once always end with the later
         number published.
+
+        Idempotent across a lost acknowledgement: when the COMMIT reached the database
+        but the connection dropped before its answer, the retry (see ``_retried``) finds
+        the version no longer staged. If it is published (or superseded) with this very
+        ``manifest_digest``, that is this publication and the retry returns it; if the
+        version is gone and a version of the same identity is published where this one
+        would have been compared (the first attempt deleted it in favour of that one),
+        that one is returned. Anything else (another manifest, quarantined, no manifest
+        given) still raises :class:`~resistomics.errors.CatalogError`.
         """
-        with self.session() as s:
-            v = s.get(Version, version_id)
-            if v is None:
-                raise DatasetNotFoundError(f"no version with id {version_id}")
-            study = self._study(s, v.dataset.study.name, lock=True)
-            s.refresh(v)  # as committed by whoever held the lock before us
-            if v.status != VersionStatus.STAGED:
-                raise CatalogError(f"version {v.id} is {v.status.value}, not staged")
-            done = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+        seen: dict[str, Any] = {}  # what an earlier attempt of this call read
+        return self._publish(version_id, report, manifest_digest, same_as, seen)
+
+    @_retried
+    def _publish(
+        self,
+        version_id: int,
+        report: dict[str, Any],
+        manifest_digest: str | None,
+        same_as: Literal["dataset", "study"],
+        seen: dict[str, Any],
+    ) -> VersionInfo:
+        done = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+
+        def identical(
+            s: Session, identity: str | None, dataset_id: int, study_id: int
+        ) -> Version | None:
             same = (
                 select(Version)
                 .join(Dataset)
                 .where(
-                    Version.identity == v.identity,
+                    Version.identity == identity,
                     Version.status.in_(done),
-                    Version.id != v.id,
+                    Version.id != version_id,
                 )
                 .order_by(Version.id.desc())
             )
             same = (
-                same.where(Dataset.study_id == study.id)
+                same.where(Dataset.study_id == study_id)
                 if same_as == "study"
-                else same.where(Version.dataset_id == v.dataset_id)
+                else same.where(Version.dataset_id == dataset_id)
             )
-            existing = s.scalars(same).first()
+            return s.scalars(same).first()
+
+        with self.session() as s:
+            v = s.get(Version, version_id)
+            if v is None:
+                if seen:  # an attempt before this one saw it staged and may have deleted it
+                    self._study(s, seen["study"], lock=True)
+                    existing = identical(s, seen["identity"], seen["dataset_id"], seen["study_id"])
+                    if existing is not None:
+                        return _info(existing)
+                raise DatasetNotFoundError(f"no version with id {version_id}")
+            study = self._study(s, v.dataset.study.name, lock=True)
+            s.refresh(v)  # as committed by whoever held the lock before us
+            if v.status != VersionStatus.STAGED:
+                if (
+                    manifest_digest is not None
+                    and v.status in done
+                    and v.manifest_digest == manifest_digest
+                ):
+                    return _info(v)  # this publication, its acknowledgement lost
+                raise CatalogError(f"version {v.id} is {v.status.value}, not staged")
+            seen.update(
+                study=study.name, study_id=study.id, dataset_id=v.dataset_id, identity=v.identity
+            )
+            existing = identical(s, v.identity, v.dataset_id, study.id)
             if existing is not None:
                 v.parents = []
                 s.delete(v)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -173,6 +173,9 @@ def collect_garbage(
             place=ws.root.url,
         )
 
+    # A lost acknowledgement of the staging transaction leaves a second staged row
+    # naming the directory its retry staged (and may have published): only the row goes.
+    shared = Counter(posixpath.normpath(ws.root.to_path(v.uri)) for v in versions)
     found: list[Finding] = []
     for v in versions:
         created = _aware(v.created_at)
@@ -180,7 +183,9 @@ def collect_garbage(
             continue
         path = ws.root.to_path(v.uri)
         if not dry_run:
-            ws.root.remove(path)
+            if shared[posixpath.normpath(path)] == 1:
+                ws.root.remove(path)
+            shared[posixpath.normpath(path)] -= 1
             ws.catalog.delete_staged(v.id)
         age = (now - created).total_seconds() / 3600
         found.append(Finding("staged-version", path, v.ref, round(age, 2), not dry_run))
