@@ -14,6 +14,8 @@ file not taken          Failed, one-line message      none
 file already gone       Completed, named Skipped      none
 ingest ran out of time  Failed, one-line message;     ``resistomics.dataset.quarantined``
                         the file is quarantined
+out of time after the   Completed, the message says   ``resistomics.dataset.published``
+publication committed   so
 ======================  ============================  =================================
 
 The ingest task has a timeout (``RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS``, default
@@ -65,6 +67,7 @@ from resistomics.pipeline import (
     dataset_name_for,
     ingest,
     ingest_timeout_error,
+    published_by_run,
     quarantine_unread,
 )
 
@@ -272,9 +275,15 @@ def ingest_flow(
 def quarantine_timed_out(
     path: str, study: str, modality: str | None, dataset: str | None, timeout: float | None
 ) -> IngestOutcome | None:
-    """Quarantine a file whose ingest ran out of time (its claim was given back)."""
+    """Quarantine a file whose ingest ran out of time (its claim was given back), unless
+    the time ran out after its publication committed: then the outcome is ``published``."""
     error = ingest_timeout_error(path, timeout)
     with open_workspace() as ws:
+        published = published_by_run(
+            ws, path, study=study, run_id=current_run_id(), timeout=timeout
+        )
+        if published is not None:
+            return published
         return quarantine_unread(
             ws,
             path,
@@ -295,6 +304,16 @@ def _timed_out(
         return _not_taken(path, study, dataset, TimeoutError(message), message)
     announce(outcome, outcome.modality)
     record_artifacts(outcome, outcome.modality)
+    if outcome.status == "published":
+        get_run_logger().warning(outcome.message)
+        summary = {
+            "status": outcome.status,
+            "ref": outcome.version.ref if outcome.version is not None else None,
+            "dataset": outcome.dataset,
+            "message": outcome.message,
+            "quarantine_uri": None,
+        }
+        return Completed(message=outcome.message, data=summary)
     tag_current_run("quarantined")
     return _not_taken(path, study, dataset, TimeoutError(outcome.message), outcome.message)
 

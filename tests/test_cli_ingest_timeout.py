@@ -8,6 +8,7 @@ removed, nothing is published and the file is quarantined with rule ``ingest-tim
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from resistomics.catalog import VersionStatus
+from resistomics.catalog import Catalog, VersionStatus
 from resistomics.config import load_settings
+from resistomics.pipeline import check_integrity
 from resistomics.publishing import Staging, Workspace
 from shared_data import T47D
 
@@ -109,3 +111,48 @@ def test_a_timeout_while_staged_removes_the_staged_version(
     )  # interrupted with a staged version on disk
     _timed_out(r, env / "landing" / "t47d" / "expression" / "expr.tsv", "10")
     _nothing_kept(env)
+
+
+def test_a_timeout_after_the_publication_committed_reports_the_version_published(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit runs out just after the publish transaction committed (the real alarm,
+    re-armed to fire 0.2 s later, while the command is held there): the command says
+    published and exits 0; the version, its files and the archived file stay."""
+    src = tmp_path / "expr.tsv"
+    src.write_text(GOOD)
+    monkeypatch.setenv("RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS", "300")
+    publish = Catalog.publish_version
+    interrupted: list[bool] = []
+
+    def committed_then_stuck(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        published = publish(self, *args, **kwargs)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # the time limit runs out now
+        try:
+            time.sleep(120)  # e.g. a slow answer: only the alarm ends it
+        except BaseException:
+            interrupted.append(True)
+            raise
+        return published
+
+    monkeypatch.setattr(Catalog, "publish_version", committed_then_stuck)
+    started = time.monotonic()
+    r = runner.invoke(app, ["ingest", str(src), "--study", "t47d"])
+
+    assert time.monotonic() - started < 100
+    assert interrupted == [True]
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stdout.split())
+    assert "published t47d/expr@v1" in said, said
+    assert "passed after the publication committed" in said
+    ws = Workspace.open(load_settings())
+    try:
+        (v,) = ws.catalog.versions(study="t47d")
+        assert v.status is VersionStatus.PUBLISHED
+        assert Path(ws.root.to_path(v.uri)).is_dir()  # not removed as a staged leftover
+        assert [c for c in check_integrity(ws) if c.result == "problem"] == []
+    finally:
+        ws.close()
+    assert not (env / "landing" / "t47d" / "expression" / "expr.tsv").exists()
+    assert [p.name for p in (env / "archive" / "t47d").rglob("*") if p.is_file()] == ["expr.tsv"]
+    assert not (env / "quarantine").exists() or not any((env / "quarantine").rglob("*.tsv"))

@@ -348,7 +348,13 @@ def ingest(
     options = _modality_options(plugin, ctx.args, file=str(path))
     from resistomics.cluster import dask_client
     from resistomics.pipeline import ingest as run_ingest
-    from resistomics.pipeline import ingest_timeout_error, land, land_remote, quarantine_unread
+    from resistomics.pipeline import (
+        ingest_timeout_error,
+        land,
+        land_remote,
+        published_by_run,
+        quarantine_unread,
+    )
     from resistomics.pipeline._landing import inside
 
     ws = _workspace()
@@ -388,8 +394,13 @@ def ingest(
             )
             stop_clock()
     except _IngestTimedOut:
+        fresh = _workspace()  # the interrupted run's may be mid-transaction
+        published = published_by_run(fresh, src, study=study, run_id=run_id, timeout=timeout)
+        if published is not None:  # the alarm came after the publication committed
+            console.print(published.message)
+            return
         late = quarantine_unread(
-            _workspace(),  # a fresh one: the interrupted run's may be mid-transaction
+            fresh,
             src,
             ingest_timeout_error(src, timeout),
             study=study,

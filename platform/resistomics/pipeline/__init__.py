@@ -27,6 +27,7 @@ from resistomics.pipeline._ingest import (
     ingest,
     ingest_timeout_error,
     modality_of_landed,
+    published_by_run,
     quarantine_unread,
     validate_version,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "land_remote",
     "modality_of_landed",
     "parse_contrast",
+    "published_by_run",
     "quarantine_unread",
     "release_abandoned_claims",
     "run_step",

@@ -13,6 +13,7 @@ never see them.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import shutil
 import tempfile
@@ -26,7 +27,14 @@ from pydantic import BaseModel
 from resistomics._text_files import input_limits
 from resistomics.catalog import VersionInfo, VersionStatus
 from resistomics.dataset_types import dataset_type
-from resistomics.errors import InputError, StorageError, UnknownNameError, ValidationFailedError
+from resistomics.errors import (
+    DatasetNotFoundError,
+    InputError,
+    ResistomicsError,
+    StorageError,
+    UnknownNameError,
+    ValidationFailedError,
+)
 from resistomics.modalities import Modality, Summaries, modalities, modality
 from resistomics.names import check_name
 from resistomics.pipeline._landing import (
@@ -52,6 +60,7 @@ __all__ = [
     "dataset_name_for",
     "ingest",
     "modality_of_landed",
+    "published_by_run",
     "quarantine_unread",
     "validate_version",
 ]
@@ -200,6 +209,7 @@ def ingest(
         progress=progress,
         identity=identity,
     )
+    publishing = False  # set once the publish transaction may begin
     try:
         # every reader's bounds on lines, fields and inflation (see _text_files)
         with input_limits(ws.settings.limits):
@@ -238,6 +248,7 @@ def ingest(
             report = {"stage": "validate", "file": path, **report_obj.as_dict(), **written.report}
             if not report_obj.success:
                 return validation_failure(ws, report_obj, report, claim=claim, staged=staged)
+            publishing = True
             return publish_landed(
                 ws,
                 staged,
@@ -247,9 +258,18 @@ def ingest(
                 same_as="dataset" if named else "study",
             )
     except BaseException as exc:
-        # not the file's fault: what was staged goes, the file goes back to the landing
-        # zone and is retried (by the flow, or announced again by the sweep)
-        _abandon_staged(ws, staging)
+        settled = _settled(ws, staging) if publishing else "staged"
+        if settled == "published":
+            # interrupted (a timeout) after the publication committed: the version stands
+            # and the file is done with; the caller reports it (published_by_run)
+            with contextlib.suppress(OSError):
+                archive(ws, study, claim)
+            raise
+        # not the file's fault: what was staged goes (unless the publication may have
+        # committed), the file goes back to the landing zone and is retried (by the
+        # flow, or announced again by the sweep, which then finds it published)
+        if settled == "staged":
+            _abandon_staged(ws, staging)
         release_claim(ws, claim)
         if isinstance(exc, OSError) and not isinstance(exc, StorageError | TimeoutError):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -260,6 +280,54 @@ def ingest(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _settled(ws: Workspace, staging: Staging) -> Literal["staged", "published", "unknown"]:
+    """What became of the staged version of an ingest interrupted while publishing:
+    still ``staged`` (or gone: deferred to an identical published version), ``published``
+    (or superseded: the publication committed) or ``unknown`` (the catalog cannot say;
+    its files are then left for garbage collection)."""
+    if staging.version is None:
+        return "staged"
+    try:
+        status = ws.catalog.get_version(staging.version.id).status
+    except DatasetNotFoundError:
+        return "staged"
+    except (ResistomicsError, OSError):
+        return "unknown"
+    done = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+    return "published" if status in done else "staged"
+
+
+def published_by_run(
+    ws: Workspace, path: str, *, study: str, run_id: str | None, timeout: float | None
+) -> IngestOutcome | None:
+    """The outcome of an ingest run ``run_id`` of ``path`` interrupted by its time limit
+    after its publication committed: ``published`` (with a note on the time limit), or
+    ``None`` when the run published nothing (the caller quarantines the file)."""
+    if run_id is None:
+        return None
+    done = (VersionStatus.PUBLISHED, VersionStatus.SUPERSEDED)
+    mine = [
+        v
+        for v in ws.catalog.versions(study=study)
+        if v.run_id == run_id and v.status in done and v.source_uri == path
+    ]
+    if not mine:
+        return None
+    version = mine[-1]
+    return IngestOutcome(
+        status="published",
+        path=path,
+        modality=version.modality,
+        study=version.study,
+        dataset=version.dataset,
+        version=version,
+        message=f"{path}: published {version.ref} ({version.dataset_type}); the time limit "
+        f"of {timeout:g} s (RESISTOMICS_LIMITS__INGEST_TIMEOUT_SECONDS) passed after the "
+        "publication committed",
+        report=dict(version.validation_report or {}),
+    )
 
 
 def _abandon_staged(ws: Workspace, staging: Staging) -> None:
