@@ -32,12 +32,16 @@ import pytest
 from modalities.variants.test_maf import COLUMNS as MAF_COLUMNS
 from modalities.variants.test_maf import ROWS as MAF_ROWS
 from modalities.variants.variant_files import GOOD_RECORDS, vcf_header
+from resistomics._text_files import input_limits, open_checked_text
 from resistomics.catalog import parse_sample_sheet
-from resistomics.config import ClusterSettings, Settings
+from resistomics.config import ClusterSettings, InputLimits, Settings
+from resistomics.errors import InputError
 from resistomics.pipeline import Workspace
 
 MEMORY_CAP = 2048 << 20  # bytes of address space (the unbounded reads took 4.4-8 GB)
-RUN_TIMEOUT = 120  # seconds: a hang (a FIFO read) fails the test instead of the suite
+# seconds: a hang (a FIFO read) fails the test instead of the suite; the rows bomb is
+# parsed up to the 16 MiB inflation floor first (93 s at a load average of 10)
+RUN_TIMEOUT = 240
 STUDY = "hostile"
 SAMPLES = ("S1", "S2", "P1_baseline", "P1_relapse", "P1_relapse2", "TCGA-AB-01", "TCGA-AB-02")
 
@@ -318,3 +322,37 @@ def test_a_sample_sheet_bomb_is_refused_within_the_memory_cap(root: Path, tmp_pa
 
     assert result.returncode == 1, result.stderr[-3000:]
     assert "[gzip-ratio]" in _error_line(result)
+
+
+def _dense_single_cell_export(path: Path) -> bytes:
+    """A count matrix exported dense (as GEO series often are): 2,000 genes x 3,000
+    cells, 99.9 % zeros (negative binomial counts where not zero), gzip -6; returns the
+    inflated bytes."""
+    rng = np.random.default_rng(12)
+    counts = rng.negative_binomial(2, 0.3, size=(2000, 3000)) + 1
+    counts[rng.random(counts.shape) < 0.999] = 0
+    lines = ["gene_id\t" + "\t".join(f"AAACCTGAGA{c:06d}-1" for c in range(3000))]
+    lines += [f"ENSG{g:011d}\t" + "\t".join(map(str, row)) for g, row in enumerate(counts)]
+    raw = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(raw, 6))
+    return raw
+
+
+def test_a_near_all_zero_table_of_a_few_mb_is_not_taken_for_a_bomb(tmp_path: Path) -> None:
+    path = tmp_path / "dense_export.tsv.gz"
+    raw = _dense_single_cell_export(path)
+    ratio = len(raw) / path.stat().st_size
+    # past the old rule (200x once past 4 MiB): it was refused as a bomb
+    assert ratio > 200 and len(raw) > 4 << 20, (ratio, len(raw))
+
+    with open_checked_text(path) as f:
+        assert sum(len(line) for line in f) == len(raw)  # read whole, every line
+
+    with (
+        input_limits(InputLimits(inflation_floor_bytes=4 << 20)),
+        open_checked_text(path) as f,
+        pytest.raises(InputError) as refused,
+    ):
+        for _ in f:
+            pass
+    assert refused.value.rule == "gzip-ratio"
