@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,13 @@ from resistomics._text_files import (
 )
 from resistomics.errors import InputError
 from resistomics.modalities._checks import DESIGN_COLUMNS, check_registered
+from resistomics.modalities._mtx import (
+    find_file,
+    gzip_error,
+    mtx_barcode_blocks,
+    open_mtx,
+    read_small_tsv,
+)
 from resistomics.modalities.expression._source import MatrixSource, ReadContext, ValuesMode
 
 __all__ = ["read_bulk_table", "read_h5ad", "read_mtx_dir"]
@@ -65,13 +71,7 @@ def _open_text(path: str | Path) -> CheckedText:
     return open_checked_text(path)
 
 
-def _gzip_error(path: str | Path, exc: BaseException, line: int | None = None) -> InputError:
-    return InputError(
-        str(path),
-        "gzip-integrity",
-        f"the gzip stream is damaged or truncated ({exc}); re-export or re-copy the file",
-        line=line,
-    )
+_gzip_error = gzip_error
 
 
 def _sample_name(column: str) -> str:
@@ -288,108 +288,6 @@ def _detect_mtx(path: str) -> bool:
     return p.is_dir() and any((p / n).exists() for n in ("matrix.mtx", "matrix.mtx.gz"))
 
 
-def _find(directory: Path, *names: str) -> Path | None:
-    for n in names:
-        for cand in (directory / n, directory / f"{n}.gz"):
-            if cand.exists():
-                return cand
-    return None
-
-
-def _read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
-    """A features or barcodes file: every row with as many tab-separated fields as the
-    first (a ragged row is refused with its line)."""
-    handle = _open_text(path)
-    try:
-        first = handle.readline()
-        if not first.strip():
-            raise InputError(str(path), "not-empty", "the file is empty", line=1)
-        n_fields = first.count("\t") + 1
-        handle.expect_fields(n_fields, "\t")
-        handle.check_field_lengths(first.rstrip("\n").split("\t"), line=1)
-        rest: pd.DataFrame | None = pd.read_csv(
-            handle,
-            sep="\t",
-            header=None,
-            names=list(range(n_fields)),
-            dtype=str,
-            na_filter=False,
-            quoting=3,
-            engine="c",
-        )
-    except pd.errors.EmptyDataError:
-        rest = None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise _gzip_error(path, exc) from None
-    finally:
-        handle.close()
-    head = pd.DataFrame([first.rstrip("\n").split("\t")], columns=list(range(n_fields)))
-    frame = head if rest is None else pd.concat([head, rest], ignore_index=True)
-    if frame.shape[1] < min_cols:
-        raise InputError(
-            str(path),
-            "delimiter",
-            f"expected at least {min_cols} tab-separated columns, found {frame.shape[1]}",
-            line=1,
-        )
-    if frame.shape[1] == 1:
-        # A comma-separated features/barcodes file parses as one column of IDs
-        # like "ENSG...,TP53,Gene Expression": refuse it rather than store bad IDs.
-        commas = frame[0].str.contains(",", regex=False).to_numpy()
-        if commas.any():
-            i = int(np.flatnonzero(commas)[0])
-            raise InputError(
-                str(path),
-                "delimiter",
-                f"expected tab-separated columns, found {frame.iat[i, 0]!r}; it looks comma-separated",
-                line=i + 1,
-            )
-    return frame
-
-
-class _EntryScanner:
-    """Reads ``matrix.mtx`` a second time, forward only, to find the line of an entry
-    that is not ``row col value`` (only for chunks where pandas saw a missing value,
-    and on the error path): chunk after chunk, that is one pass over the file in all."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._f: CheckedText | None = None
-        self._lineno = 0
-
-    def first_bad(self, start: int, stop: int | None = None) -> tuple[int, str] | None:
-        """The first bad entry on lines ``start``..``stop`` (to the end if ``None``)."""
-        if self._f is None or self._lineno >= start:
-            self.close()
-            self._f, self._lineno = _open_text(self.path), 0
-        while stop is None or self._lineno < stop:
-            text = self._f.readline()
-            if not text:
-                return None
-            self._lineno += 1
-            if self._lineno < start or text.startswith("%"):
-                continue
-            parts = text.split()
-            try:
-                if len(parts) != 3:
-                    raise ValueError(text)
-                int(parts[0]), int(parts[1]), float(parts[2])
-            except ValueError:
-                return self._lineno, text.strip()
-        return None
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-
-# What the reader takes of a Matrix Market banner: values must be real or integer
-# numbers, and every entry stored (no symmetric half to mirror).
-_MTX_FIELDS = ("real", "integer", "double")
-_MTX_SYMMETRY = ("general",)
-
-
 def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
     """10x Genomics Matrix Market directory (Cell Ranger v2 or v3 layout).
 
@@ -408,9 +306,9 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
             f"a 10x reader needs a directory holding matrix.mtx, features.tsv and "
             f"barcodes.tsv, but this is {describe_content(directory)}",
         )
-    matrix = _find(directory, "matrix.mtx")
-    features = _find(directory, "features.tsv", "genes.tsv")
-    barcodes = _find(directory, "barcodes.tsv")
+    matrix = find_file(directory, "matrix.mtx")
+    features = find_file(directory, "features.tsv", "genes.tsv")
+    barcodes = find_file(directory, "barcodes.tsv")
     for name, p in (
         ("matrix.mtx", matrix),
         ("features.tsv or genes.tsv", features),
@@ -419,8 +317,8 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         if p is None:
             raise InputError(str(directory), "10x-layout", f"{name} (optionally .gz) is missing")
     assert matrix is not None and features is not None and barcodes is not None
-    feat = _read_small_tsv(features, 1)
-    bc = _read_small_tsv(barcodes, 1)
+    feat = read_small_tsv(features, 1)
+    bc = read_small_tsv(barcodes, 1)
     if feat.shape[1] >= 3:
         keep = (feat[2] == "Gene Expression").to_numpy()
         if not keep.any():
@@ -458,28 +356,17 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         {"sample_id": samples}, index=pd.Index(bc[0].to_numpy(dtype=object), dtype=str)
     )
 
-    if matrix.stat().st_size == 0:
-        raise InputError(str(matrix), "not-empty", "the file is empty")
-    handle = _open_text(matrix)
-    try:
-        field, lineno, (n_rows, n_cols, nnz) = _mtx_header(matrix, handle)
-    except (EOFError, OSError, zlib.error) as exc:
-        handle.close()
-        raise _gzip_error(matrix, exc, line=1) from None
-    except InputError:
-        handle.close()
-        raise
-    if n_rows != len(feat) or n_cols != len(bc):
+    handle, header = open_mtx(matrix)
+    if header.n_rows != len(feat) or header.n_cols != len(bc):
         handle.close()
         raise InputError(
             str(matrix),
             "dimensions",
-            f"matrix is {n_rows} features x {n_cols} barcodes but features file has {len(feat)} rows and barcodes file {len(bc)}",
-            line=lineno,
+            f"matrix is {header.n_rows} features x {header.n_cols} barcodes but features "
+            f"file has {len(feat)} rows and barcodes file {len(bc)}",
+            line=header.lineno,
         )
-    header_lines = lineno
-    rows_per_block = ctx.rows_per_block
-    gene_map = np.full(n_rows, -1, dtype=np.int64)
+    gene_map = np.full(header.n_rows, -1, dtype=np.int64)
     gene_map[keep] = np.arange(int(keep.sum()))
     source = MatrixSource(
         fmt="10x-mtx",
@@ -487,171 +374,23 @@ def read_mtx_dir(path: str | Path, ctx: ReadContext) -> MatrixSource:
         fixed=var,
         blocks=iter(()),
         values_mode=ctx.values or "counts",
-        details={"mtx_field": field, "features": features.name},
+        details={"mtx_field": header.field, "features": features.name},
     )
 
     def blocks() -> Iterator[tuple[sp.csr_matrix, pd.DataFrame]]:
-        scratch = Path(tempfile.mkdtemp(prefix="resistomics-mtx-", dir=ctx.scratch))
-        pieces: dict[int, list[Path]] = {}
-        seen = 0
-        scanner = _EntryScanner(matrix)
-        try:
-            reader = pd.read_csv(
-                handle,
-                sep=r"\s+",
-                header=None,
-                names=["r", "c", "v"],
-                comment="%",
-                chunksize=2_000_000,
-                engine="c",
-                dtype={"r": np.int64, "c": np.int64, "v": np.float64},
-            )
-            for k, chunk in enumerate(reader):
-                if chunk["v"].isna().any():
-                    # a 'nan' value is left for validation; a row with no value is refused
-                    first = header_lines + seen + 1
-                    bad_row = scanner.first_bad(first, first + len(chunk) - 1)
-                    if bad_row is not None:
-                        raise InputError(
-                            str(matrix),
-                            "field-count",
-                            f"entries must be 'row col value', found {bad_row[1]!r} "
-                            "(a cut or truncated file?)",
-                            line=bad_row[0],
-                        )
-                r = chunk["r"].to_numpy()
-                c = chunk["c"].to_numpy()
-                bad = (r < 1) | (r > n_rows) | (c < 1) | (c > n_cols)
-                if bad.any():
-                    i = int(np.flatnonzero(bad)[0])
-                    raise InputError(
-                        str(matrix),
-                        "index-range",
-                        f"entry ({r[i]}, {c[i]}) is outside the {n_rows} x {n_cols} matrix",
-                        line=header_lines + seen + i + 1,
-                    )
-                v = chunk["v"].to_numpy()
-                source.tracker.see(v)
-                g = gene_map[r - 1]
-                sel = g >= 0
-                cells = c[sel] - 1
-                block_ids = cells // rows_per_block
-                order = np.argsort(block_ids, kind="stable")
-                bids, starts = np.unique(block_ids[order], return_index=True)
-                ends = [*starts[1:].tolist(), len(order)]
-                for b, s0, e0 in zip(bids, starts, ends, strict=True):
-                    idx = order[s0:e0]
-                    p = scratch / f"b{int(b):06d}_{k:06d}.npz"
-                    np.savez(p, c=cells[idx], g=g[sel][idx], v=v[sel][idx])
-                    pieces.setdefault(int(b), []).append(p)
-                seen += len(chunk)
-        except ValueError as exc:
-            if isinstance(exc, InputError):
-                raise
-            # pandas does not say which line failed: find it (error path only)
-            bad = scanner.first_bad(header_lines + seen + 1)
-            found = f", found {bad[1]!r}" if bad else f" ({str(exc).splitlines()[0]})"
-            wrong_sep = bad is not None and ("," in bad[1] or ";" in bad[1])
-            hint = " (wrong delimiter?)" if wrong_sep else ""
-            ragged = bad is not None and not wrong_sep and len(bad[1].split()) != 3
-            raise InputError(
-                str(matrix),
-                "field-count" if ragged else "mtx-entries",
-                f"entries must be whitespace-separated 'row col value' numbers{found}{hint}",
-                line=bad[0] if bad else None,
-            ) from None
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise _gzip_error(matrix, exc, line=header_lines + seen) from None
-        finally:
-            handle.close()
-            scanner.close()
-        if seen != nnz:
-            raise InputError(
-                str(matrix),
-                "entry-count",
-                f"header promises {nnz} entries but the file holds {seen} (truncated?)",
-                line=header_lines + seen,
-            )
-        n_genes = int(keep.sum())
-        try:
-            for b in range((n_cols + rows_per_block - 1) // rows_per_block):
-                lo, hi = b * rows_per_block, min((b + 1) * rows_per_block, n_cols)
-                cs, gs, vs = [], [], []
-                for p in pieces.get(b, []):
-                    with np.load(p) as z:
-                        cs.append(z["c"])
-                        gs.append(z["g"])
-                        vs.append(z["v"])
-                if cs:
-                    cc, gg, vv = np.concatenate(cs) - lo, np.concatenate(gs), np.concatenate(vs)
-                else:
-                    cc = gg = np.zeros(0, dtype=np.int64)
-                    vv = np.zeros(0)
-                keys = cc * n_genes + gg
-                if np.unique(keys).size != keys.size:
-                    raise InputError(
-                        str(matrix),
-                        "unique-entries",
-                        f"an entry appears twice for a cell in barcodes {lo + 1}-{hi}",
-                    )
-                m = sp.csr_matrix((vv, (cc, gg)), shape=(hi - lo, n_genes))
-                yield m, obs_all.iloc[lo:hi]
-        finally:
-            import shutil
-
-            shutil.rmtree(scratch, ignore_errors=True)
+        for lo, hi, m in mtx_barcode_blocks(
+            matrix,
+            handle,
+            header,
+            feature_map=gene_map,
+            barcodes_per_block=ctx.rows_per_block,
+            scratch=ctx.scratch,
+            see=source.tracker.see,
+        ):
+            yield m, obs_all.iloc[lo:hi]
 
     source.blocks = blocks()
     return source
-
-
-def _mtx_header(matrix: Path, handle: CheckedText) -> tuple[str, int, tuple[int, int, int]]:
-    """The banner's field, the size line's number and (rows, cols, entries)."""
-    banner = handle.readline()
-    if not banner:
-        raise InputError(str(matrix), "not-empty", "the file is empty")
-    words = banner.lower().split()
-    if words[:3] != ["%%matrixmarket", "matrix", "coordinate"]:
-        raise InputError(
-            str(matrix),
-            "mtx-header",
-            "first line must be '%%MatrixMarket matrix coordinate <field> general', "
-            f"found {banner.strip()[:80]!r}",
-            line=1,
-        )
-    field = words[3] if len(words) > 3 else "real"
-    symmetry = words[4] if len(words) > 4 else "general"
-    if field not in _MTX_FIELDS:
-        why = "; pattern matrices hold no values" if field == "pattern" else ""
-        raise InputError(
-            str(matrix),
-            "mtx-field",
-            f"field {field!r} is not supported (supported: {', '.join(_MTX_FIELDS)}){why}",
-            line=1,
-        )
-    if symmetry not in _MTX_SYMMETRY:
-        raise InputError(
-            str(matrix),
-            "mtx-symmetry",
-            f"symmetry {symmetry!r} is not supported (supported: general): a count matrix "
-            "stores every entry; write it with symmetry 'general'",
-            line=1,
-        )
-    lineno = 2
-    size_line = handle.readline()
-    while size_line.startswith("%"):
-        size_line = handle.readline()
-        lineno += 1
-    try:
-        n_rows, n_cols, nnz = (int(x) for x in size_line.split())
-    except ValueError:
-        raise InputError(
-            str(matrix),
-            "mtx-header",
-            f"size line must be 'rows cols entries', found {size_line.strip()[:80]!r}",
-            line=lineno,
-        ) from None
-    return field, lineno, (n_rows, n_cols, nnz)
 
 
 # -- h5ad ---------------------------------------------------------------------------------------
