@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 import toy_modality
+from atac_files import break_peaks, peaks_of, write_peak_matrix
 from resistomics.catalog import SampleRow, VersionStatus
 from resistomics.errors import AnalysisNotApplicableError
 from resistomics.knowledge import builtin_programs
@@ -161,6 +162,21 @@ def _metab(folder: Path, *, bad: str | None = None) -> Path:
     return path
 
 
+def _peak_matrix(folder: Path, *, bad: str | None = None) -> Path:
+    """A Cell Ranger ATAC peak matrix, 30 barcodes of the six samples x 24 peaks;
+    ``bad="interval"`` plants a peak with start >= end (refused by the reader),
+    ``"negative"`` a negative count (reads, fails validation)."""
+    x = np.random.default_rng(2).poisson(1.0, (30, 24)).astype(np.float64)
+    if bad == "negative":
+        x[4, 7] = -3
+    peaks = peaks_of(24)
+    if bad == "interval":
+        peaks = break_peaks(peaks, "start-after-end")
+    barcodes = [f"AAACG{i:05d}-1" for i in range(30)]
+    samples = [SAMPLES_IDS[i % len(SAMPLES_IDS)] for i in range(30)]
+    return write_peak_matrix(folder / "filtered_peak_bc_matrix", x, peaks, barcodes, samples)
+
+
 @dataclass(frozen=True)
 class Samples:
     """A modality's sample files: each writer puts one file (or folder) into a folder."""
@@ -190,6 +206,11 @@ SAMPLES: dict[str, Samples] = {
         lambda f: write_sdata(f, "S0"),
         lambda f: write_sdata(f, "S0", bad="no-gene"),
         lambda f: write_sdata(f, "S0", bad="nan"),
+    ),
+    "accessibility": Samples(
+        _peak_matrix,
+        lambda f: _peak_matrix(f, bad="interval"),
+        lambda f: _peak_matrix(f, bad="negative"),
     ),
     # the dense feature-matrix@1 layout, as methylation and metabolomics store it
     "toymatrix": Samples(

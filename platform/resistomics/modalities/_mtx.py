@@ -60,17 +60,19 @@ def find_file(directory: Path, *names: str) -> Path | None:
     return None
 
 
-def read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
-    """A features or barcodes file: every row with as many tab-separated fields as the
-    first (a ragged row is refused with its line)."""
+def read_small_tsv(path: Path, min_cols: int, *, skip: int = 0) -> pd.DataFrame:
+    """A features, barcodes or peaks file: every row with as many tab-separated fields
+    as the first (a ragged row is refused with its line), after ``skip`` header lines."""
     handle = open_checked_text(path)
     try:
+        for _ in range(skip):
+            handle.readline()
         first = handle.readline()
         if not first.strip():
-            raise InputError(str(path), "not-empty", "the file is empty", line=1)
+            raise InputError(str(path), "not-empty", "the file is empty", line=skip + 1)
         n_fields = first.count("\t") + 1
         handle.expect_fields(n_fields, "\t")
-        handle.check_field_lengths(first.rstrip("\n").split("\t"), line=1)
+        handle.check_field_lengths(first.rstrip("\n").split("\t"), line=skip + 1)
         rest: pd.DataFrame | None = pd.read_csv(
             handle,
             sep="\t",
@@ -94,7 +96,7 @@ def read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
             str(path),
             "delimiter",
             f"expected at least {min_cols} tab-separated columns, found {frame.shape[1]}",
-            line=1,
+            line=skip + 1,
         )
     if frame.shape[1] == 1:
         # A comma-separated features/barcodes file parses as one column of IDs
@@ -106,7 +108,7 @@ def read_small_tsv(path: Path, min_cols: int) -> pd.DataFrame:
                 str(path),
                 "delimiter",
                 f"expected tab-separated columns, found {frame.iat[i, 0]!r}; it looks comma-separated",
-                line=i + 1,
+                line=skip + i + 1,
             )
     return frame
 

@@ -50,6 +50,7 @@ BUILTINS: dict[str, str] = {
     "methylation": "resistomics.modalities.methylation._modality:MethylationModality",
     "metabolomics": "resistomics.modalities.metabolomics._modality:MetabolomicsModality",
     "spatial": "resistomics.modalities.spatial._modality:SpatialModality",
+    "accessibility": "resistomics.modalities.accessibility._modality:AccessibilityModality",
 }
 
 

@@ -1,0 +1,256 @@
+"""The accessibility modality: ATAC-seq peak matrices, peak tables, fragments and peak sets.
+
+Counts go into ``sparse-matrix@1`` (the layout expression uses: a cell-major AnnData
+store plus its peak-major copy), peak sets and fragments into ``partitioned-table@1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from resistomics.errors import ConfigError, InputError
+from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+
+if TYPE_CHECKING:
+    from resistomics.catalog import VersionInfo
+    from resistomics.modalities.accessibility._peaks import Genome
+    from resistomics.modalities.accessibility._source import PeakMatrixSource
+    from resistomics.publishing import Staging, Workspace
+
+__all__ = [
+    "COUNTS",
+    "FRAGMENTS",
+    "PEAKS",
+    "AccessibilityModality",
+    "AccessibilityOptions",
+    "AccessibilitySettings",
+]
+
+COUNTS = "accessibility.counts"
+PEAKS = "accessibility.peaks"
+FRAGMENTS = "accessibility.fragments"
+_READERS = "resistomics.modalities.accessibility._readers"
+_FRAGMENTS = "resistomics.modalities.accessibility._fragments"
+# Values per task of the validation summaries (as expression's: one Zarr chunk).
+VALIDATION_BLOCK_NNZ = 1 << 20
+
+
+class AccessibilityOptions(BaseModel):
+    """Ingest options (``resistomics ingest PATH --modality accessibility --sample S0``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: str | None = Field(
+        default=None, description="sample of every barcode (a file of one sample)"
+    )
+    barcode_samples: str | None = Field(
+        default=None,
+        description="barcode -> sample table (TSV/CSV with columns barcode, sample_id) "
+        "for a multiplexed run; a fragments file's barcodes not in it are background",
+    )
+    peaks: str | None = Field(
+        default=None,
+        description="peak set (BED or narrowPeak) a fragments file is counted over "
+        "(default: peaks.bed next to the fragments, else no peak matrix)",
+    )
+
+
+class AccessibilitySettings(BaseModel):
+    """``RESISTOMICS_MODALITIES__ACCESSIBILITY__<KEY>``: genome, QC bounds, block sizes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contigs: list[str] | None = Field(
+        default=None,
+        description="known contig names (default: 1-22, X, Y, M, MT, with or without chr)",
+    )
+    chrom_sizes: str | None = Field(
+        default=None,
+        description="chrom-sizes file (contig, length): known contigs and their ends",
+    )
+    min_counts_in_peaks: float = Field(default=0.0, ge=0)
+    max_counts_in_peaks: float | None = None
+    min_unique_fragments: float = Field(default=0.0, ge=0)
+    max_unique_fragments: float | None = None
+    min_fraction_in_peaks: float = Field(default=0.0, ge=0, le=1)
+    min_tss_enrichment: float = Field(default=0.0, ge=0)
+    max_nucleosome_signal: float | None = Field(default=None, ge=0)
+    min_fragments: int = Field(
+        default=1,
+        ge=1,
+        description="fragments a barcode needs to enter the peak matrix built from fragments",
+    )
+    fragments_per_chunk: int = Field(
+        default=2_000_000, ge=1, description="fragment lines parsed at a time"
+    )
+
+
+def _reader(
+    name: str, suffixes: tuple[str, ...], description: str, module: str = _READERS
+) -> Reader:
+    key = name.replace("-", "_")
+    return Reader(
+        name,
+        suffixes,
+        description,
+        deferred(module, f"detect_{key}"),
+        deferred(module, f"read_{key}"),
+        sniffs=True,
+    )
+
+
+class AccessibilityModality(Modality):
+    """Chromatin accessibility (ATAC-seq): peak counts, fragments and peak sets."""
+
+    name = "accessibility"
+    description = (
+        "chromatin accessibility (ATAC-seq): Cell Ranger ATAC/ARC peak matrices, bulk peak "
+        "count tables (featureCounts, BED + counts), 10x fragments files, MACS narrowPeak"
+    )
+    readers = (
+        _reader(
+            "peak-matrix",
+            (),
+            "Cell Ranger ATAC/ARC filtered_peak_bc_matrix/ (matrix.mtx[.gz], peaks.bed, barcodes.tsv)",
+        ),
+        _reader(
+            "narrowpeak",
+            (".narrowpeak", ".narrowpeak.gz", "_peaks.bed", "_peaks.bed.gz"),
+            "MACS2/3 narrowPeak (or BED) peak set",
+        ),
+        _reader(
+            "peak-table",
+            (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".counts", ".csv", ".csv.gz"),
+            "bulk peak count table (featureCounts, or chrom start end [name] + one column per sample)",
+        ),
+    )
+    options = AccessibilityOptions
+    settings = AccessibilitySettings
+
+    # ------------------------------------------------------------------ genome
+    def genome(self, s: AccessibilitySettings) -> Genome:
+        """The study genome the settings describe (contigs, chrom sizes)."""
+        from resistomics.modalities.accessibility._peaks import (
+            DEFAULT_CONTIGS,
+            Genome,
+            read_chrom_sizes,
+        )
+
+        sizes = None
+        if s.chrom_sizes is not None:
+            try:
+                sizes = read_chrom_sizes(s.chrom_sizes)
+            except (InputError, OSError) as exc:
+                raise ConfigError(f"modalities.accessibility.chrom_sizes: {exc}") from None
+        contigs = (
+            frozenset(s.contigs)
+            if s.contigs is not None
+            else (frozenset(sizes) if sizes else DEFAULT_CONTIGS)
+        )
+        return Genome(contigs=contigs, sizes=sizes)
+
+    def _params(self, s: AccessibilitySettings, registered: list[str]) -> dict[str, Any]:
+        return {
+            "registered_samples": registered,
+            "contigs": sorted(self.genome(s).contigs),
+            "min_counts_in_peaks": s.min_counts_in_peaks,
+            "max_counts_in_peaks": s.max_counts_in_peaks,
+            "min_unique_fragments": s.min_unique_fragments,
+            "max_unique_fragments": s.max_unique_fragments,
+            "min_fraction_in_peaks": s.min_fraction_in_peaks,
+            "min_tss_enrichment": s.min_tss_enrichment,
+            "max_nucleosome_signal": s.max_nucleosome_signal,
+        }
+
+    # ------------------------------------------------------------------ writing
+    def write(self, staging: Staging, reader: Reader, options: Any) -> Written:
+        import pandas as pd
+
+        from resistomics.modalities.accessibility._source import (
+            AccessibilityReadContext,
+            PeakMatrixSource,
+            read_barcode_samples,
+        )
+
+        ws = staging.ws
+        s: AccessibilitySettings = self.settings_of(ws.settings)
+        design = ws.catalog.samples(staging.study)
+        table = options.barcode_samples
+        ctx = AccessibilityReadContext(
+            registered_samples=frozenset(design.index.astype(str)) if len(design) else frozenset(),
+            genome=self.genome(s),
+            sample=options.sample,
+            barcode_samples=read_barcode_samples(table) if table else None,
+            barcode_table=table,
+            peaks=Path(options.peaks) if options.peaks else None,
+            cells_per_block=ws.settings.rows_per_chunk,
+            peaks_per_block=ws.settings.genes_per_block,
+            fragments_per_chunk=s.fragments_per_chunk,
+            min_fragments=s.min_fragments,
+            scratch=staging.scratch,
+        )
+        result = reader.read(staging.local, ctx)
+        if isinstance(result, PeakMatrixSource):
+            return self._write_counts(staging, reader, result, design)
+        if isinstance(result, pd.DataFrame):
+            return self._write_peak_set(staging, reader, result)
+        from resistomics.modalities.accessibility._fragments import write_fragments
+
+        return write_fragments(staging, reader.name, result, ctx, design)  # type: ignore[no-any-return]
+
+    def _write_counts(
+        self, staging: Staging, reader: Reader, source: PeakMatrixSource, design: Any
+    ) -> Written:
+        from resistomics.modalities.accessibility._writers import write_counts
+
+        return write_counts(staging, reader.name, source, design)
+
+    def _write_peak_set(self, staging: Staging, reader: Reader, peaks: Any) -> Written:
+        from resistomics.storage import append_partitioned
+
+        staging.stage(
+            dataset_type=PEAKS, layout="partitioned-table@1", parameters={"format": reader.name}
+        )
+        frame = peaks.rename_axis("peak_id").reset_index()
+        append_partitioned(staging.ws.root, staging.new_version_dir(), "peaks", frame, by="contig")
+        staging.advance(1)
+        return Written(
+            shape=(len(frame),),
+            detail=f"{len(frame)} peaks on {frame['contig'].nunique()} contigs",
+            report={"peaks": len(frame)},
+        )
+
+    # ------------------------------------------------------------------ validation
+    def summarize(self, ws: Workspace, version: VersionInfo) -> Summaries:
+        from resistomics.modalities.accessibility._summaries import (
+            summarize_counts,
+            summarize_peak_table,
+        )
+
+        s: AccessibilitySettings = self.settings_of(ws.settings)
+        sizes = self.genome(s).sizes
+        path = ws.root.to_path(version.uri)
+        registered = sorted(ws.catalog.samples(version.study).index.astype(str))
+        if version.dataset_type == COUNTS:
+            from resistomics.storage import open_sparse_matrix
+
+            store = open_sparse_matrix(ws.root, path)
+            tables = summarize_counts(
+                store.cells(target_nnz=VALIDATION_BLOCK_NNZ),
+                store.obs,
+                store.var,
+                chrom_sizes=sizes,
+            )
+        elif version.dataset_type == PEAKS:
+            from resistomics.storage import layout
+
+            frame = layout("partitioned-table@1").read_table(ws.root, path, "peaks")  # type: ignore[misc]
+            tables = summarize_peak_table(frame.set_index("peak_id"), chrom_sizes=sizes)
+        else:
+            from resistomics.modalities.accessibility._fragments import summarize_fragments
+
+            tables = summarize_fragments(ws.root, path, chrom_sizes=sizes)
+        return Summaries(tables, self._params(s, registered))
