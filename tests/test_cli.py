@@ -147,7 +147,7 @@ def test_t47d_through_the_cli(env: Path, tmp_path: Path) -> None:
     [
         (
             ["--modality", "expresion"],
-            "--modality 'expresion': [option] choose expression, metabolomics, methylation, spatial or variants; did you mean 'expression'?",
+            "--modality 'expresion': [option] choose accessibility, expression, metabolomics, methylation, spatial or variants; did you mean 'expression'?",
         ),
         (
             ["--format", "h5da"],

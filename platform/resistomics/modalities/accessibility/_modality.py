@@ -89,7 +89,12 @@ class AccessibilitySettings(BaseModel):
 
 
 def _reader(
-    name: str, suffixes: tuple[str, ...], description: str, module: str = _READERS
+    name: str,
+    suffixes: tuple[str, ...],
+    description: str,
+    module: str = _READERS,
+    *,
+    sniffs: bool = False,
 ) -> Reader:
     key = name.replace("-", "_")
     return Reader(
@@ -98,7 +103,7 @@ def _reader(
         description,
         deferred(module, f"detect_{key}"),
         deferred(module, f"read_{key}"),
-        sniffs=True,
+        sniffs=sniffs,
     )
 
 
@@ -115,6 +120,7 @@ class AccessibilityModality(Modality):
             "peak-matrix",
             (),
             "Cell Ranger ATAC/ARC filtered_peak_bc_matrix/ (matrix.mtx[.gz], peaks.bed, barcodes.tsv)",
+            sniffs=True,  # a folder with peaks.bed: accessibility's, not expression's 10x
         ),
         _reader(
             "narrowpeak",
