@@ -123,6 +123,13 @@ class AccessibilityModality(Modality):
             sniffs=True,  # a folder with peaks.bed: accessibility's, not expression's 10x
         ),
         _reader(
+            "fragments",
+            ("fragments.tsv.gz", ".tsv.bgz"),
+            "10x fragments.tsv.gz (bgzip; chrom, start, end, barcode, duplicates), or a "
+            "folder holding it (and peaks.bed to count over)",
+            _FRAGMENTS,
+        ),
+        _reader(
             "narrowpeak",
             (".narrowpeak", ".narrowpeak.gz", "_peaks.bed", "_peaks.bed.gz"),
             "MACS2/3 narrowPeak (or BED) peak set",
@@ -250,6 +257,12 @@ class AccessibilityModality(Modality):
                 store.var,
                 chrom_sizes=sizes,
             )
+            from resistomics.modalities.accessibility._fragments import (
+                summarize_fragment_partitions,
+            )
+
+            # a matrix counted from fragments keeps them beside it (else: an empty table)
+            tables["fragments"] = summarize_fragment_partitions(ws.root, path, chrom_sizes=sizes)
         elif version.dataset_type == PEAKS:
             from resistomics.storage import layout
 

@@ -29,12 +29,14 @@ def write_counts(
     *,
     extra_parameters: dict[str, Any] | None = None,
     obs_columns: pd.DataFrame | None = None,
+    stage: bool = True,
 ) -> Written:
     """Stream ``source`` into the shared sparse layout (barcode- and peak-major copies),
     the peaks as var and as ``peaks.parquet``.
 
     ``obs_columns`` (indexed by barcode) are per-barcode QC columns added to obs (the
-    fragment QC of a matrix counted from fragments).
+    fragment QC of a matrix counted from fragments). ``stage=False`` when the caller
+    staged the version already (it wrote the fragments beside the matrix first).
     """
     from resistomics.storage import SparseMatrixWriter, open_sparse_matrix, write_table
 
@@ -67,11 +69,12 @@ def write_counts(
         writer.add(block, labels)
         del block  # one block alive at a time
         staging.advance(1)
-    staging.stage(
-        dataset_type="accessibility.counts",
-        layout=LAYOUT,
-        parameters={"format": fmt, **source.details, **(extra_parameters or {})},
-    )
+    if stage:
+        staging.stage(
+            dataset_type="accessibility.counts",
+            layout=LAYOUT,
+            parameters={"format": fmt, **source.details, **(extra_parameters or {})},
+        )
     summary = writer.close()
     store = open_sparse_matrix(ws.root, version_dir)
     peaks = store.var[_PEAK_COLUMNS].rename_axis("peak_id").reset_index()

@@ -1,0 +1,233 @@
+"""10x fragments files: stored by sample and contig, counted over a peak set against a
+brute-force oracle, and every bad input quarantined with one line."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from atac_files import peaks_of, write_fragments
+from resistomics.catalog import SampleRow
+from resistomics.modalities.accessibility._fragments import insertion_counts
+from resistomics.pipeline import Workspace, ingest, validate_version
+from resistomics.storage import layout, open_sparse_matrix
+
+STUDY = "frag"
+SAMPLES = ("S1", "S2")
+
+
+def _register(ws: Workspace) -> None:
+    ws.catalog.register_study(STUDY, [SampleRow(sample_id=s, subject_id=s) for s in SAMPLES])
+
+
+def _land(ws: Workspace, src: Path, name: str | None = None) -> str:
+    target = Path(ws.settings.resolved_landing_zone) / STUDY / "accessibility" / (name or src.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, target)
+    else:
+        shutil.copy(src, target)
+    return str(target)
+
+
+def _fragments(n: int, seed: int) -> list[tuple[str, int, int, str, int]]:
+    """``n`` distinct fragments of 12 barcodes over chr1/chr2, unsorted."""
+    rng = np.random.default_rng(seed)
+    rows = set()
+    while len(rows) < n:
+        c = "chr1" if rng.random() < 0.6 else "chr2"
+        s = int(rng.integers(9_000, 40_000))
+        rows.add(
+            (
+                c,
+                s,
+                s + int(rng.integers(40, 700)),
+                f"BC{int(rng.integers(12)):02d}-1",
+                int(rng.integers(1, 4)),
+            )
+        )
+    out = sorted(rows)
+    rng.shuffle(out)  # any order: no barcode or position sorting needed
+    return out
+
+
+def _table(path: Path, mapping: dict[str, str]) -> Path:
+    path.write_text("barcode\tsample_id\n" + "".join(f"{b}\t{s}\n" for b, s in mapping.items()))
+    return path
+
+
+def _oracle(
+    rows: list[tuple[str, int, int, str, int]],
+    peaks: list[tuple[str, int, int]],
+    barcodes: list[str],
+) -> np.ndarray:
+    """Insertions (start and end - 1) per barcode and peak, by looping over every pair."""
+    out = np.zeros((len(barcodes), len(peaks)))
+    index = {b: i for i, b in enumerate(barcodes)}
+    for c, s, e, b, _ in rows:
+        for j, (pc, ps, pe) in enumerate(peaks):
+            if pc == c:
+                out[index[b], j] += (ps <= s < pe) + (ps <= e - 1 < pe)
+    return out
+
+
+def test_insertions_count_in_every_overlapping_peak() -> None:
+    peaks = pd.DataFrame({"contig": ["chr1"] * 3, "start": [100, 150, 400], "end": [200, 300, 500]})
+    frag, peak, side = insertion_counts(
+        np.array(["chr1", "chr1", "chr2"], dtype=object),
+        np.array([160, 90, 160]),
+        np.array([450, 120, 170]),
+        peaks,
+    )
+    hits = sorted(zip(frag.tolist(), peak.tolist(), side.tolist(), strict=True))
+    # fragment 0: start 160 in peaks 0 and 1, end-1 449 in peak 2; fragment 1: end-1 119 in 0
+    assert hits == [(0, 0, 0), (0, 1, 0), (0, 2, 1), (1, 0, 1)]
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["tabix", "bgzip-only"])
+def test_fragments_counted_over_peaks_equal_the_oracle(
+    workspace: Workspace, tmp_path: Path, indexed: bool
+) -> None:
+    _register(workspace)
+    rows = _fragments(3000, seed=1)
+    if indexed:
+        rows = sorted(rows)  # tabix needs position order; the reader does not
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    write_fragments(outs / "fragments.tsv.gz", rows, index=indexed)
+    peaks = peaks_of(12, width=700)
+    (outs / "peaks.bed").write_text("".join(f"{c}\t{s}\t{e}\n" for c, s, e in peaks))
+    barcodes = sorted({r[3] for r in rows})
+    mapping = {b: SAMPLES[i % 2] for i, b in enumerate(barcodes) if i != 11}  # BC11: background
+    table = _table(tmp_path / "bc.tsv", mapping)
+
+    out = ingest(
+        workspace, _land(workspace, outs), study=STUDY, options={"barcode_samples": str(table)}
+    )
+
+    assert out.status == "published", out.message
+    assert out.version.dataset_type == "accessibility.counts"
+    path = workspace.root.to_path(out.version.uri)
+    store = open_sparse_matrix(workspace.root, path)
+    got = pd.DataFrame(store.cells().compute().toarray(), index=store.obs.index)
+    kept = [b for b in barcodes if b in mapping]
+    assert sorted(got.index) == kept
+    expected = _oracle([r for r in rows if r[3] in mapping], peaks, kept)
+    np.testing.assert_array_equal(got.loc[kept].to_numpy(), expected)
+    assert dict(zip(store.obs.index, store.obs["sample_id"], strict=True)) == mapping
+    unique = pd.Series([r[3] for r in rows]).value_counts()
+    assert store.obs["unique_fragments"].to_dict() == {b: unique[b] for b in kept}
+    assert ((store.obs["fraction_in_peaks"] > 0) & (store.obs["fraction_in_peaks"] <= 1)).all()
+    # the fragments, by sample and contig, hold every row of the registered barcodes
+    frags = layout("partitioned-table@1").read_table(workspace.root, path, "fragments")  # type: ignore[misc]
+    stored = sorted(
+        zip(
+            frags["contig"].astype(str),
+            frags["start"],
+            frags["end"],
+            frags["barcode"],
+            frags["count"],
+            strict=True,
+        )
+    )
+    assert stored == sorted(r for r in rows if r[3] in mapping)
+    assert out.version.parameters.get("tabix_contigs") == (2 if indexed else None)
+    assert validate_version(workspace, out.version).success
+
+
+def test_fragments_without_peaks_are_stored_as_fragments(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    _register(workspace)
+    rows = _fragments(500, seed=2)
+    src = write_fragments(tmp_path / "S1.fragments.tsv.gz", rows, index=False)
+    out = ingest(workspace, _land(workspace, src), study=STUDY, options={"sample": "S1"})
+    assert out.status == "published", out.message
+    assert out.version.dataset_type == "accessibility.fragments"
+    path = workspace.root.to_path(out.version.uri)
+    spec = layout("partitioned-table@1")
+    assert spec.tables is not None and spec.read_table is not None
+    assert spec.tables(workspace.root, path) == ["barcodes", "fragments"]
+    frags = spec.read_table(workspace.root, path, "fragments")
+    assert len(frags) == 500 and set(frags["sample_id"].astype(str)) == {"S1"}
+    assert validate_version(workspace, out.version).success
+
+
+def test_repeated_fragment_rows_fail_validation(workspace: Workspace, tmp_path: Path) -> None:
+    _register(workspace)
+    rows = _fragments(200, seed=3)
+    rows.append(rows[10])
+    src = write_fragments(tmp_path / "S1.fragments.tsv.gz", rows, index=False)
+    out = ingest(workspace, _land(workspace, src), study=STUDY, options={"sample": "S1"})
+    assert out.status == "quarantined", out.message
+    assert "[validation]" in out.message and "unique-fragments-rows" in out.message
+    c, s, e, b, _ = rows[10]
+    assert f"{c}:{s}-{e} {b} twice" in out.message
+
+
+def _bad(tmp_path: Path, defect: str) -> tuple[Path, dict[str, str], str, str]:
+    rows = _fragments(300, seed=4)
+    options = {"sample": "S1"}
+    line = 3 + 7  # two '#' header lines, then row 8 of the data
+    c, s, e, b, n = rows[7]
+    if defect == "start-after-end":
+        rows[7], rule = (c, e, s, b, n), "fragment-interval"
+    elif defect == "negative-start":
+        rows[7], rule = (c, -3, e, b, n), "non-negative-coordinates"
+    elif defect == "unknown-contig":
+        rows[7], rule = ("chrUn_x", s, e, b, n), "known-contigs"
+    elif defect == "unregistered-sample":
+        table = _table(tmp_path / "bc.tsv", {r[3]: ("S9" if r[3] == b else "S1") for r in rows})
+        options, rule = {"barcode_samples": str(table)}, "registered-samples"
+        path = write_fragments(tmp_path / "fragments.tsv.gz", rows, index=False)
+        return path, options, rule, "sample 'S9'"
+    elif defect in ("field-count", "truncated-gzip"):
+        path = write_fragments(
+            tmp_path / "fragments.tsv.gz",
+            rows if defect == "field-count" else _fragments(60_000, 5),
+            index=False,
+        )
+        data = gzip.decompress(path.read_bytes())
+        if defect == "field-count":
+            lines = data.decode().splitlines()
+            lines[line - 1] = lines[line - 1].rsplit("\t", 1)[0]
+            path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+            return path, options, "field-count", f"(line {line})"
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+        return path, options, "gzip-integrity", "(line "
+    else:
+        raise AssertionError(defect)
+    path = write_fragments(tmp_path / "fragments.tsv.gz", rows, index=False)
+    return path, options, rule, f"(line {line})"
+
+
+@pytest.mark.parametrize(
+    "defect",
+    [
+        "start-after-end",
+        "negative-start",
+        "unknown-contig",
+        "unregistered-sample",
+        "field-count",
+        "truncated-gzip",
+    ],
+)
+def test_bad_fragments_are_quarantined_with_one_line(
+    workspace: Workspace, tmp_path: Path, defect: str
+) -> None:
+    _register(workspace)
+    before = workspace.catalog.snapshot()
+    path, options, rule, place = _bad(tmp_path, defect)
+    landed = _land(workspace, path)
+    out = ingest(workspace, landed, study=STUDY, options=options)
+    assert out.status == "quarantined", out.message
+    assert "\n" not in out.message and out.report["stage"] == "read"
+    assert f"[{rule}]" in out.message and place in out.message, out.message
+    assert workspace.catalog.snapshot() == before
+    assert not list(Path(workspace.settings.data_root).glob(f"**/{STUDY}/**/*.parquet"))
