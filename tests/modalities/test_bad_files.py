@@ -30,6 +30,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from atac_files import (
+    peaks_of,
+    write_fragments,
+    write_narrowpeak,
+    write_peak_matrix,
+    write_peak_table,
+)
 from modalities.bad_files import TEXT_DEFECTS, BadFile, extra_field, missing_field
 from modalities.metabolomics import metabolomics_files as mf
 from modalities.test_bad_input import write_10x, write_h5ad, write_table
@@ -45,7 +52,12 @@ MAF_SAMPLES = ("TCGA-AB-01", "TCGA-AB-02")
 VCF_SAMPLES = ("P1_baseline", "P1_relapse", "P1_relapse2")
 # registered study samples (the expression ones) and a pooled QC, which needs no registration
 METABOLOMICS_SAMPLES = (*EXPRESSION_SAMPLES, "QC_pool_1")
-DATASETS = {"expression": "data", "variants": "calls", "metabolomics": "metabolites"}
+DATASETS = {
+    "expression": "data",
+    "variants": "calls",
+    "metabolomics": "metabolites",
+    "accessibility": "atac",
+}
 
 
 def _genes(n: int) -> list[str]:
@@ -88,6 +100,7 @@ class TextInput:
     target: str | None  # the file inside a 10x directory to break; None: the input itself
     sep: str = "\t"
     rules: tuple[tuple[str, str], ...] = ()  # defect -> rule, where the reader differs
+    options: tuple[tuple[str, str], ...] = ()  # ingest options the input needs
 
 
 def _bulk(name: str, seed: int = 1) -> Callable[[Path], Path]:
@@ -108,6 +121,16 @@ def _metabolomics(write: Callable[..., Path], name: str) -> Callable[[Path], Pat
     return lambda d: write(d / name, METABOLOMICS_SAMPLES, v)
 
 
+def _atac_matrix(d: Path) -> Path:
+    x = _counts(40, 40, 3, 1.0)
+    return write_peak_matrix(d / "atac", x, peaks_of(40), _cells(40), _labels(40), gz=False)
+
+
+def _atac_fragments(d: Path) -> Path:
+    rows = [("chr1", 1000 + 50 * i, 1200 + 50 * i, f"BC{i % 7}-1", 1 + i % 3) for i in range(40)]
+    return write_fragments(d / "S1.fragments.tsv.gz", rows, index=False)
+
+
 TEXT_INPUTS: dict[str, TextInput] = {
     "bulk-tsv": TextInput("expression", _bulk("counts.tsv"), None),
     "bulk-csv": TextInput("expression", _bulk("counts.csv"), None, sep=","),
@@ -115,6 +138,21 @@ TEXT_INPUTS: dict[str, TextInput] = {
     "10x-matrix": TextInput("expression", _tenx, "matrix.mtx", sep=" "),
     "10x-features": TextInput("expression", _tenx, "features.tsv"),
     "10x-barcodes": TextInput("expression", _tenx, "barcodes.tsv"),
+    "atac-peaks-bed": TextInput("accessibility", _atac_matrix, "peaks.bed"),
+    "atac-barcodes": TextInput("accessibility", _atac_matrix, "barcodes.tsv"),
+    "atac-peak-table": TextInput(
+        "accessibility",
+        lambda d: write_peak_table(
+            d / "peaks.tsv", peaks_of(40), EXPRESSION_SAMPLES, _counts(40, 4, 4)
+        ),
+        None,
+    ),
+    "atac-narrowpeak": TextInput(
+        "accessibility", lambda d: write_narrowpeak(d / "x_peaks.narrowPeak", peaks_of(40)), None
+    ),
+    "atac-fragments": TextInput(
+        "accessibility", _atac_fragments, None, options=(("sample", "S1"),)
+    ),
     "maf": TextInput("variants", lambda d: _maf(d / "calls.maf"), None),
     "vcf": TextInput("variants", lambda d: _vcf(d / "calls.vcf"), None),
     "metaboanalyst": TextInput(
@@ -237,7 +275,7 @@ def test_text_defect_is_refused_with_its_line(study, land, tmp_path, reader, def
         landed_input = bad_dir / good.name
         target = landed_input / spec.target
         bad = build(good / spec.target, target)
-    out = _ingest_bad(study, land, landed_input, modality=spec.modality)
+    out = _ingest_bad(study, land, landed_input, modality=spec.modality, options=dict(spec.options))
     rule = dict(spec.rules).get(defect, bad.rule)
     _rule_and_place(out.message, rule, f"line {bad.line}")
     if spec.target is not None:
