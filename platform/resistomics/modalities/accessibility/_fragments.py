@@ -200,15 +200,18 @@ def _chunks(
         stream = io.StringIO(first)
         done = 0
         line0 = skipped + 1
-        pending: pd.DataFrame | None = pd.read_csv(
-            stream, sep="\t", header=None, names=list(FRAGMENT_COLUMNS), dtype=str
+        typed = dict(zip(FRAGMENT_COLUMNS, (str, np.int64, np.int64, str, np.int64), strict=True))
+        pending = pd.read_csv(
+            stream, sep="\t", header=None, names=list(FRAGMENT_COLUMNS), dtype=typed
         )
+        # typed columns: the C parser converts the integers (a value that is not one
+        # raises, and the line is then found by a second, forward-only read)
         reader = pd.read_csv(
             handle,
             sep="\t",
             header=None,
             names=list(FRAGMENT_COLUMNS),
-            dtype=str,
+            dtype=typed,
             chunksize=ctx.fragments_per_chunk,
             na_filter=False,
             engine="c",
@@ -216,7 +219,6 @@ def _chunks(
             comment=None,
         )
         for raw in _prepend(pending, reader):
-            pending = None
             lines = np.arange(len(raw)) + line0 + done
             chunk = _checked(where, raw, lines, genome, known)
             if ctx.barcode_samples is not None:
@@ -232,8 +234,32 @@ def _chunks(
         raise InputError(where, "field-count", str(exc).strip().splitlines()[-1]) from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise gzip_error(file, exc, line=handle.line) from None
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise _non_integer(file, skipped + 1 + done) from None
     finally:
         handle.close()
+
+
+def _non_integer(file: Path, start: int) -> InputError:
+    """The refusal of the first field from line ``start`` on that is not a whole number
+    (the error path of a typed parse, which does not say where it stopped)."""
+    with open_checked_text(file) as f:
+        for n, text in enumerate(f, start=1):
+            if n < start or text.startswith("#"):
+                continue
+            fields = text.rstrip("\r\n").split("\t")
+            for k, column in ((1, "start"), (2, "end"), (4, "count")):
+                value = fields[k] if k < len(fields) else ""
+                if not value.strip().lstrip("-").isdigit():
+                    return InputError(
+                        str(file),
+                        "integer-counts" if column == "count" else "integer-coordinates",
+                        f"{column} {value!r} is not a whole number",
+                        line=n,
+                    )
+    return InputError(str(file), "integer-coordinates", "a value is not a whole number")
 
 
 def _prepend(first: pd.DataFrame, rest: Any) -> Iterator[pd.DataFrame]:
@@ -245,20 +271,7 @@ def _checked(
     where: str, raw: pd.DataFrame, lines: np.ndarray, genome: Any, known: np.ndarray
 ) -> pd.DataFrame:
     """One chunk's fragments as typed columns, every row rule checked."""
-    out: dict[str, Any] = {}
-    for column in ("start", "end", "count"):
-        text = raw[column].str.strip()
-        values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                where,
-                "integer-coordinates" if column != "count" else "integer-counts",
-                f"{column} {text.iloc[i]!r} is not a whole number",
-                line=int(lines[i]),
-            )
-        out[column] = values.to_numpy(dtype=np.int64)
+    out = {c: raw[c].to_numpy(dtype=np.int64) for c in ("start", "end", "count")}
     contig = raw["contig"].to_numpy(dtype=object)
     s, e = out["start"], out["end"]
 
@@ -274,7 +287,7 @@ def _checked(
     refuse(s >= e, "fragment-interval", "fragment {frag}: start must be < end (0-based half-open)")
     refuse(out["count"] < 1, "positive-count", "fragment {frag} has a duplicate count < 1")
     refuse(
-        ~np.isin(contig, known),
+        ~pd.Series(contig).isin(known).to_numpy(),
         "known-contigs",
         "fragment {frag} is on a contig not in " + genome.describe(),
     )
@@ -304,6 +317,8 @@ def insertion_counts(
     """
     frag_out, peak_out, side_out = [], [], []
     offset = 0
+    codes, names = pd.factorize(pd.Series(contig, dtype=object))
+    code_of = {str(n): k for k, n in enumerate(names)}
     for name, group in peaks.groupby(peaks["contig"].astype(str), sort=False):
         n = len(group)
         starts = group["start"].to_numpy(dtype=np.int64)
@@ -315,7 +330,9 @@ def insertion_counts(
         depth = int(np.cumsum(kinds[order]).max()) if n else 0
         base = offset
         offset += n
-        rows = np.flatnonzero(contig == name)
+        if name not in code_of:
+            continue
+        rows = np.flatnonzero(codes == code_of[str(name)])
         if not rows.size:
             continue
         for side, pos in ((0, start[rows]), (1, end[rows] - 1)):

@@ -124,7 +124,7 @@ class AccessibilityModality(Modality):
         ),
         _reader(
             "fragments",
-            ("fragments.tsv.gz", ".tsv.bgz"),
+            (".fragments.tsv.gz", "fragments.tsv.gz", ".tsv.bgz"),
             "10x fragments.tsv.gz (bgzip; chrom, start, end, barcode, duplicates), or a "
             "folder holding it (and peaks.bed to count over)",
             _FRAGMENTS,
