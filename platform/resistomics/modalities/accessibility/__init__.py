@@ -1,4 +1,8 @@
-"""Accessibility modality: ATAC-seq peak matrices, peak tables, fragments and peak sets.
+"""Accessibility modality (ATAC-seq): fragments, peaks and their statistics.
+
+Readers of peak matrices, peak tables, fragments and peak sets (``_readers``,
+``_fragments``); per-cell QC (``_qc``), tile and peak counts (``_tiles``), gene
+activity (``_gene_activity``) and chromVAR-style deviations (``_chromvar``).
 
 The readers are imported on first use (they pull in pandas, scipy and pysam, which the
 registry and the CLI's argument checks must not wait for).
