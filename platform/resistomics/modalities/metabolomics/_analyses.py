@@ -1,7 +1,8 @@
 """``normalize`` and ``da`` on published metabolomics datasets, their artifacts and plots.
 
 ``normalize`` resolves a ``metabolomics.abundance`` version, runs
-:func:`._normalization.normalize_matrix` and publishes ``metabolomics.normalized``: the
+:func:`._normalization.normalize_matrix` over its stored feature blocks
+(:func:`._normalize_blocks.normalize_blockwise`, on the Dask cluster) and publishes ``metabolomics.normalized``: the
 processed matrix as a ``feature-matrix@1`` store in the result's own folder (so ``da``,
 program scores and anything else open it with ``open_feature_matrix``, as a source), and
 the QC tables ``feature_qc`` and ``sample_qc``. ``da`` tests one contrast on a
@@ -13,6 +14,7 @@ published result.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -27,8 +29,8 @@ from resistomics.modalities.metabolomics._da import DaMethod, da_table_blockwise
 from resistomics.modalities.metabolomics._normalization import (
     DEFAULT_PIPELINE,
     NormalizationSteps,
-    normalize_matrix,
 )
+from resistomics.modalities.metabolomics._normalize_blocks import normalize_blockwise
 from resistomics.publishing import (
     ResultOutcome,
     Workspace,
@@ -105,7 +107,9 @@ def normalize_abundance(
 
     Steps and their references: :func:`._normalization.normalize_matrix`
     (MetaboAnalyst's definitions, Pang et al. 2021; PQN, Dieterle et al. 2006; QC-RLSC,
-    Dunn et al. 2011). Blanks are left out of the processed matrix; pooled QCs go
+    Dunn et al. 2011; KNN, Troyanskaya et al. 2001), run over the stored feature blocks
+    (:func:`._normalize_blocks.normalize_blockwise`: one Dask graph on the active
+    ``distributed`` client, this process holding one processed block at a time). Blanks are left out of the processed matrix; pooled QCs go
     through every step and stay in it (``sample_type`` says which is which).
 
     Parameters
@@ -177,23 +181,33 @@ def normalize_abundance(
         if BATCH in kept_samples.columns and kept_samples[BATCH].notna().all()
         else None
     )
-    values = np.asarray(store.array("abundance").compute())
     is_qc = (kept_samples["sample_type"] == QC).to_numpy()
-    out = normalize_matrix(
-        values[:, used], steps, qc=is_qc, injection_order=order, batch=batch, groups=groups
+    study_cols = np.flatnonzero(types == STUDY)
+    # one Dask task per stored feature block (each reads its rows; KNN streams the
+    # others), so this process holds the figures and one processed block at a time
+    out, processed = normalize_blockwise(
+        StoreRows(dataclasses.replace(store)),  # a copy without the cached index
+        store.n_features,
+        steps,
+        n_samples=store.n_samples,
+        used=used,
+        study=study_cols,
+        qc=is_qc,
+        injection_order=order,
+        batch=batch,
+        groups=groups,
+        features_per_block=store.chunks[0],
     )
     parameters["drift_corrected"] = out.drift_corrected
     value_kind = "log-abundance" if log_scaled else out.value_kind
     parameters["value_kind"] = value_kind
     features = store.features.reset_index(drop=True)
-    raw_missing = np.isnan(values)
-    study_cols = np.flatnonzero(types == STUDY)
     feature_qc = pd.DataFrame(
         {
             "feature_id": features["feature_id"].astype(str),
             "name": features["name"] if "name" in features else features["feature_id"],
             "kept": out.keep,
-            "missing_fraction": raw_missing[:, study_cols].mean(axis=1),
+            "missing_fraction": out.feature_missing,
             "qc_rsd_before": np.nan,
             "qc_rsd_after": np.nan,
         }
@@ -205,7 +219,7 @@ def normalize_abundance(
             "sample_id": samples["sample_id"].astype(str),
             "sample_type": types,
             "processed": types != "blank",
-            "missing_fraction": raw_missing.mean(axis=0),
+            "missing_fraction": out.sample_missing_raw,
             "missing_fraction_kept": np.nan,
             "dilution_factor": np.nan,
         }
@@ -214,16 +228,16 @@ def normalize_abundance(
     sample_qc.loc[used, "dilution_factor"] = out.dilution
     section = _section(ws)
     n = int(section.get("features_per_chunk", 4096))
-    kept_features = features.loc[out.keep].reset_index(drop=True)
-    arrays = {"abundance": out.values, **({"scaled": out.scaled} if out.scaled is not None else {})}
+    arrays = ["abundance", *(["scaled"] if steps.scale != "none" else [])]
 
     def write_matrix(version_dir: str) -> None:
         blocks = (
             FeatureBlock(
-                kept_features.iloc[i : i + n].reset_index(drop=True),
-                {k: v[i : i + n] for k, v in arrays.items()},
+                features.iloc[block.features].reset_index(drop=True),
+                {"abundance": block.values}
+                | ({"scaled": block.scaled} if block.scaled is not None else {}),
             )
-            for i in range(0, len(kept_features), n)
+            for block in processed
         )
         write_feature_matrix(
             ws.root,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,13 +25,19 @@ metabolomics_app = typer.Typer(
 )
 
 
-def _run(ref: str, label: str, run: Callable[[Workspace], ResultOutcome]) -> ResultOutcome:
+def _run(
+    ref: str, label: str, run: Callable[[Workspace], ResultOutcome], *, cluster: bool = False
+) -> ResultOutcome:
     """Open the workspace, resolve ``ref`` (an unknown one fails at once), run ``run``
-    under a progress line, print its message."""
+    under a progress line (on the configured Dask cluster when ``cluster``: the
+    blockwise ``normalize`` and ``da``), print its message."""
+    from resistomics.cluster import dask_client
+
     ws = open_workspace()
     try:
         ws.catalog.resolve(ref)
-        with progress_bar() as bar:
+        on_cluster = dask_client(ws.settings.cluster) if cluster else contextlib.nullcontext()
+        with on_cluster, progress_bar() as bar:
             bar.add_task(label, total=None)
             outcome = run(ws)
     finally:
@@ -109,6 +116,7 @@ def metabolomics_normalize_command(
             transform=transform,
             scale=scale,
         ),
+        cluster=True,
     )
     if outcome.tables:
         qc = outcome.tables["feature_qc"]
@@ -168,6 +176,7 @@ def metabolomics_da_command(
         dataset,
         f"differential abundance of {dataset}",
         lambda ws: differential_abundance(ws, dataset, c, method=method, pair_by=pair_by),
+        cluster=True,
     )
     if outcome.tables:
         table = outcome.tables["da"]

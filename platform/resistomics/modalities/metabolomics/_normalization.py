@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_PIPELINE",
     "NormalizationSteps",
     "Normalized",
+    "drift_applies",
     "normalize_matrix",
     "qc_rsd",
 ]
@@ -155,6 +156,40 @@ def qc_rsd(x: np.ndarray, qc: np.ndarray) -> np.ndarray:
     return out
 
 
+def drift_applies(
+    steps: NormalizationSteps,
+    *,
+    qc: np.ndarray,
+    injection_order: np.ndarray | None,
+    batch: np.ndarray | None,
+) -> bool:
+    """Whether ``steps`` run QC-RLSC on these samples: ``qc-rlsc``, or ``auto`` when every
+    sample has an injection order and each batch at least :data:`MIN_QC` pooled QCs.
+
+    Raises
+    ------
+    MethodInputError
+        ``qc-rlsc`` asked for without an injection order or enough QCs.
+    """
+    qc = np.asarray(qc, dtype=bool)
+    order_known = injection_order is not None and bool(
+        np.isfinite(np.asarray(injection_order, dtype=float)).all()
+    )
+    batches = np.zeros(qc.size) if batch is None else np.asarray(batch).astype(str)
+    enough_qc = bool(qc.any()) and all(
+        int((qc & (batches == b)).sum()) >= MIN_QC for b in np.unique(batches)
+    )
+    drift = steps.drift == "qc-rlsc" or (steps.drift == "auto" and order_known and enough_qc)
+    if drift and (not order_known or not enough_qc):
+        raise MethodInputError(
+            f"QC-RLSC needs an injection order for every sample and at least {MIN_QC} "
+            "pooled QCs per batch",
+            place="--drift",
+            rule="drift-correction",
+        )
+    return drift
+
+
 def normalize_matrix(
     x: np.ndarray,
     steps: NormalizationSteps,
@@ -209,28 +244,14 @@ def normalize_matrix(
     elif steps.impute == "knn":
         v = impute_knn(v, k=steps.knn_k)
     rsd_before = qc_rsd(v, qc)
-    order_known = injection_order is not None and bool(
-        np.isfinite(np.asarray(injection_order, dtype=float)).all()
-    )
-    batches = np.zeros(a.shape[1]) if batch is None else np.asarray(batch).astype(str)
-    enough_qc = bool(qc.any()) and all(
-        int((qc & (batches == b)).sum()) >= MIN_QC for b in np.unique(batches)
-    )
-    drift = steps.drift == "qc-rlsc" or (steps.drift == "auto" and order_known and enough_qc)
+    drift = drift_applies(steps, qc=qc, injection_order=injection_order, batch=batch)
     if drift:
-        if not order_known or not enough_qc:
-            raise MethodInputError(
-                f"QC-RLSC needs an injection order for every sample and at least {MIN_QC} "
-                "pooled QCs per batch",
-                place="--drift",
-                rule="drift-correction",
-            )
         assert injection_order is not None
         v = correct_drift_qc_rlsc(
             v,
             injection_order=np.asarray(injection_order, dtype=float),
             qc=qc,
-            batch=None if batch is None else batches,
+            batch=None if batch is None else np.asarray(batch).astype(str),
             min_qc=MIN_QC,
         )
     rsd_after = qc_rsd(v, qc) if drift else np.full(v.shape[0], np.nan)

@@ -16,6 +16,7 @@ import numpy as np
 from resistomics.errors import MethodInputError
 
 __all__ = [
+    "KnnDonors",
     "auto_scale",
     "correct_drift_qc_rlsc",
     "filter_missingness",
@@ -113,33 +114,101 @@ def impute_knn(x: np.ndarray, *, k: int = 10) -> np.ndarray:
     a = _matrix(x)
     if k < 1:
         raise MethodInputError(f"k must be at least 1, got {k}")
-    observed = ~np.isnan(a)
-    values = np.where(observed, a, 0.0)
-    obs = observed.astype(np.float64)
-    squares = values**2
-    out = a.copy()
-    todo = np.flatnonzero(~observed.all(axis=1))
-    for start in range(0, todo.size, _KNN_BLOCK):
-        rows = todo[start : start + _KNN_BLOCK]
-        # Sum over co-observed samples of (x_i - x_j)^2, expanded into matrix products.
-        sq = squares[rows] @ obs.T + obs[rows] @ squares.T - 2.0 * values[rows] @ values.T
-        shared = obs[rows] @ obs.T
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dist = np.where(shared > 0, np.maximum(sq, 0.0) / shared, np.inf)
-        dist[np.arange(rows.size), rows] = np.inf
-        for r, i in enumerate(rows):
-            cols = np.flatnonzero(~observed[i])
-            order = np.argsort(dist[r], kind="stable")
-            order = order[np.isfinite(dist[r, order])]
-            donors = observed[order][:, cols]
-            take = donors & (np.cumsum(donors, axis=0) <= k)
-            n = take.sum(axis=0)
+    donors = KnnDonors(a, np.arange(a.shape[0]), k=k)
+    donors.update(a, np.arange(a.shape[0]))
+    return donors.imputed()
+
+
+def _knn_distances(
+    t_values: np.ndarray, t_obs: np.ndarray, d_values: np.ndarray, d_obs: np.ndarray
+) -> np.ndarray:
+    """Mean squared difference over the co-observed samples of each target and donor
+    feature (``inf`` where they share none); values 0 where missing, ``obs`` 0 / 1."""
+    # sum over co-observed samples of (x_i - x_j)^2, expanded into matrix products
+    sq = (t_values**2) @ d_obs.T + t_obs @ (d_values**2).T - 2.0 * t_values @ d_values.T
+    shared = t_obs @ d_obs.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(shared > 0, np.maximum(sq, 0.0) / shared, np.inf)
+
+
+class KnnDonors:
+    """The ``k`` nearest donors of every missing value of some target features, kept
+    while donor features stream past in index order (:func:`impute_knn`'s search).
+
+    ``target`` (features x samples, NaN missing) with ``ids``, the targets' positions in
+    the whole matrix; :meth:`update` with each block of donor features (any features of
+    the matrix, in increasing position, each once; a target is never its own donor) and
+    :meth:`imputed` at the end. Per missing value the best ``k`` (distance, position)
+    pairs are kept in order, so the donors and their sum are those of one stable sort
+    over all features: streamed or not, the imputed values are the same.
+    """
+
+    def __init__(self, target: np.ndarray, ids: np.ndarray, *, k: int) -> None:
+        self.target = _matrix(target)
+        self.ids = np.asarray(ids)
+        self.k = int(k)
+        observed = ~np.isnan(self.target)
+        self.rows = np.flatnonzero(~observed.all(axis=1))
+        self.cols = [np.flatnonzero(~observed[i]) for i in self.rows]
+        self.dist = [np.full((self.k, c.size), np.inf) for c in self.cols]
+        self.value = [np.zeros((self.k, c.size)) for c in self.cols]
+
+    def update(self, donors: np.ndarray, ids: np.ndarray) -> None:
+        """Offer the donor features ``donors`` (rows at positions ``ids``)."""
+        if self.rows.size == 0:
+            return
+        d = _matrix(donors)
+        d_obs_mask = ~np.isnan(d)
+        d_values = np.where(d_obs_mask, d, 0.0)
+        d_obs = d_obs_mask.astype(np.float64)
+        ids = np.asarray(ids)
+        k = self.k
+        for start in range(0, self.rows.size, _KNN_BLOCK):
+            chunk = np.arange(start, min(start + _KNN_BLOCK, self.rows.size))
+            t = self.target[self.rows[chunk]]
+            t_obs = ~np.isnan(t)
+            dist = _knn_distances(
+                np.where(t_obs, t, 0.0), t_obs.astype(np.float64), d_values, d_obs
+            )
+            dist[self.ids[self.rows[chunk]][:, None] == ids[None, :]] = np.inf
+            for r, j in enumerate(chunk):
+                cols = self.cols[j]
+                order = np.argsort(dist[r], kind="stable")
+                order = order[np.isfinite(dist[r, order])]
+                if order.size == 0:
+                    continue
+                seen = d_obs_mask[order][:, cols]
+                rank = np.cumsum(seen, axis=0)
+                ri, ci = np.nonzero(seen & (rank <= k))
+                new_d = np.full((k, cols.size), np.inf)
+                new_v = np.zeros((k, cols.size))
+                pos = rank[ri, ci] - 1
+                new_d[pos, ci] = dist[r, order[ri]]
+                new_v[pos, ci] = d_values[order[ri], cols[ci]]
+                # the kept donors come from earlier positions: first among equal distances
+                both_d = np.vstack([self.dist[j], new_d])
+                best = np.argsort(both_d, axis=0, kind="stable")[:k]
+                self.dist[j] = np.take_along_axis(both_d, best, axis=0)
+                self.value[j] = np.take_along_axis(np.vstack([self.value[j], new_v]), best, axis=0)
+
+    def imputed(self) -> np.ndarray:
+        """The target with each missing value the mean of its donors' values.
+
+        Raises
+        ------
+        MethodInputError
+            A missing value has no donor feature sharing a sample with it.
+        """
+        out = self.target.copy()
+        for j, i in enumerate(self.rows):
+            n = np.isfinite(self.dist[j]).sum(axis=0)
             if (n == 0).any():
                 raise MethodInputError(
-                    f"feature {int(i)}: no donor feature for sample {int(cols[n == 0][0])}"
+                    f"feature {int(self.ids[i])}: no donor feature for sample "
+                    f"{int(self.cols[j][n == 0][0])}"
                 )
-            out[i, cols] = (values[order][:, cols] * take).sum(axis=0) / n
-    return out
+            out[i, self.cols[j]] = self.value[j].sum(axis=0) / n
+        return out
 
 
 def sum_normalize(x: np.ndarray) -> np.ndarray:
