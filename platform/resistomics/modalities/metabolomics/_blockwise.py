@@ -252,6 +252,8 @@ def _select(parts: Sequence[dict[str, np.ndarray]], bracket: dict[str, np.ndarra
     i_hi = n // 2 - below
     if ((i_lo < 0) | (i_hi >= count))[has].any():  # cannot happen: the bracket is a bound
         raise AssertionError("column median: the bracket misses the median rank")
+    if not has.any():  # no value in any column (e.g. no feature left): all NaN
+        return out
     a = val[np.where(has, start + i_lo, 0)]
     b = val[np.where(has, start + i_hi, 0)]
     out[has] = ((a + b) / 2.0)[has]

@@ -207,7 +207,8 @@ def normalize_matrix(
         Features x samples (study samples and pooled QCs; no blanks), NaN missing.
     qc
         Which samples are pooled QCs: they are not counted by the missingness filter,
-        they are PQN's reference and QC-RLSC's anchors.
+        they are PQN's reference and QC-RLSC's anchors. Errors name a feature by its row
+        in ``x``.
     injection_order, batch
         Per sample; QC-RLSC runs (``drift="auto"``) when the order is known for every
         sample and each batch has at least :data:`MIN_QC` QCs.
@@ -242,7 +243,7 @@ def normalize_matrix(
     if steps.impute == "half-min":
         v = impute_half_minimum(v)
     elif steps.impute == "knn":
-        v = impute_knn(v, k=steps.knn_k)
+        v = impute_knn(v, k=steps.knn_k, ids=np.flatnonzero(keep))
     rsd_before = qc_rsd(v, qc)
     drift = drift_applies(steps, qc=qc, injection_order=injection_order, batch=batch)
     if drift:
@@ -253,6 +254,7 @@ def normalize_matrix(
             qc=qc,
             batch=None if batch is None else np.asarray(batch).astype(str),
             min_qc=MIN_QC,
+            ids=np.flatnonzero(keep),
         )
     rsd_after = qc_rsd(v, qc) if drift else np.full(v.shape[0], np.nan)
     before = v

@@ -37,6 +37,7 @@ import numpy as np
 from resistomics.errors import MethodInputError
 from resistomics.modalities.metabolomics import _processing as proc
 from resistomics.modalities.metabolomics._blockwise import (
+    _PIVOTS,
     _bracket,
     _inside,
     _pivots,
@@ -147,6 +148,7 @@ def _corrected(spec: _Spec, index: int) -> dict[str, Any]:
             qc=spec.qc,
             batch=spec.batch,
             min_qc=MIN_QC,
+            ids=ids,
         )
         out["rsd_after"] = qc_rsd(v, spec.qc)
     else:
@@ -215,7 +217,7 @@ def _final(
         v = proc.log_transform(v, base=2)
     elif spec.steps.transform == "glog":
         assert glog_min is not None
-        if not np.isfinite(glog_min):
+        if v.shape[0] and not np.isfinite(glog_min):
             raise MethodInputError("glog transform: the matrix has no non-zero value")
         c = glog_min / 10.0  # as glog_transform
         v = np.log2((v + np.sqrt(v**2 + c**2)) / 2.0)
@@ -225,7 +227,15 @@ def _final(
 
 
 def _pivots_task(stat: Callable[..., np.ndarray], spec: _Spec, part: Any, *extra: Any) -> Any:
-    return _pivots(stat(spec, part, *extra))
+    v = stat(spec, part, *extra)
+    if v.shape[0] == 0:  # a block whose features the filter all dropped bounds nothing
+        n = v.shape[1]
+        return (
+            np.zeros(n, np.int64),
+            np.zeros((_PIVOTS, n), np.int64),
+            np.full((_PIVOTS, n), np.inf),
+        )
+    return _pivots(v)
 
 
 def _inside_task(

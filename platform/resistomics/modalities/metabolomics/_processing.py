@@ -95,7 +95,7 @@ def impute_half_minimum(x: np.ndarray) -> np.ndarray:
     return a
 
 
-def impute_knn(x: np.ndarray, *, k: int = 10) -> np.ndarray:
+def impute_knn(x: np.ndarray, *, k: int = 10, ids: np.ndarray | None = None) -> np.ndarray:
     """Impute each missing value from the ``k`` most similar features (feature-wise KNN).
 
     As ``impute::impute.knn`` (Troyanskaya et al. 2001, *Bioinformatics* 17:520), which
@@ -104,7 +104,8 @@ def impute_knn(x: np.ndarray, *, k: int = 10) -> np.ndarray:
     of feature *i* in sample *s* is the mean of sample *s* in the ``k`` features nearest to
     *i* among those observed in *s* (donor choice as scikit-learn's ``KNNImputer``).
     impute.knn's mean-imputation of rows with more than 50 % missing is not reproduced:
-    filter such features first.
+    filter such features first. ``ids`` (default the row numbers) name the features in
+    errors.
 
     Raises
     ------
@@ -114,8 +115,9 @@ def impute_knn(x: np.ndarray, *, k: int = 10) -> np.ndarray:
     a = _matrix(x)
     if k < 1:
         raise MethodInputError(f"k must be at least 1, got {k}")
-    donors = KnnDonors(a, np.arange(a.shape[0]), k=k)
-    donors.update(a, np.arange(a.shape[0]))
+    names = np.arange(a.shape[0]) if ids is None else np.asarray(ids)
+    donors = KnnDonors(a, names, k=k)
+    donors.update(a, names)
     return donors.imputed()
 
 
@@ -252,6 +254,7 @@ def correct_drift_qc_rlsc(
     batch: np.ndarray | None = None,
     frac: float = 0.75,
     min_qc: int = 4,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """QC-robust LOESS signal correction (QC-RLSC; Dunn et al. 2011, *Nat Protoc* 6:1060).
 
@@ -260,6 +263,7 @@ def correct_drift_qc_rlsc(
     sample of that batch (linear interpolation between QCs, constant beyond the first and
     last QC). Each value is divided by its curve and multiplied by the feature's median QC
     value over all batches, which removes the within-batch drift and aligns the batches.
+    ``ids`` (default the row numbers) name the features in errors.
 
     Raises
     ------
@@ -275,8 +279,13 @@ def correct_drift_qc_rlsc(
     batches = np.zeros(a.shape[1]) if batch is None else np.asarray(batch)
     if order.shape != (a.shape[1],) or is_qc.shape != order.shape or batches.shape != order.shape:
         raise MethodInputError("injection_order, qc and batch need one entry per sample")
+    names = np.arange(a.shape[0]) if ids is None else np.asarray(ids)
     out = np.full_like(a, np.nan)
-    target = np.nanmedian(np.where(is_qc, a, np.nan), axis=1)
+    qc_values = np.where(is_qc, a, np.nan)
+    target = np.full(a.shape[0], np.nan)
+    # a feature without QC values is refused below, without nanmedian's warning first
+    seen_qc = ~np.isnan(qc_values).all(axis=1)
+    target[seen_qc] = np.nanmedian(qc_values[seen_qc], axis=1)
     for b in np.unique(batches):
         in_batch = batches == b
         qc_cols = np.flatnonzero(in_batch & is_qc)
@@ -286,13 +295,15 @@ def correct_drift_qc_rlsc(
             seen = ~np.isnan(y)
             if seen.sum() < min_qc:
                 raise MethodInputError(
-                    f"qc-rlsc: feature {f} has {int(seen.sum())} observed QC values in batch "
-                    f"{b!r}, at least {min_qc} needed"
+                    f"qc-rlsc: feature {int(names[f])} has {int(seen.sum())} observed QC values in batch "
+                    f"{str(b)!r}, at least {min_qc} needed"
                 )
             fit = lowess(y[seen], order[qc_cols][seen], frac=frac, it=3, return_sorted=True)
             curve = np.interp(order[cols], fit[:, 0], fit[:, 1])
             if not (np.isfinite(curve) & (curve > 0)).all():
-                raise MethodInputError(f"qc-rlsc: feature {f} batch {b!r}: LOESS curve <= 0")
+                raise MethodInputError(
+                    f"qc-rlsc: feature {int(names[f])} batch {str(b)!r}: LOESS curve <= 0"
+                )
             out[f, cols] = a[f, cols] / curve * target[f]
     return out
 
