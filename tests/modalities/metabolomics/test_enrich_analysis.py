@@ -87,6 +87,35 @@ def test_enrich_builtin_and_reactome_on_su2020(
         enrich_sets(ws, "su/Su_metab_data_raw", sets="builtin")
 
 
+def test_reactome_ora_on_su2020_ranks_tryptophan_catabolism_first_but_cannot_reach_fdr(
+    su_da: tuple[Workspace, Path, str],
+) -> None:
+    """ORA (hypergeometric, universe the measured features with a ChEBI ID) on Reactome:
+    every measured member of Tryptophan catabolism (R-HSA-71240) is selected, and the set
+    comes first of all sets by p; yet its p is the hypergeometric's floor for a set of
+    that size, C(n, K) / C(N, K), because 35 of the 45 features with a ChEBI ID are at
+    FDR < 0.05 (two thirds of Su 2020's metabolites changed): no selection of 8 members
+    can be rarer than about (35/45)^8, so the set is not enriched at FDR < 0.05 after BH
+    over the tested sets. Not the identifiers (no measured member is missed) nor the
+    universe (with the 216 names the Su 2020 tables pair: N 228, n 148, p 0.029, q 0.99): the test's
+    power. fry, self-contained, finds it (q < 0.05, above)."""
+    ws, _, da = su_da
+    out = enrich_sets(ws, da, sets="reactome", method="ora", reactome=str(su2020.REACTOME))
+    table = out.tables["enrichment"]
+    row = table.set_index("set_id").loc["R-HSA-71240"]
+    big_n = int(out.version.parameters["n_with_chebi"])
+    big_k, k = int(row["n_measured"]), int(row["n_selected"])
+    n = round(row["expected"] * big_n / big_k)
+    assert row["name"] == "Tryptophan catabolism" and row["tested"]
+    assert (big_n, n, big_k, k) == (45, 35, 8, 8)  # every measured member selected
+    assert table.sort_values("p").iloc[0]["set_id"] == "R-HSA-71240"
+    floor = stats.hypergeom.pmf(big_k, big_n, big_k, n)  # = C(n, K) / C(N, K)
+    assert row["p"] == pytest.approx(floor, rel=1e-10) and row["p"] == pytest.approx(
+        0.1092, abs=1e-4
+    )
+    assert row["q"] >= 0.05
+
+
 def test_programs_follow_covid_on_su2020(
     su_da: tuple[Workspace, Path, str], tmp_path: Path
 ) -> None:
