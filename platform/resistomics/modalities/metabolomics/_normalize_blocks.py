@@ -1,9 +1,12 @@
 """``normalize`` over the stored feature blocks: :func:`._normalization.normalize_matrix`
 without the matrix in one process.
 
-One Dask graph, one ``compute``; each task reads its own rows of the store
-(``read_rows``), so the client holds the per-feature and per-sample figures and one
-processed block at a time (as it writes them), never the matrix.
+Each task reads its own rows of the store (``read_rows``). The filtered, imputed and
+drift-corrected blocks are persisted on the workers (spilled to disk past their memory
+target), one ``compute`` gives every per-feature and per-sample figure from them, and
+the processed blocks are then computed a few ahead of the consumer, each corrected block
+let go once used: the client holds the figures and one processed block at a time (as
+it writes them), never the matrix, and KNN and LOESS run once per block.
 
 * Per feature, in one task per block: the missingness filter, half-minimum imputation,
   QC RSD, QC-RLSC drift correction (Dunn et al. 2011: a LOESS per feature and batch) and
@@ -346,6 +349,10 @@ def normalize_blockwise(
     # one key for the spec: its reader is not tokenised (nor its fields traversed) per task
     spec_key: Any = delayed(spec, pure=True)
     parts = [delayed(_corrected, pure=True)(spec_key, i) for i in range(len(spec.blocks))]
+    # the corrected blocks are kept (on the workers, spilled past their memory target)
+    # for the per-sample passes and the final one: KNN and LOESS run once
+    client = _client()
+    parts = client.persist(parts) if client is not None else list(dask.persist(*parts))
     divisor: Any = None
     if steps.method == "sum":
         divisor = delayed(_total, pure=True)([delayed(_column_sums, pure=True)(p) for p in parts])
@@ -360,12 +367,10 @@ def normalize_blockwise(
             [delayed(_smallest_nonzero, pure=True)(spec_key, p, divisor) for p in parts],
             default=np.inf,
         )
-    # the figures without the values: the client receives no block before it asks
     light = [delayed(_without_values, pure=True)(p) for p in parts]
     figures = delayed(_figures, pure=True)(spec_key, light, n_samples)
-    finals = [delayed(_final, pure=True)(spec_key, p, divisor, glog_min) for p in parts]
-    got, blocks = _run([figures, dilution], finals)
-    fig, dil = got
+    fig, dil, divisor, glog_min = dask.compute(figures, dilution, divisor, glog_min)
+
     if not fig["keep"].any():
         raise MethodInputError(
             f"no feature is observed in at least {1 - steps.max_missing:.0%} of the study "
@@ -385,7 +390,7 @@ def normalize_blockwise(
             drift_corrected=drift,
             value_kind="abundance" if steps.transform == "none" else "log2-abundance",
         ),
-        blocks,
+        _final_blocks(client, spec_key, parts, divisor, glog_min),
     )
 
 
@@ -393,22 +398,32 @@ def _without_values(part: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in part.items() if k != "values"}
 
 
-def _run(small: list[Any], blocks: list[Any]) -> tuple[list[Any], Iterator[NormalizedBlock]]:
-    """Compute ``small`` and ``blocks`` in one graph; the blocks come one at a time."""
-    client = _client()
+def _final_blocks(
+    client: Any, spec_key: Any, parts: list[Any], divisor: Any, glog_min: Any
+) -> Iterator[NormalizedBlock]:
+    """The processed blocks in order, computed a few ahead of the consumer (twice the
+    cluster's threads), each corrected block let go once its final block is sent, so
+    neither the workers nor this process ever hold all of them."""
+    delayed = dask.delayed
+
+    def final(i: int) -> Any:
+        task = delayed(_final, pure=True)(spec_key, parts[i], divisor, glog_min)
+        parts[i] = None  # the task holds the corrected block until it has run
+        return task
+
     if client is None:
-        got = dask.compute(small, *blocks)
-        return list(got[0]), iter(got[1:])
-    futures = client.compute([small, *blocks])
-    head = futures[0].result()
-    pending = deque(futures[1:])
-    del futures
-
-    def stream() -> Iterator[NormalizedBlock]:
-        while pending:
-            future = pending.popleft()
-            block = future.result()
-            future.release()
+        for i in range(len(parts)):
+            (block,) = dask.compute(final(i))
             yield block
-
-    return list(head), stream()
+        return
+    window = max(2, 2 * sum(client.nthreads().values()))
+    queue: deque[Any] = deque()
+    ahead = 0
+    while ahead < len(parts) or queue:
+        while ahead < len(parts) and len(queue) < window:
+            queue.append(client.compute(final(ahead)))
+            ahead += 1
+        future = queue.popleft()
+        block = future.result()
+        future.release()
+        yield block
