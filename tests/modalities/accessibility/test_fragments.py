@@ -231,3 +231,41 @@ def test_bad_fragments_are_quarantined_with_one_line(
     assert f"[{rule}]" in out.message and place in out.message, out.message
     assert workspace.catalog.snapshot() == before
     assert not list(Path(workspace.settings.data_root).glob(f"**/{STUDY}/**/*.parquet"))
+
+
+def test_tss_enrichment_of_planted_fragments_is_high_and_of_uniform_ones_about_1(
+    tmp_path: Path,
+) -> None:
+    """Planted oracle (issue 12): fragments placed on TSSs score far above 1 (ArchR's
+    2 (W / 101) / max(F / 100, 0.2)); fragments uniform over +-2 kb of them score ~1."""
+    from resistomics.config import ClusterSettings, Settings
+
+    rng = np.random.default_rng(11)
+    tss = [("chr1", 100_000 + 50_000 * i) for i in range(20)]
+    bed = tmp_path / "tss.bed"
+    bed.write_text("".join(f"{c}\t{p}\t{p + 1}\n" for c, p in tss))
+    rows = set()
+    for i in range(4000):
+        c, p = tss[i % 20]
+        s = p + int(rng.integers(-40, 20))  # on the TSS: both ends inside the window
+        rows.add((c, s, s + int(rng.integers(10, 30)), "ON-1", 1))
+        s = p + int(rng.integers(-2600, 2400))  # uniform over (and beyond) the +-2 kb region
+        rows.add((c, s, s + int(rng.integers(50, 200)), "FLAT-1", 1))
+    src = write_fragments(tmp_path / "S1.fragments.tsv.gz", sorted(rows), index=False)
+    settings = Settings(
+        data_root=str(tmp_path / "root"),
+        cluster=ClusterSettings(n_workers=1, processes=False),
+        modalities={"accessibility": {"tss_bed": str(bed), "min_tss_enrichment": 0.5}},
+    )
+    ws = Workspace.open(settings)
+    try:
+        _register(ws)
+        out = ingest(ws, _land(ws, src), study=STUDY, options={"sample": "S1"})
+        assert out.status == "published", out.message
+        path = ws.root.to_path(out.version.uri)
+        qc = layout("partitioned-table@1").read_table(ws.root, path, "barcodes")  # type: ignore[misc]
+        score = dict(zip(qc["barcode"], qc["tss_enrichment"], strict=True))
+        assert score["ON-1"] > 20
+        assert score["FLAT-1"] == pytest.approx(1.0, abs=0.25)
+    finally:
+        ws.close()

@@ -53,7 +53,9 @@ __all__ = [
     "detect_fragments",
     "insertion_counts",
     "read_fragments",
+    "read_tss",
     "summarize_fragments",
+    "tss_scores",
     "write_fragments",
 ]
 
@@ -349,6 +351,67 @@ def insertion_counts(
     return np.concatenate(frag_out), np.concatenate(peak_out), np.concatenate(side_out)
 
 
+def read_tss(path: str | Path) -> pd.DataFrame:
+    """TSS positions of a BED (1-bp records; the strand from a sixth column when present).
+
+    Raises
+    ------
+    InputError
+        ``tss-bed`` for a line without an integer start.
+    """
+    with open_checked_text(path) as f:
+        rows = [
+            line.rstrip("\r\n").split("\t")
+            for line in f
+            if line.strip() and not line.startswith(("#", "track", "browser"))
+        ]
+    try:
+        start = np.array([int(r[1]) for r in rows], dtype=np.int64)
+    except (ValueError, IndexError):
+        raise InputError(
+            str(path), "tss-bed", "expected 'contig<TAB>start<TAB>end' lines"
+        ) from None
+    frame = pd.DataFrame({"contig": [r[0] for r in rows], "start": start})
+    if rows and all(len(r) >= 6 for r in rows):
+        frame["strand"] = [r[5] for r in rows]
+    return frame
+
+
+def tss_scores(
+    root: DataRoot, folders: list[str], barcodes: pd.Index, tss: pd.DataFrame
+) -> np.ndarray:
+    """ArchR TSS enrichment per barcode (``_qc.tss_enrichment``, Granja et al. 2021) of the
+    stored fragments, read one (sample, contig) partition at a time: the statistic's
+    counts add up over the partitions, so memory is one partition."""
+    import pyarrow.parquet as pq
+
+    from resistomics.modalities.accessibility._qc import tss_enrichment
+    from resistomics.modalities.accessibility._tiles import Fragments, Intervals
+
+    def chunks() -> Iterator[Fragments]:
+        for folder in folders:
+            contig = folder.rstrip("/").rsplit("contig=", 1)[1]
+            with root.fs.open(posixpath.join(folder, "part-0.parquet"), "rb") as f:
+                table = pq.read_table(f, columns=["start", "end", "barcode"]).to_pandas()
+            cell = barcodes.get_indexer(table["barcode"].to_numpy(dtype=object))
+            yield Fragments(
+                contig=np.zeros(len(table), dtype=np.int64),
+                start=table["start"].to_numpy(np.int64),
+                end=table["end"].to_numpy(np.int64),
+                cell=cell.astype(np.int64),
+                contigs=(contig,),
+                n_cells=len(barcodes),
+            )
+
+    intervals = Intervals(
+        contig=tss["contig"].astype(str).to_numpy(),
+        start=tss["start"].to_numpy(np.int64),
+        end=tss["start"].to_numpy(np.int64) + 1,
+        strand=tss["strand"].astype(str).to_numpy() if "strand" in tss.columns else None,
+    )
+    return tss_enrichment(chunks(), intervals, method="archr").score
+
+
 class _PartitionWriters:
     """One open Parquet file per (sample, contig); each chunk adds a row group to each."""
 
@@ -450,6 +513,9 @@ def write_fragments(
                     np.savez(p, c=cells[sel], p=peak[sel])
                     pieces.setdefault(int(b), []).append(p)
             staging.advance(1)
+        folders = [
+            posixpath.join(writers.base, f"sample_id={a}", f"contig={b}") for a, b in writers.open
+        ]
         writers.close()
         if n_fragments == 0:
             raise InputError(str(source.path), "not-empty", "no fragment of a registered sample")
@@ -461,6 +527,8 @@ def write_fragments(
                 "reads": n_reads,
             }
         )
+        if ctx.tss is not None:
+            qc["tss_enrichment"] = tss_scores(ws.root, folders, barcodes, ctx.tss)
         if counting:
             qc["fragments_in_peaks"] = n_in_peaks
             qc["fraction_in_peaks"] = n_in_peaks / np.maximum(n_unique, 1)
@@ -481,7 +549,9 @@ def write_fragments(
         obs = pd.DataFrame(
             {"sample_id": sample_of}, index=pd.Index(np.asarray(barcodes, dtype=object), dtype=str)
         )
-        qc_columns = qc.set_index("barcode")[["unique_fragments", "fraction_in_peaks"]]
+        qc_columns = qc.set_index("barcode")[
+            [c for c in ("unique_fragments", "fraction_in_peaks", "tss_enrichment") if c in qc]
+        ]
         qc_columns.index = qc_columns.index.astype(str)
         n_peaks = len(source.peaks)
 

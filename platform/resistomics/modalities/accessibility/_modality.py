@@ -78,6 +78,11 @@ class AccessibilitySettings(BaseModel):
     min_fraction_in_peaks: float = Field(default=0.0, ge=0, le=1)
     min_tss_enrichment: float = Field(default=0.0, ge=0)
     max_nucleosome_signal: float | None = Field(default=None, ge=0)
+    tss_bed: str | None = Field(
+        default=None,
+        description="TSS BED (1-bp records, e.g. ChromHMM RefSeqTSS.hg19.bed.gz): a fragments "
+        "ingest scores each barcode's TSS enrichment (ArchR) against it",
+    )
     min_fragments: int = Field(
         default=1,
         ge=1,
@@ -165,6 +170,17 @@ class AccessibilityModality(Modality):
         )
         return Genome(contigs=contigs, sizes=sizes)
 
+    def _tss(self, s: AccessibilitySettings) -> Any:
+        """The TSS positions of ``tss_bed`` (contig, start, optional strand), or None."""
+        if s.tss_bed is None:
+            return None
+        from resistomics.modalities.accessibility._fragments import read_tss
+
+        try:
+            return read_tss(s.tss_bed)
+        except (InputError, OSError) as exc:
+            raise ConfigError(f"modalities.accessibility.tss_bed: {exc}") from None
+
     def _params(self, s: AccessibilitySettings, registered: list[str]) -> dict[str, Any]:
         return {
             "registered_samples": registered,
@@ -203,6 +219,7 @@ class AccessibilityModality(Modality):
             peaks_per_block=ws.settings.genes_per_block,
             fragments_per_chunk=s.fragments_per_chunk,
             min_fragments=s.min_fragments,
+            tss=self._tss(s),
             scratch=staging.scratch,
         )
         result = reader.read(staging.local, ctx)

@@ -37,6 +37,8 @@ class AccessibilityReadContext:
     peaks_per_block: int = 16384
     fragments_per_chunk: int = 2_000_000
     min_fragments: int = 1
+    #: TSS positions (contig, start[, strand]) to score each barcode's TSS enrichment
+    tss: pd.DataFrame | None = None
     scratch: Path | None = None
 
 
