@@ -49,6 +49,7 @@ class FaultProxy:
     fault: Fault = lambda n, method: None
     requests: int = 0
     injected: list[tuple[int, str, int | str]] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -66,6 +67,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.requests += 1
+                    proxy.log.append((self.command, self.path))
                     n = proxy.requests
                     chosen = proxy.fault(n, self.command)
                     if chosen is not None:

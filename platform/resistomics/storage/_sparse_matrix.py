@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import zarr
+import zarr.storage
 from zarr.codecs import BloscCodec
 
 from resistomics.errors import StorageError
@@ -317,14 +320,18 @@ class SparseMatrixWriter:
         if lognorm_sums is not None:
             var["mean_lognorm"] = lognorm_sums / max(n_obs, 1)
             self.metadata["lognorm_target_sum"] = self.lognorm_target_sum
-        _write_frame(group, "obs", obs)
-        _write_frame(group, "var", var)
-        for empty in ("layers", "obsm", "obsp", "varm", "varp"):
-            group.create_group(empty, attributes=_encoding("dict"))
         meta = {"value_kind": self.value_kind, "dtype": str(dtype), **self.metadata}
-        from anndata.io import write_elem
 
-        write_elem(group, "uns", {"resistomics": {k: str(v) for k, v in meta.items()}})
+        def small_elements(g: zarr.Group) -> None:
+            from anndata.io import write_elem
+
+            _write_frame(g, "obs", obs)
+            _write_frame(g, "var", var)
+            for empty in ("layers", "obsm", "obsp", "varm", "varp"):
+                g.create_group(empty, attributes=_encoding("dict"))
+            write_elem(g, "uns", {"resistomics": {k: str(v) for k, v in meta.items()}})
+
+        _write_composed(self.root, self.path + "/" + self.adata, small_elements)
         bg.attrs.update({"value_kind": self.value_kind, "metadata": meta, "layout_version": "1"})
         return StoreSummary(n_obs=n_obs, n_vars=n_vars, nnz=int(nnz), dtype=str(dtype))
 
@@ -436,6 +443,32 @@ def _with_design(obs: pd.DataFrame, design: pd.DataFrame | None) -> pd.DataFrame
     for c in joined.columns:
         obs[str(c)] = joined[c].to_numpy()
     return obs
+
+
+def _write_composed(root: DataRoot, path: str, write: Callable[[zarr.Group], None]) -> None:
+    """Compose small elements (obs, var, uns) in memory, then store each file once.
+
+    anndata's ``write_elem`` straight onto an object store costs about a dozen requests
+    per node (existence checks of the node and its parents, a listing when a key is
+    missing, one rewrite of ``zarr.json`` per attribute set): 1,570 requests for a
+    200-gene table. The same zarr code writes the same keys into a memory store here,
+    and each key (metadata document or chunk) is then one PUT under ``path``, next to
+    the group's own ``zarr.json`` (kept as written). The bytes on disk are the same.
+    """
+    held: dict[str, Any] = {}
+    write(zarr.open_group(zarr.storage.MemoryStore(store_dict=held), mode="w", zarr_format=3))
+    files = {
+        posixpath.join(path, key): buffer.to_bytes()
+        for key, buffer in held.items()
+        if key != "zarr.json"
+    }
+    if root.protocol in ("file", "local"):
+        for target, data in files.items():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(data)
+    else:
+        root.fs.pipe(files)
 
 
 def _write_frame(group: zarr.Group, key: str, frame: pd.DataFrame) -> None:
