@@ -57,6 +57,7 @@ __all__ = [
     "summarize_fragments",
     "tss_scores",
     "write_fragments",
+    "write_tiles",
 ]
 
 FRAGMENT_COLUMNS = ("contig", "start", "end", "barcode", "count")
@@ -412,6 +413,95 @@ def tss_scores(
     return tss_enrichment(chunks(), intervals, method="archr").score
 
 
+#: Where a version's tile matrix goes (a second sparse-matrix store beside the first).
+TILES_ADATA, TILES_BY_TILE = "tiles/expression.zarr", "tiles/by_gene.zarr"
+
+
+def write_tiles(
+    staging: Staging,
+    folders: list[str],
+    obs: pd.DataFrame,
+    *,
+    sizes: Mapping[str, int],
+    tile_size: int,
+    design: pd.DataFrame,
+) -> int:
+    """The genome-wide tile matrix (barcodes x ``tile_size``-bp tiles with an insertion),
+    counted by ``_tiles.tile_counts_from_chunks`` (ArchR ``addTileMatrix``, SnapATAC2
+    ``add_tile_matrix``: each Tn5 insertion adds 1 to its tile) contig by contig from the
+    stored fragments, each contig's partitions read one at a time, and written as a
+    sparse-matrix store at ``tiles/`` (both orientations). Memory: one contig's tile
+    counts. Returns the number of tiles stored.
+    """
+    import pyarrow.parquet as pq
+    import zarr
+
+    from resistomics.modalities.accessibility._peaks import peak_ids
+    from resistomics.modalities.accessibility._tiles import tile_counts_from_chunks
+    from resistomics.storage import SparseMatrixWriter
+
+    ws = staging.ws
+    root, version_dir = ws.root, staging.new_version_dir()
+    zarr.open_group(root.mapper(posixpath.join(version_dir, "tiles")), mode="w", zarr_format=3)
+    cells = pd.Index(obs.index.astype(str))
+    writer = SparseMatrixWriter(
+        root,
+        version_dir,
+        orientation="genes",
+        obs=obs,
+        value_kind="counts",
+        rows_per_block=ws.settings.rows_per_chunk,
+        genes_per_block=ws.settings.genes_per_block,
+        scratch=staging.scratch,
+        design=design,
+        adata=TILES_ADATA,
+        by_gene=TILES_BY_TILE,
+        metadata={"features": f"{tile_size} bp tiles", "tile_size": tile_size},
+    )
+    by_contig: dict[str, list[str]] = {}
+    for folder in folders:
+        by_contig.setdefault(folder.rstrip("/").rsplit("contig=", 1)[1], []).append(folder)
+    n_tiles = 0
+    step = ws.settings.genes_per_block
+    for contig, length in sizes.items():
+        parts = by_contig.get(contig, [])
+        if not parts:
+            continue
+
+        def chunks(parts: list[str] = parts) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            for folder in parts:
+                with root.fs.open(posixpath.join(folder, "part-0.parquet"), "rb") as f:
+                    table = pq.read_table(f, columns=["start", "end", "barcode"]).to_pandas()
+                cell = cells.get_indexer(table["barcode"].astype(str).to_numpy())
+                keep = cell >= 0
+                yield (
+                    table["start"].to_numpy(np.int64)[keep],
+                    table["end"].to_numpy(np.int64)[keep],
+                    cell[keep].astype(np.int64),
+                )
+
+        m = tile_counts_from_chunks(
+            chunks(), n_cells=len(cells), contig_length=int(length), tile_size=tile_size
+        ).tocsc()
+        used = np.flatnonzero(np.diff(m.indptr))
+        m = m[:, used]
+        starts = used.astype(np.int64) * tile_size
+        ends = np.minimum(starts + tile_size, int(length))
+        for a in range(0, len(used), step):
+            b = min(a + step, len(used))
+            names = np.full(b - a, contig, dtype=object)
+            var = pd.DataFrame(
+                {"contig": names, "start": starts[a:b], "end": ends[a:b]},
+                index=peak_ids(names, starts[a:b], ends[a:b]),
+            )
+            writer.add(m[:, a:b].T.astype(np.float64), var)
+            staging.advance(1)
+        n_tiles += len(used)
+        del m
+    writer.close()
+    return n_tiles
+
+
 class _PartitionWriters:
     """One open Parquet file per (sample, contig); each chunk adds a row group to each."""
 
@@ -533,14 +623,31 @@ def write_fragments(
             qc["fragments_in_peaks"] = n_in_peaks
             qc["fraction_in_peaks"] = n_in_peaks / np.maximum(n_unique, 1)
         append_partitioned(ws.root, version_dir, "barcodes", qc, by="sample_id")
+        kept_mask = n_unique >= ctx.min_fragments
+        tiles = 0
+        if ctx.tile_size and ctx.genome.sizes:
+            tile_obs = pd.DataFrame(
+                {"sample_id": np.asarray(sample_of, dtype=object)[kept_mask]},
+                index=pd.Index(np.asarray(barcodes, dtype=object)[kept_mask], dtype=str),
+            )
+            tiles = write_tiles(
+                staging,
+                folders,
+                tile_obs,
+                sizes=ctx.genome.sizes,
+                tile_size=ctx.tile_size,
+                design=design,
+            )
         if not counting:
             return Written(
                 shape=(n_fragments,),
-                detail=f"{n_fragments} fragments of {len(barcodes)} barcodes",
+                detail=f"{n_fragments} fragments of {len(barcodes)} barcodes"
+                + (f", {tiles} tiles" if tiles else ""),
                 report={
                     "fragments": n_fragments,
                     "barcodes": len(barcodes),
                     "background": source.background[0],
+                    "tiles": tiles,
                 },
             )
         assert source.peaks is not None
@@ -589,8 +696,14 @@ def write_fragments(
         written = write_counts(staging, fmt, matrix, design, obs_columns=qc_columns, stage=False)
         return Written(
             shape=written.shape,
-            detail=f"{written.detail} from {n_fragments} fragments",
-            report={**written.report, "fragments": n_fragments, "background": source.background[0]},
+            detail=f"{written.detail} from {n_fragments} fragments"
+            + (f", {tiles} tiles" if tiles else ""),
+            report={
+                **written.report,
+                "fragments": n_fragments,
+                "background": source.background[0],
+                "tiles": tiles,
+            },
         )
     finally:
         writers.close()

@@ -83,6 +83,12 @@ class AccessibilitySettings(BaseModel):
         description="TSS BED (1-bp records, e.g. ChromHMM RefSeqTSS.hg19.bed.gz): a fragments "
         "ingest scores each barcode's TSS enrichment (ArchR) against it",
     )
+    tile_size: int = Field(
+        default=0,
+        ge=0,
+        description="bp per tile of the genome-wide tile matrix a fragments ingest stores "
+        "at tiles/ (500 as ArchR and SnapATAC2; 0: none; needs chrom_sizes)",
+    )
     min_fragments: int = Field(
         default=1,
         ge=1,
@@ -220,6 +226,7 @@ class AccessibilityModality(Modality):
             fragments_per_chunk=s.fragments_per_chunk,
             min_fragments=s.min_fragments,
             tss=self._tss(s),
+            tile_size=s.tile_size,
             scratch=staging.scratch,
         )
         result = reader.read(staging.local, ctx)

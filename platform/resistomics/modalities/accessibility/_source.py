@@ -39,6 +39,8 @@ class AccessibilityReadContext:
     min_fragments: int = 1
     #: TSS positions (contig, start[, strand]) to score each barcode's TSS enrichment
     tss: pd.DataFrame | None = None
+    #: bp per tile of the tile matrix built from fragments (0: none; needs chrom sizes)
+    tile_size: int = 0
     scratch: Path | None = None
 
 
