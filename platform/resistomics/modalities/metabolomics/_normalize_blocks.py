@@ -44,7 +44,6 @@ from resistomics.modalities.metabolomics._blockwise import (
     _bracket,
     _inside,
     _pivots,
-    _select,
     plan_blocks,
 )
 from resistomics.modalities.metabolomics._normalization import (
@@ -244,7 +243,44 @@ def _pivots_task(stat: Callable[..., np.ndarray], spec: _Spec, part: Any, *extra
 def _inside_task(
     stat: Callable[..., np.ndarray], spec: _Spec, part: Any, bracket: Any, *extra: Any
 ) -> Any:
-    return _inside(stat(spec, part, *extra), bracket)
+    """A block's count below the bracket and its values inside it, as distinct (column,
+    value) pairs with their counts: the ratios of the dilution factor are one value per
+    sample up to an ulp, so the bracket holds nearly all of them, a few distinct ones."""
+    d = _inside(stat(spec, part, *extra), bracket)
+    col, val = d["column"], d["value"]
+    order = np.lexsort((val, col))
+    col, val = col[order], val[order]
+    new = np.ones(col.size, dtype=bool)
+    new[1:] = (col[1:] != col[:-1]) | (val[1:] != val[:-1])
+    first = np.flatnonzero(new)
+    count = np.diff(np.append(first, col.size))
+    return {"below": d["below"], "column": col[first], "value": val[first], "count": count}
+
+
+def _select_counted(parts: Sequence[dict[str, np.ndarray]], bracket: dict[str, np.ndarray]) -> Any:
+    """:func:`._blockwise._select` on counted values: the mean of the two middle ranks."""
+    n = bracket["n"]
+    below = np.sum([p["below"] for p in parts], axis=0)
+    col = np.concatenate([p["column"] for p in parts])
+    val = np.concatenate([p["value"] for p in parts])
+    cnt = np.concatenate([p["count"] for p in parts])
+    order = np.lexsort((val, col))
+    col, val, cnt = col[order], val[order], cnt[order]
+    total = np.bincount(col, weights=cnt, minlength=n.size).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(total)[:-1]])
+    out = np.full(n.size, np.nan)
+    has = n > 0
+    i_lo = (n - 1) // 2 - below
+    i_hi = n // 2 - below
+    if ((i_lo < 0) | (i_hi >= total))[has].any():  # cannot happen: the bracket is a bound
+        raise AssertionError("column median: the bracket misses the median rank")
+    if not has.any():
+        return out
+    cum = np.cumsum(cnt)
+    a = val[np.searchsorted(cum, (start + i_lo)[has], side="right")]
+    b = val[np.searchsorted(cum, (start + i_hi)[has], side="right")]
+    out[has] = (a + b) / 2.0
+    return out
 
 
 def _medians(stat: Callable[..., np.ndarray], spec: Any, parts: Sequence[Any], *extra: Any) -> Any:
@@ -255,7 +291,7 @@ def _medians(stat: Callable[..., np.ndarray], spec: Any, parts: Sequence[Any], *
     first = [delayed(_pivots_task, pure=True)(stat, spec, p, *extra) for p in parts]
     bracket = delayed(_bracket, pure=True)(first)
     second = [delayed(_inside_task, pure=True)(stat, spec, p, bracket, *extra) for p in parts]
-    return delayed(_select, pure=True)(second, bracket)
+    return delayed(_select_counted, pure=True)(second, bracket)
 
 
 def _figures(spec: _Spec, parts: Sequence[dict[str, Any]], n_stored_samples: int) -> dict[str, Any]:
