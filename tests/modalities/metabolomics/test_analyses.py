@@ -445,6 +445,10 @@ def test_cli_normalize_and_da(
     _, raw = _values(ws, "su/Su_metab_data_raw")
     kept = int((np.isnan(raw).mean(axis=1) <= 0.5).sum())  # --max-missing 0.5 by default
     monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(root))
+    # the commands start the configured cluster: threads in this process here (the
+    # blockwise path on worker processes is tests/modalities/metabolomics/test_normalize_blocks.py)
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
     runner = CliRunner()
     for args in (
         ["metabolomics", "--help"],
