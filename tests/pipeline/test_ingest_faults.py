@@ -221,10 +221,10 @@ def test_postgres_restart_mid_publish_aborts_the_transaction_and_the_retry_publi
         ["ingest", str(src), "--study", "s"],
         tmp_path / "ingest.log",
         env=_env(root, url),
-        # inside publish_version's transaction: the staged row was read, the study's
-        # lock not yet taken
+        # inside the publish transaction (Catalog._publish, what the retry re-runs): the
+        # staged row was read, the study's lock not yet taken
         pause={
-            "inside": "publish_version",
+            "inside": "_publish",
             "function": "_study",
             "paused": str(paused),
             "resume": str(resume),
