@@ -7,6 +7,8 @@ and validation (ARCHITECTURE.md, "Modalities are plugins").
 
 from resistomics.publishing._results import (
     ResultOutcome,
+    TableParts,
+    part_paths,
     publish_result,
     published_result,
     result_digest,
@@ -18,8 +20,10 @@ from resistomics.publishing._workspace import Workspace
 __all__ = [
     "ResultOutcome",
     "Staging",
+    "TableParts",
     "Workspace",
     "layout_of",
+    "part_paths",
     "publish_result",
     "published_result",
     "result_digest",

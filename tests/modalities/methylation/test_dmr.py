@@ -114,6 +114,51 @@ def test_dss_reference_two_contigs_and_parquet(smoothed: pd.DataFrame, tmp_path:
     _assert_same_dmrs(only, ref[ref["contig"] == "chr2"].reset_index(drop=True))
 
 
+def _write_parts(table: pd.DataFrame, directory: Path, rows: int) -> Path:
+    """``table`` as a parted result table: ``part-NNNNN.parquet`` of ``rows`` rows."""
+    directory.mkdir()
+    for i, start in enumerate(range(0, len(table), rows)):
+        table.iloc[start : start + rows].to_parquet(directory / f"part-{i:05d}.parquet")
+    return directory
+
+
+@needs_dss
+@pytest.mark.parametrize("rows", [7, 64, 1000])
+@pytest.mark.parametrize(("reference", "table", "kwargs"), CASES, ids=[c[0] for c in CASES])
+def test_parts_streamed_in_order_give_the_same_dmrs(
+    reference: str, table: str, kwargs: dict[str, float], rows: int, tmp_path: Path
+) -> None:
+    """Read part by part with the halo (``min_cpg + 1`` rows, cuts no region crosses),
+    parts far smaller than a region or a block: the same DMRs as the whole table, so
+    the same as DSS's."""
+    whole = pd.read_csv(DSS / f"{table}.tsv.gz", sep="\t")
+    path = _write_parts(whole, tmp_path / "dml.parquet", rows)
+    got = call_dmrs(path, **kwargs)  # type: ignore[arg-type]
+    _assert_same_dmrs(got, _dss(REFERENCE / f"{reference}.tsv.gz"))
+    pd.testing.assert_frame_equal(got, call_dmrs(whole, **kwargs))  # type: ignore[arg-type]
+
+
+def test_parts_streamed_random_tables_and_split_contig(tmp_path: Path) -> None:
+    """Random hot-spot tables over three contigs cut into parts of 5 to 300 rows: the
+    same DMRs as in memory; a contig split across parts by another is refused."""
+    for seed in range(4):
+        whole = _random_table(seed)
+        for rows, kwargs in (
+            (5, {"p_threshold": 0.01}),
+            (300, {"p_threshold": 0.05, "min_cpg": 6}),
+        ):
+            path = _write_parts(whole, tmp_path / f"t{seed}-{rows}", rows)
+            got = call_dmrs(path, **kwargs)  # type: ignore[arg-type]
+            assert len(got) > 0
+            pd.testing.assert_frame_equal(got, call_dmrs(whole, **kwargs))  # type: ignore[arg-type]
+    whole = _random_table(0)
+    contig = whole.columns[0]
+    first = whole[contig].iloc[0]
+    broken = pd.concat([whole, whole[whole[contig] == first]], ignore_index=True)
+    with pytest.raises(MethodInputError, match="not one run"):
+        call_dmrs(_write_parts(broken, tmp_path / "broken", 50))
+
+
 def _random_table(seed: int) -> pd.DataFrame:
     """A DML table with hot spots: runs of small p-values among uniform ones, gaps that
     sometimes exceed 5000 bp, three contigs."""

@@ -182,7 +182,10 @@ def methylation_dml_command(
             "--contrast", "option", "give --contrast 'COLUMN:A vs B' (or --design with --coef)"
         )
     c = parse_contrast(contrast, where or []) if contrast is not None else None
-    from resistomics.modalities.methylation._dml_analysis import differential_methylation
+    from resistomics.modalities.methylation._dml_analysis import (
+        differential_methylation,
+        dml_overview,
+    )
 
     outcome = _on_cluster(
         dataset,
@@ -198,11 +201,10 @@ def methylation_dml_command(
             coef=coef,
         ),
     )
-    if outcome.tables:
-        table = outcome.tables["dml"]
-        console.print(f"{len(table)} CpGs tested, {int((table['fdr'] < 0.05).sum())} at FDR < 0.05")
-        top = table.nsmallest(15, "pval")
-        print_top(top, None, ["contig", "position", "mu1", "mu2", "diff", "pval", "fdr"], 15)
+    if outcome.status == "published":
+        seen = dml_overview(open_workspace(), outcome.version, top=15)
+        console.print(f"{seen.n_tested} CpGs tested, {seen.n_significant} at FDR < 0.05")
+        print_top(seen.top, None, ["contig", "position", "mu1", "mu2", "diff", "pval", "fdr"], 15)
 
 
 @methylation_app.command("dmr")

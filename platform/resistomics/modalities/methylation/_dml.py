@@ -56,7 +56,9 @@ Output columns (DSS -> here): ``chr`` -> ``contig``, ``pos`` -> ``position``, ``
 
 from __future__ import annotations
 
+import itertools
 import math
+import posixpath
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ from scipy import special
 from resistomics.errors import MethodInputError
 
 if TYPE_CHECKING:
-    from resistomics.storage import FeatureMatrix
+    from resistomics.storage import DataRoot, FeatureMatrix
 
 __all__ = [
     "DML_COLUMNS",
@@ -82,6 +84,7 @@ __all__ = [
     "brent_minimize",
     "dml_test",
     "plan_dml_blocks",
+    "write_dml_parts",
 ]
 
 #: Result columns in DSS's order (DSS's ``chr``, ``pos``, ``diff.se`` renamed).
@@ -828,7 +831,167 @@ def _fdr(pvals: Sequence[np.ndarray]) -> np.ndarray:
     return benjamini_hochberg(np.concatenate(list(pvals)))
 
 
-# ----------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------- parts on the workers
+def _save(root: DataRoot, path: str, arrays: dict[str, np.ndarray]) -> None:
+    with root.fs.open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _load(root: DataRoot, path: str) -> dict[str, np.ndarray]:
+    with root.fs.open(path, "rb") as f, np.load(f) as got:
+        return {k: got[k] for k in got.files}
+
+
+def _pass_b_saved(
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    keys: np.ndarray,
+    load: tuple[int, int],
+    core: tuple[int, int],
+    design: _Design,
+    g: _Globals,
+    root: DataRoot,
+    path: str,
+) -> dict[str, Any]:
+    """Pass B whose per-site dispersions go to a scratch file, not the task's result."""
+    out = _pass_b(read_rows, keys, load, core, design, g)
+    _save(root, path, {k: out.pop(k) for k in ("rows", "phi1", "phi2")})
+    return out
+
+
+def _pass_c_saved(
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    keys: np.ndarray,
+    load: tuple[int, int],
+    core: tuple[int, int],
+    design: _Design,
+    g: _Globals,
+    mean_wt: tuple[float, float],
+    root: DataRoot,
+    neighbours: Sequence[str],
+    path: str,
+) -> np.ndarray:
+    """Pass C on the neighbours' saved dispersions; the block's table goes to a scratch
+    file and only its p-values (for BH) are the task's result."""
+    out = _pass_c(
+        read_rows, keys, load, core, design, g, mean_wt, [_load(root, n) for n in neighbours]
+    )
+    _save(root, path, out)
+    return out["pval"]
+
+
+def _fdr_parts(pvals: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    q = _fdr(pvals)
+    bounds = np.cumsum([0, *(len(p) for p in pvals)])
+    return tuple(q[a:b] for a, b in itertools.pairwise(bounds))
+
+
+def _write_part(
+    root: DataRoot,
+    scratch: str,
+    fdr: np.ndarray,
+    first_row: int,
+    codes: np.ndarray,
+    positions: np.ndarray,
+    categories: Sequence[str],
+    path: str,
+    metadata: dict[str, str],
+) -> int:
+    """One block's rows of the table, with their FDR, as a Parquet part."""
+    from resistomics.storage import write_table
+
+    part = _load(root, scratch)
+    rows = part["rows"] - first_row
+    frame = pd.DataFrame(
+        {
+            "contig": pd.Categorical.from_codes(codes[rows], categories=list(categories)),
+            "position": positions[rows],
+        }
+    )
+    for col in DML_COLUMNS[2:-1]:
+        frame[col] = part[col]
+    frame["fdr"] = fdr
+    write_table(root, path, frame, metadata=metadata)
+    root.fs.rm(scratch)
+    return len(frame)
+
+
+# ----------------------------------------------------------------------- entry points
+@dataclass(frozen=True)
+class _Graph:
+    design: _Design
+    plan: DMLPlan
+    keys: np.ndarray
+    codes: np.ndarray
+    categories: pd.Index
+    positions: np.ndarray
+
+
+def _prepare(
+    contigs: np.ndarray | pd.Categorical,
+    positions: np.ndarray,
+    group1: Sequence[int] | np.ndarray,
+    group2: Sequence[int] | np.ndarray,
+    *,
+    smoothing: bool,
+    span: int,
+    equal_disp: bool,
+    sites_per_block: int,
+) -> _Graph:
+    g1, g2 = tuple(int(i) for i in group1), tuple(int(i) for i in group2)
+    if not g1 or not g2:
+        raise MethodInputError("a group has no samples", rule="arm-size")
+    if set(g1) & set(g2):
+        raise MethodInputError("the two groups share a sample", rule="arm-overlap")
+    if (len(g1) == 1 or len(g2) == 1) and not equal_disp and not smoothing:
+        raise MethodInputError(
+            "a group has one sample (no biological replicates): use smoothing or "
+            "equal_disp, as DSS requires",
+            rule="arm-size",
+        )
+    if span < 2:
+        raise MethodInputError(f"smoothing span {span} bp: need >= 2", rule="span")
+    design = _Design(g1, g2, bool(smoothing), int(span) // 2, bool(equal_disp))
+    if isinstance(contigs, pd.Categorical):
+        codes, categories = np.asarray(contigs.codes), contigs.categories
+    else:
+        codes, categories = pd.factorize(pd.Series(np.asarray(contigs)), sort=False)
+    positions = np.asarray(positions, dtype=np.int64)
+    keys = _site_keys(codes, positions)
+    if len(keys) > 1 and (np.diff(keys) < 0).any():
+        raise MethodInputError(
+            "sites are not in genome order (each contig one run, positions non-decreasing)",
+            rule="sorted-positions",
+        )
+    halo = 2 * design.half + _COVERAGE_WINDOW // 2 if smoothing else _COVERAGE_WINDOW // 2
+    plan = plan_dml_blocks(codes, positions, sites_per_block=sites_per_block, halo_bp=halo)
+    return _Graph(design, plan, keys, np.asarray(codes), pd.Index(categories), positions)
+
+
+def _neighbours(plan: DMLPlan) -> list[tuple[int, int]]:
+    """For each block, the first and last block whose core its load range overlaps."""
+    starts = np.asarray([c[0] for c in plan.core], dtype=np.int64)
+    return [
+        (
+            int(np.searchsorted(starts, lo, side="right")) - 1,
+            int(np.searchsorted(starts, hi - 1, side="right")) - 1,
+        )
+        for lo, hi in plan.load
+    ]
+
+
+def _globals_graph(
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]], gr: _Graph
+) -> tuple[Any, Any]:
+    """The delayed reader and the delayed pass-A globals (``const``, priors)."""
+    delayed = dask.delayed
+    rr = delayed(read_rows, pure=True)
+    a_parts = [
+        delayed(_pass_a, pure=True)(rr, gr.keys[lo:hi], (lo, hi), core, gr.design)
+        for core, (lo, hi) in zip(gr.plan.core, gr.plan.load, strict=True)
+    ]
+    return rr, delayed(_reduce_a, pure=True)(a_parts, gr.design)
+
+
 def dml_test(
     read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
     contigs: np.ndarray | pd.Categorical,
@@ -843,6 +1006,9 @@ def dml_test(
     compute: Callable[..., Any] | None = None,
 ) -> pd.DataFrame:
     """DSS's ``DMLtest(BSobj, group1, group2, equal.disp, smoothing, smoothing.span)``.
+
+    The table in memory (gathered from every block); :func:`write_dml_parts` writes
+    the same table as Parquet parts on the workers instead.
 
     Parameters
     ----------
@@ -874,55 +1040,32 @@ def dml_test(
         Overlapping or empty groups, or a group of one sample without smoothing or
         ``equal_disp`` (DSS's errors).
     """
-    g1, g2 = tuple(int(i) for i in group1), tuple(int(i) for i in group2)
-    if not g1 or not g2:
-        raise MethodInputError("a group has no samples", rule="arm-size")
-    if set(g1) & set(g2):
-        raise MethodInputError("the two groups share a sample", rule="arm-overlap")
-    if (len(g1) == 1 or len(g2) == 1) and not equal_disp and not smoothing:
-        raise MethodInputError(
-            "a group has one sample (no biological replicates): use smoothing or "
-            "equal_disp, as DSS requires",
-            rule="arm-size",
-        )
-    if span < 2:
-        raise MethodInputError(f"smoothing span {span} bp: need >= 2", rule="span")
-    design = _Design(g1, g2, bool(smoothing), int(span) // 2, bool(equal_disp))
-    if isinstance(contigs, pd.Categorical):
-        codes, categories = np.asarray(contigs.codes), contigs.categories
-    else:
-        codes, categories = pd.factorize(pd.Series(np.asarray(contigs)), sort=False)
-    positions = np.asarray(positions, dtype=np.int64)
-    keys = _site_keys(codes, positions)
-    if len(keys) > 1 and (np.diff(keys) < 0).any():
-        raise MethodInputError(
-            "sites are not in genome order (each contig one run, positions non-decreasing)",
-            rule="sorted-positions",
-        )
-    halo = 2 * design.half + _COVERAGE_WINDOW // 2 if smoothing else _COVERAGE_WINDOW // 2
-    plan = plan_dml_blocks(codes, positions, sites_per_block=sites_per_block, halo_bp=halo)
+    gr = _prepare(
+        contigs,
+        positions,
+        group1,
+        group2,
+        smoothing=smoothing,
+        span=span,
+        equal_disp=equal_disp,
+        sites_per_block=sites_per_block,
+    )
+    plan, keys, design = gr.plan, gr.keys, gr.design
     delayed = dask.delayed
-    rr = delayed(read_rows, pure=True)
-    a_parts = [
-        delayed(_pass_a, pure=True)(rr, keys[lo:hi], (lo, hi), core, design)
-        for core, (lo, hi) in zip(plan.core, plan.load, strict=True)
-    ]
-    glob = delayed(_reduce_a, pure=True)(a_parts, design)
+    rr, glob = _globals_graph(read_rows, gr)
     b_parts = [
         delayed(_pass_b, pure=True)(rr, keys[lo:hi], (lo, hi), core, design, glob)
         for core, (lo, hi) in zip(plan.core, plan.load, strict=True)
     ]
     mean_wt = delayed(_reduce_b, pure=True)(b_parts)
-    starts = np.asarray([c[0] for c in plan.core], dtype=np.int64)
-    c_parts = []
-    for core, (lo, hi) in zip(plan.core, plan.load, strict=True):
-        first = int(np.searchsorted(starts, lo, side="right")) - 1
-        last = int(np.searchsorted(starts, hi - 1, side="right")) - 1
-        c_parts.append(
-            delayed(_pass_c, pure=True)(
-                rr, keys[lo:hi], (lo, hi), core, design, glob, mean_wt, b_parts[first : last + 1]
-            )
+    c_parts = [
+        delayed(_pass_c, pure=True)(
+            rr, keys[lo:hi], (lo, hi), core, design, glob, mean_wt, b_parts[first : last + 1]
         )
+        for core, (lo, hi), (first, last) in zip(
+            plan.core, plan.load, _neighbours(plan), strict=True
+        )
+    ]
     # BH sees only the p-values (8 bytes per CpG), not the blocks' whole tables, so the
     # worker that runs it does not receive the cohort's result
     fdr = delayed(_fdr, pure=True)([delayed(_pvals, pure=True)(c) for c in c_parts])
@@ -930,11 +1073,105 @@ def dml_test(
     rows = np.concatenate([p["rows"] for p in parts]) if parts else np.empty(0, np.int64)
     table = pd.DataFrame(
         {
-            "contig": pd.Categorical.from_codes(codes[rows], categories=categories),
-            "position": positions[rows],
+            "contig": pd.Categorical.from_codes(gr.codes[rows], categories=gr.categories),
+            "position": gr.positions[rows],
         }
     )
     for col in DML_COLUMNS[2:-1]:
         table[col] = np.concatenate([p[col] for p in parts]) if parts else np.empty(0)
     table["fdr"] = q
     return table
+
+
+def write_dml_parts(
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    contigs: np.ndarray | pd.Categorical,
+    positions: np.ndarray,
+    group1: Sequence[int] | np.ndarray,
+    group2: Sequence[int] | np.ndarray,
+    *,
+    root: DataRoot,
+    directory: str,
+    metadata: dict[str, str] | None = None,
+    smoothing: bool = False,
+    span: int = 500,
+    equal_disp: bool = False,
+    sites_per_block: int = DML_SITES_PER_BLOCK,
+    compute: Callable[..., Any] | None = None,
+) -> int:
+    """:func:`dml_test`'s table written by the Dask tasks as Parquet parts.
+
+    Block ``i``'s tested sites become ``directory/part-{i:05d}.parquet`` (store order,
+    ``metadata`` in each part's schema), written on the worker that tested them, so no
+    process holds the table: each pass-B task saves its sites' dispersions and each
+    pass-C task its rows to a scratch file under ``directory`` (read back by the
+    neighbouring blocks' pass C and by the part's writer, then removed), and the only
+    per-site values that cross tasks are the p-values on their way to
+    Benjamini-Hochberg (8 bytes per CpG, on one worker) and the FDRs back to the parts'
+    writers. The values are those of :func:`dml_test` (tested).
+
+    Returns
+    -------
+    int
+        The number of rows written (tested sites).
+    """
+    gr = _prepare(
+        contigs,
+        positions,
+        group1,
+        group2,
+        smoothing=smoothing,
+        span=span,
+        equal_disp=equal_disp,
+        sites_per_block=sites_per_block,
+    )
+    plan, keys, design = gr.plan, gr.keys, gr.design
+    scratch = posixpath.join(directory, ".scratch")
+    root.fs.makedirs(scratch, exist_ok=True)
+    delayed = dask.delayed
+    rr, glob = _globals_graph(read_rows, gr)
+    b_files = [posixpath.join(scratch, f"b-{i:05d}.npz") for i in range(len(plan.core))]
+    c_files = [posixpath.join(scratch, f"c-{i:05d}.npz") for i in range(len(plan.core))]
+    b_parts = [
+        delayed(_pass_b_saved, pure=True)(
+            rr, keys[lo:hi], (lo, hi), core, design, glob, root, b_files[i]
+        )
+        for i, (core, (lo, hi)) in enumerate(zip(plan.core, plan.load, strict=True))
+    ]
+    mean_wt = delayed(_reduce_b, pure=True)(b_parts)
+    pvals = [
+        delayed(_pass_c_saved, pure=True)(
+            rr,
+            keys[lo:hi],
+            (lo, hi),
+            core,
+            design,
+            glob,
+            mean_wt,
+            root,
+            b_files[first : last + 1],
+            c_files[i],
+        )  # the neighbours' pass B is done: mean_wt waits for every block's
+        for i, (core, (lo, hi), (first, last)) in enumerate(
+            zip(plan.core, plan.load, _neighbours(plan), strict=True)
+        )
+    ]
+    fdr = delayed(_fdr_parts, pure=True, nout=len(pvals))(pvals)
+    categories = list(gr.categories)
+    written = [
+        delayed(_write_part, pure=True)(
+            root,
+            c_files[i],
+            fdr[i],
+            core[0],
+            gr.codes[core[0] : core[1]],
+            gr.positions[core[0] : core[1]],
+            categories,
+            posixpath.join(directory, f"part-{i:05d}.parquet"),
+            dict(metadata or {}),
+        )
+        for i, core in enumerate(plan.core)
+    ]
+    (counts,) = (compute or dask.compute)(written)
+    root.fs.rm(scratch, recursive=True)
+    return int(sum(counts))

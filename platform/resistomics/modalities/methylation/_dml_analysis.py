@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,15 +24,24 @@ from resistomics.modalities.methylation._dml import (
     DML_COLUMNS,
     DML_SITES_PER_BLOCK,
     StoreCounts,
-    dml_test,
+    write_dml_parts,
 )
-from resistomics.publishing import ResultOutcome, Workspace, publish_result, published_result
+from resistomics.publishing import (
+    ResultOutcome,
+    TableParts,
+    Workspace,
+    part_paths,
+    publish_result,
+    published_result,
+)
 from resistomics.storage import FeatureMatrix, open_feature_matrix, read_table
 
 __all__ = [
     "DML_TABLE",
+    "DMLOverview",
     "differential_methylation",
     "dml_artifacts",
+    "dml_overview",
     "general_design_test",
     "plot_dml",
 ]
@@ -268,7 +278,6 @@ def differential_methylation(
     digest, existing = published_result(ws, version, "methylation.dml", parameters)
     if existing is not None:
         return existing
-    columns = list(DML_COLUMNS)
     if design is not None:
         if equal_disp:
             raise InputError(
@@ -284,22 +293,33 @@ def differential_methylation(
             sites_per_block=block,
         )
         parameters.update(added)
-        columns += ["coef", "coef_se"]
+        tables: dict[str, pd.DataFrame | TableParts] = {
+            DML_TABLE: table[[*DML_COLUMNS, "coef", "coef_se"]]
+        }
     else:
         assert contrast is not None
         group1, group2 = _arms(store, contrast)
         contigs, positions = _site_index(store)
-        table = dml_test(
-            StoreCounts(store),
-            contigs,
-            positions,
-            group1,
-            group2,
-            smoothing=smoothing,
-            span=span,
-            equal_disp=equal_disp,
-            sites_per_block=block,
-        )
+
+        def write(directory: str, metadata: dict[str, str]) -> tuple[int, int]:
+            # on the workers, one Parquet part per block: no process holds the table
+            rows = write_dml_parts(
+                StoreCounts(store),
+                contigs,
+                positions,
+                group1,
+                group2,
+                root=ws.root,
+                directory=directory,
+                metadata=metadata,
+                smoothing=smoothing,
+                span=span,
+                equal_disp=equal_disp,
+                sites_per_block=block,
+            )
+            return rows, len(DML_COLUMNS)
+
+        tables = {DML_TABLE: TableParts(write)}
         ws.catalog.save_contrast(
             version.study,
             column=contrast.column,
@@ -318,7 +338,7 @@ def differential_methylation(
         dtype="methylation.dml",
         parameters=parameters,
         digest=digest,
-        tables={DML_TABLE: table[columns]},
+        tables=tables,
         run_id=run_id,
     )
 
@@ -333,18 +353,59 @@ def _arm_names(result: VersionInfo) -> tuple[str, str]:
     return str(contrast.get("a", "group1")), str(contrast.get("b", "group2"))
 
 
+@dataclass(frozen=True)
+class DMLOverview:
+    """Counts and the top CpGs of a ``methylation.dml`` table, read a batch at a time."""
+
+    n_tested: int
+    n_significant: int
+    n_higher_a: int
+    n_higher_b: int
+    top: pd.DataFrame
+
+
+def dml_overview(
+    ws: Workspace, result: VersionInfo, *, top: int = TOP_DMLS, fdr: float = 0.05
+) -> DMLOverview:
+    """The tested and significant (``fdr < fdr``) CpGs and the ``top`` smallest p-values,
+    streamed over the table's parts (a published table is parts, one per DML block), so
+    memory is one batch plus the top rows, never the table. Ties keep table order, as
+    ``DataFrame.nsmallest``."""
+    import pyarrow.parquet as pq
+
+    path = posixpath.join(ws.root.to_path(result.uri), f"{DML_TABLE}.parquet")
+    files = part_paths(ws.root, path) if ws.root.fs.isdir(path) else [path]
+    n = sig = up = down = 0
+    best = pd.DataFrame()
+    for file in files:
+        with ws.root.fs.open(file, "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(columns=list(TOP_COLUMNS)):
+                frame = batch.to_pandas()
+                n += len(frame)
+                hit = frame["fdr"] < fdr
+                sig += int(hit.sum())
+                up += int((hit & (frame["diff"] > 0)).sum())
+                down += int((hit & (frame["diff"] < 0)).sum())
+                best = pd.concat(
+                    [best, frame.nsmallest(top, "pval")]
+                    if len(best)
+                    else [frame.nsmallest(top, "pval")]
+                )
+                best = best.nsmallest(top, "pval")
+    return DMLOverview(n, sig, up, down, best.reset_index(drop=True))
+
+
 def dml_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     """The top DMLs (smallest p-value) and a summary of a ``methylation.dml`` result."""
-    table = read_table(ws.root, posixpath.join(ws.root.to_path(result.uri), f"{DML_TABLE}.parquet"))
     a, b = _arm_names(result)
-    top = table.nsmallest(TOP_DMLS, "pval")[list(TOP_COLUMNS)].reset_index(drop=True)
-    sig = table["fdr"] < 0.05
+    seen = dml_overview(ws, result)
+    top = seen.top[list(TOP_COLUMNS)]
     study, dataset = result.study, result.dataset
     summary = (
         f"# DML test {result.ref}\n\n"
-        f"{len(table)} CpGs tested ({a} vs {b}); {int(sig.sum())} at FDR < 0.05: "
-        f"{int((sig & (table['diff'] > 0)).sum())} higher in {a}, "
-        f"{int((sig & (table['diff'] < 0)).sum())} higher in {b}.\n"
+        f"{seen.n_tested} CpGs tested ({a} vs {b}); {seen.n_significant} at FDR < 0.05: "
+        f"{seen.n_higher_a} higher in {a}, "
+        f"{seen.n_higher_b} higher in {b}.\n"
     )
     return [
         Artifact(

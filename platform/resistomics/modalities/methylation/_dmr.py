@@ -148,11 +148,20 @@ def _scores(table: pd.DataFrame, params: DmrParameters, two_group: bool) -> np.n
 
 
 def call_dmrs_contig(
-    contig: str, table: pd.DataFrame, params: DmrParameters, *, two_group: bool | None = None
+    contig: str,
+    table: pd.DataFrame,
+    params: DmrParameters,
+    *,
+    two_group: bool | None = None,
+    core: tuple[int, int] | None = None,
 ) -> pd.DataFrame:
     """The DMRs of one contig's DML rows (sorted by position), unsorted by ``area_stat``.
 
-    The per-contig step of :func:`call_dmrs`: the same columns, in region order.
+    The per-contig step of :func:`call_dmrs`: the same columns, in region order. With
+    ``core = (lo, hi)`` (row indices of ``table``, whose ``stat`` must then have no
+    missing value) only the regions whose first CpG is one of rows ``lo:hi`` are kept:
+    the other rows are a halo that gives the core's rows their blocks (see
+    :func:`_stream_parquet`).
     """
     columns = list(table.columns)
     position_column = _column(columns, "position")
@@ -216,6 +225,8 @@ def call_dmrs_contig(
         & (length > params.min_len)
         & (n_cpg > params.min_cpg)
     )
+    if core is not None:
+        good &= (bump_start >= core[0]) & (bump_start < core[1])
     bump_start, bump_end = bump_start[good], bump_end[good]
     if bump_start.size == 0:
         return empty
@@ -340,7 +351,7 @@ def call_dmrs(
         pct_sig=pct_sig,
     )
     if isinstance(dml_table, str | Path):
-        return _call_parquet(str(dml_table), params, contigs, filesystem)
+        return _stream_parquet(str(dml_table), params, contigs, filesystem)
     columns = list(dml_table.columns)
     contig_column = _column(columns, "contig")
     assert contig_column is not None
@@ -368,40 +379,117 @@ def call_dmrs(
     return _sorted(parts, out_columns)
 
 
-def _read_contig(
-    path: str, filesystem: Any, columns: list[str], contig_column: str, contig: str
-) -> pd.DataFrame:
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+def _parquet_files(path: str, filesystem: Any) -> list[str]:
+    """A Parquet file, or the parts of a parted table (``part-*.parquet``) in table order."""
+    import pyarrow.fs as pafs
 
-    dataset = ds.dataset(path, format="parquet", filesystem=filesystem)
-    return dataset.to_table(columns=columns, filter=pc.field(contig_column) == contig).to_pandas()
+    if filesystem is None:
+        filesystem = pafs.LocalFileSystem()
+    if isinstance(filesystem, pafs.FileSystem):
+        info = filesystem.get_file_info(path)
+        if info.type != pafs.FileType.Directory:
+            return [path]
+        found = filesystem.get_file_info(pafs.FileSelector(path))
+        names = [f.path for f in found if f.is_file]
+    else:
+        if not filesystem.isdir(path):
+            return [path]
+        names = [str(p) for p in filesystem.ls(path, detail=False)]
+    return sorted(p for p in names if p.endswith(".parquet") and "/." not in p)
 
 
-def _parquet_task(
-    path: str,
-    filesystem: Any,
-    columns: list[str],
+def _open(path: str, filesystem: Any) -> Any:
+    import pyarrow.fs as pafs
+
+    if filesystem is None or isinstance(filesystem, pafs.FileSystem):
+        return (filesystem or pafs.LocalFileSystem()).open_input_file(path)
+    return filesystem.open(path, "rb")
+
+
+def _safe_cut(
+    labels: np.ndarray, position: np.ndarray, significant: np.ndarray, halo: int, merge: int
+) -> int:
+    """The last row boundary ``b`` (``0 < b <= n - halo``) no region can cross, or 0.
+
+    A region is a run of consecutive significant CpGs, or runs at most ``merge`` bp
+    apart, in one contig: it cannot cross ``b`` when the contig changes there, or when
+    CpGs ``b - 1`` and ``b`` are not both significant and the nearest significant CpGs
+    either side are more than ``merge`` bp apart (rows after the buffer are at or after
+    its last position, so a side with none in the buffer counts from there).
+    """
+    n = len(labels)
+    if n - halo < 1:
+        return 0
+    idx = np.arange(n)
+    last_sig = np.maximum.accumulate(np.where(significant, idx, -1))
+    next_sig = np.minimum.accumulate(np.where(significant, idx, n)[::-1])[::-1]
+    b = np.arange(1, n - halo + 1)
+    j, k = last_sig[b - 1], next_sig[b]
+    jj, kk = np.maximum(j, 0), np.minimum(k, n - 1)
+    far = np.where(
+        k < n,
+        (labels[kk] != labels[jj]) | (position[kk] - position[jj] > merge),
+        (labels[n - 1] != labels[jj]) | (position[n - 1] - position[jj] > merge),
+    )
+    safe = (labels[b] != labels[b - 1]) | (~(significant[b - 1] & significant[b]) & ((j < 0) | far))
+    where = np.flatnonzero(safe)
+    return int(b[where[-1]]) if where.size else 0
+
+
+def _core_regions(
+    frame: pd.DataFrame,
+    lo: int,
+    hi: int,
     contig_column: str,
-    contig: str,
     params: DmrParameters,
     two_group: bool,
-) -> pd.DataFrame:
-    frame = _read_contig(path, filesystem, columns, contig_column, contig)
-    return call_dmrs_contig(contig, frame, params, two_group=two_group)
+) -> list[pd.DataFrame]:
+    """The regions starting in rows ``lo:hi`` of ``frame`` (the rest a halo), by contig."""
+    labels = frame[contig_column].to_numpy()
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [len(labels)]))
+    out = []
+    for s, e in zip(starts, ends, strict=True):
+        a, b = max(lo, int(s)), min(hi, int(e))
+        if a >= b:
+            continue
+        out.append(
+            call_dmrs_contig(
+                str(labels[s]),
+                frame.iloc[s:e],
+                params,
+                two_group=two_group,
+                core=(a - int(s), b - int(s)),
+            )
+        )
+    return out
 
 
-def _call_parquet(
+def _stream_parquet(
     path: str, params: DmrParameters, contigs: Sequence[str] | None, filesystem: Any
 ) -> pd.DataFrame:
-    import dask
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    """:func:`call_dmrs` on a Parquet table read a batch at a time, parts in order.
 
-    dataset = ds.dataset(path, format="parquet", filesystem=filesystem)
-    columns = list(dataset.schema.names)
+    The rows are buffered until a boundary no region can cross (:func:`_safe_cut`);
+    the rows before it are called with a halo of ``min_cpg + 1`` rows either side, so
+    every core CpG sees whether its block (CpGs at most 5000 bp apart) has more than
+    ``min_cpg`` CpGs: a block that reaches past a halo has more than that. Memory is a
+    batch and the rows since the last safe boundary, never the table; the regions are
+    those of the whole table (tested against the in-memory call on cut points
+    everywhere).
+    """
+    import pyarrow.parquet as pq
+
+    files = _parquet_files(path, filesystem)
+    if not files:
+        raise MethodInputError(f"{path}: no Parquet files in the DML table")
+    with _open(files[0], filesystem) as f:
+        columns = list(pq.read_schema(f).names)
     contig_column = _column(columns, "contig")
     assert contig_column is not None
+    stat_column = _column(columns, "stat")
+    position_column = _column(columns, "position")
     two_group = "mu1" in columns and "mu2" in columns
     out_columns = DMR_COLUMNS if two_group else _MULTIFACTOR_COLUMNS
     wanted = [
@@ -409,14 +497,68 @@ def _call_parquet(
         for c in (_column(columns, k, required=False) for k in _ALIASES)
         if c is not None and (two_group or c not in ("mu1", "mu2"))
     ]
-    if contigs is None:
-        # The contigs in table order, streamed over the contig column a batch at a time.
-        seen: dict[str, None] = {}
-        for batch in dataset.to_batches(columns=[contig_column]):
-            seen.update(dict.fromkeys(str(c) for c in pc.unique(batch.column(0)).to_pylist()))
-        contigs = list(seen)
-    task = dask.delayed(_parquet_task, pure=True)
-    parts = dask.compute(
-        *[task(path, filesystem, wanted, contig_column, str(c), params, two_group) for c in contigs]
-    )
-    return _sorted(list(parts), out_columns)
+    keep = None if contigs is None else {str(c) for c in contigs}
+    halo = params.min_cpg + 1
+    merge = min(params.dis_merge, params.min_len)
+    regions: list[pd.DataFrame] = []
+    left = pd.DataFrame()
+    buffer = pd.DataFrame()
+    finished: set[str] = set()
+    current: str | None = None
+
+    def batches() -> Any:
+        for file in files:
+            with _open(file, filesystem) as f:
+                yield from pq.ParquetFile(f).iter_batches(columns=wanted)
+
+    def emit(core: pd.DataFrame, right: pd.DataFrame) -> None:
+        nonlocal left
+        frame = pd.concat([left, core, right], ignore_index=True)
+        regions.extend(
+            _core_regions(frame, len(left), len(left) + len(core), contig_column, params, two_group)
+        )
+        left = pd.concat([left, core], ignore_index=True).iloc[-halo:]
+
+    for batch in batches():
+        frame = batch.to_pandas()
+        frame[contig_column] = frame[contig_column].astype(str).astype(object)
+        labels = frame[contig_column].to_numpy()
+        # each contig one run of rows, across batches and parts as within them
+        for label in (
+            labels[np.r_[0, np.flatnonzero(labels[1:] != labels[:-1]) + 1]] if len(labels) else []
+        ):
+            if label == current:
+                continue
+            if label in finished:
+                raise MethodInputError(
+                    f"DML table rows of contig {label} are not one run: sort the table by "
+                    "contig and position"
+                )
+            if current is not None:
+                finished.add(current)
+            current = label
+        if keep is not None:
+            frame = frame[frame[contig_column].isin(keep)]
+        frame = frame[frame[stat_column].notna()]
+        if not len(frame):
+            continue
+        buffer = (
+            pd.concat([buffer, frame], ignore_index=True)
+            if len(buffer)
+            else frame.reset_index(drop=True)
+        )
+        with np.errstate(invalid="ignore"):
+            significant = _scores(buffer, params, two_group) < params.p_threshold
+        cut = _safe_cut(
+            buffer[contig_column].to_numpy(),
+            buffer[position_column].to_numpy(dtype=np.int64),
+            significant,
+            halo,
+            merge,
+        )
+        if cut:
+            emit(buffer.iloc[:cut], buffer.iloc[cut : cut + halo])
+            buffer = buffer.iloc[cut:].reset_index(drop=True)
+    if len(buffer):
+        emit(buffer, buffer.iloc[:0])
+    return _sorted(regions, out_columns)
