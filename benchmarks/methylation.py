@@ -14,11 +14,15 @@ What it does, in order:
    site missing from a file where it has no reads.
 2. **Ingest** the folder through the platform (``resistomics.pipeline.ingest``: streaming
    k-way merge into ``feature-matrix@1``, expectations).
-3. **Ours**: :func:`~resistomics.modalities.methylation._dml.dml_test` on a
-   ``distributed.LocalCluster`` of 2 worker processes x 1 thread, from the store, one
-   graph computed once; peak RSS of each worker process (``ru_maxrss``, workers started
-   for this step) and of the client.
-4. **DSS 2.46** (Debian ``r-bioc-dss``) through ``Rscript`` on the first ``--dss-cpgs``
+3. **Ours**: :func:`~resistomics.modalities.methylation._dml.write_dml_parts` (what the
+   ``dml`` analysis publishes: each block's rows a Parquet part written on its worker)
+   on a ``distributed.LocalCluster`` of 2 worker processes x 1 thread, from the store,
+   one graph computed once; peak RSS of each worker process (``ru_maxrss``, workers
+   started for this step, after a 3,000-CpG warm-up that loads the compiled kernel) and
+   of the client during the step (its RSS sampled every 20 ms: the client's own
+   ``ru_maxrss`` is the generation and ingest before it).
+4. **DSS 2.46** (Debian ``r-bioc-dss``, installed with ``apt-get`` when ``Rscript`` or
+   DSS is missing and we are root) through ``Rscript`` on the first ``--dss-cpgs``
    CpGs of the same files (DSS text format), ``DMLtest`` with the same options; the time
    of ``DMLtest`` alone (not the file reading) and Rscript's max RSS
    (``/usr/bin/time -f %M``).
@@ -34,12 +38,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,6 +72,44 @@ el <- proc.time()[["elapsed"]] - t0
 write.table(d, out, sep="\t", quote=FALSE, row.names=FALSE)
 cat(sprintf("DMLTEST_SECONDS %.3f\n", el))
 """
+
+
+def ensure_dss() -> None:
+    """Install Debian's ``r-bioc-dss`` (DSS 2.46 and R) when DSS is not there."""
+    probe = ["Rscript", "-e", "suppressMessages(library(DSS))"]
+    if shutil.which("Rscript") and subprocess.run(probe, capture_output=True).returncode == 0:
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        raise SystemExit("DSS is not installed: apt-get install r-bioc-dss (as root)")
+    print("installing r-bioc-dss (apt-get) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "r-bioc-dss", "time"], check=True, env=env)
+
+
+class PeakRSS:
+    """This process's peak resident memory over a ``with`` block (sampled every 20 ms)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    @staticmethod
+    def _now() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._now())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._now())
 
 
 def generate(folder: Path, n: int, seed: int) -> pd.DataFrame:
@@ -140,12 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sites-per-block", type=int, default=1 << 16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    ensure_dss()
 
     from distributed import Client, LocalCluster
 
     from resistomics.catalog import parse_sample_sheet
     from resistomics.config import ClusterSettings, Settings
-    from resistomics.modalities.methylation._dml import StoreCounts, dml_test
+    from resistomics.modalities.methylation._dml import StoreCounts, dml_test, write_dml_parts
     from resistomics.modalities.methylation._dml_analysis import _site_index
     from resistomics.pipeline import Workspace, ingest
     from resistomics.storage import open_feature_matrix
@@ -202,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
             Client(cluster) as client,
         ):
             client.run(lambda: None)
+            # the compiled kernel is loaded (numba's cache) in each worker before timing
+            dml_test(StoreCounts(store), contigs[:3000], positions[:3000], g1, g2)
+            client.run(lambda: __import__("gc").collect())
 
             def _cpu() -> float:
                 import resource as r
@@ -209,17 +257,24 @@ def main(argv: list[str] | None = None) -> None:
                 u = r.getrusage(r.RUSAGE_SELF)
                 return u.ru_utime + u.ru_stime
 
+            from resistomics.storage import DataRoot
+
+            parts = work / "dml.parquet"
+            load_before = Path("/proc/loadavg").read_text().split()[:3]
             cpu0 = sum(client.run(_cpu).values()) + time.process_time()
             t = time.perf_counter()
-            table = dml_test(
-                StoreCounts(store),
-                contigs,
-                positions,
-                g1,
-                g2,
-                smoothing=args.smoothing,
-                sites_per_block=args.sites_per_block,
-            )
+            with PeakRSS() as client_step:
+                n_tested = write_dml_parts(
+                    StoreCounts(store),
+                    contigs,
+                    positions,
+                    g1,
+                    g2,
+                    root=DataRoot(str(work)),
+                    directory=str(parts),
+                    smoothing=args.smoothing,
+                    sites_per_block=args.sites_per_block,
+                )
             ours_s = time.perf_counter() - t
             ours_cpu = sum(client.run(_cpu).values()) + time.process_time() - cpu0
 
@@ -229,14 +284,21 @@ def main(argv: list[str] | None = None) -> None:
                 return r.getrusage(r.RUSAGE_SELF).ru_maxrss * 1024
 
             worker_rss = sorted(client.run(_maxrss).values())
-        client_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        n_sig = int((table["fdr"] < 0.05).sum())
+        load_after = Path("/proc/loadavg").read_text().split()[:3]
+        client_rss = client_step.peak
+        n_sig = int((pd.read_parquet(parts, columns=["fdr"])["fdr"] < 0.05).sum())
+        n_parts = len(list(parts.glob("part-*.parquet")))
         report.update(
+            sites_per_block=args.sites_per_block,
+            parts=n_parts,
+            loadavg_before=load_before,
+            loadavg_after=load_after,
+            client_process_peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             ours_s=ours_s,
             ours_cpgs_per_s=args.cpgs / ours_s,
             ours_cpu_s=ours_cpu,
             ours_cpu_us_per_cpg=1e6 * ours_cpu / args.cpgs,
-            ours_tested=len(table),
+            ours_tested=n_tested,
             ours_fdr05=n_sig,
             ours_worker_peak_rss=worker_rss,
             client_peak_rss=client_rss,
@@ -244,8 +306,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"ours: {ours_s:.1f} s for {args.cpgs:,} CpGs = {args.cpgs / ours_s:,.0f} CpGs/s, "
             f"{ours_cpu:.1f} CPU-s (workers + client) = {1e6 * ours_cpu / args.cpgs:.2f} "
-            f"CPU-us/CpG ({len(table):,} tested, {n_sig:,} at FDR < 0.05); peak RSS per worker "
-            f"{', '.join(f'{r / 2**20:.0f} MiB' for r in worker_rss)}; client {client_rss / 2**20:.0f} MiB"
+            f"CPU-us/CpG ({n_tested:,} tested in {n_parts} parts of <= {args.sites_per_block:,}, "
+            f"{n_sig:,} at FDR < 0.05); peak RSS per worker "
+            f"{', '.join(f'{r / 2**20:.0f} MiB' for r in worker_rss)}; client during the "
+            f"step {client_rss / 2**20:.0f} MiB; loadavg {' '.join(load_before)} -> "
+            f"{' '.join(load_after)}"
         )
 
         # DSS on the subset

@@ -269,14 +269,17 @@ def _log_bb_ratio(alpha: float, beta: float, tmp: float, x: float, n: float) -> 
             + math.lgamma(tmp)
         )
     kx = int(x)
+    kn = int(n)
+    # the products in the same order as one loop over i < n would take them (so the
+    # same bits), as three branch-free loops
     num = 1.0
+    for i in range(kx):
+        num *= alpha + i
+    for i in range(kn - kx):
+        num *= beta + i
     den = 1.0
-    for i in range(int(n)):
+    for i in range(kn):
         den *= tmp + i
-        if i < kx:
-            num *= alpha + i
-        else:
-            num *= beta + (i - kx)
     return math.log(num / den)
 
 
@@ -595,23 +598,62 @@ class StoreCounts:
     store: FeatureMatrix
 
     def __call__(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        got = self.store.read_rows(("methylated", "total"), start, stop)
-        return got["methylated"], got["total"]
+        # straight into numpy from the Zarr arrays, opened once per process (not per read)
+        key = (self.store.root.url, self.store.path)
+        arrays = _OPENED.get(key)
+        if arrays is None:
+            arrays = _OPENED[key] = tuple(
+                self.store._zarr(name) for name in ("methylated", "total")
+            )
+        return tuple(np.asarray(a[start:stop, :]) for a in arrays)  # type: ignore[return-value]
 
 
-def _split(m: np.ndarray, t: np.ndarray, design: _Design) -> tuple[np.ndarray, ...]:
-    g1, g2 = list(design.group1), list(design.group2)
-    return (
-        m[:, g1].astype(np.float64),
-        t[:, g1].astype(np.float64),
-        m[:, g2].astype(np.float64),
-        t[:, g2].astype(np.float64),
+#: Zarr arrays of the stores a process has read (a handful: one per DML run's store).
+_OPENED: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+
+def _counts(
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    load: tuple[int, int],
+    keys: np.ndarray,
+    design: _Design,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's counts as float64, sample-major (arm A's samples, then arm B's, by
+    sites), and DSS's site filter.
+
+    One conversion and one window search per pass (the filter, ``hasCoverage`` of both
+    arms, shares the +-100 bp windows); integer sums in float64 are exact, so the
+    filter is that of the integer counts.
+    """
+    m, t = read_rows(*load)
+    columns = np.asarray(design.group1 + design.group2, dtype=np.intp)
+    xt = np.take(m.T, columns, axis=0).astype(np.float64)
+    nt = np.take(t.T, columns, axis=0).astype(np.float64)
+    k = len(design.group1)
+    lo, hi = _window_bounds(keys, _COVERAGE_WINDOW // 2)
+    kept = (_window_sum(nt[:k].sum(axis=0), lo, hi) > _COVERAGE_THRESH * k) & (
+        _window_sum(nt[k:].sum(axis=0), lo, hi) > _COVERAGE_THRESH * (nt.shape[0] - k)
     )
+    return xt, nt, kept
 
 
-def _kept(t: np.ndarray, keys: np.ndarray, design: _Design) -> np.ndarray:
-    g1, g2 = list(design.group1), list(design.group2)
-    return _has_coverage(t[:, g1], keys) & _has_coverage(t[:, g2], keys)
+def _split(
+    xt: np.ndarray, nt: np.ndarray, rows: np.ndarray, design: _Design
+) -> tuple[np.ndarray, ...]:
+    """Sites ``rows`` of each arm, ``x1, n1, x2, n2`` (sites x samples).
+
+    Each a transposed copy (Fortran order), the layout of ``m[:, group]`` that the
+    per-site sums and moments have always reduced over: numpy's row sums of a
+    Fortran-ordered matrix add the columns in turn, of a C-ordered one pairwise, so
+    the layout fixes the last bits.
+    """
+    k = len(design.group1)
+    return (
+        np.take(xt[:k], rows, axis=1).T,
+        np.take(nt[:k], rows, axis=1).T,
+        np.take(xt[k:], rows, axis=1).T,
+        np.take(nt[k:], rows, axis=1).T,
+    )
 
 
 def _prior_columns(
@@ -639,11 +681,10 @@ def _pass_a(
     core: tuple[int, int],
     design: _Design,
 ) -> dict[str, Any]:
-    m, t = read_rows(*load)
-    kept = _kept(t, keys, design)
+    x, n, kept = _counts(read_rows, load, keys, design)
     c0, c1 = core[0] - load[0], core[1] - load[0]
     sel = np.flatnonzero(kept[c0:c1]) + c0
-    x1, n1, x2, n2 = _split(m[sel], t[sel], design)
+    x1, n1, x2, n2 = _split(x, n, sel, design)
     out: dict[str, Any] = {}
     for g, (x, n) in enumerate(((x1, n1), (x2, n2)), start=1):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -708,9 +749,9 @@ def _pass_b(
     design: _Design,
     g: _Globals,
 ) -> dict[str, Any]:
-    m, t = read_rows(*load)
-    kept = np.flatnonzero(_kept(t, keys, design))
-    x1, n1, x2, n2 = _split(m[kept], t[kept], design)
+    x, n, mask = _counts(read_rows, load, keys, design)
+    kept = np.flatnonzero(mask)
+    x1, n1, x2, n2 = _split(x, n, kept, design)
     k = keys[kept]
     mu1, mu2 = _means(x1, n1, x2, n2, k, g, design)
     rows = kept + load[0]
@@ -757,8 +798,8 @@ def _pass_c(
     mean_wt: tuple[float, float],
     neighbours: Sequence[dict[str, Any]],
 ) -> dict[str, np.ndarray]:
-    m, t = read_rows(*load)
-    kept = np.flatnonzero(_kept(t, keys, design))
+    x, n, mask = _counts(read_rows, load, keys, design)
+    kept = np.flatnonzero(mask)
     rows = kept + load[0]
     phi_rows = np.concatenate([b["rows"] for b in neighbours])
     where = np.searchsorted(phi_rows, rows)
@@ -768,7 +809,7 @@ def _pass_c(
         raise AssertionError("a kept site without a dispersion from pass B")
     phi1 = np.concatenate([b["phi1"] for b in neighbours])[where]
     phi2 = np.concatenate([b["phi2"] for b in neighbours])[where]
-    x1, n1, x2, n2 = _split(m[kept], t[kept], design)
+    x1, n1, x2, n2 = _split(x, n, kept, design)
     wt1 = 1 / (1 + (n1 - 1) * phi1[:, None]) / mean_wt[0]
     wt2 = 1 / (1 + (n2 - 1) * phi2[:, None]) / mean_wt[1]
     x1, n1, x2, n2 = x1 * wt1, n1 * wt1, x2 * wt2, n2 * wt2
