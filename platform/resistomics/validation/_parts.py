@@ -147,23 +147,33 @@ def summarize_parts(
                     last = tuple(ordered.iloc[-1])
                     ranges.setdefault(k, []).append((i, first, last))
         rows.append(row)
-    # keys shared between parts: only parts whose [first, last] key ranges overlap
+    # keys shared between parts: only parts whose [first, last] key ranges overlap. GX
+    # counts every row whose key occurs more than once: a part's rows with a key another
+    # part has, that its own duplicates did not count already.
     for k, spans in ranges.items():
         keys = _key_columns(specs[k])
         assert keys is not None
+        shared: dict[int, list[pd.DataFrame]] = {}
         spans = sorted(spans, key=lambda s: s[1])
         for j, (i, first, _last) in enumerate(spans):
             for i0, _first0, last0 in spans[:j]:
                 if last0 < first:
                     continue
-                shared = _shared_keys(parts[i0](keys), parts[i](keys), keys)
-                if len(shared):
-                    target = rows[i]
-                    target[f"failing_{k}"] += len(shared)
-                    target[f"examples_{k}"] = (
-                        target[f"examples_{k}"]
-                        + _examples(shared, np.ones(len(shared), dtype=bool), keys)
-                    )[:_N_EXAMPLES]
+                both = _shared_keys(parts[i0](keys), parts[i](keys), keys)
+                if len(both):
+                    shared.setdefault(i0, []).append(both)
+                    shared.setdefault(i, []).append(both)
+        for i, found in shared.items():
+            frame = parts[i](keys)
+            union = pd.MultiIndex.from_frame(pd.concat(found, ignore_index=True)[keys])
+            mask = np.asarray(pd.MultiIndex.from_frame(frame[keys]).isin(union)) & ~np.asarray(
+                frame.duplicated(keys, keep=False)
+            )
+            target = rows[i]
+            target[f"failing_{k}"] += int(mask.sum())
+            target[f"examples_{k}"] = (target[f"examples_{k}"] + _examples(frame, mask, keys))[
+                :_N_EXAMPLES
+            ]
     summary = pd.DataFrame(
         rows,
         columns=["part", "n_rows"]

@@ -25,6 +25,7 @@ from resistomics.modalities.methylation._dml import (
     benjamini_hochberg,
     brent_minimize,
     dml_test,
+    write_dml_parts,
 )
 from resistomics.modalities.methylation._simulate import (
     simulate_methylation_cohort,
@@ -131,6 +132,48 @@ def test_results_do_not_depend_on_the_blocks(rrbs: tuple[Workspace, FeatureMatri
             # absolute, so diff near 0 (and stat = diff / se) carry it relatively
             atol = 1e-9 if col == "stat" else 1e-12
             np.testing.assert_allclose(small[col], whole[col], rtol=1e-9, atol=atol, err_msg=col)
+
+
+@pytest.mark.parametrize("smoothing", [False, True])
+def test_parts_written_by_the_tasks_equal_the_in_memory_table(
+    rrbs: tuple[Workspace, FeatureMatrix], smoothing: bool, tmp_path: Path
+) -> None:
+    """``write_dml_parts`` (each block's rows a Parquet part written by its task, the
+    dispersions and block tables through scratch files) publishes exactly the table
+    that the in-memory ``dml_test`` gathers, read back from Parquet: every bit, the
+    contig categories, the order; the scratch files are gone."""
+    from resistomics.storage import DataRoot, read_table, write_table
+
+    _, store = rrbs
+    g1, g2 = _groups(store, "case", "SLE", "HC")
+    f = store.features
+    root = DataRoot(str(tmp_path))
+    whole = _run(store, smoothing=smoothing, sites_per_block=700)
+    write_table(root, str(tmp_path / "one.parquet"), whole)
+    rows = write_dml_parts(
+        StoreCounts(store),
+        f["contig"].to_numpy(),
+        f["position"].to_numpy(),
+        g1,
+        g2,
+        root=root,
+        directory=str(tmp_path / "dml.parquet"),
+        metadata={"resistomics.test": "lineage"},
+        smoothing=smoothing,
+        sites_per_block=700,
+        compute=_sync,
+    )
+    names = sorted(p.name for p in (tmp_path / "dml.parquet").iterdir())
+    assert names == [f"part-{i:05d}.parquet" for i in range(8)]  # 5000 sites / 700
+    assert rows == len(whole) == 5000
+    parted = read_table(root, str(tmp_path / "dml.parquet"))
+    pd.testing.assert_frame_equal(
+        parted, read_table(root, str(tmp_path / "one.parquet")), check_exact=True
+    )
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(tmp_path / "dml.parquet" / names[3]).metadata
+    assert meta[b"resistomics.test"] == b"lineage"
 
 
 DSS_EQUAL_DISP = r"""
@@ -379,7 +422,16 @@ def test_dml_analysis_from_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert result.dataset_type == "methylation.dml"
         assert [ws.catalog.get_version(i).ref for i in result.parent_ids] == ["rrbs/rrbs@v1"]
         assert result.parameters["contrast"]["a"] == "SLE" and result.parameters["smoothing"]
-        table = read_table(ws.root, f"{ws.root.to_path(result.uri)}/dml.parquet")
+        parted = Path(ws.root.to_path(result.uri)) / "dml.parquet"
+        assert len(list(parted.glob("part-*.parquet"))) == 4  # blocks of 1500 CpGs
+        assert tuple(result.shape) == (5000, len(DML_COLUMNS))
+        report = result.validation_report
+        assert report["success"] and {e["rule"] for e in report["expectations"]} >= {
+            "unique-sites",
+            "pvalue-range",
+            "dispersion-range",
+        }
+        table = read_table(ws.root, str(parted))
         ref = pd.read_csv(REFERENCE / "dss_dmltest_smoothed_SLE_vs_HC.tsv.gz", sep="\t")
         both = table.astype({"contig": str}).merge(
             ref, left_on=["contig", "position"], right_on=["chr", "pos"], suffixes=("", "_dss")
