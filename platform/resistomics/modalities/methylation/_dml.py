@@ -875,7 +875,7 @@ def _fdr(pvals: Sequence[np.ndarray]) -> np.ndarray:
 # ----------------------------------------------------------------------- parts on the workers
 def _save(root: DataRoot, path: str, arrays: dict[str, np.ndarray]) -> None:
     with root.fs.open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle kwarg
 
 
 def _load(root: DataRoot, path: str) -> dict[str, np.ndarray]:
