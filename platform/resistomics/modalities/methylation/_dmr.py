@@ -77,6 +77,8 @@ DMR_COLUMNS = tuple(DSS_COLUMNS.values())
 _METHYLATION_COLUMNS = ("mean_methylation_1", "mean_methylation_2", "diff_methylation")
 _MULTIFACTOR_COLUMNS = tuple(c for c in DMR_COLUMNS if c not in _METHYLATION_COLUMNS)
 
+_CODE = "__contig_code"  # the streamed rows' contig, as a code (faster than its name)
+
 # findBumps(..., sep = 5000): CpGs further apart than this never share a region.
 BLOCK_GAP = 5000
 
@@ -440,12 +442,13 @@ def _core_regions(
     frame: pd.DataFrame,
     lo: int,
     hi: int,
-    contig_column: str,
+    names: Sequence[str],
     params: DmrParameters,
     two_group: bool,
 ) -> list[pd.DataFrame]:
-    """The regions starting in rows ``lo:hi`` of ``frame`` (the rest a halo), by contig."""
-    labels = frame[contig_column].to_numpy()
+    """The regions starting in rows ``lo:hi`` of ``frame`` (the rest a halo), by contig
+    (column :data:`_CODE`, an index into ``names``)."""
+    labels = frame[_CODE].to_numpy()
     change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     starts = np.concatenate(([0], change))
     ends = np.concatenate((change, [len(labels)]))
@@ -456,7 +459,7 @@ def _core_regions(
             continue
         out.append(
             call_dmrs_contig(
-                str(labels[s]),
+                names[int(labels[s])],
                 frame.iloc[s:e],
                 params,
                 two_group=two_group,
@@ -509,7 +512,9 @@ def _stream_parquet(
     def batches() -> Any:
         for file in files:
             with _open(file, filesystem) as f:
-                yield from pq.ParquetFile(f).iter_batches(columns=wanted)
+                yield from pq.ParquetFile(f, read_dictionary=[contig_column]).iter_batches(
+                    columns=wanted, batch_size=1 << 17
+                )
 
     def emit(core: pd.DataFrame, right: pd.DataFrame) -> None:
         nonlocal left
@@ -519,14 +524,26 @@ def _stream_parquet(
         )
         left = pd.concat([left, core], ignore_index=True).iloc[-halo:]
 
+    names: list[str] = []  # contig code -> name, in table order
+    code_of: dict[str, int] = {}
     for batch in batches():
         frame = batch.to_pandas()
-        frame[contig_column] = frame[contig_column].astype(str).astype(object)
-        labels = frame[contig_column].to_numpy()
+        column = frame.pop(contig_column)
+        labels = (
+            column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+        )
+        for name in labels.cat.categories:
+            if str(name) not in code_of:
+                code_of[str(name)] = len(names)
+                names.append(str(name))
+        to_code = np.asarray([code_of[str(c)] for c in labels.cat.categories], dtype=np.int64)
+        codes = to_code[labels.cat.codes.to_numpy()]
+        frame[_CODE] = codes
         # each contig one run of rows, across batches and parts as within them
-        for label in (
-            labels[np.r_[0, np.flatnonzero(labels[1:] != labels[:-1]) + 1]] if len(labels) else []
+        for code in (
+            codes[np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]] if len(codes) else []
         ):
+            label = names[int(code)]
             if label == current:
                 continue
             if label in finished:
@@ -538,7 +555,7 @@ def _stream_parquet(
                 finished.add(current)
             current = label
         if keep is not None:
-            frame = frame[frame[contig_column].isin(keep)]
+            frame = frame[np.isin(codes, [code_of[c] for c in keep if c in code_of])]
         frame = frame[frame[stat_column].notna()]
         if not len(frame):
             continue
@@ -550,7 +567,7 @@ def _stream_parquet(
         with np.errstate(invalid="ignore"):
             significant = _scores(buffer, params, two_group) < params.p_threshold
         cut = _safe_cut(
-            buffer[contig_column].to_numpy(),
+            buffer[_CODE].to_numpy(),
             buffer[position_column].to_numpy(dtype=np.int64),
             significant,
             halo,
