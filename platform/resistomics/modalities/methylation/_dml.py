@@ -68,6 +68,7 @@ import dask
 import numba
 import numpy as np
 import pandas as pd
+from dask.base import tokenize
 from scipy import special
 
 from resistomics.errors import MethodInputError
@@ -883,6 +884,25 @@ def _load(root: DataRoot, path: str) -> dict[str, np.ndarray]:
         return {k: got[k] for k in got.files}
 
 
+def _save_array(root: DataRoot, path: str, values: np.ndarray) -> None:
+    with root.fs.open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(values))
+
+
+def _read_range(root: DataRoot, path: str, lo: int, hi: int) -> np.ndarray:
+    """Elements ``lo:hi`` of a saved 1-D array, read by seeking (no whole-file read)."""
+    with root.fs.open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        _shape, _fortran, dtype = header(f)
+        f.seek(f.tell() + lo * dtype.itemsize)
+        return np.frombuffer(f.read((hi - lo) * dtype.itemsize), dtype=dtype).copy()
+
+
 def _pass_b_saved(
     read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
     keys: np.ndarray,
@@ -1021,13 +1041,19 @@ def _neighbours(plan: DMLPlan) -> list[tuple[int, int]]:
 
 
 def _globals_graph(
-    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]], gr: _Graph
+    read_rows: Callable[[int, int], tuple[np.ndarray, np.ndarray]],
+    gr: _Graph,
+    keys_of: Callable[[int, int, str], Any] | None = None,
 ) -> tuple[Any, Any]:
-    """The delayed reader and the delayed pass-A globals (``const``, priors)."""
+    """The delayed reader and the delayed pass-A globals (``const``, priors).
+
+    ``keys_of(lo, hi, tag)`` gives a task its sites' keys (default: the slice itself,
+    in the graph)."""
     delayed = dask.delayed
     rr = delayed(read_rows, pure=True)
+    keys_of = keys_of or (lambda lo, hi, _tag: gr.keys[lo:hi])
     a_parts = [
-        delayed(_pass_a, pure=True)(rr, gr.keys[lo:hi], (lo, hi), core, gr.design)
+        delayed(_pass_a, pure=True)(rr, keys_of(lo, hi, "a"), (lo, hi), core, gr.design)
         for core, (lo, hi) in zip(gr.plan.core, gr.plan.load, strict=True)
     ]
     return rr, delayed(_reduce_a, pure=True)(a_parts, gr.design)
@@ -1170,12 +1196,32 @@ def write_dml_parts(
     scratch = posixpath.join(directory, ".scratch")
     root.fs.makedirs(scratch, exist_ok=True)
     delayed = dask.delayed
-    rr, glob = _globals_graph(read_rows, gr)
+    # the site index goes to scratch files once, and each task reads its range there:
+    # the graph (held by the client and the scheduler) carries no per-site array
+    site_files = {}
+    for name, values in (("keys", keys), ("codes", gr.codes), ("positions", gr.positions)):
+        site_files[name] = posixpath.join(scratch, f"{name}.npy")
+        _save_array(root, site_files[name], values)
+
+    def sites(name: str, lo: int, hi: int, tag: str) -> Any:
+        # one read per task (a tag per pass), released once that task has run
+        return delayed(_read_range, pure=True)(
+            root,
+            site_files[name],
+            lo,
+            hi,
+            dask_key_name=f"dml-{name}-{tag}-{tokenize(site_files[name], lo, hi)}",
+        )
+
+    def keys_of(lo: int, hi: int, tag: str) -> Any:
+        return sites("keys", lo, hi, tag)
+
+    rr, glob = _globals_graph(read_rows, gr, keys_of)
     b_files = [posixpath.join(scratch, f"b-{i:05d}.npz") for i in range(len(plan.core))]
     c_files = [posixpath.join(scratch, f"c-{i:05d}.npz") for i in range(len(plan.core))]
     b_parts = [
         delayed(_pass_b_saved, pure=True)(
-            rr, keys[lo:hi], (lo, hi), core, design, glob, root, b_files[i]
+            rr, keys_of(lo, hi, "b"), (lo, hi), core, design, glob, root, b_files[i]
         )
         for i, (core, (lo, hi)) in enumerate(zip(plan.core, plan.load, strict=True))
     ]
@@ -1183,7 +1229,7 @@ def write_dml_parts(
     pvals = [
         delayed(_pass_c_saved, pure=True)(
             rr,
-            keys[lo:hi],
+            keys_of(lo, hi, "c"),
             (lo, hi),
             core,
             design,
@@ -1205,8 +1251,8 @@ def write_dml_parts(
             c_files[i],
             fdr[i],
             core[0],
-            gr.codes[core[0] : core[1]],
-            gr.positions[core[0] : core[1]],
+            sites("codes", core[0], core[1], "w"),
+            sites("positions", core[0], core[1], "w"),
             categories,
             posixpath.join(directory, f"part-{i:05d}.parquet"),
             dict(metadata or {}),

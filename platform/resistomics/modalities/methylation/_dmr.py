@@ -520,7 +520,7 @@ def _stream_parquet(
         nonlocal left
         frame = pd.concat([left, core, right], ignore_index=True)
         regions.extend(
-            _core_regions(frame, len(left), len(left) + len(core), contig_column, params, two_group)
+            _core_regions(frame, len(left), len(left) + len(core), names, params, two_group)
         )
         left = pd.concat([left, core], ignore_index=True).iloc[-halo:]
 
