@@ -144,7 +144,7 @@ def test_parts_streamed_random_tables_and_split_contig(tmp_path: Path) -> None:
     for seed in range(4):
         whole = _random_table(seed)
         for rows, kwargs in (
-            (5, {"p_threshold": 0.01}),
+            (23, {"p_threshold": 0.01}),
             (300, {"p_threshold": 0.05, "min_cpg": 6}),
         ):
             path = _write_parts(whole, tmp_path / f"t{seed}-{rows}", rows)
