@@ -17,8 +17,10 @@ What it does, in order:
 3. **Ours**: :func:`~resistomics.modalities.methylation._dml.write_dml_parts` (what the
    ``dml`` analysis publishes: each block's rows a Parquet part written on its worker)
    on a ``distributed.LocalCluster`` of 2 worker processes x 1 thread, from the store,
-   one graph computed once; peak RSS of each worker process (``ru_maxrss``, workers
-   started for this step, after a 3,000-CpG warm-up that loads the compiled kernel) and
+   one graph computed once; peak RSS of each worker process (``VmHWM``, workers
+   started for this step, after a 3,000-CpG warm-up that loads the compiled kernel;
+   not ``ru_maxrss``, which Linux carries over from the client through the fork and
+   exec that start a worker) and
    of the client during the step (its RSS sampled every 20 ms: the client's own
    ``ru_maxrss`` is the generation and ingest before it).
 4. **DSS 2.46** (Debian ``r-bioc-dss``, installed with ``apt-get`` when ``Rscript`` or
@@ -279,9 +281,11 @@ def main(argv: list[str] | None = None) -> None:
             ours_cpu = sum(client.run(_cpu).values()) + time.process_time() - cpu0
 
             def _maxrss() -> int:
-                import resource as r
-
-                return r.getrusage(r.RUSAGE_SELF).ru_maxrss * 1024
+                # VmHWM: this process's own peak (ru_maxrss would carry the client's
+                # peak over from the fork that started the worker, through exec)
+                with open("/proc/self/status") as f:
+                    line = next(x for x in f if x.startswith("VmHWM:"))
+                return int(line.split()[1]) * 1024
 
             worker_rss = sorted(client.run(_maxrss).values())
         load_after = Path("/proc/loadavg").read_text().split()[:3]
