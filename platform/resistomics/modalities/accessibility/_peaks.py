@@ -24,6 +24,7 @@ import pandas as pd
 
 from resistomics._text_files import open_checked_text
 from resistomics.errors import InputError
+from resistomics.modalities._genome import DEFAULT_CONTIGS, read_chrom_sizes
 from resistomics.modalities._mtx import gzip_error, read_small_tsv
 
 __all__ = [
@@ -36,9 +37,6 @@ __all__ = [
     "read_peak_bed",
 ]
 
-_NAMES = [*(str(i) for i in range(1, 23)), "X", "Y", "MT", "M"]
-#: Human (and mouse) nuclear and mitochondrial contigs, with and without ``chr``.
-DEFAULT_CONTIGS: frozenset[str] = frozenset(_NAMES) | frozenset(f"chr{n}" for n in _NAMES)
 #: MACS2/3 narrowPeak (ENCODE): BED6 + signalValue, pValue, qValue, summit offset.
 NARROWPEAK_COLUMNS = (
     "contig",
@@ -65,32 +63,6 @@ class Genome:
         if self.sizes:
             return "the chrom-sizes file"
         return "the known contigs (settings contigs, else 1-22, X, Y, M, MT, with or without chr)"
-
-
-def read_chrom_sizes(path: str | Path) -> dict[str, int]:
-    """A chrom-sizes file (``contig<TAB>length`` per line, UCSC ``fetchChromSizes``, the
-    first two columns of ``samtools faidx``), in file order.
-
-    Raises
-    ------
-    InputError
-        ``chrom-sizes`` for a line that is not a name and a positive length.
-    """
-    sizes: dict[str, int] = {}
-    with open_checked_text(path) as f:
-        for n, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) <= 0:
-                raise InputError(
-                    str(path),
-                    "chrom-sizes",
-                    "expected 'contig<TAB>length' (a positive integer)",
-                    line=n,
-                )
-            sizes[fields[0]] = int(fields[1])
-    return sizes
 
 
 def peak_ids(contig: Sequence[str] | np.ndarray, start: np.ndarray, end: np.ndarray) -> pd.Index:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from resistomics.modalities._genome import DEFAULT_CONTIGS, read_chrom_sizes
 from resistomics.storage import DataRoot, FeatureMatrix
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "summarize_methylation",
 ]
 
-_NAMES = [*(str(i) for i in range(1, 23)), "X", "Y", "MT", "M"]
-#: Human (and mouse) nuclear and mitochondrial contigs, with and without ``chr``.
-DEFAULT_CONTIGS: frozenset[str] = frozenset(_NAMES) | frozenset(f"chr{n}" for n in _NAMES)
 #: Depth histogram bins per sample: exact medians below this depth (a median at or
 #: above it is reported as this value, a lower bound).
 DEPTH_BINS = 4096
@@ -304,32 +302,6 @@ def summarize_methylation(
         for j, sid in enumerate(sample_ids)
     ]
     return {"blocks": blocks, "contigs": contig_table, "samples": out}
-
-
-def read_chrom_sizes(path: str) -> dict[str, int]:
-    """A chrom-sizes file (``contig<TAB>length`` per line, as UCSC's ``fetchChromSizes``
-    and ``samtools faidx``'s first two columns), in file order.
-
-    Raises
-    ------
-    InputError
-        ``chrom-sizes`` for a line that is not a name and a positive length.
-    """
-    from resistomics._text_files import open_checked_text
-    from resistomics.errors import InputError
-
-    sizes: dict[str, int] = {}
-    with open_checked_text(path) as f:
-        for n, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) <= 0:
-                raise InputError(
-                    path, "chrom-sizes", "expected 'contig<TAB>length' (a positive integer)", line=n
-                )
-            sizes[fields[0]] = int(fields[1])
-    return sizes
 
 
 def methylation_params(

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from resistomics.dataset_types import dataset_type
+from resistomics.modalities._genome import DEFAULT_CONTIGS
 from resistomics.modalities.variants._source import empty_calls
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
 ]
 
 DATASET_TYPE = "variants.calls"
-_NAMES = [*(str(i) for i in range(1, 23)), "X", "Y", "MT", "M"]
-#: Human nuclear and mitochondrial contigs, with and without ``chr``.
-DEFAULT_CONTIGS: frozenset[str] = frozenset(_NAMES) | frozenset(f"chr{n}" for n in _NAMES)
 #: How far a reported VAF may sit from ``alt / (ref + alt)`` (callers round AF, and
 #: some compute it from filtered reads).
 DEFAULT_VAF_TOLERANCE = 0.05
