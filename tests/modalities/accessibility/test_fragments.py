@@ -310,3 +310,54 @@ def test_tile_matrix_from_fragments_equals_a_brute_force_count(tmp_path: Path) -
         assert (store.var["end"] - store.var["start"] <= 500).all()
     finally:
         ws.close()
+
+
+def test_nucleosome_signal_at_ingest_equals_signac_counts_over_every_chunk(
+    tmp_path: Path,
+) -> None:
+    """Signac's nucleosome signal (mononucleosomal 147-294 bp over nucleosome-free < 147 bp
+    fragments) per barcode, counted chunk by chunk at ingest (2 chunks here), equals the
+    count over the whole file: a barcode planted with 3 mono per free fragment scores 3,
+    one with only free fragments 0, one with neither class NaN; the obs and barcode table
+    both hold it, and a bound below the planted 3 quarantines the file."""
+    from resistomics.config import ClusterSettings, Settings
+
+    rows = []
+    for i in range(200):  # 150 mono (147..294) + 50 free (< 147) fragments
+        rows.append(
+            ("chr1", 10_000 + 97 * i, 10_000 + 97 * i + (200 if i % 4 else 100), "MONO-1", 1)
+        )
+        rows.append(("chr2", 10_000 + 89 * i, 10_000 + 89 * i + 60, "FREE-1", 1))
+        rows.append(("chr1", 50_000 + 83 * i, 50_000 + 83 * i + 500, "DI-1", 1))  # neither
+    rows = sorted(set(rows))
+    src = write_fragments(tmp_path / "S1.fragments.tsv.gz", rows, index=False)
+    peaks = tmp_path / "peaks.bed"
+    peaks.write_text("chr1\t9000\t80000\nchr2\t9000\t40000\n")
+    for bound, status in ((None, "published"), (2.5, "quarantined")):
+        settings = Settings(
+            data_root=str(tmp_path / f"root-{bound}"),
+            cluster=ClusterSettings(n_workers=1, processes=False),
+            modalities={
+                "accessibility": {"fragments_per_chunk": 300, "max_nucleosome_signal": bound}
+            },
+        )
+        ws = Workspace.open(settings)
+        try:
+            _register(ws)
+            out = ingest(
+                ws, _land(ws, src), study=STUDY, options={"sample": "S1", "peaks": str(peaks)}
+            )
+            assert out.status == status, out.message
+            if status == "quarantined":
+                assert "nucleosome-signal" in out.message, out.message
+                continue
+            path = ws.root.to_path(out.version.uri)
+            qc = layout("partitioned-table@1").read_table(ws.root, path, "barcodes")  # type: ignore[misc]
+            signal = dict(zip(qc["barcode"], qc["nucleosome_signal"], strict=True))
+            assert signal["MONO-1"] == 3.0
+            assert signal["FREE-1"] == 0.0
+            assert np.isnan(signal["DI-1"])
+            store = open_sparse_matrix(ws.root, path)
+            assert store.obs.loc["MONO-1", "nucleosome_signal"] == 3.0
+        finally:
+            ws.close()

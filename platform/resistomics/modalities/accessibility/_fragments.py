@@ -41,6 +41,7 @@ from resistomics.modalities._checks import check_registered
 from resistomics.modalities._mtx import find_file, gzip_error
 from resistomics.modalities._plugin import Written
 from resistomics.modalities.accessibility._peaks import read_peak_bed
+from resistomics.modalities.accessibility._qc import MONONUCLEOSOMAL, NUCLEOSOME_FREE_BELOW
 from resistomics.modalities.accessibility._source import AccessibilityReadContext, PeakMatrixSource
 
 if TYPE_CHECKING:
@@ -557,6 +558,9 @@ def write_fragments(
     n_unique = np.zeros(0, np.int64)
     n_reads = np.zeros(0, np.int64)
     n_in_peaks = np.zeros(0, np.int64)
+    # Signac's nucleosome signal (_qc.nucleosome_signal): counts, so they add up over chunks
+    n_free = np.zeros(0, np.int64)
+    n_mono = np.zeros(0, np.int64)
     block = ctx.cells_per_block
     scratch = Path(tempfile.mkdtemp(prefix="resistomics-frag-", dir=ctx.scratch))
     pieces: dict[int, list[Path]] = {}
@@ -577,7 +581,13 @@ def write_fragments(
                 n_unique = np.concatenate([n_unique, np.zeros(grow, np.int64)])
                 n_reads = np.concatenate([n_reads, np.zeros(grow, np.int64)])
                 n_in_peaks = np.concatenate([n_in_peaks, np.zeros(grow, np.int64)])
+                n_free = np.concatenate([n_free, np.zeros(grow, np.int64)])
+                n_mono = np.concatenate([n_mono, np.zeros(grow, np.int64)])
             n_unique += np.bincount(where, minlength=len(barcodes))
+            length = chunk["end"].to_numpy(np.int64) - chunk["start"].to_numpy(np.int64)
+            n_free += np.bincount(where[length < NUCLEOSOME_FREE_BELOW], minlength=len(barcodes))
+            mono = (length >= MONONUCLEOSOMAL[0]) & (length <= MONONUCLEOSOMAL[1])
+            n_mono += np.bincount(where[mono], minlength=len(barcodes))
             n_reads += np.bincount(
                 where, weights=chunk["count"].to_numpy(), minlength=len(barcodes)
             ).astype(np.int64)
@@ -617,6 +627,8 @@ def write_fragments(
                 "reads": n_reads,
             }
         )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            qc["nucleosome_signal"] = n_mono.astype(np.float64) / n_free.astype(np.float64)
         if ctx.tss is not None:
             qc["tss_enrichment"] = tss_scores(ws.root, folders, barcodes, ctx.tss)
         if counting:
@@ -657,7 +669,16 @@ def write_fragments(
             {"sample_id": sample_of}, index=pd.Index(np.asarray(barcodes, dtype=object), dtype=str)
         )
         qc_columns = qc.set_index("barcode")[
-            [c for c in ("unique_fragments", "fraction_in_peaks", "tss_enrichment") if c in qc]
+            [
+                c
+                for c in (
+                    "unique_fragments",
+                    "fraction_in_peaks",
+                    "tss_enrichment",
+                    "nucleosome_signal",
+                )
+                if c in qc
+            ]
         ]
         qc_columns.index = qc_columns.index.astype(str)
         n_peaks = len(source.peaks)

@@ -59,6 +59,8 @@ from resistomics.modalities.accessibility._tiles import (
 )
 
 __all__ = [
+    "MONONUCLEOSOMAL",
+    "NUCLEOSOME_FREE_BELOW",
     "FragmentSizes",
     "TSSEnrichment",
     "cell_qc",
@@ -261,11 +263,16 @@ def tss_enrichment(
     )
 
 
+#: Signac's fragment classes: nucleosome-free below 147 bp, mononucleosomal 147-294 bp.
+NUCLEOSOME_FREE_BELOW = 147
+MONONUCLEOSOMAL = (147, 294)
+
+
 def nucleosome_signal(
     fragments: Fragments,
     *,
-    free_below: int = 147,
-    mono_range: tuple[int, int] = (147, 294),
+    free_below: int = NUCLEOSOME_FREE_BELOW,
+    mono_range: tuple[int, int] = MONONUCLEOSOMAL,
 ) -> np.ndarray:
     """Signac's nucleosome signal per cell: mononucleosomal over nucleosome-free fragments.
 
