@@ -15,6 +15,8 @@ from resistomics.errors import ConfigError, InputError
 from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
 
 if TYPE_CHECKING:
+    import typer
+
     from resistomics.catalog import VersionInfo
     from resistomics.modalities.accessibility._peaks import Genome
     from resistomics.modalities.accessibility._source import PeakMatrixSource
@@ -297,3 +299,9 @@ class AccessibilityModality(Modality):
 
             tables = summarize_fragments(ws.root, path, chrom_sizes=sizes)
         return Summaries(tables, self._params(s, registered))
+
+    # ------------------------------------------------------------------ commands
+    def commands(self) -> typer.Typer:
+        from resistomics.modalities.accessibility._commands import accessibility_app
+
+        return accessibility_app
