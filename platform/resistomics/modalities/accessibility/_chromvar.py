@@ -18,9 +18,11 @@ For a peak x cell count matrix ``X`` (``x[p, c]``) and a peak x set annotation `
   raw deviations; z-score: that divided by their standard deviation (``ddof = 1``, R's
   ``sd``).
 * variability of a set: the standard deviation of its z-scores over cells (``ddof =
-  1``), with chromVAR's p-value ``P(chi2_{n-1} > (n - 1) variability^2)`` and
-  Benjamini-Hochberg adjustment (chromVAR also bootstraps a confidence interval: not
-  done here).
+  1``), with chromVAR's p-value ``P(chi2_{n-1} > (n - 1) variability^2)``,
+  Benjamini-Hochberg adjustment and chromVAR's bootstrap confidence interval: the
+  ``(0.025, 0.975)`` quantiles of that sd over ``bootstrap_samples`` (1000) resamplings
+  of the cells with replacement (``computeVariability(bootstrap_error = TRUE)``;
+  quantiles of R's default type 7, numpy's ``linear``).
 
 Background peaks (:func:`background_peaks`, chromVAR's ``getBackgroundPeaks`` with
 ``w = 0.1``, ``bs = 50``): each peak is a point (``log10`` total counts, GC fraction);
@@ -42,6 +44,7 @@ background deviations.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -385,23 +388,68 @@ def compute_deviations(
     )
 
 
-def variability(deviations: Deviations) -> pd.DataFrame:
-    """chromVAR's ``computeVariability``: per set, the sd of its z-scores over cells
-    (``ddof = 1``, NaN cells left out), ``p_value = P(chi2_{n-1} > (n-1) sd^2)`` and
-    its Benjamini-Hochberg ``p_adj``; ``note`` says whether GC was matched."""
+def _bootstrap_sds(z: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """sd over cells (``ddof = 1``, NaN left out) of ``z`` (sets x cells) for
+    ``n_bootstrap`` resamplings of the cells with replacement: sets x n_bootstrap.
+    Resamplings are drawn in groups that keep ``sets x group x cells`` under
+    :data:`BLOCK_BYTES`; the draws (``rng.integers(0, n_cells, (group, n_cells))``,
+    group after group) do not depend on the grouping."""
+    n_sets, n_cells = z.shape
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_sets, n_bootstrap))
+    step = max(1, int(BLOCK_BYTES // (8 * max(1, n_sets) * max(1, n_cells))))
+    for lo in range(0, n_bootstrap, step):
+        k = min(step, n_bootstrap - lo)
+        idx = rng.integers(0, n_cells, size=(k, n_cells))
+        with warnings.catch_warnings():
+            # a set NaN in all or all but one resampled cell has no sd: NaN, as in R
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[:, lo : lo + k] = np.nanstd(z[:, idx], axis=2, ddof=1)
+    return out
+
+
+def variability(
+    deviations: Deviations,
+    *,
+    bootstrap_samples: int = 1000,
+    quantiles: tuple[float, float] = (0.025, 0.975),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """chromVAR's ``computeVariability`` (Schep et al. 2017): per set, the sd of its
+    z-scores over cells (``ddof = 1``, NaN cells left out), ``p_value = P(chi2_{n-1} >
+    (n-1) sd^2)`` and its Benjamini-Hochberg ``p_adj``; ``note`` says whether GC was
+    matched.
+
+    The confidence interval (``bootstrap_lower_bound``, ``bootstrap_upper_bound``) is
+    chromVAR's: the ``quantiles`` of the sd over ``bootstrap_samples`` resamplings of the
+    cells with replacement (``bootstrap_error = TRUE``, 1000 samples, ``c(0.025,
+    0.975)``); ``bootstrap_samples = 0`` leaves them NaN. ``seed`` fixes the
+    resamplings (chromVAR uses R's global generator).
+    """
     z = deviations.z
     n = np.isfinite(z).sum(axis=1)
-    sd = np.nanstd(z, axis=1, ddof=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = np.nanstd(z, axis=1, ddof=1)
     p = stats.chi2.sf((n - 1) * sd**2, df=n - 1)
     order = np.argsort(p)
     ranked = p[order] * p.shape[0] / np.arange(1, p.shape[0] + 1)
     adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
     p_adj = np.empty_like(p)
     p_adj[order] = np.minimum(adjusted, 1.0)
+    lower = np.full(sd.shape, np.nan)
+    upper = np.full(sd.shape, np.nan)
+    if bootstrap_samples > 0 and z.shape[1] > 1 and z.shape[0] > 0:
+        boot = _bootstrap_sds(z, bootstrap_samples, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lower, upper = np.nanquantile(boot, list(quantiles), axis=1)
     return pd.DataFrame(
         {
             "set": list(deviations.sets),
             "variability": sd,
+            "bootstrap_lower_bound": lower,
+            "bootstrap_upper_bound": upper,
             "p_value": p,
             "p_adj": p_adj,
             "note": deviations.note,
