@@ -1094,3 +1094,38 @@ def plot_niche_change(
         )
     fig.suptitle(title or "Resistance niches", fontsize=9)
     return _save(plt, fig, output, layout=False)
+
+
+def plot_sample_set_heatmap(
+    matrix: pd.DataFrame,
+    output: str | Path,
+    *,
+    title: str = "",
+    label: str = "mean z",
+) -> Path:
+    """Heat map of samples (rows, in the given order) x sets (columns) on a diverging
+    scale symmetric about 0 (red: the set more accessible than its background peaks in
+    the sample's cells, blue: less); values annotated when the map is small."""
+    plt = _pyplot()
+    values = matrix.to_numpy(dtype=float)
+    n_rows, n_cols = values.shape
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * n_cols + 3.0), max(3.0, 0.35 * n_rows + 2.0)))
+    finite = values[np.isfinite(values)]
+    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    im = ax.imshow(
+        np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto"
+    )
+    ax.set_xticks(range(n_cols), [str(c) for c in matrix.columns], rotation=45, ha="right")
+    ax.set_yticks(range(n_rows), [str(r) for r in matrix.index], fontsize=7)
+    ax.set_xlabel("set")
+    ax.set_ylabel("sample")
+    if n_rows * n_cols <= 400:
+        for i in range(n_rows):
+            for j in range(n_cols):
+                v = values[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label=label, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    return _save(plt, fig, output)

@@ -51,6 +51,7 @@ __all__ = [
     "gene_regions",
     "gene_weights",
     "strand_from_tss",
+    "weighted_activity",
 ]
 
 
@@ -230,8 +231,19 @@ def gene_activity(
             place="counts",
             rule="shape",
         )
+    return weighted_activity(matrix, gene_weights(features, genes, model=model), model=model)
+
+
+def weighted_activity(
+    counts: Any, weights: sp.csr_matrix, *, model: GeneModel | None = None
+) -> np.ndarray:
+    """Steps 4-5 of the module docstring for one block of cells: counts capped at
+    ``model.ceiling``, times the feature x gene ``weights`` (:func:`gene_weights`),
+    each cell scaled to ``model.scale_to``. Cells are independent, so a cell-major
+    matrix can be scored block by block with the weights computed once."""
+    model = model or GeneModel()
+    matrix = sp.csr_matrix(counts, dtype=np.float64, copy=True)
     matrix.data = np.minimum(matrix.data, model.ceiling)
-    weights = gene_weights(features, genes, model=model)
     scores = np.asarray((matrix @ weights).todense())
     total = scores.sum(axis=1, keepdims=True)
     return np.asarray(

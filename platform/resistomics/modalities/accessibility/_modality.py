@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from resistomics.errors import ConfigError, InputError
-from resistomics.modalities._plugin import Modality, Reader, Summaries, Written, deferred
+from resistomics.modalities._plugin import (
+    Analysis,
+    Modality,
+    Reader,
+    Summaries,
+    Written,
+    deferred,
+)
 
 if TYPE_CHECKING:
     import typer
@@ -38,6 +45,8 @@ _READERS = "resistomics.modalities.accessibility._readers"
 _FRAGMENTS = "resistomics.modalities.accessibility._fragments"
 # Values per task of the validation summaries (as expression's: one Zarr chunk).
 VALIDATION_BLOCK_NNZ = 1 << 20
+_DEVIATIONS = "resistomics.modalities.accessibility._deviations_analysis"
+_ACTIVITY = "resistomics.modalities.accessibility._activity_analysis"
 
 
 class AccessibilityOptions(BaseModel):
@@ -99,6 +108,37 @@ class AccessibilitySettings(BaseModel):
     fragments_per_chunk: int = Field(
         default=2_000_000, ge=1, description="fragment lines parsed at a time"
     )
+    # -- deviations and gene activity (acc-dev)
+    genes_bed: str | None = Field(
+        default=None,
+        description="genes BED with names (chrom, start, end, gene[, score, strand]): gene "
+        "activity and the built-in programs' peak sets (body + promoter) use it",
+    )
+    genome_fasta: str | None = Field(
+        default=None,
+        description="genome FASTA (indexed by pysam when no .fai): deviations match "
+        "background peaks on GC content too",
+    )
+
+
+# -- deviations and gene activity plots (acc-dev)
+class DeviationsPlotOptions(BaseModel):
+    """Options of the heat map of a deviations result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    top: int = Field(default=30, ge=1, description="most variable sets shown")
+
+
+class ActivityPlotOptions(BaseModel):
+    """Options of the per-sample program plot of an activity result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gene_set: str | None = Field(default=None, description="one program only (default: all)")
+    group_by: str | None = Field(
+        default=None, description="sample column grouping the samples (default: phase)"
+    )
 
 
 def _reader(
@@ -155,6 +195,36 @@ class AccessibilityModality(Modality):
     )
     options = AccessibilityOptions
     settings = AccessibilitySettings
+    analyses = (
+        # -- deviations and gene activity (acc-dev); by default too: without gene
+        # coordinates (genes_bed) the built-in programs have no peaks, which the
+        # analyses say (AnalysisNotApplicableError) and the deployment notes
+        Analysis(
+            "deviations",
+            "accessibility.deviations",
+            deferred(_DEVIATIONS, "accessibility_deviations"),
+            "chromVAR peak-set deviations (Schep 2017) per cell: sets from a BED (motif hits) "
+            "or the built-in programs through the genes BED, background peaks matched on "
+            "accessibility (and GC with a FASTA); variability with bootstrap CI, mean z per "
+            "sample; heat map of mean z per sample x set",
+            default=True,
+            artifacts=deferred(_DEVIATIONS, "deviations_artifacts"),
+            plot=deferred(_DEVIATIONS, "plot_deviations_heatmap"),
+            plot_options=DeviationsPlotOptions,
+        ),
+        Analysis(
+            "activity",
+            "accessibility.activity",
+            deferred(_ACTIVITY, "accessibility_activity"),
+            "ArchR gene activity scores from the peak counts (genes BED) and the gene "
+            "programs scored on them as expression scores them (score_genes, singscore); "
+            "program scores per sample by phase",
+            default=True,
+            artifacts=deferred(_ACTIVITY, "activity_artifacts"),
+            plot=deferred(_ACTIVITY, "plot_activity_programs"),
+            plot_options=ActivityPlotOptions,
+        ),
+    )
 
     # ------------------------------------------------------------------ genome
     def genome(self, s: AccessibilitySettings) -> Genome:
