@@ -252,7 +252,7 @@ def accessibility_activity(
             "n_genes": [len(v) for v in collection.as_mapping().values()],
         }
     )
-    found = {s: list(g) for s, g in zip(primary.set_names, primary.genes, strict=True)}
+    found = {s: list(primary.genes[s]) for s in primary.set_names}
     set_table["scored"] = set_table["gene_set"].isin(list(found))
     set_table["n_found"] = [len(found.get(s, [])) for s in set_table["gene_set"]]
     set_table["genes"] = [";".join(found.get(s, [])) for s in set_table["gene_set"]]

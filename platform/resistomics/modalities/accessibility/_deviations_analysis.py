@@ -53,7 +53,6 @@ from resistomics.storage import open_sparse_matrix
 
 if TYPE_CHECKING:
     from resistomics.catalog import VersionInfo
-    from resistomics.modalities.accessibility._modality import AccessibilitySettings
     from resistomics.modalities.accessibility._peaks import Genome
     from resistomics.storage import SparseMatrixStore
 
@@ -74,13 +73,14 @@ TOP_SETS = 30
 GENES_SETTING = "RESISTOMICS_MODALITIES__ACCESSIBILITY__GENES_BED"
 
 
-def _settings(ws: Workspace) -> tuple[AccessibilitySettings, Genome]:
-    # imported here: _modality names these modules as deferred analyses
-    from resistomics.modalities.accessibility._modality import AccessibilityModality
+def _settings(ws: Workspace) -> tuple[Any, Genome]:
+    # through the registry: _modality names this module as a deferred analysis, and
+    # importing it here would close an import cycle through its commands
+    from resistomics.modalities import modality
 
-    modality = AccessibilityModality()
-    s: AccessibilitySettings = modality.settings_of(ws.settings)
-    return s, modality.genome(s)
+    plugin: Any = modality("accessibility")
+    s = plugin.settings_of(ws.settings)  # AccessibilitySettings
+    return s, plugin.genome(s)
 
 
 def counts_version(
