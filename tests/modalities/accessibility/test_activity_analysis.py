@@ -120,3 +120,26 @@ def test_builtin_programs_need_gene_symbols_and_coordinates(cohort: Cohort) -> N
     assert analysis.result_type == "accessibility.activity"
     assert len(load_gene_sets("builtin")) > 0
     assert isinstance(pd.__version__, str)
+
+
+def test_activity_command(cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``resistomics accessibility activity DATASET --genes BED --gene-sets GMT``."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", cohort.ws.settings.data_root)
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv(
+        "RESISTOMICS_MODALITIES__ACCESSIBILITY__CHROM_SIZES", str(cohort.sim.chrom_sizes)
+    )
+    monkeypatch.setenv("COLUMNS", "250")
+    gmt = _gmt(tmp_path / "one.gmt", {"PLANTED": cohort.sim.planted_genes})
+    args = ["accessibility", "activity", cohort.ref, "--genes", str(cohort.genes_bed)]
+    r = runner.invoke(app, [*args, "--gene-sets", str(gmt)])
+    assert r.exit_code == 0, r.output
+    assert "activity.one" in r.output and "PLANTED" in r.output
+    r = runner.invoke(app, ["accessibility", "activity", "--help"])
+    assert r.exit_code == 0 and "--genes" in r.output and "Example" in r.output

@@ -302,3 +302,49 @@ def test_background_peaks_match_gc_with_a_fasta(tmp_path: Path) -> None:
             accessibility_deviations(ws, out.version.ref, sets=str(sets), fasta=str(other))
     finally:
         ws.close()
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_deviations_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``resistomics accessibility deviations DATASET --sets BED``: publishes, prints the
+    background note and the variable sets; --help shows the examples; builtin without
+    genes is one line and a non-zero exit."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("RESISTOMICS_DATA_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__PROCESSES", "false")
+    monkeypatch.setenv("RESISTOMICS_CLUSTER__N_WORKERS", "1")
+    monkeypatch.setenv("COLUMNS", "250")
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample_id\tsubject_id\nS1\tP1\nS2\tP2\n")
+    assert runner.invoke(app, ["study", "register", str(sheet), "--study", "st"]).exit_code == 0
+    rng = np.random.default_rng(2)
+    x = rng.poisson(1.0, (30, 60)).astype(float)
+    x[:15, :10] += rng.poisson(4.0, (15, 10))  # S1's cells open the first 10 peaks
+    peaks = peaks_of(60)
+    src = write_peak_matrix(
+        tmp_path / "m", x, peaks, [f"BC{i}-1" for i in range(30)], ["S1"] * 15 + ["S2"] * 15
+    )
+    r = runner.invoke(app, ["ingest", str(src), "--study", "st", "--modality", "accessibility"])
+    assert r.exit_code == 0, r.output
+    bed = tmp_path / "sets.bed"
+    bed.write_text(
+        "".join(
+            f"{c}\t{s}\t{e}\t{'OPEN' if i < 10 else 'REST'}\n" for i, (c, s, e) in enumerate(peaks)
+        )
+    )
+    r = runner.invoke(app, ["accessibility", "deviations", "st/m", "--sets", str(bed)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "published st/m.deviations.sets@v1" in text and "GC not matched" in text
+    assert "OPEN" in text
+    r = runner.invoke(app, ["accessibility", "deviations", "st/m"])
+    assert r.exit_code != 0 and "gene coordinates" in " ".join(r.output.split())
+    r = runner.invoke(app, ["accessibility", "deviations", "--help"])
+    assert r.exit_code == 0 and "--fasta" in r.output and "Examples" in r.output
