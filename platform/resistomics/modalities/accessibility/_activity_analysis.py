@@ -5,13 +5,14 @@ programs scored on them with the scorers expression uses, published as
 
 The activity of a gene in a cell is ArchR's default gene score model applied to the
 cell's peak counts (each peak overlapping the gene's region weighted by its distance to
-the gene body and the gene's size; each cell scaled to 10,000). Programs are scored on
+the gene body and the gene's size; each cell scaled to 10,000). Features (``features="auto"``): the
+genome-wide 500-bp tile matrix when the version keeps one (a fragments ingest with
+``TILE_SIZE`` set: ArchR's own input, insertions per tile), else the peak counts.
+Programs are scored on
 ``log1p`` of the activity, as expression scores ``log1p`` of counts per 10,000:
 ``score_genes`` (Tirosh et al. 2016, scanpy's ``sc.tl.score_genes``) and ``singscore``
 (Foroutan et al. 2018), :mod:`resistomics.signatures`, so a program scores on
-accessibility as on expression. Scores are computed from the counts (peaks); a matrix
-counted from fragments is scored through its peaks too (ArchR scores 500-bp tiles of
-the fragments: not done here).
+accessibility as on expression.
 
 A gene named on several records of the genes BED (transcripts) is scored once, over
 the span of its records on the contig of its first record.
@@ -29,7 +30,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from resistomics.errors import AnalysisNotApplicableError, InputError
+from resistomics.errors import AnalysisNotApplicableError, InputError, MethodInputError
 from resistomics.knowledge import load_gene_sets
 from resistomics.modalities._plugin import Artifact
 from resistomics.modalities.accessibility._deviations_analysis import (
@@ -54,10 +55,11 @@ from resistomics.publishing import (
     result_table,
 )
 from resistomics.signatures import gene_means, score_genes, singscore
-from resistomics.storage import write_dense_array
+from resistomics.storage import open_sparse_matrix, write_dense_array
 
 if TYPE_CHECKING:
     from resistomics.catalog import VersionInfo
+    from resistomics.storage import SparseMatrixStore
 
 __all__ = [
     "ACTIVITY_TYPE",
@@ -69,6 +71,29 @@ __all__ = [
 
 ACTIVITY_TYPE = "accessibility.activity"
 METHODS = ("score_genes", "singscore")
+FEATURES = ("auto", "tiles", "peaks")
+
+
+def _feature_store(
+    ws: Workspace, version: VersionInfo, store: SparseMatrixStore, features: str
+) -> tuple[str, SparseMatrixStore]:
+    """The matrix gene activity is computed from: the tile matrix (``tiles``, or ``auto``
+    when the version has one) or the peak counts."""
+    from resistomics.modalities.accessibility._fragments import TILES_ADATA, TILES_BY_TILE
+
+    path = ws.root.to_path(version.uri)
+    has_tiles = ws.root.fs.exists(posixpath.join(path, TILES_ADATA))
+    if features == "peaks" or (features == "auto" and not has_tiles):
+        return "peaks", store
+    if not has_tiles:
+        raise MethodInputError(
+            "has no tile matrix (ingest fragments with TILE_SIZE=500 and CHROM_SIZES set), "
+            "use --features peaks",
+            place=version.ref,
+            rule="tiles",
+        )
+    tiles = open_sparse_matrix(ws.root, path, adata=TILES_ADATA, by_gene=TILES_BY_TILE)
+    return "tiles", tiles
 
 
 def unique_genes(genes: Intervals) -> Intervals:
@@ -107,6 +132,7 @@ def accessibility_activity(
     genes: str | None = None,
     gene_sets: str = "builtin",
     methods: Sequence[str] = METHODS,
+    features: str = "auto",
     ctrl_size: int = 50,
     n_bins: int = 25,
     random_state: int = 0,
@@ -120,6 +146,9 @@ def accessibility_activity(
     ----------
     genes
         Genes BED with names (default: the setting ``genes_bed``).
+    features
+        ``auto`` (the tile matrix when the version has one, else the peaks), ``tiles`` or
+        ``peaks``: the features whose counts the gene scores weigh.
     gene_sets
         ``"builtin"`` (the resistance programs) or a GMT file.
     methods, ctrl_size, n_bins, random_state
@@ -133,7 +162,7 @@ def accessibility_activity(
         attribute, cells in the store's order) and tables ``cells`` (cell_id, sample_id,
         method, gene_set, score), ``samples`` (sample_id, method, gene_set, mean_score,
         median_score, n_cells and the design), ``gene_sets`` (genes scored and missing)
-        and ``genes`` (peaks in each gene's region, mean activity).
+        and ``genes`` (features in each gene's region, mean activity).
 
     Raises
     ------
@@ -148,8 +177,13 @@ def accessibility_activity(
         raise InputError(
             "--method", "option", f"methods are {', '.join(METHODS)}; got {list(methods)}"
         )
+    if features not in FEATURES:
+        raise InputError(
+            "--features", "option", f"features are {', '.join(FEATURES)}; got {features!r}"
+        )
     version, store = counts_version(ws, ref, study)
     path = gene_coordinates(ws, genes, ref=version.ref, why="gene activity scores")
+    features, store = _feature_store(ws, version, store, features)
     _, genome = _settings(ws)
     collection = load_gene_sets(gene_sets)
     label = gene_sets if gene_sets == "builtin" else Path(gene_sets).stem
@@ -162,7 +196,7 @@ def accessibility_activity(
         "ctrl_size": ctrl_size,
         "n_bins": n_bins,
         "random_state": random_state,
-        "features": "peaks",
+        "features": features,
         "model": "ArchR addGeneScoreMatrix defaults",
         "scored_on": "log1p(activity)",
     }
@@ -185,7 +219,7 @@ def accessibility_activity(
     peaks_per_gene = np.diff(weights.tocsc().indptr)
     if weights.nnz == 0:
         raise AnalysisNotApplicableError(
-            f"no peak lies in a gene region of {path}: check that the BED uses the "
+            f"no {features[:-1]} lies in a gene region of {path}: check that the BED uses the "
             "dataset's contig names and genome build",
             place=version.ref,
             rule="gene-regions",
@@ -262,7 +296,7 @@ def accessibility_activity(
             "contig": gene_bed.contig,
             "start": gene_bed.start,
             "end": gene_bed.end,
-            "n_peaks": peaks_per_gene.astype(np.int64),
+            "n_features": peaks_per_gene.astype(np.int64),
             "mean_activity": activity.mean(axis=0),
         }
     )
@@ -313,7 +347,7 @@ def activity_artifacts(ws: Workspace, result: VersionInfo) -> list[Artifact]:
     text = (
         f"# Gene activity and program scores {result.ref}\n\n"
         f"ArchR gene scores (default model) of {params.get('n_genes')} genes "
-        f"({params.get('genes')}) from the peak counts; {int(sets['scored'].sum())} of "
+        f"({params.get('genes')}) from the {params.get('features')} counts; {int(sets['scored'].sum())} of "
         f"{len(sets)} programs of {params.get('gene_sets')} scored on log1p(activity) "
         f"({', '.join(params.get('methods') or [])}), as expression scores them.\n"
     )

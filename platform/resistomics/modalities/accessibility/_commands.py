@@ -117,8 +117,15 @@ def accessibility_activity_command(
     gene_sets: Annotated[
         str, typer.Option(help="builtin (the resistance programs) or a GMT file.")
     ] = "builtin",
+    features: Annotated[
+        str,
+        typer.Option(
+            help="auto (the 500-bp tile matrix a fragments ingest keeps with TILE_SIZE set, "
+            "ArchR's input; else the peaks), tiles or peaks."
+        ),
+    ] = "auto",
 ) -> None:
-    """ArchR gene activity scores from the peak counts and the gene programs scored on them
+    """ArchR gene activity scores (tiles or peaks) and the gene programs scored on them
     (score_genes, singscore, as expression); publishes <counts>.activity.<gene_sets>
     (activity.zarr, per-cell and per-sample program scores joined to the design).
 
@@ -129,7 +136,9 @@ def accessibility_activity_command(
     outcome = _run(
         dataset,
         f"gene activity of {dataset}",
-        lambda ws: accessibility_activity(ws, dataset, genes=genes, gene_sets=gene_sets),
+        lambda ws: accessibility_activity(
+            ws, dataset, genes=genes, gene_sets=gene_sets, features=features
+        ),
     )
     if outcome.tables:
         samples = outcome.tables["samples"]
