@@ -22,6 +22,7 @@ __all__ = [
     "SectionCells",
     "VolcanoPoints",
     "category_colours",
+    "plot_accessibility_qc",
     "plot_autocorr_genes",
     "plot_clone_prevalence",
     "plot_cooccurrence_curves",
@@ -1128,4 +1129,54 @@ def plot_sample_set_heatmap(
                     ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=ax, label=label, shrink=0.8)
     ax.set_title(title, fontsize=9)
+    return _save(plt, fig, output)
+
+
+def plot_accessibility_qc(
+    profile: pd.DataFrame,
+    sizes: pd.DataFrame,
+    output: str | Path,
+    *,
+    kind: str = "both",
+    title: str = "",
+) -> Path:
+    """ATAC-seq QC per sample: the TSS enrichment profile (insertions per bp offset from
+    the TSSs over the flanks' mean, ArchR's ``plotTSSEnrichment``) and the fragment-size
+    distribution (fraction of fragments per length; the nucleosome ladder of Buenrostro
+    et al. 2013). ``kind``: ``both`` (two panels), ``tss`` or ``sizes``."""
+    plt = _pyplot()
+    panels = {"both": ("tss", "sizes"), "tss": ("tss",), "sizes": ("sizes",)}[kind]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    samples = sorted(set(profile["sample_id"]) | set(sizes["sample_id"]))
+    colour = dict(zip(samples, category_colours(max(len(samples), 1)), strict=False))
+    for ax, panel in zip(axes[0], panels, strict=True):
+        frame = profile if panel == "tss" else sizes
+        if not len(frame):
+            what = (
+                "no TSS profile (no tss_bed setting or no fragments)"
+                if panel == "tss"
+                else ("no fragment sizes (no fragments stored)")
+            )
+            ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=8)
+            ax.axis("off")
+            continue
+        for s, part in frame.groupby("sample_id", sort=True):
+            if panel == "tss":
+                ax.plot(part["offset"], part["enrichment"], color=colour[s], lw=1.0, label=s)
+            else:
+                total = max(float(part["fragments"].sum()), 1.0)
+                ax.plot(part["length"], part["fragments"] / total, color=colour[s], lw=1.0, label=s)
+        if panel == "tss":
+            ax.axvline(0, color="grey", lw=0.5, ls=":")
+            ax.set_xlabel("distance from TSS (bp)")
+            ax.set_ylabel("TSS enrichment (insertions / flank mean)")
+            ax.set_title("TSS enrichment profile", fontsize=9)
+        else:
+            ax.set_xlabel("fragment length (bp)")
+            ax.set_ylabel("fraction of fragments")
+            ax.set_title("Fragment-size distribution", fontsize=9)
+        if len(samples) <= 12:
+            ax.legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(plt, fig, output)

@@ -73,3 +73,26 @@ def test_bad_peak_matrix_exits_non_zero_with_one_line(env: Path) -> None:
     assert r.exit_code != 0
     assert "[non-negative-coordinates]" in r.stderr and "peaks.bed (line 3)" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_accessibility_qc_command_publishes_the_qc(env: Path) -> None:
+    rows = sorted(
+        {
+            ("chr1", 10_000 + 37 * i, 10_000 + 37 * i + 60 + i % 300, f"BC{i % 3}-1", 1)
+            for i in range(900)
+        }
+    )
+    outs = env / "outs"
+    outs.mkdir()
+    write_fragments(outs / "fragments.tsv.gz", rows, index=False)
+    (outs / "peaks.bed").write_text("chr1\t10000\t12000\nchr1\t20000\t30000\n")
+    r = runner.invoke(
+        app, ["ingest", str(outs), "--study", "st", "--modality", "accessibility", "--sample", "S1"]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["accessibility", "qc", "st/outs"])
+    assert r.exit_code == 0, r.output
+    assert "published st/outs.qc@v1" in " ".join(r.output.split()), r.output
+    assert "S1" in r.output
+    r = runner.invoke(app, ["accessibility", "qc", "st/nope"])
+    assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1, r.output

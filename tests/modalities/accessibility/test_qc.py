@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from resistomics.errors import MethodInputError
@@ -260,3 +261,31 @@ def test_real_tss_bed_has_no_strand_and_scores_run() -> None:
     frags = _frags(np.zeros(start.shape[0]), start, start + 200, np.zeros(start.shape[0]), 1)
     result = tss_enrichment(frags, tss)
     assert not result.stranded and result.score[0] > 5
+
+
+def test_frip_counts_a_fragment_spanning_a_peak_at_ingest_and_in_qc() -> None:
+    """One FRiP definition (Signac's: >= 1 bp overlap) in ``fraction_in_peaks`` and in the
+    ingest's per-barcode count: a fragment whose two ends lie outside a peak it spans
+    counts in both; one that only touches the peak's end (half-open) counts in neither."""
+    from resistomics.modalities.accessibility._fragments import _overlapping, _peak_intervals
+
+    peaks = pd.DataFrame({"contig": ["chr1", "chr1"], "start": [400, 450], "end": [500, 520]})
+    chunk = pd.DataFrame(
+        {
+            "contig": np.array(["chr1", "chr1", "chr2", "chr1"], dtype=object),
+            "start": [100, 520, 400, 300],
+            "end": [1000, 600, 500, 401],
+        }
+    )
+    ingest = _overlapping(chunk, _peak_intervals(peaks))
+    np.testing.assert_array_equal(ingest, [True, False, False, True])
+    start, end = chunk["start"].to_numpy(), chunk["end"].to_numpy()
+    frags = _frags(np.array([0, 0, 1, 0]), start, end, np.array([0, 1, 2, 3]), 4)
+    intervals = Intervals(
+        peaks["contig"].to_numpy(), peaks["start"].to_numpy(), peaks["end"].to_numpy()
+    )
+    np.testing.assert_array_equal(fraction_in_peaks(frags, intervals), ingest.astype(float))
+    # ArchR's insertion unit differs on the spanning fragment: neither end is in a peak
+    np.testing.assert_array_equal(
+        fraction_in_peaks(frags, intervals, unit="insertion"), [0.0, 0.0, 0.0, 0.5]
+    )

@@ -145,3 +145,32 @@ def accessibility_activity_command(
         first = samples[samples["method"] == samples["method"].iloc[0]]
         summary = first.groupby("gene_set")["mean_score"].median().reset_index()
         print_top(summary, "mean_score", ["gene_set", "mean_score"], 15)
+
+
+# -- qc (acc-qc) ------------------------------------------------------------------------
+
+
+@accessibility_app.command("qc")
+@handled
+def accessibility_qc_command(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="study/dataset[@vN] of an accessibility.counts or accessibility.fragments dataset."
+        ),
+    ],
+) -> None:
+    """Per-cell QC (unique fragments, TSS enrichment, FRiP, nucleosome signal, counts in
+    peaks; pass/fail against the configured bounds), per-sample medians, the TSS profile
+    and the fragment-size histogram; publishes <dataset>.qc (the analyse deployment runs
+    it on every new dataset). Plot: resistomics plot <dataset>.qc -o qc.png [--kind tss].
+    Example: resistomics accessibility qc atac/pbmc
+    """
+    from resistomics.modalities.accessibility._qc_analysis import SAMPLE_COLUMNS, accessibility_qc
+
+    outcome = _run(dataset, f"QC of {dataset}", lambda ws: accessibility_qc(ws, dataset))
+    if outcome.tables:
+        print_top(outcome.tables["samples"], None, list(SAMPLE_COLUMNS[:8]), 20)
+
+
+# -- end qc -----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ sorting by barcode or position needed); a tabix index beside it is opened with p
 
 Stored (``partitioned-table@1``): ``fragments/sample_id=<s>/contig=<c>/part-0.parquet``
 (start, end, barcode, count; one row group per chunk) and ``barcodes/sample_id=<s>/``
-(per barcode: unique fragments, reads, fragments with an end in a peak). With a peak
+(per barcode: unique fragments, reads, fragments overlapping a peak by >= 1 bp and
+their fraction, FRiP as Signac defines it: ``_qc.fraction_in_peaks``). With a peak
 set, Tn5 insertions (both fragment ends: ``start`` and ``end - 1``, the Cell Ranger ATAC
 peak-barcode matrix's convention) are counted per barcode and peak, bucketed by
 barcode block on scratch, and the matrix is written as ``accessibility.counts`` in the
@@ -503,6 +504,38 @@ def write_tiles(
     return n_tiles
 
 
+def _peak_intervals(peaks: pd.DataFrame | None) -> Any:
+    """The peak set as merged ``_tiles.Intervals`` (FRiP counts a fragment once)."""
+    from resistomics.modalities.accessibility._tiles import Intervals, merge_intervals
+
+    assert peaks is not None
+    return merge_intervals(
+        Intervals(
+            peaks["contig"].astype(str).to_numpy(),
+            peaks["start"].to_numpy(np.int64),
+            peaks["end"].to_numpy(np.int64),
+        )
+    )
+
+
+def _overlapping(chunk: pd.DataFrame, merged: Any) -> np.ndarray:
+    """Which fragments of a chunk overlap a peak by >= 1 bp: the FRiP numerator of
+    ``_qc.fragments_in_peaks`` (Signac's definition, as ``accessibility qc`` reports)."""
+    from resistomics.modalities.accessibility._qc import fragments_in_peaks
+    from resistomics.modalities.accessibility._tiles import Fragments
+
+    codes, names = pd.factorize(chunk["contig"].to_numpy(dtype=object))
+    frags = Fragments(
+        contig=codes.astype(np.int64),
+        start=chunk["start"].to_numpy(np.int64),
+        end=chunk["end"].to_numpy(np.int64),
+        cell=np.zeros(len(chunk), dtype=np.int64),
+        contigs=tuple(str(n) for n in names),
+        n_cells=1,
+    )
+    return fragments_in_peaks(frags, merged)
+
+
 class _PartitionWriters:
     """One open Parquet file per (sample, contig); each chunk adds a row group to each."""
 
@@ -565,6 +598,7 @@ def write_fragments(
     scratch = Path(tempfile.mkdtemp(prefix="resistomics-frag-", dir=ctx.scratch))
     pieces: dict[int, list[Path]] = {}
     n_fragments = 0
+    merged_peaks = _peak_intervals(source.peaks) if counting else None
     try:
         for k, chunk in enumerate(source.chunks):
             writers.write(chunk)
@@ -599,8 +633,7 @@ def write_fragments(
                     chunk["end"].to_numpy(),
                     source.peaks,
                 )
-                in_peak = np.zeros(len(chunk), dtype=bool)
-                in_peak[frag] = True
+                in_peak = _overlapping(chunk, merged_peaks)
                 n_in_peaks += np.bincount(where[in_peak], minlength=len(barcodes))
                 cells = where[frag]
                 ids = cells // block

@@ -7,7 +7,7 @@ store plus its peak-major copy), peak sets and fragments into ``partitioned-tabl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,7 @@ __all__ = [
     "AccessibilityModality",
     "AccessibilityOptions",
     "AccessibilitySettings",
+    "QcPlotOptions",
 ]
 
 COUNTS = "accessibility.counts"
@@ -43,6 +44,7 @@ PEAKS = "accessibility.peaks"
 FRAGMENTS = "accessibility.fragments"
 _READERS = "resistomics.modalities.accessibility._readers"
 _FRAGMENTS = "resistomics.modalities.accessibility._fragments"
+_QC = "resistomics.modalities.accessibility._qc_analysis"
 # Values per task of the validation summaries (as expression's: one Zarr chunk).
 VALIDATION_BLOCK_NNZ = 1 << 20
 _DEVIATIONS = "resistomics.modalities.accessibility._deviations_analysis"
@@ -141,6 +143,18 @@ class ActivityPlotOptions(BaseModel):
     )
 
 
+class QcPlotOptions(BaseModel):
+    """Options of the QC plot (``resistomics plot RESULT -o F --kind tss``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["both", "tss", "sizes"] = Field(
+        default="both",
+        description="both panels, the TSS enrichment profile (tss) or the fragment-size "
+        "distribution (sizes)",
+    )
+
+
 def _reader(
     name: str,
     suffixes: tuple[str, ...],
@@ -196,6 +210,20 @@ class AccessibilityModality(Modality):
     options = AccessibilityOptions
     settings = AccessibilitySettings
     analyses = (
+        # -- qc (acc-qc) --
+        Analysis(
+            "qc",
+            "accessibility.qc",
+            deferred(_QC, "accessibility_qc"),
+            "per-cell QC (unique fragments, TSS enrichment, FRiP, nucleosome signal, counts "
+            "in peaks; pass/fail against the settings' bounds), per-sample medians joined to "
+            "the design, the TSS enrichment profile and the fragment-size histogram",
+            default=True,
+            artifacts=deferred(_QC, "qc_artifacts"),
+            plot=deferred(_QC, "plot_qc"),
+            plot_options=QcPlotOptions,
+        ),
+        # -- end qc --
         # -- deviations and gene activity (acc-dev); by default too: without gene
         # coordinates (genes_bed) the built-in programs have no peaks, which the
         # analyses say (AnalysisNotApplicableError) and the deployment notes

@@ -10,12 +10,15 @@ The statistics and their references:
 
 * :func:`unique_fragments` -- fragments per cell (ArchR ``nFrags``; Granja et al.,
   *Nat. Genet.* 53:403, 2021).
-* :func:`fraction_in_peaks` -- FRiP. ``unit="fragment"`` (default): the fraction of a
-  cell's fragments that overlap a peak by at least 1 bp (Cell Ranger ATAC's "fraction of
-  fragments overlapping peaks"; Signac's ``peak_region_fragments / passed_filters``);
-  ``unit="insertion"``: insertion sites inside peaks over twice the fragments (ArchR's
-  ``FRIP = ReadsInPeaks / (2 nFrags)``). Overlapping peaks are merged first, so a
-  fragment or insertion counts at most once.
+* :func:`fraction_in_peaks` -- FRiP. The platform's definition (the default, the one a
+  fragments ingest stores and ``accessibility qc`` reports) is Signac's: the fraction of
+  a cell's fragments that overlap a peak by at least 1 bp (:func:`fragments_in_peaks`;
+  Signac's ``FRiP()`` divides the fragment counts of ``FeatureMatrix``, which counts
+  fragments overlapping a region, not cut sites (stuart-lab/signac issues 965 and
+  1369), by the cell's total fragments; Cell Ranger ATAC's "fraction of fragments
+  overlapping peaks" reads the same). ``unit="insertion"``: insertion sites inside
+  peaks over twice the fragments (ArchR's ``FRIP = ReadsInPeaks / (2 nFrags)``).
+  Overlapping peaks are merged first, so a fragment or insertion counts at most once.
 * :func:`tss_enrichment` -- TSS enrichment. ``method="archr"`` (ArchR's
   ``.fastTSSEnrichment`` in ``R/CreateArrow.R``, defaults of ``createArrowFiles``'
   ``TSSParams``; ArchR rounds the score to 3 decimals, not done here): insertions within
@@ -63,9 +66,12 @@ __all__ = [
     "NUCLEOSOME_FREE_BELOW",
     "FragmentSizes",
     "TSSEnrichment",
+    "archr_tss_score",
     "cell_qc",
     "fraction_in_peaks",
     "fragment_size_histogram",
+    "fragments_in_peaks",
+    "normalised_profile",
     "nucleosome_signal",
     "tss_enrichment",
     "unique_fragments",
@@ -77,6 +83,19 @@ TSSMethod = Literal["archr", "signac"]
 def unique_fragments(fragments: Fragments) -> np.ndarray:
     """Unique fragments per cell (rows of the fragments table), ``(n_cells,)`` int64."""
     return np.bincount(fragments.cell, minlength=fragments.n_cells).astype(np.int64)
+
+
+def fragments_in_peaks(fragments: Fragments, peaks: Intervals) -> np.ndarray:
+    """Whether each fragment overlaps a peak by at least 1 bp, ``(len(fragments),)`` bool.
+
+    Signac's unit of FRiP (``FeatureMatrix`` counts fragments overlapping a region; Stuart
+    et al., *Nat. Methods* 18:1333, 2021): a fragment spanning a peak with both ends
+    outside it counts. Peaks may overlap and come in any order.
+    """
+    owner, _ = overlap_pairs(fragments, merge_intervals(peaks), unit="fragment")
+    inside = np.zeros(len(fragments), dtype=bool)
+    inside[owner] = True
+    return inside
 
 
 def fraction_in_peaks(
@@ -98,14 +117,14 @@ def fraction_in_peaks(
     numpy.ndarray
         ``(n_cells,)``; NaN for a cell without fragments.
     """
-    merged = merge_intervals(peaks)
-    owner, _ = overlap_pairs(fragments, merged, unit=unit)
     total = unique_fragments(fragments).astype(np.float64)
     if unit == "fragment":
-        owner = np.unique(owner)
+        cells = fragments.cell[fragments_in_peaks(fragments, peaks)]
     else:
+        owner, _ = overlap_pairs(fragments, merge_intervals(peaks), unit=unit)
+        cells = fragments.cell[owner]
         total = 2.0 * total
-    inside = np.bincount(fragments.cell[owner], minlength=fragments.n_cells).astype(np.float64)
+    inside = np.bincount(cells, minlength=fragments.n_cells).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
 
@@ -117,6 +136,9 @@ class TSSEnrichment:
     ``offsets`` are bp from the TSS (upstream negative when ``stranded``);
     ``profile_counts`` the insertions of all cells at each offset and ``profile`` those
     divided by their mean over the 100 bp at each end (1 = background).
+    ``window_counts`` and ``flank_counts`` are each cell's insertions in the centre
+    window and in the two end flanks (ArchR's ``W`` and ``F``): they add up over chunks
+    of fragments, and :func:`archr_tss_score` turns their sums into the score.
     """
 
     method: str
@@ -125,6 +147,34 @@ class TSSEnrichment:
     profile_counts: np.ndarray
     profile: np.ndarray
     stranded: bool
+    window_counts: np.ndarray
+    flank_counts: np.ndarray
+
+
+def archr_tss_score(
+    window_counts: np.ndarray,
+    flank_counts: np.ndarray,
+    *,
+    window: int = 101,
+    norm: int = 100,
+    min_norm: float = 0.2,
+) -> np.ndarray:
+    """ArchR's TSS enrichment from each cell's insertion counts: ``2 (W / window) /
+    max(F / norm, min_norm)`` (``.fastTSSEnrichment``; Granja et al., *Nat. Genet.*
+    53:403, 2021), ``W`` the insertions in the centre window, ``F`` those in both flanks."""
+    w = np.asarray(window_counts, dtype=np.float64)
+    f = np.asarray(flank_counts, dtype=np.float64)
+    return np.asarray(2.0 * (w / window) / np.maximum(f / norm, min_norm))
+
+
+def normalised_profile(counts: np.ndarray, *, norm: int = 100) -> np.ndarray:
+    """Insertions per offset divided by their mean over the ``norm`` positions at each
+    end (1 = background; NaN when the ends hold none), the aggregate TSS profile of
+    ArchR's ``plotTSSEnrichment`` and Signac's ``TSSPlot``."""
+    counts = np.asarray(counts, dtype=np.float64)
+    ends = np.concatenate([counts[:norm], counts[-norm:]]) if counts.size else counts
+    background = ends.mean() if ends.size else 0.0
+    return counts / background if background > 0 else np.full(counts.shape, np.nan)
 
 
 def _tss_offsets(
@@ -239,7 +289,9 @@ def tss_enrichment(
     if n_cells < 0:
         raise MethodInputError("no fragments given", place="fragments", rule="empty")
     if method == "archr":
-        score = 2.0 * (window_counts / window) / np.maximum(flank_counts / norm, min_norm)
+        score = archr_tss_score(
+            window_counts, flank_counts, window=window, norm=norm, min_norm=min_norm
+        )
     else:
         centre_mean = centre_counts / 1000.0
         flank_mean = flank_counts / (2.0 * norm)
@@ -250,16 +302,15 @@ def tss_enrichment(
             flank_mean[zero] = flank_mean.mean()
             score = centre_mean / flank_mean
     offsets = np.arange(-extension, extension + 1, dtype=np.int64)
-    ends = counts[np.abs(offsets) > extension - norm]
-    background = ends.mean() if ends.size else 0.0
-    profile = counts / background if background > 0 else np.full(counts.shape, np.nan)
     return TSSEnrichment(
         method=method,
         score=score,
         offsets=offsets,
         profile_counts=counts,
-        profile=profile,
+        profile=normalised_profile(counts, norm=norm),
         stranded=stranded,
+        window_counts=window_counts,
+        flank_counts=flank_counts,
     )
 
 
