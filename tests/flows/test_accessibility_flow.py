@@ -1,4 +1,4 @@
-"""The analyse flow on a new accessibility fragments dataset: the default ``qc``
+"""The analyse flow on a new accessibility dataset counted from fragments: the default ``qc``
 analysis runs, finds the planted TSS enrichment of sample S0's barcodes (and ~1 for
 S1's uniform ones), and leaves the per-sample QC table and its summary as artifacts."""
 
@@ -52,6 +52,8 @@ def test_analyse_flow_runs_qc_on_new_fragments(
     folder = Path(workspace.settings.resolved_landing_zone) / STUDY / "accessibility" / "atac"
     folder.mkdir(parents=True)
     write_fragments(folder / "fragments.tsv.gz", sorted(rows), index=False)
+    # a peak set beside it: the dataset is accessibility.counts counted from the fragments
+    (folder / "peaks.bed").write_text("".join(f"{c}\t{p - 300}\t{p + 300}\n" for c, p in tss))
     table = tmp_path / "barcodes.tsv"  # outside the landing zone (the entry moves)
     table.write_text(
         "barcode\tsample_id\n" + "".join(f"A{i}-1\tS0\nB{i}-1\tS1\n" for i in range(4))
@@ -60,7 +62,7 @@ def test_analyse_flow_runs_qc_on_new_fragments(
     ref = ingest_flow(str(folder), STUDY, modality="accessibility")["ref"]
     state = analyse_flow(ref, STUDY, return_state=True)
     assert state.name == "Completed", state.message
-    assert set(state.result()["results"]) == {"qc"}
+    assert "qc" in state.result()["results"]
     result = workspace.catalog.resolve(state.result()["results"]["qc"]["ref"])
     assert result.dataset_type == "accessibility.qc"
     dataset = result.dataset.removesuffix(".qc")
@@ -71,6 +73,7 @@ def test_analyse_flow_runs_qc_on_new_fragments(
     assert by_sample["S0"]["median_tss_enrichment"] > 5
     assert by_sample["S1"]["median_tss_enrichment"] == pytest.approx(1.0, abs=0.35)
     assert by_sample["S0"]["n_cells"] == 4 and by_sample["S1"]["n_cells"] == 4
+    assert by_sample["S0"]["median_fraction_in_peaks"] > by_sample["S1"]["median_fraction_in_peaks"]
     (summary,) = probe.artifacts(artifact_key("accessibility", STUDY, dataset, "qc-summary"))
     assert "Accessibility QC" in str(summary.data)
     again = analyse_flow(ref, STUDY, return_state=True)
