@@ -15,6 +15,7 @@ __all__ = [
     "peaks_of",
     "write_fragments",
     "write_narrowpeak",
+    "write_peak_h5",
     "write_peak_matrix",
     "write_peak_table",
 ]
@@ -70,6 +71,51 @@ def write_peak_matrix(
     ]
     _put(directory / "matrix.mtx", "\n".join(lines) + "\n", gz=gz)
     return directory
+
+
+def write_peak_h5(
+    path: Path,
+    x: np.ndarray,
+    peaks: Sequence[tuple[str, int, int]],
+    barcodes: Sequence[str],
+    *,
+    genes: Sequence[str] = (),
+    gene_counts: np.ndarray | None = None,
+    version: int = 2,
+) -> Path:
+    """A Cell Ranger ATAC ``filtered_peak_bc_matrix.h5`` (``/matrix``: features x barcodes
+    CSC ``data``/``indices``/``indptr``/``shape``, ``barcodes``,
+    ``features/{id,name,feature_type,genome,interval}``) of barcodes x peaks ``x``; with
+    ``genes`` (and ``gene_counts``, barcodes x genes) an ARC file whose Gene Expression
+    features come first. ``version`` 1 writes ``features`` without ``interval``."""
+    import h5py
+    import scipy.sparse as sp
+
+    ids = [f"{c}:{s}-{e}" for c, s, e in peaks]
+    full = x if not genes else np.hstack([np.asarray(gene_counts), x])
+    names = [*genes, *ids]
+    kinds = ["Gene Expression"] * len(genes) + ["Peaks"] * len(ids)
+    m = sp.csc_matrix(np.asarray(full).T.astype(np.int32))
+    with h5py.File(path, "w") as f:
+        g = f.create_group("matrix")
+        g["data"] = m.data
+        g["indices"] = m.indices.astype(np.int64)
+        g["indptr"] = m.indptr.astype(np.int64)
+        g["shape"] = np.array(m.shape, dtype=np.int32)
+        g["barcodes"] = np.array([b.encode() for b in barcodes])
+        feats = g.create_group("features")
+        feats["id"] = np.array(
+            [
+                n.encode()
+                for n in (list(genes) and [f"ENSG{i:011d}" for i in range(len(genes))]) + ids
+            ]
+        )
+        feats["name"] = np.array([n.encode() for n in names])
+        feats["feature_type"] = np.array([k.encode() for k in kinds])
+        feats["genome"] = np.array([b"GRCh38"] * len(names))
+        if version >= 2:
+            feats["interval"] = np.array([b"NA"] * len(genes) + [i.encode() for i in ids])
+    return path
 
 
 def write_peak_table(

@@ -190,6 +190,12 @@ class AccessibilityModality(Modality):
             sniffs=True,  # a folder with peaks.bed: accessibility's, not expression's 10x
         ),
         _reader(
+            "peak-h5",
+            (".h5",),
+            "Cell Ranger ATAC/ARC filtered_peak_bc_matrix.h5 (10x HDF5; ARC: its Peaks only)",
+            sniffs=True,  # the HDF5 signature
+        ),
+        _reader(
             "fragments",
             (".fragments.tsv.gz", "fragments.tsv.gz", ".tsv.bgz"),
             "10x fragments.tsv.gz (bgzip; chrom, start, end, barcode, duplicates), or a "

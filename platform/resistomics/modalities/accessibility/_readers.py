@@ -38,9 +38,11 @@ from resistomics.modalities.accessibility._source import (
 
 __all__ = [
     "detect_narrowpeak",
+    "detect_peak_h5",
     "detect_peak_matrix",
     "detect_peak_table",
     "read_narrowpeak",
+    "read_peak_h5",
     "read_peak_matrix",
     "read_peak_table",
 ]
@@ -381,3 +383,176 @@ def read_narrowpeak(path: str | Path, ctx: AccessibilityReadContext) -> pd.DataF
     peaks = read_peak_bed(path, ctx.genome)
     order = pd.Categorical(peaks["contig"], categories=pd.unique(peaks["contig"]))
     return peaks.assign(_c=order.codes).sort_values(["_c", "start"]).drop(columns="_c")
+
+
+# -- Cell Ranger ATAC / ARC HDF5 peak-barcode matrix --------------------------------------
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: The datasets a Cell Ranger feature-barcode HDF5 file holds under ``/matrix``.
+_H5_DATASETS = (
+    "data",
+    "indices",
+    "indptr",
+    "shape",
+    "barcodes",
+    "features/id",
+    "features/feature_type",
+)
+
+
+def detect_peak_h5(path: str) -> bool:
+    """A ``*.h5`` file that starts with the HDF5 signature (Cell Ranger's
+    ``filtered_peak_bc_matrix.h5``; the reader checks its layout)."""
+    p = Path(path)
+    try:
+        if not (p.is_file() and p.name.lower().endswith(".h5")):
+            return False
+        with open(p, "rb") as f:
+            return f.read(8) == _HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def _h5_text(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
+def read_peak_h5(path: str | Path, ctx: AccessibilityReadContext) -> PeakMatrixSource:
+    """A Cell Ranger ATAC 1.x/2.x ``filtered_peak_bc_matrix.h5`` or ARC
+    ``filtered_feature_bc_matrix.h5``.
+
+    Layout (10x Genomics, "Feature-Barcode Matrices", HDF5): group ``/matrix`` with the
+    peaks x barcodes matrix column-compressed (``data``, ``indices``, ``indptr``,
+    ``shape``), ``barcodes`` and ``features/{id, name, feature_type, ...}``; a peak's
+    ``id`` is ``contig:start-end`` (BED coordinates). Only ``Peaks`` features are kept
+    (an ARC file's ``Gene Expression`` rows are the expression modality's). Barcodes map
+    to samples as in :func:`read_peak_matrix` (the file name's first dot-separated part
+    standing for the folder name). The matrix is read one barcode block at a time (the
+    block's slice of ``data`` and ``indices``), so memory stays one block.
+
+    Raises
+    ------
+    InputError
+        ``hdf5`` (not an HDF5 file or unreadable), ``10x-h5-layout`` (a dataset of
+        ``/matrix`` missing), ``dimensions`` (``shape`` against the barcodes, features,
+        ``indptr``, ``data`` and ``indices``), ``10x-features`` (no ``Peaks`` feature),
+        ``peak-id`` (an id that is not ``contig:start-end``, with its row), the peak
+        rules of :func:`~._peaks.checked_peaks` (the row given as ``line``) and the
+        barcode rules of :func:`~._source.map_barcodes`.
+    """
+    import h5py
+
+    file = Path(path)
+    where = str(file)
+    try:
+        handle = h5py.File(file, "r")
+    except OSError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            where, "hdf5", f"not a readable HDF5 file ({describe_content(file)}; {reason})"
+        ) from None
+    try:
+        group = handle.get("matrix")
+        if not isinstance(group, h5py.Group):
+            raise InputError(where, "10x-h5-layout", "no /matrix group: not a 10x HDF5 matrix")
+        for name in _H5_DATASETS:
+            if not isinstance(group.get(name), h5py.Dataset):
+                raise InputError(where, "10x-h5-layout", f"/matrix/{name} is missing")
+        try:
+            shape = [int(v) for v in group["shape"][()]]
+            barcodes = _h5_text(group["barcodes"][()])
+            ids = _h5_text(group["features/id"][()])
+            kinds = _h5_text(group["features/feature_type"][()])
+            indptr = np.asarray(group["indptr"][()], dtype=np.int64)
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(where, "hdf5", f"cannot read /matrix ({exc})") from None
+        n_data, n_indices = group["data"].shape[0], group["indices"].shape[0]
+        if (
+            len(shape) != 2
+            or shape[0] != len(ids)
+            or shape[1] != len(barcodes)
+            or len(kinds) != len(ids)
+            or indptr.shape[0] != shape[1] + 1
+            or n_data != n_indices
+            or (indptr.size and (indptr[0] != 0 or indptr[-1] != n_data))
+            or bool((np.diff(indptr) < 0).any())
+        ):
+            raise InputError(
+                where,
+                "dimensions",
+                f"/matrix/shape {shape} disagrees with {len(ids)} features, {len(barcodes)} "
+                f"barcodes, {indptr.shape[0]} indptr entries (columns + 1, from 0 to the "
+                f"{n_data} values) and {n_indices} indices",
+            )
+        keep = kinds == "Peaks"
+        if not keep.any():
+            raise InputError(
+                where,
+                "10x-features",
+                "no 'Peaks' in /matrix/features/feature_type: not an accessibility matrix",
+            )
+        rows = np.flatnonzero(keep)
+        parts = pd.Series(ids[rows]).str.extract(r"^(.+):(\d+)-(\d+)$")
+        bad = parts[0].isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                where,
+                "peak-id",
+                f"peak id {ids[rows[i]]!r} at /matrix/features/id row {rows[i] + 1} is not "
+                "contig:start-end",
+                row=str(int(rows[i]) + 1),
+            )
+        peaks = checked_peaks(
+            file,
+            parts[0],
+            parts[1],
+            parts[2],
+            lines=rows + 1,
+            genome=ctx.genome,
+            name=pd.Series(ids[rows]),
+        )
+        samples = map_barcodes(file, barcodes, ctx, directory_name=file.name.split(".", 1)[0])
+    except BaseException:
+        handle.close()
+        raise
+    obs = pd.DataFrame({"sample_id": samples}, index=pd.Index(barcodes, dtype=str))
+    n_features = shape[0]
+    source = PeakMatrixSource(
+        fmt="peak-h5",
+        orientation="cells",
+        fixed=peaks,
+        blocks=iter(()),
+        details={
+            "h5_features": int(n_features),
+            "h5_peaks": len(rows),
+            "h5_feature_types": sorted(set(kinds.tolist())),
+        },
+    )
+
+    def blocks() -> Iterator[tuple[object, pd.DataFrame]]:
+        import scipy.sparse as sp
+
+        try:
+            step = max(1, ctx.cells_per_block)
+            for lo in range(0, shape[1], step):
+                hi = min(lo + step, shape[1])
+                a, b = int(indptr[lo]), int(indptr[hi])
+                data = np.asarray(group["data"][a:b], dtype=np.float64)
+                idx = np.asarray(group["indices"][a:b], dtype=np.int64)
+                if idx.size and (idx.min() < 0 or idx.max() >= n_features):
+                    raise InputError(
+                        where,
+                        "dimensions",
+                        f"/matrix/indices holds {int(idx.max())}, beyond the {n_features} "
+                        "features of /matrix/shape",
+                    )
+                source.see(data)
+                # a column block of the features x barcodes CSC matrix is barcodes x features CSR
+                m = sp.csr_matrix((data, idx, indptr[lo : hi + 1] - a), shape=(hi - lo, n_features))
+                yield m[:, rows], obs.iloc[lo:hi]
+        finally:
+            handle.close()
+
+    source.blocks = blocks()  # type: ignore[assignment]
+    return source
