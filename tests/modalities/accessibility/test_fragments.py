@@ -361,3 +361,88 @@ def test_nucleosome_signal_at_ingest_equals_signac_counts_over_every_chunk(
             assert store.obs.loc["MONO-1", "nucleosome_signal"] == 3.0
         finally:
             ws.close()
+
+
+def test_tile_matrix_suite_passes_stored_tiles_and_names_each_broken_rule(
+    tmp_path: Path,
+) -> None:
+    """The tiles/ store of a fragments ingest is validated in the same publish (suites
+    ``tiles`` and ``tile_chunks``); a store whose tiles break the rules (re-validated
+    with its recorded tile size changed, a planted off-grid / too-wide / beyond-end
+    table, negative counts) fails with each rule named and its examples."""
+    import zarr
+
+    from resistomics.config import ClusterSettings, Settings
+    from resistomics.dataset_types import dataset_type
+    from resistomics.modalities.accessibility._summaries import _tile_block
+    from resistomics.validation import run_expectations
+
+    sizes = tmp_path / "chrom.sizes"
+    sizes.write_text("chr1\t45000\nchr2\t41250\n")
+    rows = _fragments(800, seed=13)
+    src = write_fragments(tmp_path / "S1.fragments.tsv.gz", rows, index=False)
+    settings = Settings(
+        data_root=str(tmp_path / "root"),
+        cluster=ClusterSettings(n_workers=1, processes=False),
+        modalities={"accessibility": {"chrom_sizes": str(sizes), "tile_size": 500}},
+    )
+    ws = Workspace.open(settings)
+    try:
+        _register(ws)
+        out = ingest(ws, _land(ws, src), study=STUDY, options={"sample": "S1"})
+        assert out.status == "published", out.message
+        report = validate_version(ws, out.version)
+        ran = {(o.table, o.rule) for o in report.outcomes}
+        assert {("tiles", "tile-grid"), ("tile_chunks", "tile-non-negative-counts")} <= ran
+        assert report.success
+        # the same store read with a 300-bp tile size: starts off the grid, tiles too wide
+        path = ws.root.to_path(out.version.uri)
+        group = zarr.open_group(ws.root.mapper(f"{path}/tiles/by_gene.zarr"), mode="r+")
+        meta = dict(group.attrs["metadata"])  # type: ignore[arg-type]
+        group.attrs["metadata"] = {**meta, "tile_size": 300}
+        failed = {o.rule for o in validate_version(ws, out.version).failures}
+        assert {"tile-grid", "tile-width"} <= failed
+        assert "tile-within-contig" not in failed
+        # a planted table: each broken rule counted and shown
+        bad = pd.DataFrame(
+            {
+                "contig": ["chr1", "chr1", "chr2", "chrZ"],
+                "start": [250, 1000, 41000, 0],
+                "end": [750, 1900, 41500, 500],
+            },
+            index=["t0", "t1", "t2", "t3"],
+        )
+        block = _tile_block(bad, 0, {"chr1": 45000, "chr2": 41250}, 500)
+        assert block["n_misaligned"] == 1 and block["misaligned_examples"][0].startswith("t0")
+        assert block["n_bad_width"] == 1 and block["width_examples"][0].startswith("t1")
+        assert block["n_beyond_end"] == 1 and block["beyond_examples"][0].startswith("t2")
+        assert block["n_unknown_contig"] == 1
+        dt = dataset_type("accessibility.fragments")
+        chunks = pd.DataFrame(
+            [
+                {
+                    "n_nan": 0,
+                    "nan_examples": [],
+                    "n_negative": 2,
+                    "negative_examples": ["c/t=-1"],
+                    "n_non_integer": 0,
+                    "non_integer_examples": [],
+                }
+            ]
+        )
+        planted = run_expectations(
+            dataset_type=dt.name,
+            dataset_type_version=dt.version,
+            suites={k: v for k, v in dt.expectations.items() if k in ("tiles", "tile_chunks")},
+            tables={"tiles": pd.DataFrame([block]), "tile_chunks": chunks},
+            params={},
+        )
+        assert {o.rule for o in planted.failures} == {
+            "tile-grid",
+            "tile-width",
+            "tile-within-contig",
+            "tile-known-contigs",
+            "tile-non-negative-counts",
+        }
+    finally:
+        ws.close()

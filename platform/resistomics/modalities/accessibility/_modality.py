@@ -402,6 +402,11 @@ class AccessibilityModality(Modality):
             from resistomics.modalities.accessibility._fragments import summarize_fragments
 
             tables = summarize_fragments(ws.root, path, chrom_sizes=sizes)
+        if version.dataset_type in (COUNTS, FRAGMENTS):
+            from resistomics.modalities.accessibility._summaries import summarize_tiles
+
+            # the tile matrix a fragments ingest stored at tiles/ (else: empty tables)
+            tables = {**tables, **summarize_tiles(ws.root, path, chrom_sizes=sizes)}
         return Summaries(tables, self._params(s, registered))
 
     # ------------------------------------------------------------------ commands
